@@ -1,0 +1,591 @@
+"""Retrieval and identification metrics for brain decoding and encoding.
+
+The metrics compare predicted embeddings ``y_pred`` (for example CLIP
+features decoded from fMRI) with the true embeddings ``y_true`` of the same
+stimuli, row by row. They follow the definitions of the literature:
+
+* **Top-k retrieval** (MindEye, Scotti et al. 2023; the BOLD5000 CLIP seed
+  study): each query is scored by cosine similarity against a candidate set
+  of stimuli and counts as correct when its true stimulus is among the ``k``
+  most similar candidates. MindEye reports 300-way top-1 accuracy averaged
+  over 30 random draws of candidates, in both directions (brain->image and
+  image->brain), with the test repeats of each image averaged first; this is
+  ``top_k_accuracy(..., n_candidates=300, n_draws=30, random_state=0)`` after
+  :func:`average_repeats`.
+* **Pairwise identification** (Kay et al. 2008, "Identifying natural images
+  from human brain activity"; the seed's "fraction of distractors with lower
+  Pearson r"): the fraction of distractors whose Pearson correlation with the
+  query is not higher than that of the true stimulus. The true stimulus is
+  *not* its own distractor (the seed counted it, biasing the score), so the
+  chance level is exactly 0.5.
+
+Ties: a candidate beats the true stimulus only if its similarity is strictly
+greater, so ties are resolved in favour of the true stimulus.
+
+Repeated presentations: pass ``stimulus_ids`` so that trials of the same
+stimulus are never distractors of each other. Candidates are then unique
+stimuli; the similarity of a query with a stimulus is the maximum over the
+trials of that stimulus, so a candidate matching any trial with the query's
+id counts as correct. Alternatively average the repeats with
+:func:`average_repeats` (MindEye's protocol).
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+from sklearn.metrics import make_scorer
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "SCORERS",
+    "BootstrapResult",
+    "average_repeats",
+    "bootstrap_ci",
+    "chance_level",
+    "get_scorer",
+    "identification_accuracy",
+    "identification_scorer",
+    "top1_scorer",
+    "top5_scorer",
+    "top_k_accuracy",
+]
+
+_DIRECTIONS = ("brain_to_image", "image_to_brain")
+_SIMILARITIES = ("cosine", "pearson")
+
+
+# --------------------------------------------------------------------------
+# validation helpers
+# --------------------------------------------------------------------------
+def _check_2d(X, name):
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be numeric, got dtype {X.dtype}.")
+    X = X.astype(np.float64, copy=False)
+    if X.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got "
+            f"{X.ndim}-D input of shape {X.shape}; reshape 1-D embeddings with "
+            "X.reshape(-1, 1) or X.reshape(1, -1)."
+        )
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} has zero samples or features: shape {X.shape}.")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or inf values.")
+    return X
+
+
+def _check_pair(y_true, y_pred):
+    y_true = _check_2d(y_true, "y_true")
+    y_pred = _check_2d(y_pred, "y_pred")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"y_true and y_pred must have the same shape, got {y_true.shape} "
+            f"and {y_pred.shape}."
+        )
+    return y_true, y_pred
+
+
+def _stimulus_codes(stimulus_ids, y_true):
+    """Integer stimulus code per sample and the number of unique stimuli."""
+    n_samples = y_true.shape[0]
+    if stimulus_ids is None:
+        if np.unique(y_true, axis=0).shape[0] < n_samples:
+            raise ValueError(
+                "y_true contains identical rows (repeated presentations of the "
+                "same stimulus?), which makes retrieval ambiguous. Pass "
+                "stimulus_ids=... or average the repeats with average_repeats()."
+            )
+        return np.arange(n_samples), n_samples
+    stimulus_ids = np.asarray(stimulus_ids)
+    if stimulus_ids.ndim != 1 or stimulus_ids.shape[0] != n_samples:
+        raise ValueError(
+            f"stimulus_ids must be 1-D with one id per sample ({n_samples}), got "
+            f"shape {stimulus_ids.shape}."
+        )
+    _, codes = np.unique(stimulus_ids, return_inverse=True)
+    return codes.ravel(), int(codes.max()) + 1
+
+
+def _normalize_rows(X, similarity, name):
+    if similarity == "pearson":
+        X = X - X.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(X, axis=1, keepdims=True)
+    if np.any(norms <= np.finfo(X.dtype).tiny):
+        what = "constant rows (zero variance)" if similarity == "pearson" else (
+            "zero-norm rows")
+        raise ValueError(
+            f"{name} contains {what}; the {similarity} similarity is undefined "
+            "for them."
+        )
+    return X / norms
+
+
+def _check_int(value, name, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}.")
+    return int(value)
+
+
+# --------------------------------------------------------------------------
+# core maths
+# --------------------------------------------------------------------------
+def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity):
+    """Query-by-stimulus similarity matrix of shape (n_samples, n_stimuli).
+
+    Rows are queries (``y_pred`` for brain_to_image, ``y_true`` for
+    image_to_brain); columns are candidate stimuli, each the maximum over the
+    candidate samples of that stimulus.
+    """
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}.")
+    if similarity not in _SIMILARITIES:
+        raise ValueError(
+            f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
+    t = _normalize_rows(y_true, similarity, "y_true")
+    p = _normalize_rows(y_pred, similarity, "y_pred")
+    queries, candidates = (p, t) if direction == "brain_to_image" else (t, p)
+    S = queries @ candidates.T
+    if n_stimuli == S.shape[1]:
+        # one sample per stimulus: reorder columns so that column j is code j
+        out = np.empty_like(S)
+        out[:, codes] = S
+        return out
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(n_stimuli))
+    return np.maximum.reduceat(S[:, order], starts, axis=1)
+
+
+def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
+                      similarity, n_candidates, n_draws, random_state, k=None):
+    """Per-sample scores and per-draw means of a rank-based retrieval score.
+
+    ``item_score(n_beat, m)`` maps, for each query, the number of candidates
+    with strictly greater similarity than the true stimulus (among ``m``
+    candidate stimuli) to a score.
+
+    Returns
+    -------
+    per_item : ndarray of shape (n_samples,)
+        Score of each sample averaged over the draws containing it (NaN if
+        no draw contained it).
+    draw_means : ndarray of shape (n_draws_evaluated,)
+        Mean score over the queries of each draw.
+    m : int
+        Number of candidate stimuli per draw.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    codes, n_stimuli = _stimulus_codes(stimulus_ids, y_true)
+    n_draws = _check_int(n_draws, "n_draws", 1)
+    if n_stimuli < 2:
+        raise ValueError(
+            f"Retrieval needs at least 2 unique stimuli, got {n_stimuli}.")
+    if n_candidates is None:
+        m = n_stimuli
+    else:
+        m = _check_int(n_candidates, "n_candidates", 2)
+        if m > n_stimuli:
+            raise ValueError(
+                f"n_candidates={m} is larger than the number of unique stimuli "
+                f"({n_stimuli})."
+            )
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}.")
+        if k > m:
+            raise ValueError(
+                f"k={k} is larger than the candidate set size ({m}).")
+
+    S = _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity)
+    truth = S[np.arange(S.shape[0]), codes]
+    if m == n_stimuli:
+        # every draw would be the full candidate set: evaluate it once
+        per_item = item_score(np.count_nonzero(S > truth[:, None], axis=1), m)
+        return per_item, np.array([per_item.mean()]), m
+
+    rng = check_random_state(random_state)
+    sums = np.zeros(S.shape[0])
+    counts = np.zeros(S.shape[0])
+    draw_means = np.empty(n_draws)
+    for d in range(n_draws):
+        cand = rng.choice(n_stimuli, size=m, replace=False)
+        in_draw = np.zeros(n_stimuli, dtype=bool)
+        in_draw[cand] = True
+        q = np.flatnonzero(in_draw[codes])
+        n_beat = np.count_nonzero(S[np.ix_(q, cand)] > truth[q, None], axis=1)
+        scores = item_score(n_beat, m)
+        draw_means[d] = scores.mean()
+        sums[q] += scores
+        counts[q] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_item = np.where(counts > 0, sums / counts, np.nan)
+    return per_item, draw_means, m
+
+
+def _finish(per_item, draw_means, chance, average, return_chance):
+    score = float(draw_means.mean()) if average else per_item
+    return (score, chance) if return_chance else score
+
+
+# --------------------------------------------------------------------------
+# public metrics
+# --------------------------------------------------------------------------
+def chance_level(n_candidates, k=1, *, metric="top_k"):
+    """Chance level of a retrieval metric.
+
+    Parameters
+    ----------
+    n_candidates : int
+        Number of candidate stimuli ``m`` (>= 2).
+    k : int, default=1
+        Rank threshold of top-k accuracy.
+    metric : {"top_k", "identification"}, default="top_k"
+        Metric whose chance level is returned.
+
+    Returns
+    -------
+    chance : float
+        ``k / m`` for top-k accuracy; ``0.5`` for pairwise identification
+        (the true stimulus is not counted as its own distractor).
+
+    Examples
+    --------
+    >>> from sklearn_brain.metrics import chance_level
+    >>> chance_level(300), chance_level(300, k=5)
+    (0.0033333333333333335, 0.016666666666666666)
+    """
+    m = _check_int(n_candidates, "n_candidates", 2)
+    if metric == "identification":
+        return 0.5
+    if metric != "top_k":
+        raise ValueError(
+            f"metric must be 'top_k' or 'identification', got {metric!r}.")
+    k = _check_int(k, "k", 1)
+    if k > m:
+        raise ValueError(f"k={k} is larger than the candidate set size ({m}).")
+    return k / m
+
+
+_COMMON_PARAMS = """
+    direction : {{"brain_to_image", "image_to_brain"}}, default="brain_to_image"
+        ``"brain_to_image"``: each predicted embedding (row of ``y_pred``) is
+        the query and the true embeddings are the candidates.
+        ``"image_to_brain"``: each true embedding is the query and the
+        predicted embeddings are the candidates. MindEye reports both.
+    similarity : {{"cosine", "pearson"}}, default="{similarity}"
+        Cosine similarity (rows L2-normalised, then one matrix product) or
+        Pearson correlation (rows z-scored, then one matrix product).
+    n_candidates : int or None, default=None
+        Size ``m`` of the candidate set. ``None`` uses all unique stimuli (the
+        seed's protocol: candidates = all test items). Otherwise each of the
+        ``n_draws`` draws samples ``m`` distinct stimuli without replacement
+        and evaluates every sample of those stimuli against that subset only
+        (MindEye: ``n_candidates=300, n_draws=30``).
+    n_draws : int, default=1
+        Number of random candidate subsets; the score is the mean over draws.
+        Ignored when the candidate set is all stimuli.
+    stimulus_ids : array-like of shape (n_samples,), default=None
+        Stimulus of each sample. Samples sharing an id are never distractors
+        of each other; candidates are unique stimuli and the similarity to a
+        stimulus is the maximum over its samples. Without ids every row is
+        its own stimulus, and identical rows of ``y_true`` raise an error.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the candidate draws.
+    average : bool, default=True
+        If False, return the per-sample scores of shape (n_samples,) instead
+        of the mean (averaged over the draws containing each sample; NaN for
+        samples never drawn).
+    return_chance : bool, default=False
+        If True, also return the chance level of the metric."""
+
+
+def top_k_accuracy(y_true, y_pred, *, k=1, direction="brain_to_image",
+                   similarity="cosine", n_candidates=None, n_draws=1,
+                   stimulus_ids=None, random_state=None, average=True,
+                   return_chance=False):
+    """Top-k retrieval accuracy of embeddings among a candidate set.
+
+    A query is correct when fewer than ``k`` candidate stimuli have a strictly
+    greater similarity to it than its true stimulus (ties favour the truth).
+    This is the Top-1/Top-5 metric of the BOLD5000 CLIP seed study (cosine,
+    candidates = all test items) and the retrieval metric of MindEye (Scotti
+    et al. 2023: 300-way top-1, averaged over 30 draws, both directions,
+    test repeats averaged with :func:`average_repeats`).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_features)
+        True embeddings (e.g. CLIP features of the seen images).
+    y_pred : array-like of shape (n_samples, n_features)
+        Predicted embeddings, row ``i`` predicted for the stimulus of row ``i``.
+    k : int, default=1
+        Rank threshold, ``1 <= k <= m``.
+    {common}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_samples,)
+        Fraction of correct queries (or per-sample correctness).
+    chance : float
+        ``k / m``; only returned when ``return_chance=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.metrics import top_k_accuracy
+    >>> y_true = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    >>> y_pred = np.array([[0.9, 0.1], [0.8, 0.6], [-1.0, -0.2]])
+    >>> top_k_accuracy(y_true, y_pred)
+    0.6666666666666666
+    >>> top_k_accuracy(y_true, y_pred, k=2, return_chance=True)
+    (1.0, 0.6666666666666666)
+    """
+    per_item, draw_means, m = _retrieval_scores(
+        y_true, y_pred, lambda n_beat, m: (n_beat < k).astype(float),
+        stimulus_ids=stimulus_ids, direction=direction, similarity=similarity,
+        n_candidates=n_candidates, n_draws=n_draws, random_state=random_state,
+        k=k)
+    return _finish(per_item, draw_means, k / m, average, return_chance)
+
+
+def identification_accuracy(y_true, y_pred, *, direction="brain_to_image",
+                            similarity="pearson", n_candidates=None, n_draws=1,
+                            stimulus_ids=None, random_state=None, average=True,
+                            return_chance=False):
+    """Pairwise identification accuracy (Kay et al. 2008).
+
+    For each query, the fraction of the ``m - 1`` distractor stimuli whose
+    similarity (Pearson r by default, as in the BOLD5000 CLIP seed study) is
+    not strictly greater than that of the true stimulus. The true stimulus is
+    not counted as its own distractor, unlike the seed code, so chance is
+    exactly 0.5 and a perfect model scores 1.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples, n_features)
+        True embeddings.
+    y_pred : array-like of shape (n_samples, n_features)
+        Predicted embeddings, row ``i`` predicted for the stimulus of row ``i``.
+    {common}
+
+    Returns
+    -------
+    score : float or ndarray of shape (n_samples,)
+        Mean fraction of distractors beaten (or per-sample fractions).
+    chance : float
+        0.5; only returned when ``return_chance=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.metrics import identification_accuracy
+    >>> y_true = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> y_pred = np.array([[1.0, 0.2, 0.0], [0.0, 0.1, 1.0], [0.0, 0.2, 1.0]])
+    >>> identification_accuracy(y_true, y_pred)  # query 2 beats 1 of 2 distractors
+    0.8333333333333334
+    """
+    per_item, draw_means, _ = _retrieval_scores(
+        y_true, y_pred, lambda n_beat, m: 1.0 - n_beat / (m - 1),
+        stimulus_ids=stimulus_ids, direction=direction, similarity=similarity,
+        n_candidates=n_candidates, n_draws=n_draws, random_state=random_state)
+    return _finish(per_item, draw_means, 0.5, average, return_chance)
+
+
+top_k_accuracy.__doc__ = top_k_accuracy.__doc__.format(
+    common=_COMMON_PARAMS.format(similarity="cosine").lstrip("\n"))
+identification_accuracy.__doc__ = identification_accuracy.__doc__.format(
+    common=_COMMON_PARAMS.format(similarity="pearson").lstrip("\n"))
+
+
+# --------------------------------------------------------------------------
+# repeats and bootstrap
+# --------------------------------------------------------------------------
+def average_repeats(X, stimulus_ids, *others):
+    """Average the samples (rows) that share a stimulus id.
+
+    MindEye averages the repeated presentations of each test image before
+    retrieval; this helper does the same for the responses and any aligned
+    arrays (e.g. predictions and targets).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, ...)
+        Array to average, e.g. brain responses or predicted embeddings.
+    stimulus_ids : array-like of shape (n_samples,)
+        Stimulus of each sample.
+    *others : array-like of shape (n_samples, ...)
+        Further arrays averaged the same way.
+
+    Returns
+    -------
+    X_avg : ndarray of shape (n_stimuli, ...)
+        Mean of ``X`` over the samples of each stimulus.
+    *others_avg : ndarray of shape (n_stimuli, ...)
+        The same for each array of ``others``.
+    unique_ids : ndarray of shape (n_stimuli,)
+        The stimulus ids in sorted order; row ``j`` of every output belongs
+        to ``unique_ids[j]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.metrics import average_repeats
+    >>> X = np.array([[1.0], [3.0], [10.0]])
+    >>> X_avg, ids = average_repeats(X, ["b", "b", "a"])
+    >>> X_avg.ravel().tolist(), ids.tolist()
+    ([10.0, 2.0], ['a', 'b'])
+    """
+    stimulus_ids = np.asarray(stimulus_ids)
+    if stimulus_ids.ndim != 1 or stimulus_ids.shape[0] == 0:
+        raise ValueError(
+            f"stimulus_ids must be a non-empty 1-D array, got shape "
+            f"{stimulus_ids.shape}.")
+    unique_ids, codes = np.unique(stimulus_ids, return_inverse=True)
+    codes = codes.ravel()
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(unique_ids.shape[0]))
+    counts = np.bincount(codes)
+    outputs = []
+    for i, A in enumerate((X, *others)):
+        A = np.asarray(A, dtype=np.float64)
+        if A.ndim == 0 or A.shape[0] != stimulus_ids.shape[0]:
+            raise ValueError(
+                f"Array {i} has {A.shape[0] if A.ndim else 0} samples but "
+                f"stimulus_ids has {stimulus_ids.shape[0]}.")
+        sums = np.add.reduceat(A[order], starts, axis=0)
+        outputs.append(sums / counts.reshape((-1,) + (1,) * (A.ndim - 1)))
+    return (*outputs, unique_ids)
+
+
+class BootstrapResult(NamedTuple):
+    """Point estimate and bootstrap confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
+                 confidence=0.95, stimulus_ids=None, random_state=None,
+                 **metric_kwargs):
+    """Percentile bootstrap confidence interval of a retrieval metric.
+
+    Per-sample scores are computed **once** on the full candidate set with
+    ``metric(..., average=False)``; stimuli (not trials) are then resampled
+    with replacement and the per-sample scores of the drawn stimuli averaged.
+    Resampling the embeddings themselves would put duplicates of a stimulus
+    in the candidate set as distinct distractors and bias the score; this
+    scheme leaves the candidate set intact and only reflects the sampling
+    variability of the test stimuli.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples, n_features)
+        True and predicted embeddings.
+    metric : callable, default=top_k_accuracy
+        Metric accepting ``stimulus_ids=`` and ``average=False``, such as
+        :func:`top_k_accuracy` or :func:`identification_accuracy`.
+    n_boot : int, default=1000
+        Number of bootstrap resamples.
+    confidence : float, default=0.95
+        Confidence level of the interval, in (0, 1).
+    stimulus_ids : array-like of shape (n_samples,), default=None
+        Stimulus of each sample; all samples of a drawn stimulus enter the
+        resample together. ``None``: each sample is its own stimulus.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the resampling.
+    **metric_kwargs : dict
+        Passed to ``metric`` (e.g. ``k=5``, ``direction="image_to_brain"``).
+
+    Returns
+    -------
+    result : BootstrapResult
+        Named tuple ``(estimate, low, high)``; ``estimate`` is the mean
+        per-sample score (equal to the metric when ``n_candidates`` is None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.metrics import bootstrap_ci
+    >>> rng = np.random.default_rng(0)
+    >>> y_true = rng.normal(size=(50, 8))
+    >>> y_pred = y_true + rng.normal(size=(50, 8))
+    >>> est, low, high = bootstrap_ci(y_true, y_pred, random_state=0)
+    >>> bool(low <= est <= high)
+    True
+    """
+    n_boot = _check_int(n_boot, "n_boot", 1)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    per_item = np.asarray(metric(y_true, y_pred, stimulus_ids=stimulus_ids,
+                                 average=False, **metric_kwargs), dtype=float)
+    if stimulus_ids is None:
+        codes = np.arange(per_item.shape[0])
+    else:
+        codes = np.unique(np.asarray(stimulus_ids), return_inverse=True)[1].ravel()
+    keep = ~np.isnan(per_item)  # samples never drawn as candidates
+    sums = np.bincount(codes[keep], weights=per_item[keep])
+    counts = np.bincount(codes[keep]).astype(float)
+    sums, counts = sums[counts > 0], counts[counts > 0]
+    rng = check_random_state(random_state)
+    idx = rng.randint(0, sums.shape[0], size=(n_boot, sums.shape[0]))
+    boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    return BootstrapResult(float(sums.sum() / counts.sum()), float(low), float(high))
+
+
+# --------------------------------------------------------------------------
+# scorers
+# --------------------------------------------------------------------------
+_SCORER_SPECS = {
+    "top1": (top_k_accuracy, {"k": 1}),
+    "top5": (top_k_accuracy, {"k": 5}),
+    "identification": (identification_accuracy, {}),
+    "top1_image_to_brain": (top_k_accuracy, {"k": 1, "direction": "image_to_brain"}),
+    "top5_image_to_brain": (top_k_accuracy, {"k": 5, "direction": "image_to_brain"}),
+    "identification_image_to_brain": (
+        identification_accuracy, {"direction": "image_to_brain"}),
+}
+
+#: Ready-made scorers (greater is better), keyed by name.
+SCORERS = {name: make_scorer(func, **kw) for name, (func, kw) in _SCORER_SPECS.items()}
+top1_scorer = SCORERS["top1"]
+top5_scorer = SCORERS["top5"]
+identification_scorer = SCORERS["identification"]
+
+
+def get_scorer(name, **kwargs):
+    """Return a fresh copy of a retrieval scorer (greater is better).
+
+    The copy can be configured independently, e.g. with
+    ``get_scorer("top1").set_score_request(stimulus_ids=True)`` when
+    metadata routing is enabled, so that ``cross_validate(...,
+    params={"stimulus_ids": ids})`` routes the test fold's ids to it.
+    Without routing the scorer is called without ``stimulus_ids``.
+
+    Parameters
+    ----------
+    name : str
+        One of ``SCORERS``: "top1", "top5", "identification" and their
+        "_image_to_brain" variants.
+    **kwargs : dict
+        Metric arguments overriding the scorer's, e.g. ``n_candidates=300,
+        n_draws=30, random_state=0``.
+
+    Returns
+    -------
+    scorer : callable
+        A scorer made with :func:`sklearn.metrics.make_scorer`.
+
+    Examples
+    --------
+    >>> from sklearn_brain.metrics import get_scorer
+    >>> scorer = get_scorer("top1", n_candidates=300, n_draws=30, random_state=0)
+    """
+    if name not in SCORERS:
+        raise ValueError(f"Unknown scorer {name!r}; choose from {sorted(SCORERS)}.")
+    func, defaults = _SCORER_SPECS[name]
+    return make_scorer(func, **{**defaults, **kwargs})

@@ -1,0 +1,456 @@
+"""Tests for sklearn_brain.metrics: hand-computed cases, a slow reference
+implementation, chance levels, repeats, scorers, routing and bootstrap."""
+
+import time
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    RandomizedSearchCV,
+    cross_validate,
+)
+from sklearn.utils import check_random_state
+
+from sklearn_brain.metrics import (
+    SCORERS,
+    BootstrapResult,
+    average_repeats,
+    bootstrap_ci,
+    chance_level,
+    get_scorer,
+    identification_accuracy,
+    identification_scorer,
+    top1_scorer,
+    top5_scorer,
+    top_k_accuracy,
+)
+
+
+# --------------------------------------------------------------------------
+# slow reference implementation (python loops, one pair at a time)
+# --------------------------------------------------------------------------
+def _sim(a, b, similarity):
+    if similarity == "pearson":
+        a, b = a - a.mean(), b - b.mean()
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _reference(y_true, y_pred, *, kind, k=1, direction="brain_to_image",
+               similarity="cosine", stimulus_ids=None, n_candidates=None,
+               n_draws=1, random_state=None):
+    n = len(y_true)
+    ids = list(range(n)) if stimulus_ids is None else list(stimulus_ids)
+    uniq = sorted(set(ids))
+    if n_candidates is None or n_candidates == len(uniq):
+        draws = [uniq]
+    else:
+        rng = check_random_state(random_state)
+        draws = []
+        for _ in range(n_draws):
+            picked = rng.choice(len(uniq), size=n_candidates, replace=False)
+            draws.append([uniq[c] for c in picked])
+    queries, cands = (y_pred, y_true) if direction == "brain_to_image" else (
+        y_true, y_pred)
+    draw_means = []
+    for draw in draws:
+        scores = []
+        for i in range(n):
+            if ids[i] not in draw:
+                continue
+            per_stim = {}
+            for s in draw:
+                per_stim[s] = max(_sim(queries[i], cands[j], similarity)
+                                  for j in range(n) if ids[j] == s)
+            truth = per_stim[ids[i]]
+            n_beat = sum(1 for s in draw if s != ids[i] and per_stim[s] > truth)
+            if kind == "top_k":
+                scores.append(float(n_beat < k))
+            else:
+                scores.append(1.0 - n_beat / (len(draw) - 1))
+        draw_means.append(np.mean(scores))
+    return float(np.mean(draw_means))
+
+
+def _noisy(n, d, noise, seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.normal(size=(n, d))
+    return y_true, y_true + noise * rng.normal(size=(n, d))
+
+
+# --------------------------------------------------------------------------
+# hand-computed cases
+# --------------------------------------------------------------------------
+Y_TRUE = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+Y_PRED = np.array([[0.9, 0.1], [0.8, 0.6], [-1.0, -0.2]])
+
+
+def test_top_k_hand_computed_brain_to_image():
+    # query 1 (0.8, 0.6): cos with item 0 is 0.8 > 0.6 with its own item
+    assert top_k_accuracy(Y_TRUE, Y_PRED) == pytest.approx(2 / 3)
+    assert top_k_accuracy(Y_TRUE, Y_PRED, k=2) == 1.0
+    np.testing.assert_array_equal(
+        top_k_accuracy(Y_TRUE, Y_PRED, average=False), [1.0, 0.0, 1.0])
+
+
+def test_top_k_hand_computed_image_to_brain():
+    # true (0, 1) vs predictions: cos 0.110, 0.6, -0.196 -> own prediction wins
+    assert top_k_accuracy(Y_TRUE, Y_PRED, direction="image_to_brain") == 1.0
+
+
+def test_identification_hand_computed():
+    # query 1 beats 1 of its 2 distractors; the truth is not its own distractor
+    per_item = identification_accuracy(Y_TRUE, Y_PRED, similarity="cosine",
+                                       average=False)
+    np.testing.assert_allclose(per_item, [1.0, 0.5, 1.0])
+    # perfect predictions score exactly 1 (the seed's self-count gave < 1)
+    assert identification_accuracy(Y_TRUE * 2 + 1, Y_TRUE * 2 + 1) == 1.0
+
+
+def test_identification_pearson_hand_computed():
+    y_true = np.eye(3)
+    y_pred = np.array([[1.0, 0.2, 0.0], [0.0, 0.1, 1.0], [0.0, 0.2, 1.0]])
+    # centred pred 1 = (-.367, -.267, .633): r with item 2 > r with item 1
+    np.testing.assert_allclose(
+        identification_accuracy(y_true, y_pred, average=False), [1.0, 0.5, 1.0])
+
+
+def test_ties_favour_the_truth():
+    y_true = np.array([[1.0, 0.0], [0.0, 1.0]])
+    y_pred = np.array([[1.0, 1.0], [1.0, 1.0]])  # equal similarity to both
+    assert top_k_accuracy(y_true, y_pred) == 1.0
+    assert identification_accuracy(y_true, y_pred, similarity="cosine") == 1.0
+
+
+def test_return_chance_and_chance_level():
+    assert top_k_accuracy(Y_TRUE, Y_PRED, k=2, return_chance=True) == (
+        1.0, pytest.approx(2 / 3))
+    score, chance = identification_accuracy(Y_TRUE, Y_PRED, return_chance=True)
+    assert chance == 0.5
+    assert chance_level(300) == pytest.approx(1 / 300)
+    assert chance_level(300, k=5) == pytest.approx(5 / 300)
+    assert chance_level(10, metric="identification") == 0.5
+    y_true, y_pred = _noisy(40, 5, 1.0, 0)
+    _, chance = top_k_accuracy(y_true, y_pred, k=3, n_candidates=12, n_draws=2,
+                               random_state=0, return_chance=True)
+    assert chance == pytest.approx(3 / 12)
+
+
+# --------------------------------------------------------------------------
+# comparison with the slow reference
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("direction", ["brain_to_image", "image_to_brain"])
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("n_candidates, n_draws", [(None, 1), (7, 5)])
+def test_top_k_matches_reference(direction, k, n_candidates, n_draws):
+    y_true, y_pred = _noisy(20, 6, 1.5, 1)
+    kw = dict(k=k, direction=direction, n_candidates=n_candidates,
+              n_draws=n_draws, random_state=3)
+    assert top_k_accuracy(y_true, y_pred, **kw) == pytest.approx(
+        _reference(y_true, y_pred, kind="top_k", **kw))
+
+
+@pytest.mark.parametrize("direction", ["brain_to_image", "image_to_brain"])
+@pytest.mark.parametrize("similarity", ["cosine", "pearson"])
+@pytest.mark.parametrize("n_candidates, n_draws", [(None, 1), (6, 4)])
+def test_identification_matches_reference(direction, similarity, n_candidates,
+                                          n_draws):
+    y_true, y_pred = _noisy(18, 5, 1.5, 2)
+    kw = dict(direction=direction, similarity=similarity,
+              n_candidates=n_candidates, n_draws=n_draws, random_state=4)
+    assert identification_accuracy(y_true, y_pred, **kw) == pytest.approx(
+        _reference(y_true, y_pred, kind="identification", **kw))
+
+
+@pytest.mark.parametrize("direction", ["brain_to_image", "image_to_brain"])
+@pytest.mark.parametrize("n_candidates, n_draws", [(None, 1), (5, 6)])
+@pytest.mark.parametrize("kind", ["top_k", "identification"])
+def test_repeats_match_reference(direction, n_candidates, n_draws, kind):
+    # 9 stimuli shown 1-3 times; identical y_true rows for repeats, noisy preds
+    rng = np.random.default_rng(5)
+    ids = np.array([4, 4, 0, 7, 7, 7, 2, 8, 1, 1, 3, 5, 6, 6])
+    emb = rng.normal(size=(9, 6))
+    y_true = emb[ids]
+    y_pred = y_true + 1.2 * rng.normal(size=y_true.shape)
+    kw = dict(direction=direction, n_candidates=n_candidates, n_draws=n_draws,
+              random_state=1, stimulus_ids=ids)
+    func = top_k_accuracy if kind == "top_k" else identification_accuracy
+    if kind == "top_k":
+        kw["k"] = 2
+    else:
+        kw["similarity"] = "cosine"
+    assert func(y_true, y_pred, **kw) == pytest.approx(
+        _reference(y_true, y_pred, kind=kind, **kw))
+
+
+def test_unique_ids_equal_no_ids():
+    y_true, y_pred = _noisy(15, 4, 1.0, 6)
+    ids = np.array([f"img{i}" for i in np.random.default_rng(0).permutation(15)])
+    for direction in ["brain_to_image", "image_to_brain"]:
+        np.testing.assert_array_equal(
+            top_k_accuracy(y_true, y_pred, k=2, stimulus_ids=ids,
+                           direction=direction, average=False),
+            top_k_accuracy(y_true, y_pred, k=2, direction=direction,
+                           average=False))
+
+
+def test_draws_per_item_and_reproducible():
+    y_true, y_pred = _noisy(30, 5, 1.0, 7)
+    kw = dict(n_candidates=10, n_draws=8, random_state=0)
+    per_item = top_k_accuracy(y_true, y_pred, average=False, **kw)
+    assert per_item.shape == (30,)
+    drawn = ~np.isnan(per_item)
+    assert 0 < drawn.sum() <= 30 and np.all((per_item[drawn] >= 0) & (per_item[drawn] <= 1))
+    assert top_k_accuracy(y_true, y_pred, **kw) == top_k_accuracy(y_true, y_pred, **kw)
+    # a subset of candidates is easier than the full set
+    assert top_k_accuracy(y_true, y_pred, **kw) >= top_k_accuracy(y_true, y_pred) - 0.05
+
+
+def test_mindeye_protocol_expressible():
+    y_true, y_pred = _noisy(400, 16, 0.8, 8)
+    score = top_k_accuracy(y_true, y_pred, n_candidates=300, n_draws=30,
+                           random_state=0)
+    full = top_k_accuracy(y_true, y_pred)
+    assert full < score < 1.0  # 300-way is easier than 400-way
+
+
+# --------------------------------------------------------------------------
+# chance levels
+# --------------------------------------------------------------------------
+def test_random_predictions_are_at_chance():
+    rng = np.random.default_rng(9)
+    y_true, y_pred = rng.normal(size=(600, 8)), rng.normal(size=(600, 8))
+    for direction in ["brain_to_image", "image_to_brain"]:
+        score, chance = top_k_accuracy(y_true, y_pred, k=2, n_candidates=20,
+                                       n_draws=50, random_state=0,
+                                       direction=direction, return_chance=True)
+        assert chance == 0.1
+        assert score == pytest.approx(0.1, abs=0.04)
+        assert identification_accuracy(
+            y_true, y_pred, direction=direction) == pytest.approx(0.5, abs=0.05)
+    assert top_k_accuracy(y_true, y_pred, k=30) == pytest.approx(30 / 600, abs=0.03)
+
+
+# --------------------------------------------------------------------------
+# repeats
+# --------------------------------------------------------------------------
+def test_repeats_hand_computed():
+    y_true = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    y_pred = np.array([[1.0, 0.1], [0.2, 1.0], [0.0, 1.0]])
+    ids = ["a", "a", "b"]
+    # brain->image: candidates are the 2 unique stimuli; query 1 is wrong
+    np.testing.assert_array_equal(
+        top_k_accuracy(y_true, y_pred, stimulus_ids=ids, average=False),
+        [1.0, 0.0, 1.0])
+    # image->brain: the other trial of "a" is not a distractor of "a"
+    assert top_k_accuracy(y_true, y_pred, stimulus_ids=ids,
+                          direction="image_to_brain") == 1.0
+    with pytest.raises(ValueError, match="identical rows.*stimulus_ids"):
+        top_k_accuracy(y_true, y_pred)
+
+
+def test_average_repeats():
+    X = np.array([[1.0, 2.0], [3.0, 4.0], [10.0, 0.0], [5.0, 6.0]])
+    y = np.array([1.0, 3.0, 7.0, 5.0])
+    ids = ["b", "b", "a", "b"]
+    X_avg, y_avg, uniq = average_repeats(X, ids, y)
+    np.testing.assert_allclose(X_avg, [[10.0, 0.0], [3.0, 4.0]])
+    np.testing.assert_allclose(y_avg, [7.0, 3.0])
+    assert uniq.tolist() == ["a", "b"]
+    # averaged data can then be scored without stimulus_ids
+    y_true = np.repeat(np.eye(3), 2, axis=0)
+    y_pred = y_true + 0.1
+    ids = np.repeat([2, 0, 1], 2)
+    t_avg, p_avg, _ = average_repeats(y_true, ids, y_pred)
+    assert top_k_accuracy(t_avg, p_avg) == 1.0
+    with pytest.raises(ValueError, match="samples but stimulus_ids"):
+        average_repeats(X, ["a", "b"])
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        average_repeats(X, [])
+
+
+# --------------------------------------------------------------------------
+# scorers, cross-validation and metadata routing
+# --------------------------------------------------------------------------
+def _decoding_data(n_stimuli=24, n_repeats=1, seed=0):
+    rng = np.random.default_rng(seed)
+    emb = rng.normal(size=(n_stimuli, 6))
+    ids = np.repeat(np.arange(n_stimuli), n_repeats)
+    W = rng.normal(size=(6, 15))
+    X = emb[ids] @ W + 1.0 * rng.normal(size=(ids.size, 15))
+    return X, emb[ids], ids
+
+
+def test_scorers_in_cross_validate():
+    X, Y, _ = _decoding_data(60)
+    cv = KFold(3, shuffle=True, random_state=0)
+    res = cross_validate(Ridge(alpha=1.0), X, Y, cv=cv, scoring={
+        "top1": top1_scorer, "top5": top5_scorer, "ident": identification_scorer,
+        "i2b": SCORERS["top1_image_to_brain"]})
+    for fold, (train, test) in enumerate(cv.split(X)):
+        pred = Ridge(alpha=1.0).fit(X[train], Y[train]).predict(X[test])
+        assert res["test_top1"][fold] == pytest.approx(top_k_accuracy(Y[test], pred))
+        assert res["test_top5"][fold] == pytest.approx(
+            top_k_accuracy(Y[test], pred, k=5))
+        assert res["test_ident"][fold] == pytest.approx(
+            identification_accuracy(Y[test], pred))
+        assert res["test_i2b"][fold] == pytest.approx(
+            top_k_accuracy(Y[test], pred, direction="image_to_brain"))
+    assert res["test_top1"].mean() > 3 / 20  # well above chance 1/20
+    assert res["test_ident"].mean() > 0.8
+
+
+def test_scorer_in_randomized_search_and_get_scorer():
+    X, Y, _ = _decoding_data(40)
+    search = RandomizedSearchCV(
+        Ridge(), {"alpha": [1e-2, 1.0, 1e4]}, n_iter=3, cv=2, random_state=0,
+        scoring=get_scorer("top1", n_candidates=10, n_draws=5, random_state=0))
+    search.fit(X, Y)
+    # greater is better: the huge alpha shrinks everything and loses
+    assert search.best_params_["alpha"] != 1e4
+    assert search.best_score_ > 0.1
+    assert get_scorer("top5") is not SCORERS["top5"]
+    with pytest.raises(ValueError, match="Unknown scorer"):
+        get_scorer("top3")
+
+
+@pytest.mark.parametrize("use_groups", [True, False])
+def test_metadata_routing_of_stimulus_ids(use_groups):
+    X, Y, ids = _decoding_data(20, n_repeats=3, seed=1)
+    cv = GroupKFold(3) if use_groups else KFold(3, shuffle=True, random_state=0)
+    params = {"stimulus_ids": ids}
+    if use_groups:
+        params["groups"] = ids
+    with sklearn.config_context(enable_metadata_routing=True):
+        scorer = get_scorer("top1").set_score_request(stimulus_ids=True)
+        ident = get_scorer("identification").set_score_request(stimulus_ids=True)
+        res = cross_validate(Ridge(), X, Y, cv=cv, params=params,
+                             scoring={"top1": scorer, "ident": ident},
+                             error_score="raise")
+        splits = list(cv.split(X, Y, groups=ids if use_groups else None))
+    for fold, (train, test) in enumerate(splits):
+        pred = Ridge().fit(X[train], Y[train]).predict(X[test])
+        assert res["test_top1"][fold] == pytest.approx(
+            top_k_accuracy(Y[test], pred, stimulus_ids=ids[test]))
+        assert res["test_ident"][fold] == pytest.approx(
+            identification_accuracy(Y[test], pred, stimulus_ids=ids[test]))
+    # without routing the scorer gets no ids and repeats are ambiguous
+    with pytest.raises(ValueError, match="identical rows"):
+        cross_validate(Ridge(), X, Y, cv=cv, scoring=top1_scorer,
+                       groups=ids if use_groups else None, error_score="raise")
+
+
+# --------------------------------------------------------------------------
+# bootstrap
+# --------------------------------------------------------------------------
+def test_bootstrap_ci():
+    y_true, y_pred = _noisy(60, 8, 1.0, 10)
+    res = bootstrap_ci(y_true, y_pred, n_boot=500, random_state=0)
+    assert isinstance(res, BootstrapResult)
+    assert res.estimate == pytest.approx(top_k_accuracy(y_true, y_pred))
+    assert res.low <= res.estimate <= res.high
+    assert res == bootstrap_ci(y_true, y_pred, n_boot=500, random_state=0)
+    res5 = bootstrap_ci(y_true, y_pred, k=5, direction="image_to_brain",
+                        n_boot=200, random_state=0)
+    assert res5.estimate == pytest.approx(
+        top_k_accuracy(y_true, y_pred, k=5, direction="image_to_brain"))
+    narrow = bootstrap_ci(y_true, y_pred, n_boot=500, confidence=0.5,
+                          random_state=0)
+    assert narrow.high - narrow.low < res.high - res.low
+
+
+def test_bootstrap_width_shrinks_with_n():
+    widths = []
+    for n in [40, 640]:
+        y_true, y_pred = _noisy(n, 8, 1.5, 11)
+        est, low, high = bootstrap_ci(y_true, y_pred, identification_accuracy,
+                                      n_boot=300, random_state=0)
+        assert low <= est <= high
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # ~ 1/sqrt(n): a factor 4 expected
+
+
+def test_bootstrap_resamples_stimuli_with_repeats():
+    rng = np.random.default_rng(12)
+    ids = np.repeat(np.arange(30), 2)
+    y_true = rng.normal(size=(30, 6))[ids]
+    y_pred = y_true + 1.5 * rng.normal(size=y_true.shape)
+    res = bootstrap_ci(y_true, y_pred, identification_accuracy, stimulus_ids=ids,
+                       n_boot=300, random_state=0)
+    assert res.estimate == pytest.approx(
+        identification_accuracy(y_true, y_pred, stimulus_ids=ids))
+    assert res.low < res.estimate < res.high
+    with pytest.raises(ValueError, match="identical rows"):
+        bootstrap_ci(y_true, y_pred)
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci(y_true, y_pred, stimulus_ids=ids, confidence=1.5)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(y_true, y_pred, stimulus_ids=ids, n_boot=0)
+
+
+# --------------------------------------------------------------------------
+# efficiency
+# --------------------------------------------------------------------------
+def test_3000_items_is_fast():
+    y_true, y_pred = _noisy(3000, 64, 1.0, 13)
+    start = time.perf_counter()
+    top_k_accuracy(y_true, y_pred, k=5)
+    identification_accuracy(y_true, y_pred, direction="image_to_brain")
+    assert time.perf_counter() - start < 10.0
+
+
+# --------------------------------------------------------------------------
+# bad input
+# --------------------------------------------------------------------------
+GOOD_T, GOOD_P = _noisy(10, 3, 1.0, 14)
+
+
+@pytest.mark.parametrize("func", [top_k_accuracy, identification_accuracy])
+@pytest.mark.parametrize("y_true, y_pred, kwargs, match", [
+    (np.where(np.eye(10, 3) > 0, np.nan, GOOD_T), GOOD_P, {}, "y_true contains NaN"),
+    (GOOD_T, np.where(np.eye(10, 3) > 0, np.inf, GOOD_P), {}, "y_pred contains NaN or inf"),
+    (GOOD_T, GOOD_P[:9], {}, "same shape"),
+    (GOOD_T, GOOD_P[:, :2], {}, "same shape"),
+    (GOOD_T[:, 0], GOOD_P[:, 0], {}, "2-D array"),
+    (GOOD_T[:0], GOOD_P[:0], {}, "zero samples"),
+    (GOOD_T[:1], GOOD_P[:1], {}, "at least 2 unique stimuli"),
+    (np.array([["a", "b"]] * 10), GOOD_P[:, :2], {}, "numeric"),
+    (GOOD_T, GOOD_P, {"n_candidates": 11}, "larger than the number of unique"),
+    (GOOD_T, GOOD_P, {"n_candidates": 1}, "n_candidates must be >= 2"),
+    (GOOD_T, GOOD_P, {"n_candidates": 2.5}, "n_candidates must be an integer"),
+    (GOOD_T, GOOD_P, {"n_candidates": 5, "n_draws": 0}, "n_draws must be >= 1"),
+    (np.vstack([GOOD_T[:9], GOOD_T[:1]]), GOOD_P, {}, "identical rows"),
+    (GOOD_T, GOOD_P, {"stimulus_ids": np.arange(9)}, "one id per sample"),
+    (GOOD_T, GOOD_P, {"stimulus_ids": np.zeros(10)}, "at least 2 unique"),
+    (GOOD_T, GOOD_P, {"direction": "both"}, "direction must be one of"),
+    (GOOD_T, GOOD_P, {"similarity": "dot"}, "similarity must be one of"),
+])
+def test_bad_input(func, y_true, y_pred, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        func(y_true, y_pred, **kwargs)
+
+
+def test_bad_k_and_norms():
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        top_k_accuracy(GOOD_T, GOOD_P, k=0)
+    with pytest.raises(ValueError, match="k=11 is larger than the candidate set"):
+        top_k_accuracy(GOOD_T, GOOD_P, k=11)
+    with pytest.raises(ValueError, match="k=6 is larger than the candidate set"):
+        top_k_accuracy(GOOD_T, GOOD_P, k=6, n_candidates=5)
+    zero = GOOD_P.copy()
+    zero[3] = 0.0
+    with pytest.raises(ValueError, match="y_pred contains zero-norm rows"):
+        top_k_accuracy(GOOD_T, zero)
+    const = GOOD_T.copy()
+    const[2] = 4.0
+    with pytest.raises(ValueError, match="y_true contains constant rows"):
+        identification_accuracy(const, GOOD_P)
+    with pytest.raises(ValueError, match="n_candidates must be >= 2"):
+        chance_level(1)
+    with pytest.raises(ValueError, match="larger than the candidate set"):
+        chance_level(10, k=11)
+    with pytest.raises(ValueError, match="metric must be"):
+        chance_level(10, metric="auc")
