@@ -1,0 +1,117 @@
+"""Shared helpers for the real-data loaders: data-directory resolution,
+file validation with informative errors, lazy optional imports and
+per-block z-scoring.
+
+Nothing here is public; the loaders in ``_bold5000.py``, ``_algonauts.py``
+and ``_nod.py`` build on these functions.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Generic environment variable: a folder holding one sub-folder per dataset
+#: (``bold5000/``, ``algonauts2023/``, ``nod/``).
+GENERIC_DATA_ENV = "SKLEARN_BRAIN_DATA"
+
+_EXTRA_HINT = 'pip install "sklearn-brain[datasets]"'
+
+
+def _import_nibabel():
+    """Import nibabel lazily, with an error naming the pip extra."""
+    try:
+        import nibabel
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "Reading NIfTI/CIFTI files needs nibabel, which is not installed. "
+            f"Install the dataset extra: {_EXTRA_HINT}"
+        ) from exc
+    return nibabel
+
+
+def _resolve_data_dir(data_dir, *, env_var, generic_subdir, dataset_name, layout):
+    """Return the dataset folder as a :class:`~pathlib.Path`.
+
+    Resolution order: the ``data_dir`` argument, the dataset-specific
+    environment variable ``env_var``, then ``$SKLEARN_BRAIN_DATA/<generic_subdir>``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no folder is given or the chosen folder does not exist; the
+        message lists the expected layout.
+    """
+    source = "the data_dir argument"
+    if data_dir is None:
+        if os.environ.get(env_var):
+            data_dir, source = os.environ[env_var], f"${env_var}"
+        elif os.environ.get(GENERIC_DATA_ENV):
+            data_dir = Path(os.environ[GENERIC_DATA_ENV]) / generic_subdir
+            source = f"${GENERIC_DATA_ENV}/{generic_subdir}"
+        else:
+            raise FileNotFoundError(
+                f"No {dataset_name} folder given: pass data_dir=..., or set "
+                f"${env_var} to the dataset folder, or set ${GENERIC_DATA_ENV} to a "
+                f"folder that contains '{generic_subdir}/'. Expected layout:\n{layout}"
+            )
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{dataset_name} folder {str(path)!r} (from {source}) does not exist or is "
+            f"not a directory. Expected layout:\n{layout}"
+        )
+    return path
+
+
+def _require_file(path, *, what, layout):
+    """Raise :class:`FileNotFoundError` naming ``path`` when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Missing {what}: {str(path)!r} does not exist. Expected layout:\n{layout}"
+        )
+    return path
+
+
+def _load_nifti_like(path, *, what):
+    """``nibabel.load`` with an error naming the file when it cannot be read."""
+    nib = _import_nibabel()
+    try:
+        return nib.load(str(path))
+    except Exception as exc:  # nibabel raises several exception types
+        raise OSError(f"Cannot read {what} {str(path)!r}: {exc}") from exc
+
+
+def _read_text_lines(path, *, what):
+    """Non-empty, stripped lines of a text file; error names the file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OSError(f"Cannot read {what} {str(path)!r}: {exc}") from exc
+
+
+def _zscore_inplace(block):
+    """Z-score the columns of a 2-D float array in place (one session or run).
+
+    Parameters
+    ----------
+    block : ndarray of shape (n_samples, n_features), float
+        A view into the output array; modified in place.
+
+    Notes
+    -----
+    Population standard deviation (``ddof=0``), accumulated in float64; a
+    column that is constant within the block is centred and left at zero
+    instead of being divided by zero.
+    """
+    mean = block.mean(axis=0, dtype=np.float64)
+    std = block.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0
+    block -= mean.astype(block.dtype)
+    block /= std.astype(block.dtype)
+    return block

@@ -1,0 +1,365 @@
+"""Loader for BOLD5000 (release 2.0) GLMsingle single-trial betas.
+
+The GLMsingle release of BOLD5000 ships one 4-D NIfTI of single-trial
+"TYPED" betas (``TYPED_FITHRF_GLMDENOISE_RR``: fitted HRF, GLMdenoise,
+ridge regression) per subject and session, one brain mask per subject and
+one list of stimulus names per subject, in trial order across sessions.
+"""
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._base import (
+    _import_nibabel,
+    _load_nifti_like,
+    _read_text_lines,
+    _require_file,
+    _resolve_data_dir,
+    _zscore_inplace,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Single-trial betas of one session (``.nii`` is accepted too and is memory-mapped).
+BETAS_PATTERN = "{subject}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-{session:02d}.nii.gz"
+#: Subject brain mask (non-zero = brain), same grid as the betas.
+BRAINMASK_PATTERN = "{subject}_brainmask.nii.gz"
+#: All stimulus names of a subject, one per trial, in session/run/trial order.
+IMGNAMES_PATTERN = "{subject}_imgnames.txt"
+#: Fallback per-session lists from ``BOLD5000_Stimuli.zip``: one ``*.txt`` per run.
+PRESENTATION_LISTS_PATTERN = (
+    "BOLD5000_Stimuli/Stimuli_Presentation_Lists/{subject}/{subject}_sess{session:02d}"
+)
+#: Stimulus images, in one sub-folder per source dataset (``COCO``, ``ImageNet``, ``Scene``).
+STIMULI_DIR = "BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli"
+#: Folders (relative to ``data_dir``) searched, in order, for betas/mask/names.
+BETAS_SUBDIRS = (".", "BOLD5000_GLMsingle_betas", "{subject}")
+#: Number of scanning sessions per subject in the release.
+N_SESSIONS = {"CSI1": 15, "CSI2": 15, "CSI3": 15, "CSI4": 9}
+
+_COCO_PREFIX = "COCO_train2014_"
+_IMAGENET_RE = re.compile(r"^n\d{8}_\d+\.jpe?g$", re.IGNORECASE)
+_REPEAT_PREFIX = "rep_"
+_CHUNK_VOLUMES = 32
+
+ENV_VAR = "SKLEARN_BRAIN_BOLD5000_DIR"
+
+LAYOUT = f"""\
+<data_dir>/                                  (or ${ENV_VAR}, or $SKLEARN_BRAIN_DATA/bold5000)
+    CSI1_brainmask.nii.gz                    {BRAINMASK_PATTERN}
+    CSI1_imgnames.txt                        {IMGNAMES_PATTERN}
+    CSI1_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-01.nii.gz ... ses-15
+    ...                                      (CSI4: ses-01 ... ses-09)
+    BOLD5000_Stimuli/                        (optional: images and per-run lists)
+        Scene_Stimuli/Presented_Stimuli/{{COCO,ImageNet,Scene}}/<image name>
+        Stimuli_Presentation_Lists/CSI1/CSI1_sess01/*.txt
+The betas, masks and name lists may also sit in <data_dir>/BOLD5000_GLMsingle_betas/
+or <data_dir>/CSI1/."""
+
+
+def _parse_subject(subject):
+    """Return the canonical subject name ``'CSI<k>'``."""
+    if isinstance(subject, (int, np.integer)) and not isinstance(subject, bool):
+        name = f"CSI{int(subject)}"
+    elif isinstance(subject, str):
+        match = re.fullmatch(r"(?:sub-)?csi0*(\d)", subject.strip(), re.IGNORECASE)
+        name = f"CSI{match.group(1)}" if match else subject
+    else:
+        name = repr(subject)
+    if name not in N_SESSIONS:
+        raise ValueError(
+            f"Unknown BOLD5000 subject {subject!r}; expected one of "
+            f"{sorted(N_SESSIONS)} (or 1-4)."
+        )
+    return name
+
+
+def _parse_sessions(sessions, subject):
+    n_max = N_SESSIONS[subject]
+    if sessions is None:
+        return list(range(1, n_max + 1))
+    out = [int(s) for s in np.atleast_1d(sessions)]
+    bad = [s for s in out if not 1 <= s <= n_max]
+    if bad or not out:
+        raise ValueError(
+            f"sessions must be a non-empty list of integers in [1, {n_max}] for "
+            f"{subject}; got {sessions!r}."
+        )
+    if len(set(out)) != len(out):
+        raise ValueError(f"sessions contains duplicates: {sessions!r}.")
+    return out
+
+
+def _source_dataset(name):
+    """'COCO', 'ImageNet' or 'Scene' (SUN) from a BOLD5000 stimulus name."""
+    if name.startswith(_COCO_PREFIX):
+        return "COCO"
+    if _IMAGENET_RE.match(name):
+        return "ImageNet"
+    return "Scene"
+
+
+def _strip_repeat(name):
+    return name[len(_REPEAT_PREFIX):] if name.startswith(_REPEAT_PREFIX) else name
+
+
+def _natural_key(path):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", Path(path).name)]
+
+
+def _find_subject_dir(root, subject):
+    """First folder among :data:`BETAS_SUBDIRS` holding the subject's brain mask."""
+    mask_name = BRAINMASK_PATTERN.format(subject=subject)
+    for sub in BETAS_SUBDIRS:
+        folder = (root / sub.format(subject=subject)).resolve()
+        if (folder / mask_name).is_file():
+            return folder
+    return _require_file(root / mask_name, what=f"{subject} brain mask", layout=LAYOUT)
+
+
+def _betas_path(folder, subject, session):
+    gz = folder / BETAS_PATTERN.format(subject=subject, session=session)
+    if gz.is_file():
+        return gz
+    plain = gz.with_name(gz.name[: -len(".gz")])
+    if plain.is_file():
+        return plain
+    return _require_file(gz, what=f"{subject} session {session} betas", layout=LAYOUT)
+
+
+def _load_mask(path):
+    img = _load_nifti_like(path, what="brain mask")
+    data = np.asarray(img.dataobj)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"Brain mask {str(path)!r} must be 3-D; got shape {data.shape}.")
+    mask = np.isfinite(data) & (data != 0)
+    if not mask.any():
+        raise ValueError(f"Brain mask {str(path)!r} selects no voxel (all zeros).")
+    return mask, img.affine
+
+
+def _session_names_from_lists(root, subject, session, n_volumes, betas_file):
+    folder = root / PRESENTATION_LISTS_PATTERN.format(subject=subject, session=session)
+    run_files = sorted(folder.glob("*.txt"), key=_natural_key) if folder.is_dir() else []
+    if not run_files:
+        raise FileNotFoundError(
+            "Missing stimulus list: neither "
+            f"{IMGNAMES_PATTERN.format(subject=subject)!r} nor per-run lists in "
+            f"{str(folder)!r} were found. Expected layout:\n{LAYOUT}"
+        )
+    names = []
+    for run_file in run_files:
+        names.extend(_read_text_lines(run_file, what="presentation list"))
+    if len(names) != n_volumes:
+        raise ValueError(
+            f"Stimulus lists in {str(folder)!r} name {len(names)} trials but "
+            f"{str(betas_file)!r} holds {n_volumes} beta volumes."
+        )
+    return names
+
+
+def _masked_session(img, mask, out, *, chunk=_CHUNK_VOLUMES):
+    """Write the masked volumes of ``img`` into ``out`` (n_volumes, n_voxels).
+
+    Volumes are read ``chunk`` at a time from the nibabel proxy so a whole
+    session is never decompressed into memory at once.
+    """
+    n_volumes = img.shape[3]
+    for start in range(0, n_volumes, chunk):
+        stop = min(start + chunk, n_volumes)
+        block = np.asarray(img.dataobj[..., start:stop], dtype=np.float32)
+        out[start:stop] = block[mask].T
+
+
+def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose=0):
+    """Load one subject's BOLD5000 GLMsingle single-trial betas.
+
+    Betas are the release's ``TYPED_FITHRF_GLMDENOISE_RR`` estimates, masked
+    with the subject's brain mask (about 190k voxels in the real data) and
+    stacked over sessions in trial order. Each session file is read a few
+    volumes at a time through nibabel's array proxy, so the peak memory is
+    the output array plus one chunk.
+
+    Expected files (module constants; ``data_dir`` may also hold them in
+    ``BOLD5000_GLMsingle_betas/`` or ``<subject>/``)::
+
+        BETAS_PATTERN      = "{subject}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-{session:02d}.nii.gz"
+        BRAINMASK_PATTERN  = "{subject}_brainmask.nii.gz"
+        IMGNAMES_PATTERN   = "{subject}_imgnames.txt"
+        PRESENTATION_LISTS_PATTERN = (fallback when IMGNAMES is absent)
+            "BOLD5000_Stimuli/Stimuli_Presentation_Lists/{subject}/{subject}_sess{session:02d}/*.txt"
+        STIMULI_DIR        = "BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli"
+
+    Parameters
+    ----------
+    subject : {"CSI1", "CSI2", "CSI3", "CSI4"} or int
+        Subject name or number (1-4).
+    data_dir : str or path-like, default=None
+        Dataset folder. When None, ``$SKLEARN_BRAIN_BOLD5000_DIR`` is used,
+        then ``$SKLEARN_BRAIN_DATA/bold5000``.
+    sessions : list of int, default=None
+        Sessions to load (1-based). None loads all of the subject's sessions
+        (15 for CSI1-3, 9 for CSI4).
+    zscore : {"session", None}, default=None
+        ``"session"`` z-scores every voxel across the trials of each session
+        (mean 0, population std 1); None returns the raw betas.
+    verbose : int, default=0
+        Log one line per session at INFO level when > 0.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        betas : ndarray of shape (n_trials, n_voxels), float32
+            Masked betas; voxel order is C order of the 3-D mask
+            (``volume[mask]``).
+        stimulus_names : ndarray of shape (n_trials,), str
+            Image file name shown on each trial; repeats are preserved and the
+            ``rep_`` prefix of the presentation lists is removed.
+        stimulus_ids : ndarray of shape (n_trials,), int64
+            Integer id of each trial's image (index into
+            ``np.unique(stimulus_names)``): repeated images share an id.
+        sessions : ndarray of shape (n_trials,), int64
+            Session of each trial.
+        source_dataset : ndarray of shape (n_trials,), str
+            ``"COCO"`` (names starting ``COCO_train2014_``), ``"ImageNet"``
+            (``n01440764_10026.JPEG``-style names) or ``"Scene"`` (SUN, all
+            other names).
+        image_paths : ndarray of shape (n_trials,), str
+            Where each image lies under ``STIMULI_DIR`` (the files themselves
+            are not required by this loader).
+        subject : str
+            Canonical subject name.
+        subject_sessions : ndarray of shape (n_sessions,), int64
+            Sessions loaded, in order.
+        mask : ndarray of shape (X, Y, Z), bool
+            Brain mask; ``vol = np.zeros(mask.shape); vol[mask] = betas[i]``
+            puts a trial back into the volume.
+        affine : ndarray of shape (4, 4)
+            Affine of the brain mask (the betas share its grid).
+        zscore : str or None
+            The z-scoring applied.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder or a required file is missing; the message names the
+        file and prints the expected layout.
+    ValueError
+        When files disagree (betas grid ≠ mask grid, stimulus list length ≠
+        number of beta volumes) or arguments are invalid.
+
+    Examples
+    --------
+    >>> from sklearn_brain.datasets import load_bold5000
+    >>> data = load_bold5000("CSI1", data_dir="~/data/BOLD5000",
+    ...                      zscore="session")  # doctest: +SKIP
+    >>> data.betas.shape  # doctest: +SKIP
+    (5254, 193936)
+    >>> data.source_dataset[:2], data.sessions[:2]  # doctest: +SKIP
+    (array(['ImageNet', 'COCO'], dtype='<U8'), array([1, 1]))
+    """
+    if zscore not in ("session", None):
+        raise ValueError(f"zscore must be 'session' or None; got {zscore!r}.")
+    _import_nibabel()
+    subject = _parse_subject(subject)
+    wanted = _parse_sessions(sessions, subject)
+    root = _resolve_data_dir(
+        data_dir, env_var=ENV_VAR, generic_subdir="bold5000",
+        dataset_name="BOLD5000", layout=LAYOUT,
+    )
+    folder = _find_subject_dir(root, subject)
+    mask_path = folder / BRAINMASK_PATTERN.format(subject=subject)
+    mask, affine = _load_mask(mask_path)
+    n_voxels = int(mask.sum())
+
+    imgnames_path = folder / IMGNAMES_PATTERN.format(subject=subject)
+    all_names = (
+        [_strip_repeat(n) for n in _read_text_lines(imgnames_path, what="stimulus list")]
+        if imgnames_path.is_file() else None
+    )
+    # With the all-sessions list, trial offsets need the volume counts of
+    # every session up to the last one requested (headers only: cheap).
+    headers = range(1, max(wanted) + 1) if all_names is not None else wanted
+    images, offsets, cursor = {}, {}, 0
+    for session in headers:
+        path = _betas_path(folder, subject, session)
+        img = _load_nifti_like(path, what="betas file")
+        if len(img.shape) != 4 or img.shape[:3] != mask.shape:
+            raise ValueError(
+                f"Betas file {str(path)!r} has shape {img.shape}; expected 4-D with a "
+                f"spatial grid {mask.shape} equal to the brain mask {str(mask_path)!r}."
+            )
+        images[session] = (path, img)
+        offsets[session] = cursor
+        cursor += img.shape[3]
+
+    if all_names is not None:
+        # ``headers`` covered sessions 1..max(wanted); when that is every
+        # session of the subject the list must match the volumes exactly.
+        if max(wanted) == N_SESSIONS[subject] and len(all_names) != cursor:
+            raise ValueError(
+                f"Stimulus list {str(imgnames_path)!r} has {len(all_names)} names but "
+                f"the {N_SESSIONS[subject]} betas files of {subject} hold {cursor} "
+                "volumes in total."
+            )
+        if len(all_names) < cursor:
+            raise ValueError(
+                f"Stimulus list {str(imgnames_path)!r} has {len(all_names)} names, fewer "
+                f"than the {cursor} beta volumes of sessions 1-{max(wanted)}."
+            )
+
+    n_trials = sum(images[s][1].shape[3] for s in wanted)
+    betas = np.empty((n_trials, n_voxels), dtype=np.float32)
+    names, session_of_trial = [], []
+    row = 0
+    for session in wanted:
+        path, img = images[session]
+        n_vol = img.shape[3]
+        if all_names is not None:
+            start = offsets[session]
+            names.extend(all_names[start:start + n_vol])
+        else:
+            names.extend(
+                _strip_repeat(n)
+                for n in _session_names_from_lists(root, subject, session, n_vol, path)
+            )
+        block = betas[row:row + n_vol]
+        try:
+            _masked_session(img, mask, block)
+        except (OSError, EOFError, ValueError) as exc:
+            raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
+        if zscore == "session":
+            _zscore_inplace(block)
+        session_of_trial.append(np.full(n_vol, session, dtype=np.int64))
+        row += n_vol
+        if verbose:
+            logger.info("%s session %02d: %d trials x %d voxels", subject, session,
+                        n_vol, n_voxels)
+
+    stimulus_names = np.asarray(names, dtype=str)
+    _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
+    source = np.asarray([_source_dataset(n) for n in stimulus_names], dtype=str)
+    stim_root = root / STIMULI_DIR
+    image_paths = np.asarray(
+        [str(stim_root / src / name) for src, name in zip(source, stimulus_names)],
+        dtype=str,
+    )
+    return Bunch(
+        betas=betas,
+        stimulus_names=stimulus_names,
+        stimulus_ids=stimulus_ids.astype(np.int64),
+        sessions=np.concatenate(session_of_trial),
+        source_dataset=source,
+        image_paths=image_paths,
+        subject=subject,
+        subject_sessions=np.asarray(wanted, dtype=np.int64),
+        mask=mask,
+        affine=np.asarray(affine),
+        zscore=zscore,
+    )
