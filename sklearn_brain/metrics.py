@@ -108,10 +108,12 @@ def _stimulus_codes(stimulus_ids, y_true):
 
 
 def _normalize_rows(X, similarity, name):
+    # relative threshold: centring a constant row leaves rounding noise only
+    scale = np.abs(X).max(axis=1, keepdims=True) * np.sqrt(X.shape[1])
     if similarity == "pearson":
         X = X - X.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(X, axis=1, keepdims=True)
-    if np.any(norms <= np.finfo(X.dtype).tiny):
+    if np.any(norms <= 100 * np.finfo(X.dtype).eps * scale) or np.any(norms == 0):
         what = "constant rows (zero variance)" if similarity == "pearson" else (
             "zero-norm rows")
         raise ValueError(

@@ -448,6 +448,11 @@ def test_bad_k_and_norms():
     const[2] = 4.0
     with pytest.raises(ValueError, match="y_true contains constant rows"):
         identification_accuracy(const, GOOD_P)
+    const[2] = 0.1  # centring leaves ~1e-17 of rounding noise
+    with pytest.raises(ValueError, match="y_true contains constant rows"):
+        identification_accuracy(const, GOOD_P)
+    with pytest.raises(ValueError, match="y_pred contains constant rows"):
+        top_k_accuracy(np.eye(10, 768), np.full((10, 768), 0.3), similarity="pearson")
     with pytest.raises(ValueError, match="n_candidates must be >= 2"):
         chance_level(1)
     with pytest.raises(ValueError, match="larger than the candidate set"):
