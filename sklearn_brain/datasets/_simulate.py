@@ -1,0 +1,512 @@
+"""A BOLD5000-shaped fMRI simulator: the embedded default dataset.
+
+:func:`make_bold5000_like` draws CLIP-like image and caption embeddings for a
+set of stimuli and the single-trial responses of several subjects to them,
+from a documented generative model with a known ground truth (shared latent
+code, responsive voxels, per-voxel SNR). It needs numpy only and runs in
+seconds on a CPU, so examples, tests and the command line have data without
+any download.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.utils import Bunch
+
+__all__ = ["make_bold5000_like", "subject_arrays"]
+
+# Relative voxel counts of successive subjects when ``n_voxels`` is an int, so
+# that subjects differ as real brains do (cycled beyond four subjects).
+_VOXEL_FACTORS = (1.0, 0.87, 1.13, 0.78)
+
+# Index of the data-poor subject (BOLD5000's CSI4 saw ~60% of the images).
+_POOR_SUBJECT = 3
+
+_PRESETS = {
+    "default": dict(
+        n_subjects=4,
+        n_train_stimuli=1000,
+        n_test_stimuli=150,
+        n_test_repeats=3,
+        n_voxels=4200,
+        n_train_repeated=25,
+        n_train_repeats=4,
+        data_poor_fraction=0.6,
+        n_sessions=15,
+        n_categories=20,
+        image_dim=768,
+        text_dim=512,
+        n_semantic=48,
+        n_visual=16,
+        n_caption=16,
+        n_latent=64,
+        responsive_fraction=0.2,
+        snr_scale=0.015,
+        snr_sigma=1.0,
+        nan_fraction=0.03,
+        constant_fraction=0.01,
+        session_sd=0.5,
+        drift_sd=0.3,
+    ),
+    "tiny": dict(
+        n_subjects=4,
+        n_train_stimuli=120,
+        n_test_stimuli=20,
+        n_test_repeats=3,
+        n_voxels=200,
+        n_train_repeated=6,
+        n_train_repeats=4,
+        data_poor_fraction=0.6,
+        n_sessions=3,
+        n_categories=5,
+        image_dim=64,
+        text_dim=48,
+        n_semantic=12,
+        n_visual=4,
+        n_caption=4,
+        n_latent=16,
+        responsive_fraction=0.3,
+        snr_scale=0.3,
+        snr_sigma=1.0,
+        nan_fraction=0.03,
+        constant_fraction=0.02,
+        session_sd=0.5,
+        drift_sd=0.3,
+    ),
+}
+
+_INT_PARAMS = {
+    # name: minimum value
+    "n_subjects": 1,
+    "n_train_stimuli": 1,
+    "n_test_stimuli": 1,
+    "n_test_repeats": 1,
+    "n_train_repeated": 0,
+    "n_train_repeats": 1,
+    "n_sessions": 1,
+    "n_categories": 1,
+    "image_dim": 1,
+    "text_dim": 1,
+    "n_semantic": 1,
+    "n_visual": 1,
+    "n_caption": 1,
+    "n_latent": 1,
+}
+_FRACTION_PARAMS = ("responsive_fraction", "nan_fraction", "constant_fraction")
+_NONNEG_PARAMS = ("snr_scale", "snr_sigma", "session_sd", "drift_sd")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _resolve_params(preset, overrides):
+    """Merge the preset with the explicit arguments and validate them."""
+    if preset not in _PRESETS:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(_PRESETS)}.")
+    p = dict(_PRESETS[preset])
+    p.update({k: v for k, v in overrides.items() if v is not None})
+    for name, low in _INT_PARAMS.items():
+        if not _is_int(p[name]) or p[name] < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {p[name]!r}.")
+    for name in _FRACTION_PARAMS:
+        if not 0.0 <= float(p[name]) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {p[name]!r}.")
+    for name in _NONNEG_PARAMS:
+        if not float(p[name]) >= 0.0:
+            raise ValueError(f"{name} must be >= 0, got {p[name]!r}.")
+    if not 0.0 < float(p["data_poor_fraction"]) <= 1.0:
+        raise ValueError(
+            f"data_poor_fraction must lie in (0, 1], got {p['data_poor_fraction']!r}."
+        )
+    if p["n_train_repeated"] > p["n_train_stimuli"]:
+        raise ValueError(
+            f"n_train_repeated={p['n_train_repeated']} exceeds "
+            f"n_train_stimuli={p['n_train_stimuli']}."
+        )
+    n_sub = p["n_subjects"]
+    nv = p["n_voxels"]
+    if _is_int(nv):
+        if nv < 1:
+            raise ValueError(f"n_voxels must be >= 1, got {nv!r}.")
+        counts = [max(1, round(nv * _VOXEL_FACTORS[j % 4])) for j in range(n_sub)]
+    else:
+        counts = list(nv)
+        if len(counts) != n_sub or not all(_is_int(c) and c >= 1 for c in counts):
+            raise ValueError(
+                f"n_voxels must be an int >= 1 or {n_sub} ints >= 1 (one per "
+                f"subject), got {nv!r}."
+            )
+    p["n_voxels"] = [int(c) for c in counts]
+    if p["nan_fraction"] + p["constant_fraction"] >= 1.0:
+        raise ValueError("nan_fraction + constant_fraction must be < 1.")
+    return p
+
+
+def _power_law(n, decay):
+    """Variances ``(k + 1) ** -decay`` normalised to sum to one."""
+    lam = np.arange(1, n + 1, dtype=float) ** -decay
+    return lam / lam.sum()
+
+
+def _unit_rows(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def _embed(rng, blocks, dim, iso_weight, offset_norm):
+    """Project weighted latent blocks to ``dim``, add isotropic noise and a
+    common offset (CLIP's "cone"), then L2-normalise each row."""
+    n = blocks[0][0].shape[0]
+    out = np.zeros((n, dim))
+    for latent, weight in blocks:
+        # Near-isometric random projection: keeps the latent's spectrum and
+        # total variance (each block has unit total variance).
+        proj = rng.standard_normal((latent.shape[1], dim)) / np.sqrt(dim)
+        out += np.sqrt(weight) * (latent @ proj)
+    out += np.sqrt(iso_weight / dim) * rng.standard_normal((n, dim))
+    offset = rng.standard_normal(dim)
+    out += offset_norm * offset / np.linalg.norm(offset)
+    return _unit_rows(out).astype(np.float32)
+
+
+def _stimuli(rng, p):
+    """Semantic latents, embeddings and the shared brain code of all stimuli."""
+    n_stim = p["n_train_stimuli"] + p["n_test_stimuli"]
+    categories = rng.integers(p["n_categories"], size=n_stim)
+    lam = _power_law(p["n_semantic"], 1.0)
+    centres = rng.standard_normal((p["n_categories"], p["n_semantic"]))
+    within = rng.standard_normal((n_stim, p["n_semantic"]))
+    # z = sqrt(lam) * (sqrt(.5) mu_c + sqrt(.5) eps): half of the semantic
+    # variance lies between categories.
+    semantic = np.sqrt(lam) * np.sqrt(0.5) * (centres[categories] + within)
+    visual = np.sqrt(_power_law(p["n_visual"], 1.0)) * rng.standard_normal(
+        (n_stim, p["n_visual"])
+    )
+    caption = np.sqrt(_power_law(p["n_caption"], 1.0)) * rng.standard_normal(
+        (n_stim, p["n_caption"])
+    )
+    image = _embed(rng, [(semantic, 0.6), (visual, 0.25)], p["image_dim"], 0.15, 1.0)
+    text = _embed(rng, [(semantic, 0.65), (caption, 0.2)], p["text_dim"], 0.15, 1.0)
+    # Shared brain code: a random-feature tanh layer of semantic + visual latents.
+    u = np.hstack([np.sqrt(0.8) * semantic, np.sqrt(0.2) * visual])
+    u /= np.sqrt((u**2).sum(axis=1).mean())
+    g = rng.standard_normal((u.shape[1], p["n_latent"]))
+    b = 0.5 * rng.standard_normal(p["n_latent"])
+    latent = np.tanh(1.5 * u @ g + b)
+    latent = (latent - latent.mean(axis=0)) / latent.std(axis=0)
+    return categories, semantic, image, text, latent
+
+
+def _schedule(rng, stim_ids, n_sessions):
+    """Shuffle trials and cut them into consecutive sessions."""
+    order = rng.permutation(stim_ids)
+    sessions = (np.arange(order.size) * n_sessions) // order.size
+    return order, sessions
+
+
+def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids):
+    """Trials, responses and ground truth of subject ``j``."""
+    n_vox = p["n_voxels"][j]
+    frac = p["data_poor_fraction"] if j == _POOR_SUBJECT else 1.0
+    n_train = max(1, round(frac * train_ids.size))
+    own_train = train_ids[:n_train]
+    own_rep = np.intersect1d(own_train, repeated_ids)
+    n_sessions = max(1, round(frac * p["n_sessions"]))
+    trials = np.concatenate([
+        own_train,
+        np.repeat(own_rep, p["n_train_repeats"] - 1),
+        np.repeat(test_ids, p["n_test_repeats"]),
+    ])
+    stim, sess = _schedule(rng, trials, n_sessions)
+    # Signal: subject-specific mixing of the shared code, unit variance/voxel.
+    mixing = rng.standard_normal((latent.shape[1], n_vox))
+    signal = latent @ mixing
+    scale = signal.std(axis=0)
+    mixing /= scale
+    signal /= scale
+    # SNR: spike at zero plus a log-normal tail over responsive voxels.
+    n_nan = int(round(p["nan_fraction"] * n_vox))
+    n_const = int(round(p["constant_fraction"] * n_vox))
+    perm = rng.permutation(n_vox)
+    nan_vox = np.zeros(n_vox, bool)
+    nan_vox[perm[:n_nan]] = True
+    const_vox = np.zeros(n_vox, bool)
+    const_vox[perm[n_nan:n_nan + n_const]] = True
+    responsive = (rng.random(n_vox) < p["responsive_fraction"]) & ~nan_vox & ~const_vox
+    snr = np.where(
+        responsive,
+        p["snr_scale"] * np.exp(p["snr_sigma"] * rng.standard_normal(n_vox)),
+        0.0,
+    )
+    # Nuisance: per-session offsets and linear drifts within each session.
+    offsets = p["session_sd"] * rng.standard_normal((n_sessions, n_vox))
+    slopes = p["drift_sd"] * rng.standard_normal((n_sessions, n_vox))
+    pos = np.empty(stim.size)
+    for s in range(n_sessions):
+        idx = np.flatnonzero(sess == s)
+        pos[idx] = (np.arange(idx.size) + 0.5) / idx.size - 0.5
+    base = rng.standard_normal(n_vox)
+    gain = np.exp(0.5 * rng.standard_normal(n_vox))
+    noise = rng.standard_normal((stim.size, n_vox))
+    X = np.sqrt(snr) * signal[stim] + offsets[sess] + slopes[sess] * pos[:, None]
+    X += noise
+    X = base + gain * X
+    X[:, const_vox] = base[const_vox]
+    X[:, nan_vox] = np.nan
+    return Bunch(
+        X=X.astype(np.float32),
+        stimulus_ids=stim.astype(np.int64),
+        session_ids=sess.astype(np.int64),
+        is_test=np.isin(stim, test_ids),
+        responsive=responsive,
+        snr=snr,
+        nan_voxels=nan_vox,
+        constant_voxels=const_vox,
+        mixing=mixing.astype(np.float32),
+    )
+
+
+def make_bold5000_like(
+    *,
+    preset="default",
+    n_subjects=None,
+    n_train_stimuli=None,
+    n_test_stimuli=None,
+    n_test_repeats=None,
+    n_voxels=None,
+    n_train_repeated=None,
+    n_train_repeats=None,
+    data_poor_fraction=None,
+    n_sessions=None,
+    n_categories=None,
+    image_dim=None,
+    text_dim=None,
+    n_semantic=None,
+    n_visual=None,
+    n_caption=None,
+    n_latent=None,
+    responsive_fraction=None,
+    snr_scale=None,
+    snr_sigma=None,
+    nan_fraction=None,
+    constant_fraction=None,
+    session_sd=None,
+    drift_sd=None,
+    random_state=0,
+):
+    r"""Simulate a BOLD5000-shaped fMRI dataset with CLIP-like embeddings.
+
+    Every size and level comes from ``preset``; any argument that is not
+    ``None`` overrides it. The output is fully determined by ``random_state``.
+
+    **Generative model.** For stimulus :math:`s` with category
+    :math:`c_s \sim \mathcal{U}\{1..C\}`, with power-law variances
+    :math:`\lambda_k \propto k^{-1}` (summing to one):
+
+    .. math::
+
+        z_s &= \sqrt{\lambda} \odot (\mu_{c_s} + \epsilon_s)/\sqrt{2},
+              \quad \mu_c, \epsilon_s \sim \mathcal{N}(0, I)
+              \quad \text{(semantic latent, n\_semantic)}\\
+        v_s &\sim \mathcal{N}(0, \mathrm{diag}\,\lambda^{vis}),\quad
+        t_s \sim \mathcal{N}(0, \mathrm{diag}\,\lambda^{cap})
+              \quad \text{(image-only and caption-only parts)}\\
+        e^{img}_s &= \mathrm{unit}(\sqrt{.6}\,A z_s + \sqrt{.25}\,B v_s
+              + \sqrt{.15/d}\,\eta_s + m^{img})\quad (d = \text{image\_dim})\\
+        e^{txt}_s &= \mathrm{unit}(\sqrt{.65}\,A' z_s + \sqrt{.2}\,D t_s
+              + \sqrt{.15/d'}\,\eta'_s + m^{txt})\\
+        h_s &= \mathrm{standardise}\big(\tanh(1.5\, G^\top u_s + b)\big),\quad
+              u_s \propto [\sqrt{.8}\,z_s; \sqrt{.2}\,v_s]
+              \quad \text{(shared code, n\_latent)}
+
+    with Gaussian random projections :math:`A, A', B, D, G`, common offsets
+    :math:`\|m\| = 1` (CLIP's cone: mean pairwise cosine about 0.5) and
+    :math:`b \sim \mathcal{N}(0, 0.25)`. For subject :math:`j`, voxel
+    :math:`v` and trial :math:`i` showing stimulus :math:`s_i` in session
+    :math:`q_i` at relative position :math:`\tau_i \in (-\tfrac12, \tfrac12)`:
+
+    .. math::
+
+        x_{iv} = \beta_v + \gamma_v\big(\sqrt{\mathrm{snr}_v}\,
+              W_{j,v}^\top h_{s_i} + o_{q_i v} + \delta_{q_i v}\tau_i
+              + \varepsilon_{iv}\big),\quad \varepsilon_{iv} \sim
+              \mathcal{N}(0, 1)
+
+    where :math:`W_j` (``mixing``) is Gaussian, rescaled so that each voxel's
+    signal has unit variance over stimuli (so ``snr`` is exactly the
+    signal-to-noise variance ratio); :math:`\mathrm{snr}_v = 0` except on
+    ``responsive`` voxels (probability ``responsive_fraction``) where it is
+    log-normal, ``snr_scale * exp(snr_sigma * N(0, 1))``: most voxels carry
+    no or little signal and a few carry much. Session offsets
+    :math:`o \sim \mathcal{N}(0, \mathrm{session\_sd}^2)` and drift slopes
+    :math:`\delta \sim \mathcal{N}(0, \mathrm{drift\_sd}^2)`; voxel baselines
+    :math:`\beta_v \sim \mathcal{N}(0,1)` and gains
+    :math:`\log\gamma_v \sim \mathcal{N}(0, 0.25)`. ``nan_voxels`` (outside the
+    brain) are all-NaN columns, ``constant_voxels`` are zero-variance columns
+    equal to :math:`\beta_v`; neither is responsive.
+
+    **Design.** Stimuli are split into ``n_train_stimuli`` training and
+    ``n_test_stimuli`` test stimuli (a random subset of ids; no stimulus is in
+    both). Every subject sees each test stimulus ``n_test_repeats`` times, and
+    its training stimuli once, except ``n_train_repeated`` of them seen
+    ``n_train_repeats`` times (BOLD5000 repeats 113 images 4 times). Subject
+    ``CSI4`` (the fourth) sees only the first ``data_poor_fraction`` of the
+    training stimuli in ``round(data_poor_fraction * n_sessions)`` sessions.
+    Trials are shuffled and cut into consecutive sessions.
+
+    Parameters
+    ----------
+    preset : {"default", "tiny"}, default="default"
+        ``"default"``: 4 subjects, 1000 training stimuli (600 for CSI4), 150
+        test stimuli x 3 repeats, 3276-4746 voxels, 768/512-d embeddings
+        (about 1 s). ``"tiny"``: 120 training and 20 test stimuli, 156-226
+        voxels and 64/48-d embeddings, for unit tests (a few ms).
+    n_subjects : int, default=None
+        Number of subjects, named ``CSI1``, ``CSI2``, ...
+    n_train_stimuli, n_test_stimuli : int, default=None
+        Number of distinct training and test stimuli.
+    n_test_repeats : int, default=None
+        Presentations of each test stimulus per subject (>= 1).
+    n_voxels : int or sequence of int, default=None
+        Voxels of the first subject (the others get 0.87, 1.13, 0.78 times as
+        many, cycling), or one count per subject.
+    n_train_repeated, n_train_repeats : int, default=None
+        Number of training stimuli shown repeatedly, and their presentations.
+    data_poor_fraction : float in (0, 1], default=None
+        Fraction of the training stimuli (and sessions) seen by ``CSI4``.
+    n_sessions : int, default=None
+        Sessions of a full-data subject.
+    n_categories : int, default=None
+        Number of stimulus categories (clusters of the embeddings).
+    image_dim, text_dim : int, default=None
+        Widths of the image (768 in CLIP ViT-B/32 before projection) and
+        caption (512) embeddings.
+    n_semantic, n_visual, n_caption, n_latent : int, default=None
+        Dimensions of :math:`z`, :math:`v`, :math:`t` and of the shared brain
+        code :math:`h`.
+    responsive_fraction : float in [0, 1], default=None
+        Probability that an in-brain voxel is responsive.
+    snr_scale, snr_sigma : float, default=None
+        Median and log-standard-deviation of the SNR of responsive voxels.
+    nan_fraction, constant_fraction : float in [0, 1], default=None
+        Fractions of all-NaN and constant voxels.
+    session_sd, drift_sd : float, default=None
+        Standard deviations of session offsets and drift slopes (noise units).
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed of every random draw.
+
+    Returns
+    -------
+    bunch : :class:`~sklearn.utils.Bunch`
+        - ``subjects``: list of str, e.g. ``["CSI1", "CSI2", "CSI3", "CSI4"]``.
+        - ``data``: dict subject -> Bunch with ``X`` float32 (n_trials,
+          n_voxels) in chronological order, ``stimulus_ids`` int64
+          (n_trials,), ``session_ids`` int64 (n_trials,), ``is_test`` bool
+          (n_trials,), and the ground truth ``responsive`` bool (n_voxels,),
+          ``snr`` float64 (n_voxels,), ``nan_voxels`` and ``constant_voxels``
+          bool (n_voxels,), ``mixing`` float32 (n_latent, n_voxels).
+        - ``image_embeddings``: float32 (n_stimuli, image_dim), unit rows.
+        - ``text_embeddings``: float32 (n_stimuli, text_dim), unit rows.
+        - ``categories``: int64 (n_stimuli,).
+        - ``train_stimuli``, ``test_stimuli``, ``repeated_train_stimuli``:
+          sorted int64 stimulus ids; ids index the rows of the embeddings.
+        - ``latent``: float64 (n_stimuli, n_latent), the shared code :math:`h`.
+        - ``semantic``: float64 (n_stimuli, n_semantic), :math:`z`.
+        - ``params``: dict of the resolved parameters; ``DESCR``: str.
+
+    Examples
+    --------
+    >>> from sklearn_brain.datasets import make_bold5000_like, subject_arrays
+    >>> ds = make_bold5000_like(preset="tiny", random_state=0)
+    >>> ds.subjects
+    ['CSI1', 'CSI2', 'CSI3', 'CSI4']
+    >>> X, Y, stim, is_test = subject_arrays(ds, "CSI1", modality="image")
+    >>> X.shape, Y.shape
+    ((198, 200), (198, 64))
+    """
+    p = _resolve_params(preset, {k: v for k, v in locals().items()
+                                 if k not in ("preset", "random_state")})
+    rng = np.random.default_rng(random_state)
+    seeds = rng.integers(2**63, size=1 + p["n_subjects"])
+    srng = np.random.default_rng(seeds[0])
+    categories, semantic, image, text, latent = _stimuli(srng, p)
+    n_stim = categories.size
+    ids = srng.permutation(n_stim)
+    test_ids = np.sort(ids[:p["n_test_stimuli"]])
+    train_ids = ids[p["n_test_stimuli"]:]  # shuffled: CSI4 takes a prefix
+    repeated_ids = np.sort(train_ids[:p["n_train_repeated"]])
+    subjects = [f"CSI{j + 1}" for j in range(p["n_subjects"])]
+    data = {
+        name: _subject(np.random.default_rng(seeds[j + 1]), p, j, latent,
+                       train_ids, test_ids, repeated_ids)
+        for j, name in enumerate(subjects)
+    }
+    descr = (
+        f"Simulated BOLD5000-like dataset (preset={preset!r}): "
+        f"{len(subjects)} subjects with {p['n_voxels']} voxels; "
+        f"{p['n_train_stimuli']} training stimuli ({p['n_train_repeated']} "
+        f"shown {p['n_train_repeats']}x; CSI4 sees {p['data_poor_fraction']:.0%}) "
+        f"and {p['n_test_stimuli']} test stimuli shown {p['n_test_repeats']}x; "
+        f"{p['n_categories']} categories; image embeddings {p['image_dim']}-d, "
+        f"caption embeddings {p['text_dim']}-d; shared code {p['n_latent']}-d. "
+        "See make_bold5000_like's docstring for the generative model."
+    )
+    return Bunch(
+        subjects=subjects,
+        data=data,
+        image_embeddings=image,
+        text_embeddings=text,
+        categories=categories.astype(np.int64),
+        train_stimuli=np.sort(train_ids).astype(np.int64),
+        test_stimuli=test_ids.astype(np.int64),
+        repeated_train_stimuli=repeated_ids.astype(np.int64),
+        latent=latent,
+        semantic=semantic,
+        params=p,
+        DESCR=descr,
+    )
+
+
+def subject_arrays(bunch, subject, *, modality="image"):
+    """Arrays of one subject, with embedding targets aligned to its trials.
+
+    Parameters
+    ----------
+    bunch : Bunch
+        Output of :func:`make_bold5000_like`.
+    subject : str
+        A name in ``bunch.subjects``.
+    modality : {"image", "text", "multi"}, default="image"
+        Target embeddings: image, caption, or both concatenated (image first).
+
+    Returns
+    -------
+    X : ndarray of shape (n_trials, n_voxels), float32
+        Single-trial responses (NaN and constant columns included).
+    Y : ndarray of shape (n_trials, n_features), float32
+        ``embeddings[stimulus_ids]``.
+    stimulus_ids : ndarray of shape (n_trials,), int64
+    is_test : ndarray of shape (n_trials,), bool
+
+    Examples
+    --------
+    >>> from sklearn_brain.datasets import make_bold5000_like, subject_arrays
+    >>> ds = make_bold5000_like(preset="tiny")
+    >>> X, Y, stim, is_test = subject_arrays(ds, "CSI4", modality="multi")
+    >>> Y.shape[1]
+    112
+    """
+    if subject not in bunch.data:
+        raise ValueError(f"Unknown subject {subject!r}; choose one of {bunch.subjects}.")
+    if modality == "image":
+        emb = bunch.image_embeddings
+    elif modality == "text":
+        emb = bunch.text_embeddings
+    elif modality == "multi":
+        emb = np.hstack([bunch.image_embeddings, bunch.text_embeddings])
+    else:
+        raise ValueError(
+            f"modality must be 'image', 'text' or 'multi', got {modality!r}."
+        )
+    d = bunch.data[subject]
+    return d.X, emb[d.stimulus_ids], d.stimulus_ids, d.is_test
