@@ -552,7 +552,8 @@ _SCORER_SPECS = {
         identification_accuracy, {"direction": "image_to_brain"}),
 }
 
-#: Ready-made scorers (greater is better), keyed by name.
+#: Ready-made scorers (greater is better), keyed by name. They are shared module
+#: objects: to call ``set_score_request`` on one, take a copy with get_scorer().
 SCORERS = {name: make_scorer(func, **kw) for name, (func, kw) in _SCORER_SPECS.items()}
 top1_scorer = SCORERS["top1"]
 top5_scorer = SCORERS["top5"]
