@@ -10,8 +10,8 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
-from sklearn_brain.datasets import load_bold5000  # noqa: E402
-from sklearn_brain.datasets import _bold5000  # noqa: E402
+from sklearn_brain.datasets import load_algonauts2023, load_bold5000  # noqa: E402
+from sklearn_brain.datasets import _algonauts, _bold5000  # noqa: E402
 
 # --------------------------------------------------------------------------
 # BOLD5000
@@ -218,3 +218,191 @@ def test_bold5000_source_dataset_rules():
     assert src("n03000134_1573.jpeg") == "ImageNet"
     assert src("nursery3.jpg") == "Scene"
     assert src("n01440764.jpg") == "Scene"
+
+
+# --------------------------------------------------------------------------
+# Algonauts 2023 (NSD)
+# --------------------------------------------------------------------------
+
+N_VERT = {"lh": 6, "rh": 5}
+TRAIN_NSD = [13, 2950, 72, 4]
+TEST_NSD = [845, 9]
+MAPPINGS = {
+    "prf-visualrois": {0: "Unknown", 1: "V1v", 2: "V1d", 7: "hV4"},
+    "floc-bodies": {0: "Unknown", 1: "EBA"},
+    "floc-faces": {0: "Unknown", 1: "OFA", 2: "FFA-1"},
+    "floc-places": {0: "Unknown", 1: "OPA"},
+    "floc-words": {0: "Unknown", 1: "OWFA"},
+    "streams": {0: "Unknown", 1: "early", 5: "ventral"},
+}
+
+
+def _roi_label_array(hemi, family):
+    labels = sorted(MAPPINGS[family])
+    rng = np.random.default_rng(len(family) + N_VERT[hemi])
+    return rng.choice(labels, size=N_VERT[hemi]).astype(np.int32)
+
+
+def _write_algonauts(root, *, subject="subj01", fsaverage=True):
+    rng = np.random.default_rng(3)
+    base = root / subject
+    fmri_dir = base / "training_split" / "training_fmri"
+    train_dir = base / "training_split" / "training_images"
+    test_dir = base / "test_split" / "test_images"
+    roi_dir = base / "roi_masks"
+    for folder in (fmri_dir, train_dir, test_dir, roi_dir):
+        folder.mkdir(parents=True)
+    # Written out of order on purpose: the loader sorts by train index.
+    for i in reversed(range(len(TRAIN_NSD))):
+        (train_dir / f"train-{i + 1:04d}_nsd-{TRAIN_NSD[i]:05d}.png").write_bytes(b"png")
+    for i, nsd in enumerate(TEST_NSD):
+        (test_dir / f"test-{i + 1:04d}_nsd-{nsd:05d}.png").write_bytes(b"png")
+    (train_dir / ".DS_Store").write_bytes(b"")
+    fmri = {}
+    for hemi in ("lh", "rh"):
+        fmri[hemi] = rng.normal(size=(len(TRAIN_NSD), N_VERT[hemi])).astype(np.float32)
+        np.save(fmri_dir / f"{hemi}_training_fmri.npy", fmri[hemi])
+        for family in MAPPINGS:
+            np.save(roi_dir / f"{hemi}.{family}_challenge_space.npy",
+                    _roi_label_array(hemi, family))
+        if fsaverage:
+            mask = np.zeros(N_VERT[hemi] + 4, dtype=bool)
+            mask[2:2 + N_VERT[hemi]] = True
+            np.save(roi_dir / f"{hemi}.all-vertices_fsaverage_space.npy", mask)
+    for family, mapping in MAPPINGS.items():
+        # Exactly how the release stores them: a pickled dict through np.save,
+        # with one numpy integer key to exercise numpy scalars.
+        stored = {(np.int64(k) if k == 1 else k): v for k, v in mapping.items()}
+        np.save(roi_dir / f"mapping_{family}.npy", stored)
+    return fmri
+
+
+def test_algonauts_round_trip(tmp_path):
+    fmri = _write_algonauts(tmp_path)
+    data = load_algonauts2023(1, data_dir=tmp_path)
+    assert data.subject == "subj01"
+    for hemi in ("lh", "rh"):
+        assert isinstance(data.fmri[hemi], np.memmap)
+        assert data.fmri[hemi].dtype == np.float32
+        np.testing.assert_array_equal(data.fmri[hemi], fmri[hemi])
+    assert data.train_nsd_ids.tolist() == TRAIN_NSD
+    assert [p.rsplit("/", 1)[1] for p in data.train_image_paths] == [
+        "train-0001_nsd-00013.png", "train-0002_nsd-02950.png",
+        "train-0003_nsd-00072.png", "train-0004_nsd-00004.png"]
+    assert data.test_nsd_ids.tolist() == TEST_NSD
+    assert data.test_image_paths[0].endswith("test_split/test_images/test-0001_nsd-00845.png")
+    assert data.roi_names["prf-visualrois"] == MAPPINGS["prf-visualrois"]
+    for hemi in ("lh", "rh"):
+        expected_names = {n for m in MAPPINGS.values() for k, n in m.items() if k != 0}
+        assert set(data.roi_masks[hemi]) == expected_names
+        prf = _roi_label_array(hemi, "prf-visualrois")
+        np.testing.assert_array_equal(data.roi_labels[hemi]["prf-visualrois"], prf)
+        np.testing.assert_array_equal(data.roi_masks[hemi]["hV4"], prf == 7)
+        np.testing.assert_array_equal(data.roi_masks[hemi]["V1v"], prf == 1)
+        streams = _roi_label_array(hemi, "streams")
+        np.testing.assert_array_equal(data.roi_masks[hemi]["ventral"], streams == 5)
+        assert data.roi_masks[hemi]["OFA"].dtype == bool
+        assert data.fsaverage_masks[hemi].sum() == N_VERT[hemi]
+
+
+def test_algonauts_env_var_subset_and_duplicate_names(tmp_path, monkeypatch):
+    _write_algonauts(tmp_path, fsaverage=False)
+    # Two families sharing a ROI name are disambiguated as "family/name".
+    np.save(tmp_path / "subj01/roi_masks/mapping_floc-words.npy", {0: "Unknown", 1: "OFA"})
+    monkeypatch.setenv("SKLEARN_BRAIN_NSD_DIR", str(tmp_path))
+    data = load_algonauts2023("subj01", roi_families=("floc-faces", "floc-words"))
+    assert set(data.roi_masks["lh"]) == {"floc-faces/OFA", "FFA-1", "floc-words/OFA"}
+    words = _roi_label_array("lh", "floc-words")
+    np.testing.assert_array_equal(data.roi_masks["lh"]["floc-words/OFA"], words == 1)
+    assert data.fsaverage_masks is None
+    assert load_algonauts2023(1, roi_families=()).roi_masks == {"lh": {}, "rh": {}}
+
+
+def test_algonauts_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"subj02(.|\n)*Expected layout"):
+        load_algonauts2023(2, data_dir=tmp_path)
+    _write_algonauts(tmp_path)
+    (tmp_path / "subj01/training_split/training_fmri/rh_training_fmri.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"rh_training_fmri\.npy"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+def test_algonauts_missing_roi_and_mapping(tmp_path):
+    _write_algonauts(tmp_path)
+    (tmp_path / "subj01/roi_masks/mapping_streams.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"mapping_streams\.npy"):
+        load_algonauts2023(1, data_dir=tmp_path)
+    assert load_algonauts2023(1, data_dir=tmp_path, roi_families=("floc-bodies",))
+    (tmp_path / "subj01/roi_masks/rh.floc-bodies_challenge_space.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"rh\.floc-bodies_challenge_space\.npy"):
+        load_algonauts2023(1, data_dir=tmp_path, roi_families=("floc-bodies",))
+
+
+def test_algonauts_row_and_length_mismatch(tmp_path):
+    _write_algonauts(tmp_path)
+    (tmp_path / "subj01/training_split/training_images/train-0004_nsd-00004.png").unlink()
+    with pytest.raises(ValueError, match=r"lh_training_fmri\.npy.*4 rows.*3 training images"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+def test_algonauts_roi_length_mismatch(tmp_path):
+    _write_algonauts(tmp_path)
+    np.save(tmp_path / "subj01/roi_masks/lh.floc-faces_challenge_space.npy",
+            np.zeros(N_VERT["lh"] + 1, dtype=np.int32))
+    with pytest.raises(ValueError, match=r"lh\.floc-faces_challenge_space\.npy.*\(7,\).*\(6,\)"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+def test_algonauts_fsaverage_mismatch(tmp_path):
+    _write_algonauts(tmp_path)
+    np.save(tmp_path / "subj01/roi_masks/rh.all-vertices_fsaverage_space.npy", np.ones(9, bool))
+    with pytest.raises(ValueError, match=r"rh\.all-vertices_fsaverage_space\.npy.*9 vertices"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+def test_algonauts_image_gaps_and_bad_fmri(tmp_path):
+    _write_algonauts(tmp_path)
+    (tmp_path / "subj01/test_split/test_images/test-0001_nsd-00845.png").unlink()
+    with pytest.raises(ValueError, match=r"test images .*numbered 1\.\.n"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+def test_algonauts_unreadable_and_non_float_fmri(tmp_path):
+    _write_algonauts(tmp_path)
+    path = tmp_path / "subj01/training_split/training_fmri/lh_training_fmri.npy"
+    np.save(path, np.zeros((4, 6), dtype=np.int16))
+    with pytest.raises(ValueError, match=r"lh_training_fmri\.npy.*float"):
+        load_algonauts2023(1, data_dir=tmp_path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(OSError, match=r"Cannot read training fMRI .*lh_training_fmri\.npy"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned",))
+
+
+def test_algonauts_mapping_is_not_unpickled_unsafely(tmp_path):
+    _write_algonauts(tmp_path)
+    path = tmp_path / "subj01/roi_masks/mapping_floc-places.npy"
+    arr = np.empty((), dtype=object)
+    arr[()] = {0: "Unknown", 1: _Evil()}
+    np.save(path, arr)
+    with pytest.raises(OSError, match=r"mapping_floc-places\.npy.*posix.system|"
+                                      r"mapping_floc-places\.npy.*os.system|"
+                                      r"mapping_floc-places\.npy.*not allowed"):
+        load_algonauts2023(1, data_dir=tmp_path)
+    # A non-dict payload is rejected with the file name.
+    np.save(path, np.arange(3))
+    with pytest.raises(ValueError, match=r"mapping_floc-places\.npy.*dict"):
+        load_algonauts2023(1, data_dir=tmp_path)
+
+
+def test_algonauts_bad_subject(tmp_path):
+    with pytest.raises(ValueError, match="NSD subject"):
+        load_algonauts2023(9, data_dir=tmp_path)
+    with pytest.raises(ValueError, match="ROI families"):
+        load_algonauts2023(1, data_dir=tmp_path, roi_families=("V1",))

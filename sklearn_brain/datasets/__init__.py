@@ -1,9 +1,10 @@
 """Datasets: the embedded BOLD5000-shaped simulator and loaders for real data."""
 
+from ._algonauts import load_algonauts2023
 from ._bold5000 import load_bold5000
 
 from ._simulate import make_bold5000_like, subject_arrays
 
 __all__ = []
 __all__ += ["make_bold5000_like", "subject_arrays"]
-__all__ += ["load_bold5000"]
+__all__ += ["load_bold5000", "load_algonauts2023"]
