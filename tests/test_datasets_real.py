@@ -10,8 +10,8 @@ import pytest
 
 nib = pytest.importorskip("nibabel")
 
-from sklearn_brain.datasets import load_algonauts2023, load_bold5000  # noqa: E402
-from sklearn_brain.datasets import _algonauts, _bold5000  # noqa: E402
+from sklearn_brain.datasets import load_algonauts2023, load_bold5000, load_nod  # noqa: E402
+from sklearn_brain.datasets import _bold5000, _nod  # noqa: E402
 
 # --------------------------------------------------------------------------
 # BOLD5000
@@ -406,3 +406,184 @@ def test_algonauts_bad_subject(tmp_path):
         load_algonauts2023(9, data_dir=tmp_path)
     with pytest.raises(ValueError, match="ROI families"):
         load_algonauts2023(1, data_dir=tmp_path, roi_families=("V1",))
+
+
+# --------------------------------------------------------------------------
+# NOD
+# --------------------------------------------------------------------------
+
+NOD_RUNS = {
+    ("imagenet01", 1): ["n01440764_10026.JPEG", "n01443537_2.JPEG", "n01484850_7.JPEG"],
+    ("imagenet01", 2): ["n01491361_3.JPEG", "n01440764_10026.JPEG", "n01494475_9.JPEG",
+                        "n01496331_1.JPEG"],
+    ("imagenet02", 1): ["n01443537_2.JPEG", "n01498041_5.JPEG", "n01514668_4.JPEG"],
+}
+
+
+def _brain_model_axis(n_left=4):
+    left = np.zeros(10, dtype=bool)
+    left[[0, 2, 5, 9][:n_left]] = True
+    right = np.zeros(8, dtype=bool)
+    right[[1, 3, 4]] = True
+    return (nib.cifti2.BrainModelAxis.from_mask(left, name="CortexLeft")
+            + nib.cifti2.BrainModelAxis.from_mask(right, name="CortexRight"))
+
+
+def _write_dscalar(path, data, names, bm_axis=None):
+    bm_axis = _brain_model_axis() if bm_axis is None else bm_axis
+    header = nib.cifti2.Cifti2Header.from_axes((nib.cifti2.ScalarAxis(names), bm_axis))
+    img = nib.cifti2.Cifti2Image(data, header)
+    img.nifti_header.set_intent("ConnDenseScalar")
+    img.to_filename(str(path))
+
+
+def _write_nod(root, *, subject="sub-01", stim="label", glued=False, map_names=True):
+    """Write a ds004496-style folder; return {(session, run): betas}."""
+    rng = np.random.default_rng(5)
+    results = root / "derivatives" / "ciftify" / subject / "results"
+    written = {}
+    for (session, run), names in NOD_RUNS.items():
+        run_dir = f"ses-{session}_task-imagenet_run-{run}"
+        folder = results / run_dir
+        folder.mkdir(parents=True)
+        data = (rng.normal(size=(len(names), 7)) * 2 + run).astype(np.float32)
+        written[(session, run)] = data
+        _write_dscalar(folder / f"{run_dir}_beta.dscalar.nii", data,
+                       names if map_names else [""] * len(names))
+        if stim == "label":
+            text = "".join(names) if glued else "\n".join(names) + "\n"
+            (folder / f"{run_dir}_label.txt").write_text(text)
+        elif stim == "events":
+            func = root / subject / f"ses-{session}" / "func"
+            func.mkdir(parents=True, exist_ok=True)
+            rows = ["onset\tduration\ttrial_type\tstim_file"] + [
+                f"{4 * i}\t0.5\t{i + 1}\timagenet/{n.split('_')[0]}/{n}"
+                for i, n in enumerate(names)]
+            (func / f"{subject}_ses-{session}_task-imagenet_run-{run:02d}_events.tsv"
+             ).write_text("\n".join(rows) + "\n")
+    # A run of another task must be ignored.
+    other = results / "ses-coco_task-coco_run-1"
+    other.mkdir()
+    _write_dscalar(other / "ses-coco_task-coco_run-1_beta.dscalar.nii",
+                   np.zeros((2, 7), np.float32), ["a.jpg", "b.jpg"])
+    return written
+
+
+@pytest.mark.parametrize("stim", ["label", "glued", "events", "map_names"])
+def test_nod_round_trip(tmp_path, stim):
+    written = _write_nod(tmp_path, stim={"glued": "label"}.get(stim, stim),
+                         glued=stim == "glued")
+    data = load_nod(1, data_dir=tmp_path)
+    keys = [("imagenet01", 1), ("imagenet01", 2), ("imagenet02", 1)]
+    np.testing.assert_array_equal(data.betas, np.concatenate([written[k] for k in keys]))
+    assert data.betas.dtype == np.float32
+    expected = [n for k in keys for n in NOD_RUNS[k]]
+    assert data.stimulus_names.tolist() == expected
+    assert data.stimulus_ids[0] == data.stimulus_ids[4]  # repeat across runs
+    assert data.stimulus_ids[1] == data.stimulus_ids[7]  # repeat across sessions
+    assert len(np.unique(data.stimulus_ids)) == len(set(expected))
+    assert data.sessions.tolist() == ["imagenet01"] * 7 + ["imagenet02"] * 3
+    assert data.runs.tolist() == [1] * 3 + [2] * 4 + [1] * 3
+    assert data.run_ids.tolist() == [0] * 3 + [1] * 4 + [2] * 3
+    assert data.structures.tolist() == (["CIFTI_STRUCTURE_CORTEX_LEFT"] * 4
+                                        + ["CIFTI_STRUCTURE_CORTEX_RIGHT"] * 3)
+    assert data.vertices.tolist() == [0, 2, 5, 9, 1, 3, 4]
+    assert data.image_paths[0].endswith("stimuli/imagenet/n01440764/n01440764_10026.JPEG")
+    assert data.subject == "sub-01" and data.task == "imagenet"
+
+
+def test_nod_zscore_run_and_session(tmp_path):
+    written = _write_nod(tmp_path)
+    data = load_nod("sub-01", data_dir=tmp_path, zscore="run")
+    for run_id in range(3):
+        block = data.betas[data.run_ids == run_id].astype(np.float64)
+        np.testing.assert_allclose(block.mean(axis=0), 0, atol=1e-6)
+        np.testing.assert_allclose(block.std(axis=0), 1, atol=1e-5)
+    raw = written[("imagenet01", 1)].astype(np.float64)
+    np.testing.assert_allclose(data.betas[:3], (raw - raw.mean(0)) / raw.std(0), atol=1e-5)
+    data = load_nod("sub-01", data_dir=tmp_path, zscore="session")
+    for session in ("imagenet01", "imagenet02"):
+        block = data.betas[data.sessions == session].astype(np.float64)
+        np.testing.assert_allclose(block.mean(axis=0), 0, atol=1e-6)
+        np.testing.assert_allclose(block.std(axis=0), 1, atol=1e-5)
+
+
+def test_nod_session_selection_and_env(tmp_path, monkeypatch):
+    written = _write_nod(tmp_path)
+    monkeypatch.setenv("SKLEARN_BRAIN_NOD_DIR", str(tmp_path))
+    data = load_nod(1, sessions=[2])
+    np.testing.assert_array_equal(data.betas, written[("imagenet02", 1)])
+    assert load_nod(1, sessions=["imagenet01"]).betas.shape == (7, 7)
+    coco = load_nod(1, task="coco")
+    assert coco.stimulus_names.tolist() == ["a.jpg", "b.jpg"]
+    with pytest.raises(FileNotFoundError, match=r"imagenet03"):
+        load_nod(1, sessions=[3])
+
+
+def test_nod_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"derivatives/ciftify/sub-01/results"):
+        load_nod(1, data_dir=tmp_path)
+    _write_nod(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"task-floc_run"):
+        load_nod(1, data_dir=tmp_path, task="floc")
+    beta = (tmp_path / "derivatives/ciftify/sub-01/results/ses-imagenet01_task-imagenet_run-2"
+            / "ses-imagenet01_task-imagenet_run-2_beta.dscalar.nii")
+    beta.unlink()
+    with pytest.raises(FileNotFoundError,
+                       match=r"ses-imagenet01_task-imagenet_run-2_beta\.dscalar\.nii"):
+        load_nod(1, data_dir=tmp_path)
+
+
+def test_nod_missing_stimulus_list(tmp_path):
+    _write_nod(tmp_path, stim=None, map_names=False)
+    with pytest.raises(FileNotFoundError,
+                       match=r"ses-imagenet01_task-imagenet_run-1_label\.txt(.|\n)*"
+                             r"sub-01_ses-imagenet01_task-imagenet_run-01_events\.tsv"):
+        load_nod(1, data_dir=tmp_path)
+
+
+def test_nod_label_length_mismatch(tmp_path):
+    _write_nod(tmp_path)
+    label = (tmp_path / "derivatives/ciftify/sub-01/results/ses-imagenet02_task-imagenet_run-1"
+             / "ses-imagenet02_task-imagenet_run-1_label.txt")
+    label.write_text("n01443537_2.JPEG\n")
+    with pytest.raises(ValueError, match=r"run-1_label\.txt.*1 stimuli.*3 beta maps"):
+        load_nod(1, data_dir=tmp_path)
+
+
+def test_nod_brain_model_mismatch_and_unreadable(tmp_path):
+    _write_nod(tmp_path)
+    folder = tmp_path / "derivatives/ciftify/sub-01/results/ses-imagenet02_task-imagenet_run-1"
+    beta = folder / "ses-imagenet02_task-imagenet_run-1_beta.dscalar.nii"
+    _write_dscalar(beta, np.zeros((3, 6), np.float32), NOD_RUNS[("imagenet02", 1)],
+                   bm_axis=_brain_model_axis(n_left=3))
+    with pytest.raises(ValueError, match=r"imagenet02.*different brain-model axis"):
+        load_nod(1, data_dir=tmp_path)
+    beta.write_bytes(b"not cifti")
+    with pytest.raises(OSError, match=r"Cannot read betas file .*imagenet02"):
+        load_nod(1, data_dir=tmp_path)
+
+
+def test_nod_rejects_non_dscalar(tmp_path):
+    _write_nod(tmp_path)
+    beta = (tmp_path / "derivatives/ciftify/sub-01/results/ses-imagenet01_task-imagenet_run-1"
+            / "ses-imagenet01_task-imagenet_run-1_beta.dscalar.nii")
+    series = nib.cifti2.SeriesAxis(start=0, step=2, size=3)
+    header = nib.cifti2.Cifti2Header.from_axes((series, _brain_model_axis()))
+    nib.cifti2.Cifti2Image(np.zeros((3, 7), np.float32), header).to_filename(str(beta))
+    with pytest.raises(ValueError, match=r"run-1_beta\.dscalar\.nii.*dscalar.*SeriesAxis"):
+        load_nod(1, data_dir=tmp_path)
+
+
+def test_nod_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="zscore"):
+        load_nod(1, data_dir=tmp_path, zscore="trial")
+    with pytest.raises(ValueError, match="NOD subject"):
+        load_nod("abc", data_dir=tmp_path)
+
+
+def test_nod_label_parsing():
+    assert _nod._IMAGE_NAME_RE.findall("n01440764_1.JPEGn01443537_22.JPEG") == [
+        "n01440764_1.JPEG", "n01443537_22.JPEG"]
+    assert _nod._IMAGE_NAME_RE.findall("imagenet/n01/n01440764_1.JPEG") == [
+        "n01440764_1.JPEG"]
