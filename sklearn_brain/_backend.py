@@ -1,0 +1,83 @@
+"""Device and dtype resolution, shared by every estimator.
+
+The device is an estimator parameter (``"cpu"``, ``"cuda"``, ``"cuda:1"`` or
+``"auto"``) resolved once in ``fit``; there is no global backend state, so
+:func:`sklearn.base.clone` carries it like any other parameter.  All public
+outputs are NumPy arrays on the CPU.
+"""
+
+import numpy as np
+import torch
+
+__all__ = ["resolve_device", "resolve_dtype", "to_tensor", "to_numpy"]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "float64": torch.float64,
+    np.float32: torch.float32,
+    np.float64: torch.float64,
+    torch.float32: torch.float32,
+    torch.float64: torch.float64,
+}
+
+
+def resolve_device(device):
+    """Turn a ``device`` parameter into a :class:`torch.device`.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"} or str or torch.device
+        ``"auto"`` picks ``"cuda"`` when a CUDA device is available and
+        ``"cpu"`` otherwise.
+
+    Returns
+    -------
+    device : torch.device
+
+    Raises
+    ------
+    ValueError
+        If the string is not a device torch knows, or CUDA is requested but
+        not available.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+        ) from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available on this machine; "
+            "use device='cpu' or device='auto'."
+        )
+    return dev
+
+
+def resolve_dtype(dtype):
+    """Turn a ``dtype`` parameter (``"float32"``/``"float64"``) into a torch dtype."""
+    key = dtype
+    if isinstance(dtype, np.dtype):
+        key = dtype.type
+    try:
+        return _DTYPES[key]
+    except (KeyError, TypeError):
+        raise ValueError(f"dtype={dtype!r} is not supported; use 'float32' or 'float64'.") from None
+
+
+def to_tensor(array, *, device, dtype):
+    """NumPy array (or tensor) to a tensor on ``device``, sharing memory when possible."""
+    if isinstance(array, torch.Tensor):
+        return array.to(device=device, dtype=dtype)
+    array = np.asarray(array)
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    return tensor.to(device=device, dtype=dtype)
+
+
+def to_numpy(tensor):
+    """Tensor to a NumPy array on the CPU."""
+    if isinstance(tensor, np.ndarray):
+        return tensor
+    return tensor.detach().cpu().numpy()

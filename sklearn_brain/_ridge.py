@@ -1,0 +1,579 @@
+"""Multi-target ridge regression with one regularisation per target.
+
+Private solver functions; the public estimators
+(:class:`~sklearn_brain.EncodingVoxelSelector`,
+:class:`~sklearn_brain.RidgeDecoder`) are thin wrappers on top.
+
+Everything rests on one decomposition of the centred design matrix
+``Xc = U diag(s) V^T``, obtained from the eigendecomposition of the smaller
+Gram matrix (``Xc^T Xc`` when ``n_samples >= n_features``, the *primal* case,
+or ``Xc Xc^T`` otherwise, the *dual* case), so the expensive step costs
+``n_samples * n_features * min(n_samples, n_features)`` once, whatever the
+number of alphas and targets.  With ``UtY = U^T Y``:
+
+* ridge coefficients for alpha ``a``: ``V diag(s / (s^2 + a)) UtY``;
+* fitted values: ``U diag(d) UtY`` with shrinkage ``d = s^2 / (s^2 + a)``;
+* generalised cross-validation (Golub, Heath & Wahba 1979), for every alpha
+  and target from ``UtY`` alone:
+  ``RSS = ||Yc||^2 - sum_k (2 d_k - d_k^2) UtY_k^2`` and
+  ``GCV = (RSS / n) / (1 - df / n)^2`` with ``df = sum_k d_k (+1 intercept)``;
+* exact leave-one-out residuals ``e_i = r_i / (1 - h_ii)`` with
+  ``h_ii = sum_k U_ik^2 d_k (+1/n intercept)`` (the criterion of
+  :class:`sklearn.linear_model.RidgeCV`), and their leave-one-*group*-out
+  generalisation ``e_g = (I - H_gg)^{-1} r_g`` so that repeats of a stimulus
+  never predict each other.
+
+The intercept is handled by centring (it is never penalised).  Targets are
+processed in chunks so that peak memory stays bounded for 100k+ voxels, and
+the computation runs in torch on any device.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
+
+__all__ = [
+    "RidgeFactors",
+    "ridge_factorize",
+    "ridge_coef_from_factors",
+    "ridge",
+    "ridge_cv",
+    "iter_heldout_predictions",
+    "default_chunk_size",
+]
+
+_MEMORY_BUDGET = 256 * 2**20  # bytes for the (n_samples, chunk) work buffers
+
+
+class RidgeFactors(NamedTuple):
+    """Decomposition of a centred design matrix ``Xc = U diag(s) V^T``."""
+
+    U: torch.Tensor  # (n_samples, rank)
+    s: torch.Tensor  # (rank,) float64
+    V: torch.Tensor  # (n_features, rank)
+    x_mean: torch.Tensor  # (n_features,)
+    n_samples: int
+    fit_intercept: bool
+
+
+def default_chunk_size(n_samples, n_targets, itemsize=4):
+    """Number of targets per chunk keeping the work buffers near 256 MiB."""
+    per_target = max(1, n_samples) * itemsize * 4
+    return int(max(1, min(n_targets, max(64, _MEMORY_BUDGET // per_target))))
+
+
+def _load_chunk(Y, sl, device, dtype):
+    """A private (copied) tensor of the columns ``sl`` of ``Y``: never aliases user data."""
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    block = np.array(Y[:, sl], dtype=np_dtype, order="C", copy=True)
+    return torch.from_numpy(block).to(device)
+
+
+def _chunk_view(Y, sl, device, dtype):
+    """Read-only tensor of the columns ``sl`` of ``Y``: a view when dtype/device allow.
+
+    Callers must never modify the result in place.
+    """
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    if isinstance(Y, np.ndarray) and Y.dtype == np_dtype and torch.device(device).type == "cpu":
+        return torch.from_numpy(Y)[:, sl]
+    return _load_chunk(Y, sl, device, dtype)
+
+
+def _check_alphas(alphas):
+    alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if alphas.ndim != 1 or alphas.size == 0:
+        raise ValueError("alphas must be a non-empty 1-D array of positive floats.")
+    if not np.all(np.isfinite(alphas)):
+        raise ValueError(f"alphas must be finite, got {alphas.tolist()}.")
+    if np.any(alphas <= 0):
+        raise ValueError(f"alphas must be strictly positive, got {alphas.tolist()}.")
+    return alphas
+
+
+def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):
+    """Decompose the (centred) design matrix once for every ridge solution.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite design matrix.
+    fit_intercept : bool, default=True
+        Centre ``X`` (the intercept is then fitted without penalty).
+    device : str or torch.device, default="cpu"
+    dtype : {"float32", "float64"}, default="float32"
+        Working precision.  The Gram matrix and its eigendecomposition are
+        computed in float64 whenever that costs little, so float32 results
+        stay accurate.
+
+    Returns
+    -------
+    factors : RidgeFactors
+    """
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype)
+    Xw = to_tensor(X, device=device, dtype=dtype)
+    n, p = Xw.shape
+    if fit_intercept:
+        x_mean = Xw.mean(dim=0)
+        Xw = Xw - x_mean
+    else:
+        x_mean = torch.zeros(p, device=device, dtype=dtype)
+    small = min(n, p)
+    # float64 Gram when it is cheap (always for the usual primal case)
+    gram_dtype = torch.float64 if n * p * small <= 4e10 else dtype
+    Xg = Xw.to(gram_dtype)
+    G = Xg.T @ Xg if n >= p else Xg @ Xg.T
+    del Xg
+    evals, evecs = torch.linalg.eigh(G.to(torch.float64))
+    del G
+    eps = torch.finfo(gram_dtype).eps
+    tol = evals.max().clamp_min(0) * max(n, p) * eps
+    keep = evals > tol
+    if fit_intercept:
+        # the centred matrix has rank <= n - 1: drop the constant direction
+        keep &= evals > 0
+    evals, evecs = evals[keep], evecs[:, keep]
+    s = evals.sqrt()
+    evecs = evecs.to(dtype)
+    inv_s = (1.0 / s).to(dtype)
+    if n >= p:
+        V = evecs
+        U = (Xw @ V) * inv_s
+    else:
+        U = evecs
+        V = (Xw.T @ U) * inv_s
+    return RidgeFactors(U=U, s=s, V=V, x_mean=x_mean, n_samples=n, fit_intercept=fit_intercept)
+
+
+def _shrinkage(s, alphas, dtype):
+    """``d[a, k] = s_k^2 / (s_k^2 + alpha_a)`` of shape (n_alphas, rank)."""
+    s2 = s[None, :] ** 2
+    a = torch.as_tensor(alphas, dtype=torch.float64, device=s.device)[:, None]
+    return (s2 / (s2 + a)).to(dtype)
+
+
+def ridge_coef_from_factors(factors, UtY, alpha_per_target, alphas):
+    """Coefficients ``V diag(s / (s^2 + a_j)) UtY_j`` for each target ``j``.
+
+    Parameters
+    ----------
+    factors : RidgeFactors
+    UtY : tensor of shape (rank, n_targets)
+    alpha_per_target : tensor of shape (n_targets,) of indices into ``alphas``
+    alphas : ndarray of shape (n_alphas,)
+
+    Returns
+    -------
+    coef : tensor of shape (n_features, n_targets)
+    """
+    s = factors.s
+    a = torch.as_tensor(alphas, dtype=torch.float64, device=s.device)
+    W = (s[None, :] / (s[None, :] ** 2 + a[:, None])).to(UtY.dtype)  # (A, r)
+    scaled = UtY * W[alpha_per_target].T
+    return factors.V @ scaled
+
+
+def _hat_diag(factors, d):
+    """Leverages ``h[a, i]`` of shape (n_alphas, n_samples)."""
+    h = d @ (factors.U ** 2).T
+    if factors.fit_intercept:
+        h = h + 1.0 / factors.n_samples
+    return h
+
+
+def _group_blocks(groups, n_samples):
+    """Index arrays of groups with more than one member (validated)."""
+    if groups is None:
+        return []
+    groups = np.asarray(groups)
+    if groups.shape != (n_samples,):
+        raise ValueError(
+            f"groups (stimulus ids) must have shape ({n_samples},), got {groups.shape}."
+        )
+    _, inverse, counts = np.unique(groups, return_inverse=True, return_counts=True)
+    if counts.size < 2:
+        raise ValueError("groups must contain at least two distinct stimuli.")
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(counts)[:-1]
+    return [idx for idx in np.split(order, bounds) if idx.size > 1]
+
+
+def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
+    """Closed-form leave-one-out (or leave-one-group-out) residuals, in place.
+
+    Parameters
+    ----------
+    R : tensor of shape (n_samples, n_targets)
+        In-sample residuals, target ``j`` fitted with alpha ``alpha_idx[j]``.
+    alpha_idx : tensor of shape (n_targets,)
+    d : tensor of shape (n_alphas, rank)
+        Shrinkage factors.
+    h : tensor of shape (n_alphas, n_samples)
+        Leverages.
+    blocks : list of index arrays
+        Groups with more than one sample (leave-one-group-out).
+    """
+    w = 1.0 / (1.0 - h).clamp_min(torch.finfo(R.dtype).eps)  # (A, n)
+    if bool((alpha_idx == alpha_idx[0]).all()):
+        R.mul_(w[alpha_idx[0]][:, None])
+        single = True
+    else:
+        R.mul_(w.T[:, alpha_idx])
+        single = False
+    if not blocks:
+        return R
+    U = factors.U
+    m_eye = {}
+    for idx in blocks:
+        it = torch.as_tensor(idx, device=U.device)
+        m = len(idx)
+        Ug = U[it].double()
+        H = torch.einsum("ik,ak,jk->aij", Ug, d.double(), Ug)  # (A, m, m)
+        if factors.fit_intercept:
+            H = H + 1.0 / factors.n_samples
+        if m not in m_eye:
+            m_eye[m] = torch.eye(m, dtype=torch.float64, device=U.device)
+        M = torch.linalg.inv(m_eye[m] - H)  # (A, m, m)
+        # undo the singleton scaling, then apply the block inverse
+        wg = w[:, it].T  # (m, A)
+        if single:
+            a0 = int(alpha_idx[0])
+            Rg = (R[it] / wg[:, a0:a0 + 1]).double()
+            R[it] = (M[a0] @ Rg).to(R.dtype)
+        else:
+            Rg = (R[it] / wg[:, alpha_idx]).double()  # (m, c)
+            Mc = M[alpha_idx]  # (c, m, m)
+            R[it] = torch.einsum("cij,jc->ic", Mc, Rg).to(R.dtype)
+    return R
+
+
+def _pearson_columns(A, B):
+    """Pearson r between matching columns of two (n, k) tensors; NaN if constant."""
+    Ac = A - A.mean(dim=0)
+    Bc = B - B.mean(dim=0)
+    num = (Ac * Bc).sum(dim=0)
+    den = torch.sqrt((Ac * Ac).sum(dim=0) * (Bc * Bc).sum(dim=0))
+    r = num / den
+    r[den <= 0] = float("nan")
+    return r
+
+
+def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None):
+    """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    Y : array-like of shape (n_samples, n_targets)
+    alpha : float or array-like of shape (n_targets,)
+        One alpha for all targets, or one per target.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features, n_targets)
+    intercept : ndarray of shape (n_targets,)
+    """
+    Y = np.asarray(Y)
+    n_targets = Y.shape[1]
+    alpha_arr = np.asarray(alpha, dtype=np.float64)
+    if alpha_arr.ndim == 0:
+        alpha_arr = np.full(n_targets, float(alpha_arr))
+    if alpha_arr.shape != (n_targets,):
+        raise ValueError(f"alpha must be a scalar or have shape ({n_targets},).")
+    alphas, index = np.unique(_check_alphas(alpha_arr), return_inverse=True)
+    factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    U, dev, wdtype = factors.U, factors.U.device, factors.U.dtype
+    chunk_size = chunk_size or default_chunk_size(U.shape[0], n_targets)
+    coef = np.empty((factors.V.shape[0], n_targets), dtype=to_numpy(U[:0]).dtype)
+    intercept = np.empty(n_targets, dtype=coef.dtype)
+    for start in range(0, n_targets, chunk_size):
+        sl = slice(start, start + chunk_size)
+        Yk = _load_chunk(Y, sl, dev, wdtype)
+        UtY = U.T @ Yk
+        idx = torch.as_tensor(index[sl], device=dev)
+        Ck = ridge_coef_from_factors(factors, UtY, idx, alphas)
+        y_mean = Yk.mean(dim=0) if fit_intercept else torch.zeros_like(Yk[0])
+        coef[:, sl] = to_numpy(Ck)
+        intercept[sl] = to_numpy(y_mean - factors.x_mean @ Ck)
+    return coef, intercept
+
+
+class RidgeCVResult(NamedTuple):
+    """Outcome of :func:`ridge_cv`.
+
+    Attributes
+    ----------
+    best_alphas : ndarray of shape (n_targets,)
+    cv_scores : ndarray of shape (n_alphas, n_targets)
+        Selection criterion for every alpha and target, greater is better
+        (negative mean squared error for the squared-error criteria).
+    heldout_r : ndarray of shape (n_targets,) or None
+        Pearson r between each target and its held-out prediction at the
+        selected alpha (leave-one-out or leave-one-stimulus-out in closed
+        form for ``cv in {"gcv", "loo"}``; mean over validation folds
+        otherwise).  NaN for a constant target.
+    coef : ndarray of shape (n_features, n_targets) or None
+    intercept : ndarray of shape (n_targets,) or None
+    """
+
+    best_alphas: np.ndarray
+    cv_scores: np.ndarray
+    heldout_r: object
+    coef: object
+    intercept: object
+
+
+def ridge_cv(
+    X,
+    Y,
+    alphas,
+    *,
+    cv="gcv",
+    groups=None,
+    fit_intercept=True,
+    return_coef=True,
+    return_heldout_r=False,
+    device="cpu",
+    dtype="float32",
+    chunk_size=None,
+    progress=None,
+):
+    """Multi-target ridge with one alpha per target chosen from a grid.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Finite design matrix.
+    Y : array-like of shape (n_samples, n_targets)
+        Finite targets; read chunk by chunk (never copied whole).
+    alphas : array-like of shape (n_alphas,)
+        Positive, finite regularisation strengths.
+    cv : {"gcv", "loo"} or int or CV splitter, default="gcv"
+        ``"gcv"``: generalised cross-validation, the fastest criterion (one
+        product ``U^T Y``).  ``"loo"``: exact efficient leave-one-out squared
+        error, the criterion of ``sklearn.linear_model.RidgeCV``; with
+        ``groups`` it becomes exact leave-one-group-out.  An int or a
+        splitter: K-fold (grouped by ``groups`` when given) with validation
+        Pearson r as the criterion.
+    groups : array-like of shape (n_samples,), default=None
+        Stimulus ids.  Held-out predictions then never use a repeat of the
+        held-out stimulus.
+    return_coef : bool, default=True
+        Also return coefficients refitted on all samples at the best alphas.
+    return_heldout_r : bool, default=False
+        Also return the held-out Pearson r of each target at its best alpha.
+    progress : callable or None
+        Called with the number of targets processed after each chunk.
+
+    Returns
+    -------
+    result : RidgeCVResult
+    """
+    alphas = _check_alphas(alphas)
+    if isinstance(cv, str):
+        if cv not in ("gcv", "loo"):
+            raise ValueError(f"cv must be 'gcv', 'loo', an int or a CV splitter, got {cv!r}.")
+        return _ridge_cv_closed_form(
+            X, Y, alphas, criterion=cv, groups=groups, fit_intercept=fit_intercept,
+            return_coef=return_coef, return_heldout_r=return_heldout_r,
+            device=device, dtype=dtype, chunk_size=chunk_size, progress=progress,
+        )
+    return _ridge_cv_kfold(
+        X, Y, alphas, cv=cv, groups=groups, fit_intercept=fit_intercept,
+        return_coef=return_coef, device=device, dtype=dtype, chunk_size=chunk_size,
+        progress=progress,
+    )
+
+
+def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, return_coef,
+                          return_heldout_r, device, dtype, chunk_size, progress):
+    factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    U, s = factors.U, factors.s
+    dev, wdtype = U.device, U.dtype
+    n = factors.n_samples
+    n_targets = Y.shape[1]
+    chunk_size = chunk_size or default_chunk_size(n, n_targets, U.element_size())
+    blocks = _group_blocks(groups, n)
+    d = _shrinkage(s, alphas, wdtype)  # (A, r)
+    h = _hat_diag(factors, d)  # (A, n)
+    # GCV: RSS = ||Yc||^2 - (2d - d^2) @ UtY^2 ; df = sum d (+1)
+    F = 2 * d - d * d
+    df = d.double().sum(dim=1) + (1.0 if fit_intercept else 0.0)
+    gcv_den = ((1.0 - df / n) ** 2).clamp_min(1e-300).to(wdtype)[:, None]
+
+    np_dtype = to_numpy(U[:0]).dtype
+    best = np.empty(n_targets, dtype=np.intp)
+    scores = np.empty((len(alphas), n_targets), dtype=np_dtype)
+    heldout_r = np.empty(n_targets, dtype=np_dtype) if return_heldout_r else None
+    coef = np.empty((factors.V.shape[0], n_targets), dtype=np_dtype) if return_coef else None
+    intercept = np.empty(n_targets, dtype=np_dtype) if return_coef else None
+    all_idx = {a: torch.full((1,), a, device=dev) for a in range(len(alphas))}
+
+    ones = torch.ones((n, 1), dtype=wdtype, device=dev)
+    U1 = torch.cat([U, ones], dim=1) if fit_intercept else U
+
+    def residuals(Yk, UtY, shrink, y_mean):
+        """In-sample residuals ``Yc - U (shrink * UtY)`` in one GEMM (new tensor)."""
+        B = UtY * shrink
+        if fit_intercept:
+            B = torch.cat([B, y_mean[None, :]], dim=0)
+        return torch.addmm(Yk, U1, B, alpha=-1)
+
+    for start in range(0, n_targets, chunk_size):
+        sl = slice(start, min(start + chunk_size, n_targets))
+        Yk = _chunk_view(Y, sl, dev, wdtype)  # read-only from here on
+        c = Yk.shape[1]
+        if fit_intercept:
+            var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
+            ysq = var * n
+        else:
+            y_mean = torch.zeros(c, dtype=wdtype, device=dev)
+            ysq = (Yk * Yk).sum(dim=0)
+        UtY = U.T @ Yk  # U is orthogonal to the constant when X is centred
+        if criterion == "gcv":
+            rss = ysq[None, :] - F @ (UtY * UtY)
+            err = rss.clamp_min(0) / n / gcv_den
+        else:
+            err = torch.empty((len(alphas), c), dtype=wdtype, device=dev)
+            for a in range(len(alphas)):
+                R = residuals(Yk, UtY, d[a][:, None], y_mean)
+                E = _heldout_residuals(factors, R, all_idx[a].expand(c), d, h, blocks)
+                err[a] = (E * E).mean(dim=0)
+                del R, E
+        best_k = torch.argmin(err, dim=0)
+        scores[:, sl] = -to_numpy(err)
+        best[sl] = to_numpy(best_k)
+        if return_heldout_r:
+            # held-out prediction = y - E, Pearson r computed from sums
+            E = residuals(Yk, UtY, d[best_k].T, y_mean)
+            E = _heldout_residuals(factors, E, best_k, d, h, blocks)
+            P = E.neg_().add_(Yk)  # held-out predictions (centred-y scale), in place
+            P.sub_(P.mean(dim=0))
+            s_pp = (P * P).sum(dim=0)
+            s_py = (P * Yk).sum(dim=0)
+            den = torch.sqrt(s_pp * ysq)
+            r = s_py / den
+            r[den <= 0] = float("nan")
+            del P
+            heldout_r[sl] = to_numpy(r)
+            del E
+        if return_coef:
+            Ck = ridge_coef_from_factors(factors, UtY, best_k, alphas)
+            coef[:, sl] = to_numpy(Ck)
+            intercept[sl] = to_numpy(y_mean - factors.x_mean @ Ck)
+        del Yk
+        if progress is not None:
+            progress(sl.stop - sl.start)
+    return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
+
+
+def _resolve_splitter(cv, groups):
+    from sklearn.model_selection import GroupKFold, KFold, check_cv
+
+    if isinstance(cv, (int, np.integer)):
+        if cv < 2:
+            raise ValueError(f"cv={cv} folds: need at least 2.")
+        return GroupKFold(n_splits=int(cv)) if groups is not None else KFold(n_splits=int(cv))
+    return check_cv(cv)
+
+
+def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,
+                             device="cpu", dtype="float32"):
+    """Held-out predictions of every alpha, fold by fold.
+
+    For ``cv="loo"`` the predictions are exact leave-one-out (or, with
+    ``groups``, leave-one-group-out) predictions for all samples in one
+    "fold"; otherwise each fold of the (grouped) K-fold splitter is refitted.
+
+    Yields
+    ------
+    test_index : ndarray of int
+    predictions : list of ndarray of shape (n_test, n_targets), one per alpha
+    """
+    alphas = _check_alphas(alphas)
+    Y = np.asarray(Y)
+    if isinstance(cv, str):
+        if cv != "loo":
+            raise ValueError(f"cv must be 'loo', an int or a CV splitter here, got {cv!r}.")
+        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+        U, wdtype = factors.U, factors.U.dtype
+        blocks = _group_blocks(groups, factors.n_samples)
+        Yk = to_tensor(Y, device=U.device, dtype=wdtype)
+        y_mean = Yk.mean(dim=0) if fit_intercept else torch.zeros_like(Yk[0])
+        Yk = Yk - y_mean
+        UtY = U.T @ Yk
+        d = _shrinkage(factors.s, alphas, wdtype)
+        h = _hat_diag(factors, d)
+        preds = []
+        for a in range(len(alphas)):
+            R = torch.addmm(Yk, U, UtY * d[a][:, None], alpha=-1)
+            idx = torch.full((Yk.shape[1],), a, device=U.device)
+            E = _heldout_residuals(factors, R, idx, d, h, blocks)
+            preds.append(to_numpy(Yk - E + y_mean))
+        yield np.arange(factors.n_samples), preds
+        return
+    X = np.asarray(X)
+    splitter = _resolve_splitter(cv, groups)
+    for train, test in splitter.split(X, Y, groups):
+        factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device,
+                                  dtype=dtype)
+        U, wdtype = factors.U, factors.U.dtype
+        Ytr = to_tensor(Y[train], device=U.device, dtype=wdtype)
+        y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])
+        UtY = U.T @ (Ytr - y_mean)
+        Xte = to_tensor(X[test], device=U.device, dtype=wdtype) - factors.x_mean
+        XV = Xte @ factors.V
+        s = factors.s
+        preds = []
+        for a in alphas:
+            w = (s / (s ** 2 + a)).to(wdtype)
+            preds.append(to_numpy((XV * w) @ UtY + y_mean))
+        yield test, preds
+
+
+def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, device, dtype,
+                    chunk_size, progress):
+    """K-fold selection by validation Pearson r (mean over folds)."""
+    X = np.asarray(X)
+    n_targets = Y.shape[1]
+    splitter = _resolve_splitter(cv, groups)
+    folds = list(splitter.split(X, np.zeros(len(X)), groups))
+    scores = None
+    for train, test in folds:
+        factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device,
+                                  dtype=dtype)
+        U, wdtype, dev = factors.U, factors.U.dtype, factors.U.device
+        chunk = chunk_size or default_chunk_size(len(train), n_targets, U.element_size())
+        XV = (to_tensor(X[test], device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
+        W = torch.stack([(factors.s / (factors.s ** 2 + a)).to(wdtype) for a in alphas])
+        if scores is None:
+            scores = np.zeros((len(alphas), n_targets), dtype=to_numpy(U[:0]).dtype)
+        for start in range(0, n_targets, chunk):
+            sl = slice(start, min(start + chunk, n_targets))
+            Ytr = to_tensor(Y[train, sl], device=dev, dtype=wdtype)
+            Yte = to_tensor(Y[test, sl], device=dev, dtype=wdtype)
+            UtY = U.T @ (Ytr - Ytr.mean(dim=0) if fit_intercept else Ytr)
+            for a in range(len(alphas)):
+                pred = (XV * W[a]) @ UtY
+                r = _pearson_columns(pred, Yte)
+                scores[a, sl] += np.nan_to_num(to_numpy(r), nan=-1.0) / len(folds)
+    best = np.argmax(scores, axis=0)
+    heldout_r = scores[best, np.arange(n_targets)]
+    coef = intercept = None
+    if return_coef:
+        coef, intercept = ridge(X, Y, alphas[best], fit_intercept=fit_intercept, device=device,
+                                dtype=dtype, chunk_size=chunk_size)
+    if progress is not None:
+        progress(n_targets)
+    return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
+
+
+def gcv_degrees_of_freedom(s, alpha):
+    """Effective degrees of freedom ``sum s^2 / (s^2 + alpha)`` (for reporting)."""
+    s = np.asarray(s, dtype=np.float64)
+    return float(np.sum(s ** 2 / (s ** 2 + alpha)))
+

@@ -1,0 +1,171 @@
+"""Tests of the private ridge solvers against scikit-learn and brute force."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import pearsonr
+from sklearn.linear_model import Ridge, RidgeCV
+
+from sklearn_brain._ridge import (
+    default_chunk_size,
+    iter_heldout_predictions,
+    ridge,
+    ridge_cv,
+    ridge_factorize,
+)
+
+ALPHAS = np.logspace(-2, 5, 8)
+
+
+def _data(n, p, n_targets=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p))
+    noise = np.logspace(-1, 2, n_targets)
+    Y = X @ rng.standard_normal((p, n_targets)) + rng.standard_normal((n, n_targets)) * noise
+    return X, Y + 5.0
+
+
+@pytest.mark.parametrize("n, p", [(60, 20), (30, 80)])  # primal and dual
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_ridge_equals_sklearn(n, p, fit_intercept):
+    X, Y = _data(n, p)
+    coef, intercept = ridge(X, Y, 3.0, fit_intercept=fit_intercept, dtype="float64")
+    ref = Ridge(alpha=3.0, fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_allclose(coef.T, ref.coef_, atol=1e-10)
+    np.testing.assert_allclose(intercept, ref.intercept_, atol=1e-10)
+
+
+def test_ridge_per_target_alpha_and_float32():
+    X, Y = _data(80, 15)
+    alphas = np.array([0.1, 1, 10, 100, 1000, 1e4])
+    coef, intercept = ridge(X, Y, alphas, chunk_size=2)  # float32, several chunks
+    assert coef.dtype == np.float32
+    for j, a in enumerate(alphas):
+        ref = Ridge(alpha=a).fit(X, Y[:, j])
+        np.testing.assert_allclose(coef[:, j], ref.coef_, rtol=2e-3, atol=2e-4)
+        np.testing.assert_allclose(intercept[j], ref.intercept_, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("n, p", [(60, 20), (30, 80)])
+def test_loo_picks_sklearn_ridgecv_alphas(n, p):
+    X, Y = _data(n, p, n_targets=15, seed=1)
+    res = ridge_cv(X, Y, ALPHAS, cv="loo", dtype="float64")
+    ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(res.best_alphas, ref.alpha_)
+    np.testing.assert_allclose(res.coef.T, ref.coef_, atol=1e-9)
+    np.testing.assert_allclose(res.intercept, ref.intercept_, atol=1e-9)
+
+
+def test_gcv_close_to_loo_and_chunking_invariant():
+    X, Y = _data(200, 20, n_targets=12, seed=2)
+    full = ridge_cv(X, Y, ALPHAS, cv="gcv", return_heldout_r=True)
+    chunked = ridge_cv(X, Y, ALPHAS, cv="gcv", return_heldout_r=True, chunk_size=5)
+    np.testing.assert_array_equal(full.best_alphas, chunked.best_alphas)
+    np.testing.assert_allclose(full.heldout_r, chunked.heldout_r, atol=5e-3)
+    loo = ridge_cv(X, Y, ALPHAS, cv="loo", dtype="float64")
+    # GCV approximates LOO well when leverages are even (n >> p)
+    assert np.mean(loo.best_alphas == full.best_alphas) >= 0.75
+
+
+def test_heldout_predictions_are_exact_loo_and_logo():
+    X, Y = _data(30, 8, seed=3)
+    a = 10.0
+    ((idx, (pred,)),) = iter_heldout_predictions(X, Y, [a], cv="loo", dtype="float64")
+    brute = np.array([Ridge(alpha=a).fit(np.delete(X, i, 0), np.delete(Y, i, 0))
+                      .predict(X[i:i + 1])[0] for i in range(len(X))])
+    np.testing.assert_allclose(pred, brute, atol=1e-9)
+    groups = np.repeat(np.arange(10), 3)
+    ((idx, (pred,)),) = iter_heldout_predictions(X, Y, [a], cv="loo", groups=groups,
+                                                 dtype="float64")
+    brute = np.empty_like(Y)
+    for g in np.unique(groups):
+        m = groups == g
+        brute[m] = Ridge(alpha=a).fit(X[~m], Y[~m]).predict(X[m])
+    np.testing.assert_allclose(pred, brute, atol=1e-9)
+
+
+@pytest.mark.parametrize("cv", ["gcv", "loo"])
+@pytest.mark.parametrize("grouped", [False, True])
+def test_heldout_r_matches_brute_force(cv, grouped):
+    X, Y = _data(40, 10, seed=4)
+    groups = np.repeat(np.arange(20), 2) if grouped else None
+    res = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, return_heldout_r=True, dtype="float64")
+    ids = groups if grouped else np.arange(len(X))
+    for j in range(Y.shape[1]):
+        pred = np.empty(len(X))
+        for g in np.unique(ids):
+            m = ids == g
+            pred[m] = Ridge(alpha=res.best_alphas[j]).fit(X[~m], Y[~m, j]).predict(X[m])
+        assert res.heldout_r[j] == pytest.approx(pearsonr(pred, Y[:, j])[0], abs=1e-9)
+
+
+def test_grouping_lowers_scores_when_repeats_share_signal():
+    # repeats share a stimulus-specific component that features do not explain:
+    # leave-one-out then sees a repeat of the held-out stimulus, LOGO does not.
+    rng = np.random.default_rng(5)
+    n_stim, p = 60, 30
+    Xs = rng.standard_normal((n_stim, p))
+    stim_resp = rng.standard_normal((n_stim, 4)) * 3
+    X = np.repeat(Xs, 3, axis=0)
+    Y = np.repeat(stim_resp, 3, axis=0) + 0.3 * rng.standard_normal((3 * n_stim, 4))
+    groups = np.repeat(np.arange(n_stim), 3)
+    loo = ridge_cv(X, Y, ALPHAS, cv="loo", return_heldout_r=True, dtype="float64")
+    logo = ridge_cv(X, Y, ALPHAS, cv="loo", groups=groups, return_heldout_r=True,
+                    dtype="float64")
+    # features are unrelated to the responses: only repeats make LOO look good
+    assert loo.heldout_r.mean() > 0.4
+    assert np.all(logo.heldout_r < 0.25)
+    assert np.all(loo.heldout_r > logo.heldout_r + 0.3)
+
+
+def test_kfold_selects_by_validation_r():
+    X, Y = _data(120, 10, seed=6)
+    res = ridge_cv(X, Y, ALPHAS, cv=4, dtype="float64")
+    assert res.cv_scores.shape == (len(ALPHAS), Y.shape[1])
+    best = ALPHAS[np.argmax(res.cv_scores, axis=0)]
+    np.testing.assert_array_equal(res.best_alphas, best)
+    ref = Ridge(alpha=res.best_alphas[0]).fit(X, Y[:, 0])
+    np.testing.assert_allclose(res.coef[:, 0], ref.coef_, atol=1e-8)
+    # the low-noise target is predicted almost perfectly on validation folds
+    assert res.heldout_r[0] > 0.99
+    assert res.heldout_r[0] == res.cv_scores.max(axis=0)[0]
+
+
+def test_dual_factorisation_reconstructs_x():
+    X, _ = _data(20, 50)
+    f = ridge_factorize(X, dtype="float64")
+    Xc = X - X.mean(0)
+    np.testing.assert_allclose((f.U * f.s) @ f.V.T, Xc, atol=1e-9)
+    assert f.U.shape[1] == 19  # centred rank n - 1
+
+
+def test_default_chunk_size_bounds_memory():
+    assert default_chunk_size(4000, 10 ** 6) * 4000 * 16 <= 300 * 2 ** 20
+    assert default_chunk_size(10, 5) == 5
+
+
+@pytest.mark.parametrize("alphas", [[1.0, np.nan], [np.inf], [0.0, 1.0], [-1.0], []])
+def test_bad_alphas(alphas):
+    X, Y = _data(20, 5)
+    with pytest.raises(ValueError, match="alphas"):
+        ridge_cv(X, Y, alphas)
+
+
+def test_bad_cv_and_groups():
+    X, Y = _data(20, 5)
+    with pytest.raises(ValueError, match="cv must be"):
+        ridge_cv(X, Y, ALPHAS, cv="bogus")
+    with pytest.raises(ValueError, match="groups"):
+        ridge_cv(X, Y, ALPHAS, cv="loo", groups=np.arange(5))
+    with pytest.raises(ValueError, match="two distinct"):
+        ridge_cv(X, Y, ALPHAS, cv="loo", groups=np.zeros(20))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    X, Y = _data(100, 30, n_targets=50)
+    cpu = ridge_cv(X, Y, ALPHAS, return_heldout_r=True, device="cpu")
+    gpu = ridge_cv(X, Y, ALPHAS, return_heldout_r=True, device="cuda")
+    np.testing.assert_array_equal(cpu.best_alphas, gpu.best_alphas)
+    np.testing.assert_allclose(cpu.heldout_r, gpu.heldout_r, atol=1e-4)
