@@ -1,0 +1,177 @@
+"""Image captions from a GIT model (study 1's text pathway)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from ._base import (
+    _BaseFeaturizer,
+    _as_image_items,
+    _check_positive_int,
+    _file_identity,
+    _ImageDataset,
+    _import_optional,
+    _iter_batches,
+    _offline_error,
+)
+from ._clip import _HFImageTransform, _is_local, _quiet_transformers
+
+logger = logging.getLogger(__name__)
+
+
+def _generate_captions(model, processor, pixel_values, *, max_length, num_beams):
+    """Greedy/beam-search captions for a batch of pixel tensors, as a list of str."""
+    ids = model.generate(pixel_values=pixel_values, max_length=max_length, num_beams=num_beams)
+    return [text.strip() for text in processor.batch_decode(ids, skip_special_tokens=True)]
+
+
+class ImageCaptioner(_BaseFeaturizer):
+    """Caption images with a transformers GIT model (``microsoft/git-base-coco``).
+
+    :meth:`transform` returns one caption per image, so
+    ``make_pipeline(ImageCaptioner(), CLIPFeaturizer(modality="text",
+    embedding="pooled"))`` reproduces study 1's text features.
+
+    Parameters
+    ----------
+    model : str or path, default="microsoft/git-base-coco"
+        A hub id or a local directory holding the model and its processor
+        (``save_pretrained``), loaded with ``AutoProcessor`` and
+        ``AutoModelForCausalLM``.
+    max_length : int, default=50
+        Maximum caption length in tokens (including the start token).
+    num_beams : int, default=1
+        Beam width (1: greedy decoding, as in study 1).
+    batch_size : int, default=32
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+    precision : {"float32", "float16", "bfloat16"}, default="float32"
+    num_workers : int, default=0
+    memory : str, joblib.Memory or None, default=None
+        Cache of the captions, keyed on the images and the model identity.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    model_ : transformers.GitForCausalLM
+    processor_ : transformers.GitProcessor
+    device_ : str
+    weights_id_ : str or tuple
+
+    Examples
+    --------
+    >>> from sklearn_brain.featurizers import ImageCaptioner
+    >>> captioner = ImageCaptioner("/path/to/git-base-coco")  # doctest: +SKIP
+    >>> captioner.fit().transform(["cat.jpg"])  # doctest: +SKIP
+    array(['a cat sitting on a mat'], dtype=object)
+    """
+
+    _torch_attributes = ("model_",)
+
+    def __init__(
+        self,
+        model="microsoft/git-base-coco",
+        *,
+        max_length=50,
+        num_beams=1,
+        batch_size=32,
+        device="auto",
+        precision="float32",
+        num_workers=0,
+        memory=None,
+        verbose=0,
+    ):
+        self.model = model
+        self.max_length = max_length
+        self.num_beams = num_beams
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
+        self.memory = memory
+        self.verbose = verbose
+
+    def fit(self, X=None, y=None):
+        """Load the processor and the model on ``device_``.
+
+        Parameters
+        ----------
+        X : ignored
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ImageCaptioner
+        """
+        transformers = _import_optional("transformers", what="ImageCaptioner")
+        self._validate_common()
+        _check_positive_int(self.max_length, "max_length")
+        _check_positive_int(self.num_beams, "num_beams")
+        source = os.fspath(self.model)
+        with _quiet_transformers(self.verbose):
+            try:
+                processor = transformers.AutoProcessor.from_pretrained(source)
+                model = transformers.AutoModelForCausalLM.from_pretrained(source)
+            except Exception as exc:
+                if _is_local(source):
+                    raise
+                raise _offline_error(
+                    "captioning model", source,
+                    "ImageCaptioner('/path/to/git-base-coco'), a directory made with "
+                    "save_pretrained (model and processor) or a snapshot of the hub "
+                    "repository.",
+                    exc,
+                ) from exc
+        self.processor_ = processor
+        self.model_ = model.eval().to(self.device_)
+        self.weights_id_ = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"
+        return self
+
+    def _forward(self, pixel_values):
+        return _generate_captions(
+            self.model_, self.processor_, pixel_values, max_length=self.max_length, num_beams=self.num_beams
+        )
+
+    def _compute(self, items):
+        captions = []
+        for batch in _iter_batches(
+            _ImageDataset(items, _HFImageTransform(self.processor_.image_processor)),
+            self._forward,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            device=self.device_,
+            precision=self.precision,
+            verbose=self.verbose,
+            desc="captions",
+        ):
+            captions.extend(batch)
+        out = np.empty(len(captions), dtype=object)
+        out[:] = captions
+        return out
+
+    def transform(self, X):
+        """Caption images.
+
+        Parameters
+        ----------
+        X : sequence of image paths, PIL images or uint8 arrays, or ndarray of shape (n_images, height, width, 3)
+
+        Returns
+        -------
+        captions : ndarray of str of shape (n_images,), dtype object
+        """
+        self._check_fitted()
+        return self._featurize(_as_image_items(X), kind="image")
+
+    def get_feature_names_out(self, input_features=None):
+        return np.asarray(["caption"], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags

@@ -1,0 +1,407 @@
+"""CLIP image and text embeddings (study 1's semantic features)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+import numpy as np
+
+from ._base import (
+    _BaseFeaturizer,
+    _as_image_items,
+    _check_texts,
+    _file_identity,
+    _ImageDataset,
+    _import_optional,
+    _iter_batches,
+    _list_collate,
+    _ListDataset,
+    _load_weights_file,
+    _offline_error,
+    _random_weights_id,
+    _seeded,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------
+# backend helpers (pure functions of a loaded model)
+# --------------------------------------------------------------------------
+@contextlib.contextmanager
+def _without(module, attribute):
+    """Temporarily set ``module.<attribute>`` (a projection) to ``None``.
+
+    open_clip's ``VisionTransformer.forward`` and ``CLIP.encode_text`` apply
+    their projection only ``if self.proj is not None`` / ``if
+    self.text_projection is not None``, so this yields exactly the pooled
+    (post-``ln_post`` / ``ln_final``) output through open_clip's own code.
+    """
+    saved = getattr(module, attribute)
+    setattr(module, attribute, None)
+    try:
+        yield
+    finally:
+        setattr(module, attribute, saved)
+
+
+def _open_clip_projection_owner(model, modality):
+    """(module, attribute) holding the projection applied after pooling."""
+    if modality == "image":
+        visual = model.visual
+        if type(visual).__name__ == "VisionTransformer" and hasattr(visual, "proj"):
+            return visual, "proj"
+        raise ValueError(
+            "embedding='pooled' is supported for open_clip vision transformers "
+            f"(ViT-*); this model's image tower is {type(visual).__name__}."
+        )
+    if hasattr(model, "text_projection"):  # CLIP: text tower inlined in the model
+        return model, "text_projection"
+    text = getattr(model, "text", None)
+    if type(text).__name__ == "TextTransformer":  # CustomTextCLIP
+        return text, "text_projection"
+    raise ValueError(
+        "embedding='pooled' is supported for open_clip transformer text towers; "
+        f"this model's text tower is {type(text).__name__}."
+    )
+
+
+def _open_clip_forward(model, batch, modality, embedding):
+    encode = model.encode_image if modality == "image" else model.encode_text
+    if embedding == "projected":
+        return encode(batch)
+    owner, attribute = _open_clip_projection_owner(model, modality)
+    with _without(owner, attribute):
+        return encode(batch)
+
+
+def _hf_forward(model, batch, modality, embedding):
+    """Pooled (``pooler_output``) or projected CLIP embedding from a transformers CLIPModel."""
+    if modality == "image":
+        pooled = model.vision_model(pixel_values=batch).pooler_output
+        return pooled if embedding == "pooled" else model.visual_projection(pooled)
+    pooled = model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).pooler_output
+    return pooled if embedding == "pooled" else model.text_projection(pooled)
+
+
+class _HFImageTransform:
+    """Picklable PIL → pixel tensor transform wrapping a transformers image processor."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, image):
+        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+
+class _HFTokenize:
+    def __init__(self, tokenizer, max_length):
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+
+    def __call__(self, texts):
+        enc = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+class _OpenClipTokenize:
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, texts):
+        return self.tokenizer(list(texts))
+
+
+def _is_local(path):
+    return isinstance(path, os.PathLike) or (isinstance(path, str) and os.path.exists(path))
+
+
+@contextlib.contextmanager
+def _quiet_transformers(verbose):
+    """Silence transformers' loading progress bars when ``verbose=0``."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if not verbose:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _load_open_clip(model_name, pretrained, random_state, verbose):
+    """Return ``(model, image_transform, tokenizer, weights_id)`` from open_clip."""
+    open_clip = _import_optional("open_clip", what="CLIPFeaturizer(backend='open_clip')")
+    known = open_clip.list_models()
+    if model_name not in known and not str(model_name).startswith(("hf-hub:", "local-dir:")):
+        raise ValueError(
+            f"Unknown open_clip model {model_name!r}; use one of open_clip.list_models() "
+            f"(e.g. {known[:5]}) or backend='hf' for a transformers model."
+        )
+    if pretrained is None:
+        with _seeded(random_state):
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
+        weights_id = _random_weights_id(random_state)
+    elif _is_local(pretrained):
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
+        model.load_state_dict(_load_weights_file(pretrained))
+        weights_id = ("file",) + _file_identity(pretrained)
+    else:
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
+        except Exception as exc:
+            raise _offline_error(
+                "open_clip model", f"{model_name}/{pretrained}",
+                f"CLIPFeaturizer({model_name!r}, pretrained='/path/to/open_clip_pytorch_model.bin') "
+                "(a state-dict file, .bin/.pt/.safetensors). Set HF_HUB_OFFLINE=1 to fail "
+                "fast instead of retrying the network.",
+                exc,
+            ) from exc
+        weights_id = f"open_clip:{model_name}:{pretrained}"
+    tokenizer = open_clip.get_tokenizer(model_name)
+    return model, preprocess, _OpenClipTokenize(tokenizer), weights_id
+
+
+def _load_hf_clip(model_name, pretrained, random_state, verbose):
+    """Return ``(model, image_transform, tokenizer, weights_id)`` from transformers."""
+    transformers = _import_optional("transformers", what="CLIPFeaturizer(backend='hf')")
+    source = os.fspath(model_name)
+    with _quiet_transformers(verbose):
+        try:
+            if pretrained is None:
+                config = transformers.CLIPConfig.from_pretrained(source)
+                with _seeded(random_state):
+                    model = transformers.CLIPModel(config)
+                weights_id = _random_weights_id(random_state)
+            else:
+                model = transformers.CLIPModel.from_pretrained(source)
+                weights_id = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"
+            image_processor = transformers.AutoImageProcessor.from_pretrained(source)
+            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        except Exception as exc:
+            if _is_local(source):
+                raise
+            raise _offline_error(
+                "Hugging Face CLIP model", source,
+                "CLIPFeaturizer('/path/to/clip-dir', backend='hf'), a directory made "
+                "with CLIPModel.save_pretrained and CLIPProcessor.save_pretrained (or "
+                "a snapshot of the hub repository).",
+                exc,
+            ) from exc
+    max_length = model.config.text_config.max_position_embeddings
+    return model, _HFImageTransform(image_processor), _HFTokenize(tokenizer, max_length), weights_id
+
+
+class CLIPFeaturizer(_BaseFeaturizer):
+    """CLIP embeddings of images or texts, from open_clip or Hugging Face transformers.
+
+    ``embedding="projected"`` returns the joint CLIP space (``encode_image`` /
+    ``encode_text``; 512-d for ViT-B/32). ``embedding="pooled"`` returns the
+    tower's pooled output before the projection, as in study 1: for ViT-B/32
+    the 768-d image embedding (``ln_post`` of the class token) and the 512-d
+    text embedding (``ln_final`` at the end-of-text token). With open_clip the
+    pooled output is read through open_clip's own forward with the projection
+    disabled; with transformers it is ``vision_model(...).pooler_output`` /
+    ``text_model(...).pooler_output``.
+
+    Parameters
+    ----------
+    model_name : str or path, default="ViT-B-32"
+        An ``open_clip.list_models()`` name, or a transformers model id or local
+        directory (``backend="hf"``).
+    pretrained : str, path or None, default="openai"
+        open_clip: a pretrained tag (``"openai"``, ``"laion2b_s34b_b79k"``, …) or a
+        local state-dict file (read with ``torch.load(weights_only=True)`` or
+        safetensors). transformers: anything but ``None`` loads the weights of
+        ``model_name``. ``None``: random initialisation (seeded by
+        ``random_state``), for tests.
+    backend : {"auto", "open_clip", "hf"}, default="auto"
+        ``"auto"`` picks ``"hf"`` when ``model_name`` is a local directory or
+        contains ``"/"`` (a hub id), else ``"open_clip"``.
+    modality : {"image", "text"}, default="image"
+        Inputs to :meth:`transform`: images (paths, PIL images, uint8 arrays)
+        or non-empty strings.
+    embedding : {"projected", "pooled"}, default="projected"
+    normalize : bool, default=True
+        L2-normalise each output row.
+    batch_size : int, default=64
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Resolved in :meth:`fit`.
+    precision : {"float32", "float16", "bfloat16"}, default="float32"
+        Reduced precisions run under :func:`torch.autocast`.
+    num_workers : int, default=0
+        DataLoader workers decoding images.
+    memory : str, joblib.Memory or None, default=None
+        Cache keyed on the inputs and the model identity.
+    random_state : int or None, default=None
+        Seed of the random initialisation when ``pretrained=None``.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        The CLIP model, in eval mode on ``device_``.
+    backend_ : str
+    device_ : str
+    weights_id_ : str or tuple
+    n_features_out_ : int
+        Embedding dimension.
+
+    Examples
+    --------
+    >>> from sklearn_brain.featurizers import CLIPFeaturizer
+    >>> text = CLIPFeaturizer("ViT-B-32", pretrained=None, modality="text",
+    ...                       embedding="pooled", device="cpu", random_state=0)
+    >>> text.fit_transform(["a cat on a mat", "two dogs"]).shape
+    (2, 512)
+    """
+
+    def __init__(
+        self,
+        model_name="ViT-B-32",
+        pretrained="openai",
+        *,
+        backend="auto",
+        modality="image",
+        embedding="projected",
+        normalize=True,
+        batch_size=64,
+        device="auto",
+        precision="float32",
+        num_workers=0,
+        memory=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.model_name = model_name
+        self.pretrained = pretrained
+        self.backend = backend
+        self.modality = modality
+        self.embedding = embedding
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.num_workers = num_workers
+        self.memory = memory
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _resolve_backend(self):
+        if self.backend not in ("auto", "open_clip", "hf"):
+            raise ValueError(f"backend must be 'auto', 'open_clip' or 'hf'; got {self.backend!r}.")
+        if self.backend != "auto":
+            return self.backend
+        name = os.fspath(self.model_name)
+        if name.startswith(("hf-hub:", "local-dir:")):
+            return "open_clip"
+        if os.path.isdir(name) or "/" in name:
+            return "hf"
+        return "open_clip"
+
+    def fit(self, X=None, y=None):
+        """Load the model (this is where weights are read) on ``device_``.
+
+        Parameters
+        ----------
+        X : ignored
+            Present for API consistency; the model is not trained.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : CLIPFeaturizer
+        """
+        import torch
+
+        self._validate_common()
+        if self.modality not in ("image", "text"):
+            raise ValueError(f"modality must be 'image' or 'text'; got {self.modality!r}.")
+        if self.embedding not in ("projected", "pooled"):
+            raise ValueError(f"embedding must be 'projected' or 'pooled'; got {self.embedding!r}.")
+        self.backend_ = self._resolve_backend()
+        loader = _load_hf_clip if self.backend_ == "hf" else _load_open_clip
+        model, self._image_transform, self._tokenize, self.weights_id_ = loader(
+            self.model_name, self.pretrained, self.random_state, self.verbose
+        )
+        self.model_ = model.eval().to(self.device_)
+        if self.backend_ == "open_clip" and self.embedding == "pooled":
+            _open_clip_projection_owner(model, self.modality)  # fail early if unsupported
+        # output dimension from one probe input
+        probe = (
+            [np.zeros((8, 8, 3), np.uint8)] if self.modality == "image" else ["a"]
+        )
+        with torch.inference_mode():
+            batch = next(iter(self._batches(probe)))
+        self.n_features_out_ = int(batch.shape[1])
+        logger.info("CLIP %s (%s, %s %s) -> %d-d on %s", self.model_name, self.backend_,
+                    self.modality, self.embedding, self.n_features_out_, self.device_)
+        return self
+
+    def _forward(self, batch):
+        import torch
+
+        fn = _hf_forward if self.backend_ == "hf" else _open_clip_forward
+        out = fn(self.model_, batch, self.modality, self.embedding).float()
+        if self.normalize:
+            out = torch.nn.functional.normalize(out, dim=-1)
+        return out
+
+    def _batches(self, items):
+        if self.modality == "image":
+            dataset, collate = _ImageDataset(items, self._image_transform), None
+        else:
+            dataset, collate = _ListDataset(items), self._tokenize
+        return _iter_batches(
+            dataset,
+            self._forward,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers if self.modality == "image" else 0,
+            device=self.device_,
+            precision=self.precision,
+            collate_fn=collate,
+            verbose=self.verbose,
+            desc=f"CLIP {self.modality}",
+        )
+
+    def _compute(self, items):
+        out = list(self._batches(items))
+        return np.concatenate(out) if out else np.zeros((0, self.n_features_out_), np.float32)
+
+    def transform(self, X):
+        """Embed images or texts.
+
+        Parameters
+        ----------
+        X : sequence of image paths, PIL images or uint8 arrays (n_images, height, width, 3), or sequence of str
+            Images for ``modality="image"``; non-empty strings for ``"text"``.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, n_features_out_), dtype float32
+        """
+        self._check_fitted()
+        if self.modality == "text":
+            return self._featurize(_check_texts(X), kind="text")
+        return self._featurize(_as_image_items(X), kind="image")
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``"clip_<modality>_<embedding><i>"`` of the output columns."""
+        self._check_fitted()
+        prefix = f"clip_{self.modality}_{self.embedding}"
+        return np.asarray([f"{prefix}{i}" for i in range(self.n_features_out_)], dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = self.modality == "text"
+        tags.requires_fit = True
+        tags.transformer_tags.preserves_dtype = []
+        return tags
