@@ -170,7 +170,8 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
     Expected files (module constants, relative to ``data_dir``)::
 
         FMRI_PATTERN        = "{subject}/training_split/training_fmri/{hemi}_training_fmri.npy"
-        TRAIN_IMAGES_DIR    = "{subject}/training_split/training_images"   # train-0001_nsd-00013.png
+        TRAIN_IMAGES_DIR    = "{subject}/training_split/training_images"
+                              # train-0001_nsd-00013.png
         TEST_IMAGES_DIR     = "{subject}/test_split/test_images"           # test-0001_nsd-00845.png
         ROI_DIR             = "{subject}/roi_masks"
         ROI_LABELS_PATTERN  = "{hemi}.{family}_challenge_space.npy"
@@ -208,7 +209,8 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
             One boolean mask per ROI name (e.g. ``"V1v"``, ``"FFA-1"``,
             ``"early"``); label 0 (``"Unknown"``) is not a ROI. If two
             families share a name, both are stored as ``"family/name"``.
-        roi_labels : dict of {"lh", "rh"} -> dict of str -> ndarray of shape (n_vertices_hemi,), int64
+        roi_labels : dict of {"lh", "rh"} -> dict of str -> ndarray of int64
+            Shape (n_vertices_hemi,) each.
             Raw per-vertex label of every family.
         roi_names : dict of str -> dict of int -> str
             The ``mapping_<family>.npy`` tables.
@@ -235,7 +237,8 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
     Examples
     --------
     >>> from sklearn_brain.datasets import load_algonauts2023
-    >>> data = load_algonauts2023(1, data_dir="~/data/algonauts_2023_challenge_data")  # doctest: +SKIP
+    >>> data = load_algonauts2023(
+    ...     1, data_dir="~/data/algonauts_2023_challenge_data")  # doctest: +SKIP
     >>> data.fmri["lh"].shape, data.fmri["rh"].shape  # doctest: +SKIP
     ((9841, 19004), (9841, 20544))
     >>> v1 = data.roi_masks["lh"]["V1v"] | data.roi_masks["lh"]["V1d"]  # doctest: +SKIP

@@ -189,11 +189,13 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
     Expected files (module constants; ``data_dir`` may also hold them in
     ``BOLD5000_GLMsingle_betas/`` or ``<subject>/``)::
 
-        BETAS_PATTERN      = "{subject}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-{session:02d}.nii.gz"
+        BETAS_PATTERN = (
+            "{subject}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-{session:02d}.nii.gz")
         BRAINMASK_PATTERN  = "{subject}_brainmask.nii.gz"
         IMGNAMES_PATTERN   = "{subject}_imgnames.txt"
         PRESENTATION_LISTS_PATTERN = (fallback when IMGNAMES is absent)
-            "BOLD5000_Stimuli/Stimuli_Presentation_Lists/{subject}/{subject}_sess{session:02d}/*.txt"
+            "BOLD5000_Stimuli/Stimuli_Presentation_Lists/{subject}/"
+            "{subject}_sess{session:02d}/*.txt"
         STIMULI_DIR        = "BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli"
 
     Parameters

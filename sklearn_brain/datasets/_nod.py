@@ -158,7 +158,8 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         RESULTS_DIR    = "derivatives/ciftify/{subject}/results"
         BETA_PATTERN   = "{run_dir}_beta.dscalar.nii"
         LABEL_PATTERN  = "{run_dir}_label.txt"
-        EVENTS_PATTERN = "{subject}/ses-{session}/func/{subject}_ses-{session}_task-{task}_run-{run:02d}_events.tsv"
+        EVENTS_PATTERN = ("{subject}/ses-{session}/func/"
+                          "{subject}_ses-{session}_task-{task}_run-{run:02d}_events.tsv")
         STIMULI_DIR    = "stimuli"
 
     Parameters
