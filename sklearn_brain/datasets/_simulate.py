@@ -392,8 +392,8 @@ def make_bold5000_like(
         Fractions of all-NaN and constant voxels.
     session_sd, drift_sd : float, default=None
         Standard deviations of session offsets and drift slopes (noise units).
-    random_state : int, numpy.random.Generator or None, default=0
-        Seed of every random draw.
+    random_state : int, numpy.random.Generator, RandomState or None, default=0
+        Seed of every random draw (``None``: not reproducible).
 
     Returns
     -------
@@ -426,6 +426,8 @@ def make_bold5000_like(
     """
     p = _resolve_params(preset, {k: v for k, v in locals().items()
                                  if k not in ("preset", "random_state")})
+    if isinstance(random_state, np.random.RandomState):
+        random_state = random_state.randint(2**31 - 1)
     rng = np.random.default_rng(random_state)
     seeds = rng.integers(2**63, size=1 + p["n_subjects"])
     srng = np.random.default_rng(seeds[0])
