@@ -587,3 +587,18 @@ def test_nod_label_parsing():
         "n01440764_1.JPEG", "n01443537_22.JPEG"]
     assert _nod._IMAGE_NAME_RE.findall("imagenet/n01/n01440764_1.JPEG") == [
         "n01440764_1.JPEG"]
+
+
+def test_bold5000_matches_nilearn_masker(tmp_path):
+    # Direct boolean masking gives the same voxels, in the same order, as
+    # nilearn's NiftiMasker (when the affines agree; the release's betas carry
+    # a wrong affine, which is why the loader masks on the voxel grid).
+    maskers = pytest.importorskip("nilearn.maskers")
+    affine = np.eye(4)
+    _write_bold5000(tmp_path, affine=affine)
+    data = load_bold5000("CSI1", data_dir=tmp_path, sessions=[1])
+    masker = maskers.NiftiMasker(mask_img=str(tmp_path / "CSI1_brainmask.nii.gz"),
+                                 standardize=None)
+    expected = masker.fit_transform(
+        str(tmp_path / "CSI1_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-01.nii.gz"))
+    np.testing.assert_allclose(data.betas, expected, rtol=1e-6)
