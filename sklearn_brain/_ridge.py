@@ -251,6 +251,31 @@ def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
     return R
 
 
+def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
+    """Pearson r of GCV held-out predictions, from ``U^T Y`` alone.
+
+    Generalised cross-validation is leave-one-out in a rotated basis where
+    every sample has the mean leverage ``gamma = df / n`` (Golub, Heath &
+    Wahba 1979), so the held-out residual of sample ``i`` is
+    ``r_i / (1 - gamma)``.  With ``q = UtY^2`` the sums giving Pearson r are
+    ``<R, Yc> = ||Yc||^2 - d.q`` and ``<R, R> = ||Yc||^2 - (2d - d^2).q``: no
+    pass over the ``(n_samples, n_targets)`` data is needed.
+    """
+    q = (UtY * UtY).double()
+    dd = d.double()
+    db = dd[best_k].T  # (r, c)
+    ry = ysq.double() - (db * q).sum(dim=0)
+    rr = ysq.double() - ((2 * db - db * db) * q).sum(dim=0)
+    g = 1.0 / (1.0 - gamma[best_k])
+    yy = ysq.double()
+    cov = yy - ry * g
+    var_p = (yy - 2 * ry * g + rr * g * g).clamp_min(0)
+    den = torch.sqrt(var_p * yy)
+    r = (cov / den).clamp(-1.0, 1.0)
+    r[den <= 1e-12 * yy] = float("nan")
+    return r
+
+
 def _pearson_columns(A, B):
     """Pearson r between matching columns of two (n, k) tensors; NaN if constant."""
     Ac = A - A.mean(dim=0)
@@ -404,6 +429,7 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
     F = 2 * d - d * d
     df = d.double().sum(dim=1) + (1.0 if fit_intercept else 0.0)
     gcv_den = ((1.0 - df / n) ** 2).clamp_min(1e-300).to(wdtype)[:, None]
+    gcv_gamma = df / n  # mean leverage, float64 (A,)
 
     np_dtype = to_numpy(U[:0]).dtype
     best = np.empty(n_targets, dtype=np.intp)
@@ -427,13 +453,19 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
         sl = slice(start, min(start + chunk_size, n_targets))
         Yk = _chunk_view(Y, sl, dev, wdtype)  # read-only from here on
         c = Yk.shape[1]
+        # one GEMM gives U^T Y and the column sums (U is orthogonal to the
+        # constant when X is centred); sums of squares in one fused reduction
+        UtY1 = U1.T @ Yk
+        sq = torch.linalg.vector_norm(Yk, dim=0).double() ** 2
         if fit_intercept:
-            var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
-            ysq = var * n
+            UtY, y_mean = UtY1[:-1], UtY1[-1] / n
+            ysq = sq - n * y_mean.double() ** 2
+            if bool((ysq < 1e-3 * sq).any()):  # large offsets: avoid cancellation
+                var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
+                ysq = var.double() * n
         else:
-            y_mean = torch.zeros(c, dtype=wdtype, device=dev)
-            ysq = (Yk * Yk).sum(dim=0)
-        UtY = U.T @ Yk  # U is orthogonal to the constant when X is centred
+            UtY, y_mean, ysq = UtY1, torch.zeros(c, dtype=wdtype, device=dev), sq
+        ysq = ysq.to(wdtype)
         if criterion == "gcv":
             rss = ysq[None, :] - F @ (UtY * UtY)
             err = rss.clamp_min(0) / n / gcv_den
@@ -447,18 +479,22 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
         best_k = torch.argmin(err, dim=0)
         scores[:, sl] = -to_numpy(err)
         best[sl] = to_numpy(best_k)
-        if return_heldout_r:
+        if return_heldout_r and criterion == "gcv" and not blocks:
+            heldout_r[sl] = to_numpy(_gcv_heldout_r(d, UtY, ysq, best_k, gcv_gamma))
+        elif return_heldout_r:
             # held-out prediction = y - E, Pearson r computed from sums
             E = residuals(Yk, UtY, d[best_k].T, y_mean)
             E = _heldout_residuals(factors, E, best_k, d, h, blocks)
-            P = E.neg_().add_(Yk)  # held-out predictions (centred-y scale), in place
-            P.sub_(P.mean(dim=0))
-            s_pp = (P * P).sum(dim=0)
-            s_py = (P * Yk).sum(dim=0)
-            den = torch.sqrt(s_pp * ysq)
-            r = s_py / den
-            r[den <= 0] = float("nan")
-            del P
+            # held-out predictions are y - E; Pearson r from three fused sums
+            s_e = E.sum(dim=0).double()
+            s_ee = torch.linalg.vector_norm(E, dim=0).double() ** 2
+            s_ey = torch.linalg.vecdot(E, Yk, dim=0).double() - y_mean.double() * s_e
+            ysq64 = ysq.double()
+            cov = ysq64 - s_ey
+            var_p = (ysq64 - 2 * s_ey + s_ee - s_e * s_e / n).clamp_min(0)
+            den = torch.sqrt(var_p * ysq64)
+            r = (cov / den).clamp(-1.0, 1.0)
+            r[den <= 1e-12 * ysq64] = float("nan")
             heldout_r[sl] = to_numpy(r)
             del E
         if return_coef:

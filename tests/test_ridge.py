@@ -84,9 +84,9 @@ def test_heldout_predictions_are_exact_loo_and_logo():
     np.testing.assert_allclose(pred, brute, atol=1e-9)
 
 
-@pytest.mark.parametrize("cv", ["gcv", "loo"])
-@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("cv, grouped", [("loo", False), ("loo", True), ("gcv", True)])
 def test_heldout_r_matches_brute_force(cv, grouped):
+    # exact leave-one-out / leave-one-stimulus-out held-out r
     X, Y = _data(40, 10, seed=4)
     groups = np.repeat(np.arange(20), 2) if grouped else None
     res = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, return_heldout_r=True, dtype="float64")
@@ -97,6 +97,22 @@ def test_heldout_r_matches_brute_force(cv, grouped):
             m = ids == g
             pred[m] = Ridge(alpha=res.best_alphas[j]).fit(X[~m], Y[~m, j]).predict(X[m])
         assert res.heldout_r[j] == pytest.approx(pearsonr(pred, Y[:, j])[0], abs=1e-9)
+
+
+def test_gcv_heldout_r_formula_and_closeness_to_loo():
+    X, Y = _data(200, 10, seed=4)
+    res = ridge_cv(X, Y, ALPHAS, cv="gcv", return_heldout_r=True, dtype="float64")
+    Xc = X - X.mean(0)
+    s = np.linalg.svd(Xc, compute_uv=False)
+    for j in range(Y.shape[1]):
+        a = res.best_alphas[j]
+        fitted = Ridge(alpha=a).fit(X, Y[:, j]).predict(X)
+        gamma = (np.sum(s ** 2 / (s ** 2 + a)) + 1) / len(X)
+        pred = Y[:, j] - (Y[:, j] - fitted) / (1 - gamma)
+        assert res.heldout_r[j] == pytest.approx(pearsonr(pred, Y[:, j])[0], abs=1e-9)
+    loo = ridge_cv(X, Y, ALPHAS, cv="loo", return_heldout_r=True, dtype="float64")
+    # close to exact leave-one-out where there is signal (last targets are noise)
+    np.testing.assert_allclose(res.heldout_r[:4], loo.heldout_r[:4], atol=0.01)
 
 
 def test_grouping_lowers_scores_when_repeats_share_signal():
