@@ -240,13 +240,13 @@ class AlexNetFeaturizer(_BaseFeaturizer):
                 raise ValueError(f"{name} must have 3 values (one per RGB channel).")
         return layers
 
-    def fit(self, X, y=None):
+    def fit(self, X=None, y=None):
         """Load AlexNet, check the layers and fit the per-layer PCA on ``X``.
 
         Parameters
         ----------
         X : sequence of image paths, PIL images or uint8 arrays, or ndarray of shape (n_images, height, width, 3)
-            Images; only needed for the PCA (ignored when ``pca=None``).
+            Images; only needed for the PCA (may be ``None`` when ``pca=None``).
         y : None
             Ignored.
 
@@ -274,6 +274,8 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         from torchvision.models.feature_extraction import create_feature_extractor
 
         layers = self._validate_params()
+        if self.pca is not None and X is None:
+            raise ValueError("fit needs images X when pca is set (the PCA is fitted on them).")
         items = _as_image_items(X) if self.pca is not None else None
         model, self.weights_id_ = self._load_alexnet()
         model.eval()
