@@ -220,10 +220,6 @@ class _ListDataset:
         return self.items[index]
 
 
-def _list_collate(batch):
-    return list(batch)
-
-
 # --------------------------------------------------------------------------
 # batched inference
 # --------------------------------------------------------------------------

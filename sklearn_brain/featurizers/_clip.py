@@ -16,7 +16,6 @@ from ._base import (
     _ImageDataset,
     _import_optional,
     _iter_batches,
-    _list_collate,
     _ListDataset,
     _load_weights_file,
     _offline_error,
