@@ -7,4 +7,8 @@ run inside cross-validation folds without leaking test data.
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__"]
+from . import metrics  # noqa: E402
+from .decoding import RidgeDecoder  # noqa: E402
+from .selection import EncodingVoxelSelector  # noqa: E402
+
+__all__ = ["EncodingVoxelSelector", "RidgeDecoder", "metrics", "__version__"]

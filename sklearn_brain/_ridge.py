@@ -42,6 +42,7 @@ __all__ = [
     "ridge",
     "ridge_cv",
     "iter_heldout_predictions",
+    "loo_predictions",
     "default_chunk_size",
 ]
 
@@ -362,6 +363,7 @@ def ridge_cv(
     fit_intercept=True,
     return_coef=True,
     return_heldout_r=False,
+    columns=None,
     device="cpu",
     dtype="float32",
     chunk_size=None,
@@ -391,12 +393,16 @@ def ridge_cv(
         Also return coefficients refitted on all samples at the best alphas.
     return_heldout_r : bool, default=False
         Also return the held-out Pearson r of each target at its best alpha.
+    columns : array-like of int, default=None
+        Use only these columns of ``Y`` as targets (read chunk by chunk, so
+        excluding invalid voxels never copies ``Y``).
     progress : callable or None
         Called with the number of targets processed after each chunk.
 
     Returns
     -------
     result : RidgeCVResult
+        Arrays over the selected targets (``columns``) in order.
     """
     alphas = _check_alphas(alphas)
     if isinstance(cv, str):
@@ -404,9 +410,11 @@ def ridge_cv(
             raise ValueError(f"cv must be 'gcv', 'loo', an int or a CV splitter, got {cv!r}.")
         return _ridge_cv_closed_form(
             X, Y, alphas, criterion=cv, groups=groups, fit_intercept=fit_intercept,
-            return_coef=return_coef, return_heldout_r=return_heldout_r,
+            return_coef=return_coef, return_heldout_r=return_heldout_r, columns=columns,
             device=device, dtype=dtype, chunk_size=chunk_size, progress=progress,
         )
+    if columns is not None:
+        Y = np.asarray(Y)[:, np.asarray(columns)]
     return _ridge_cv_kfold(
         X, Y, alphas, cv=cv, groups=groups, fit_intercept=fit_intercept,
         return_coef=return_coef, device=device, dtype=dtype, chunk_size=chunk_size,
@@ -415,12 +423,14 @@ def ridge_cv(
 
 
 def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, return_coef,
-                          return_heldout_r, device, dtype, chunk_size, progress):
+                          return_heldout_r, columns, device, dtype, chunk_size, progress):
     factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
     U, s = factors.U, factors.s
     dev, wdtype = U.device, U.dtype
     n = factors.n_samples
-    n_targets = Y.shape[1]
+    if columns is not None:
+        columns = np.asarray(columns, dtype=np.intp)
+    n_targets = Y.shape[1] if columns is None else len(columns)
     chunk_size = chunk_size or default_chunk_size(n, n_targets, U.element_size())
     blocks = _group_blocks(groups, n)
     d = _shrinkage(s, alphas, wdtype)  # (A, r)
@@ -451,7 +461,10 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
 
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
-        Yk = _chunk_view(Y, sl, dev, wdtype)  # read-only from here on
+        if columns is None:
+            Yk = _chunk_view(Y, sl, dev, wdtype)  # read-only from here on
+        else:
+            Yk = _load_chunk(Y, columns[sl], dev, wdtype)
         c = Yk.shape[1]
         # one GEMM gives U^T Y and the column sums (U is orthogonal to the
         # constant when X is centred); sums of squares in one fused reduction
@@ -517,6 +530,41 @@ def _resolve_splitter(cv, groups):
     return check_cv(cv)
 
 
+def loo_predictions(factors, Y, alphas, groups=None):
+    """Exact leave-one-out (leave-one-group-out) predictions for every alpha.
+
+    Parameters
+    ----------
+    factors : RidgeFactors
+    Y : array-like of shape (n_samples, n_targets)
+    alphas : ndarray of shape (n_alphas,)
+    groups : array-like of shape (n_samples,), default=None
+
+    Returns
+    -------
+    preds : list of ndarray of shape (n_samples, n_targets)
+        One array per alpha.
+    UtY : tensor of shape (rank, n_targets)
+        Reusable to compute coefficients with :func:`ridge_coef_from_factors`.
+    y_mean : tensor of shape (n_targets,)
+    """
+    U, wdtype = factors.U, factors.U.dtype
+    blocks = _group_blocks(groups, factors.n_samples)
+    Yk = _load_chunk(np.asarray(Y), slice(None), U.device, wdtype)
+    y_mean = Yk.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Yk[0])
+    Yk -= y_mean
+    UtY = U.T @ Yk
+    d = _shrinkage(factors.s, alphas, wdtype)
+    h = _hat_diag(factors, d)
+    preds = []
+    for a in range(len(alphas)):
+        R = torch.addmm(Yk, U, UtY * d[a][:, None], alpha=-1)
+        idx = torch.full((Yk.shape[1],), a, device=U.device)
+        E = _heldout_residuals(factors, R, idx, d, h, blocks)
+        preds.append(to_numpy(Yk - E + y_mean))
+    return preds, UtY, y_mean
+
+
 def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,
                              device="cpu", dtype="float32"):
     """Held-out predictions of every alpha, fold by fold.
@@ -536,20 +584,7 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
         if cv != "loo":
             raise ValueError(f"cv must be 'loo', an int or a CV splitter here, got {cv!r}.")
         factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-        U, wdtype = factors.U, factors.U.dtype
-        blocks = _group_blocks(groups, factors.n_samples)
-        Yk = to_tensor(Y, device=U.device, dtype=wdtype)
-        y_mean = Yk.mean(dim=0) if fit_intercept else torch.zeros_like(Yk[0])
-        Yk = Yk - y_mean
-        UtY = U.T @ Yk
-        d = _shrinkage(factors.s, alphas, wdtype)
-        h = _hat_diag(factors, d)
-        preds = []
-        for a in range(len(alphas)):
-            R = torch.addmm(Yk, U, UtY * d[a][:, None], alpha=-1)
-            idx = torch.full((Yk.shape[1],), a, device=U.device)
-            E = _heldout_residuals(factors, R, idx, d, h, blocks)
-            preds.append(to_numpy(Yk - E + y_mean))
+        preds, _, _ = loo_predictions(factors, Y, alphas, groups)
         yield np.arange(factors.n_samples), preds
         return
     X = np.asarray(X)

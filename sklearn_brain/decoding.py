@@ -1,0 +1,233 @@
+"""Linear decoding of stimulus embeddings from brain responses."""
+
+import logging
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import metrics as _metrics
+from ._backend import to_numpy
+from ._ridge import (
+    iter_heldout_predictions,
+    loo_predictions,
+    ridge,
+    ridge_coef_from_factors,
+    ridge_factorize,
+)
+from ._validation import check_alphas, check_stimulus_ids, infer_stimulus_ids
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RidgeDecoder"]
+
+_PER_TARGET = ("mse", "r")
+_RETRIEVAL = ("top1", "top5", "identification")
+
+
+def _per_target_scores(y_true, y_pred, scoring):
+    """Score of each target column (greater is better)."""
+    if scoring == "mse":
+        return -np.mean((y_true - y_pred) ** 2, axis=0)
+    yt = y_true - y_true.mean(axis=0)
+    yp = y_pred - y_pred.mean(axis=0)
+    den = np.sqrt((yt ** 2).sum(axis=0) * (yp ** 2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (yt * yp).sum(axis=0) / den
+    return np.where(den > 0, r, -1.0)
+
+
+def _shared_score(y_true, y_pred, scoring, stimulus_ids):
+    """One number for all targets (greater is better)."""
+    if callable(scoring):
+        return float(scoring(y_true, y_pred, stimulus_ids))
+    if scoring in _PER_TARGET:
+        return float(np.mean(_per_target_scores(y_true, y_pred, scoring)))
+    if scoring == "identification":
+        return _metrics.identification_accuracy(y_true, y_pred, stimulus_ids=stimulus_ids)
+    k = 1 if scoring == "top1" else 5
+    return _metrics.top_k_accuracy(y_true, y_pred, k=k, stimulus_ids=stimulus_ids)
+
+
+class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Ridge regression from brain responses to stimulus embeddings.
+
+    The regularisation is chosen inside ``fit`` from the held-out
+    predictions of every alpha (exact leave-one-out in closed form, or
+    leave-one-*stimulus*-out when ``stimulus_ids`` are given, or K-fold),
+    by a criterion that is a parameter.  The default, one shared alpha that
+    maximises pairwise identification accuracy of the held-out predictions,
+    serves retrieval: per-target squared error (what
+    :class:`sklearn.linear_model.RidgeCV` minimises) picks alphas that are
+    good for each embedding dimension but shrink predictions towards the
+    mean embedding, which hurts retrieval by cosine similarity.
+
+    Parameters
+    ----------
+    alphas : array-like of shape (n_alphas,), default=None
+        Ridge grid; ``None`` means ``np.logspace(-1, 7, 9)``.
+    scoring : {"identification", "top1", "top5", "r", "mse"} or callable, \
+            default="identification"
+        Selection criterion of the held-out predictions, greater is better:
+        pairwise identification (Kay et al. 2008) or top-k retrieval among
+        the training stimuli (see :mod:`sklearn_brain.metrics`), the mean
+        Pearson r of each target, or the negative mean squared error.  A
+        callable gets ``(y_true, y_pred, stimulus_ids)`` and returns a float.
+        With a single target, retrieval is undefined and ``"mse"`` is used.
+    alpha_per_target : bool, default=False
+        One alpha per embedding dimension (only with ``"r"`` or ``"mse"``).
+    cv : "loo" or int or CV splitter, default="loo"
+        ``"loo"``: closed-form leave-one-out (leave-one-stimulus-out with
+        ``stimulus_ids``).  An int: (grouped) K-fold.
+    fit_intercept : bool, default=True
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    dtype : {"float32", "float64"}, default="float32"
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_targets, n_features)
+    intercept_ : ndarray of shape (n_targets,)
+    alpha_ : float or ndarray of shape (n_targets,)
+        Selected alpha (per target when ``alpha_per_target=True``).
+    cv_scores_ : ndarray of shape (n_alphas,) or (n_alphas, n_targets)
+        Criterion of every alpha (and target).
+    alphas_ : ndarray of shape (n_alphas,)
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain import RidgeDecoder
+    >>> rng = np.random.default_rng(0)
+    >>> Y = rng.standard_normal((100, 8))                      # embeddings
+    >>> X = Y @ rng.standard_normal((8, 40)) + rng.standard_normal((100, 40))
+    >>> dec = RidgeDecoder().fit(X, Y)
+    >>> dec.predict(X).shape
+    (100, 8)
+    """
+
+    __metadata_request__fit = {"stimulus_ids": True}
+
+    def __init__(self, alphas=None, *, scoring="identification", alpha_per_target=False,
+                 cv="loo", fit_intercept=True, device="cpu", dtype="float32", verbose=0):
+        self.alphas = alphas
+        self.scoring = scoring
+        self.alpha_per_target = alpha_per_target
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def _check_scoring(self, n_targets):
+        scoring = self.scoring
+        if not callable(scoring) and scoring not in _PER_TARGET + _RETRIEVAL:
+            raise ValueError(
+                f"scoring must be one of {_RETRIEVAL + _PER_TARGET} or a callable, "
+                f"got {scoring!r}."
+            )
+        if self.alpha_per_target and scoring not in _PER_TARGET:
+            raise ValueError(
+                f"alpha_per_target=True needs a per-target scoring ('r' or 'mse'), got "
+                f"{scoring!r}; retrieval scores are defined on whole embeddings."
+            )
+        if n_targets < 2 and (callable(scoring) or scoring in _RETRIEVAL):
+            logger.info("single target: retrieval is undefined, selecting alpha by 'mse'.")
+            scoring = "mse"
+        return scoring
+
+    def fit(self, X, y, *, stimulus_ids=None):
+        """Select the regularisation on held-out predictions, then fit all data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Brain responses (finite; select voxels first).
+        y : array-like of shape (n_samples, n_targets)
+            Stimulus embeddings.
+        stimulus_ids : array-like of shape (n_samples,), default=None
+            Stimulus of each sample; repeats are held out together.  When
+            omitted, identical rows of ``y`` are treated as one stimulus.
+
+        Returns
+        -------
+        self : RidgeDecoder
+        """
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=[np.float32, np.float64])
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        n_samples = X.shape[0]
+        if n_samples < 3:
+            raise ValueError(f"RidgeDecoder needs at least 3 samples, got n_samples = {n_samples}.")
+        alphas = check_alphas(self.alphas)
+        scoring = self._check_scoring(Y.shape[1])
+        groups = check_stimulus_ids(stimulus_ids, n_samples, Y)
+        if groups is None:
+            groups = infer_stimulus_ids(Y)
+        if isinstance(self.cv, str) and self.cv != "loo":
+            raise ValueError(f"cv must be 'loo', an int or a CV splitter, got {self.cv!r}.")
+        per_target = self.alpha_per_target
+        factors = None
+        if isinstance(self.cv, str):
+            factors = ridge_factorize(X, fit_intercept=self.fit_intercept, device=self.device,
+                                      dtype=self.dtype)
+            preds, UtY, y_mean = loo_predictions(factors, Y, alphas, groups)
+            folds = [(np.arange(n_samples), preds)]
+        else:
+            folds = iter_heldout_predictions(X, Y, alphas, cv=self.cv, groups=groups,
+                                             fit_intercept=self.fit_intercept,
+                                             device=self.device, dtype=self.dtype)
+        total, weight = 0.0, 0
+        for test, preds in folds:
+            yt = Y[test]
+            g = None if groups is None else groups[test]
+            if per_target:
+                fold = np.stack([_per_target_scores(yt, p, scoring) for p in preds])
+            else:
+                fold = np.array([_shared_score(yt, p, scoring, g) for p in preds])
+            total = total + fold * len(test)
+            weight += len(test)
+        self.cv_scores_ = total / weight
+        self.alphas_ = alphas
+        best = np.argmax(self.cv_scores_, axis=0)
+        self.alpha_ = alphas[best] if per_target else float(alphas[best])
+        if factors is not None:
+            idx = torch.as_tensor(np.broadcast_to(best, (Y.shape[1],)).copy(),
+                                  device=factors.U.device)
+            coef = ridge_coef_from_factors(factors, UtY, idx, alphas)
+            intercept = y_mean - factors.x_mean @ coef
+            coef, intercept = to_numpy(coef), to_numpy(intercept)
+        else:
+            coef, intercept = ridge(X, Y, self.alpha_, fit_intercept=self.fit_intercept,
+                                    device=self.device, dtype=self.dtype)
+        self.coef_ = coef.T.astype(X.dtype, copy=False)
+        self.intercept_ = intercept.astype(X.dtype, copy=False)
+        if self.verbose:
+            logger.info("RidgeDecoder: alpha=%s (%s=%s)", self.alpha_, scoring,
+                        np.max(self.cv_scores_, axis=0))
+        return self
+
+    def predict(self, X):
+        """Decode embeddings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_targets)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        out = X @ self.coef_.T.astype(X.dtype, copy=False) + self.intercept_
+        return out.ravel() if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+

@@ -1,0 +1,381 @@
+"""Voxel selection by the held-out accuracy of a ridge encoding model."""
+
+import logging
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.feature_selection import SelectorMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._ridge import ridge, ridge_cv
+from ._validation import check_alphas, check_stimulus_ids, check_subjects, infer_stimulus_ids
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EncodingVoxelSelector"]
+
+
+def _valid_voxels(X):
+    """Voxels that are finite on every sample and not constant."""
+    finite = np.isfinite(X).all(axis=0)
+    valid = finite.copy()
+    if finite.any():
+        Xf = X[:, finite]
+        valid[finite] = np.ptp(Xf, axis=0) > 0
+    return valid, finite
+
+
+def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
+    where = f" for subject {subject!r}" if subject is not None else ""
+    if isinstance(n_voxels, numbers.Integral) and not isinstance(n_voxels, bool):
+        if n_voxels < 1:
+            raise ValueError(f"n_voxels must be >= 1, got {n_voxels}.")
+        k = int(n_voxels)
+    elif isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, bool):
+        if not 0 < n_voxels <= 1:
+            raise ValueError(
+                f"n_voxels as a fraction must be in (0, 1], got {n_voxels}; "
+                "pass an int for a number of voxels."
+            )
+        k = max(1, int(round(n_voxels * n_valid)))
+    else:
+        raise ValueError(f"n_voxels must be an int or a float in (0, 1], got {n_voxels!r}.")
+    if k > n_valid:
+        raise ValueError(
+            f"n_voxels={n_voxels} asks for {k} voxels but only {n_valid} voxels{where} are "
+            "valid (finite and non-constant); ask for fewer voxels."
+        )
+    return k
+
+
+def _fit_one(selector, X, F, groups, alphas, cv, subject=None):
+    """Score every voxel of one subject; returns a dict of per-subject results."""
+    n_samples, n_in = X.shape
+    valid, finite = _valid_voxels(X)
+    n_nan = int(np.sum(~finite))
+    n_const = int(np.sum(finite & ~valid))
+    if n_nan or n_const:
+        where = f" of subject {subject!r}" if subject is not None else ""
+        warnings.warn(
+            f"{n_nan} voxels{where} contain NaN/inf and {n_const} are constant; they are "
+            "never selected.",
+            UserWarning,
+            stacklevel=3,
+        )
+    n_valid = int(valid.sum())
+    k = _resolve_n_voxels(selector.n_voxels, n_valid, subject=subject)
+    columns = np.flatnonzero(valid)
+    criterion = "gcv" if cv == "auto" else cv
+    res = ridge_cv(
+        F, X, alphas, cv=criterion, groups=groups, fit_intercept=selector.fit_intercept,
+        return_coef=False, return_heldout_r=True, columns=columns,
+        device=selector.device, dtype=selector.dtype, chunk_size=selector.chunk_size,
+    )
+    scores = np.full(n_in, np.nan, dtype=np.float64)
+    scores[columns] = res.heldout_r
+    best_alphas = np.full(n_in, np.nan)
+    best_alphas[columns] = res.best_alphas
+    rank_key = np.where(np.isnan(scores), -np.inf, scores)
+    # top-k by score; ties broken by voxel index (stable sort)
+    order = np.argsort(-rank_key, kind="stable")
+    selected = np.sort(order[:k])
+    coef, intercept = ridge(
+        F, X[:, selected], best_alphas[selected], fit_intercept=selector.fit_intercept,
+        device=selector.device, dtype=selector.dtype,
+    )
+    return {
+        "scores": scores, "best_alphas": best_alphas, "selected": selected,
+        "coef": coef, "intercept": intercept, "n_invalid": n_nan + n_const,
+    }
+
+
+class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
+    """Keep the voxels best predicted by a ridge encoding model.
+
+    ``fit(X, y)`` fits, for every voxel, a ridge regression from the stimulus
+    features ``y`` (e.g. CLIP embeddings) to the voxel's response in ``X``
+    with its own alpha, scores each voxel by the Pearson r of its *held-out*
+    predictions computed inside ``fit``, and keeps the ``n_voxels`` best.
+    Because the selection happens in ``fit``, it sits inside every
+    cross-validation fold of a :class:`~sklearn.pipeline.Pipeline`: the test
+    fold never influences which voxels are kept.
+
+    Held-out predictions are leave-one-out in closed form (exact, or the
+    generalised cross-validation approximation for speed); when
+    ``stimulus_ids`` are given they are exact leave-one-*stimulus*-out, so a
+    voxel is never scored by predicting a repeat of a stimulus the model was
+    trained on.
+
+    Parameters
+    ----------
+    n_voxels : int or float, default=1000
+        Number of voxels to keep, or a fraction in (0, 1] of the valid voxels.
+    alphas : array-like of shape (n_alphas,), default=None
+        Ridge grid; ``None`` means ``np.logspace(-1, 7, 9)``.
+    cv : {"auto", "gcv", "loo"} or int or CV splitter, default="auto"
+        How held-out predictions are made. ``"gcv"``: generalised
+        cross-validation (alphas and held-out r from one product, the
+        fastest); ``"loo"``: exact leave-one-out; with ``stimulus_ids`` both
+        become exact leave-one-stimulus-out scoring. An int or a splitter:
+        K-fold (grouped by stimulus) validation r. ``"auto"`` is ``"gcv"``.
+    fit_intercept : bool, default=True
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where the ridge solver runs; results are NumPy arrays.
+    dtype : {"float32", "float64"}, default="float32"
+    chunk_size : int, default=None
+        Voxels per chunk (bounds peak memory); ``None`` picks ~256 MiB chunks.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    scores_ : ndarray of shape (n_features_in_,) or (n_subjects, n_features_in_)
+        Held-out Pearson r of every voxel (NaN for invalid or padded voxels).
+    best_alphas_ : ndarray, same shape as ``scores_``
+        Alpha of each voxel's encoding model.
+    support_ : ndarray of bool, same shape as ``scores_``
+        Selected voxels.
+    selected_indices_ : ndarray of int of shape (n_selected,) or (n_subjects, n_selected)
+        Column indices of the selected voxels, ascending.
+    coef_ : ndarray of shape (n_stimulus_features, n_selected) or (n_subjects, ...)
+        Encoding model of the selected voxels, refitted on all samples.
+    intercept_ : ndarray of shape (n_selected,) or (n_subjects, n_selected)
+    subjects_ : ndarray or None
+        Subject ids seen in ``fit`` (multi-subject mode), else ``None``.
+    n_invalid_voxels_ : int or ndarray of int
+        Voxels excluded because they contain NaN/inf or are constant.
+    n_features_in_ : int
+
+    Notes
+    -----
+    Multi-subject data: subjects have different voxel counts, so they are
+    stored side by side in one array of shape (n_samples, max_n_voxels),
+    each row padded with NaN beyond its subject's voxels, and a
+    sample-aligned ``subjects`` array says whose row it is.  With
+    ``subjects`` the selector works per subject and ``transform`` returns
+    each row's own ``n_voxels`` best voxels, ordered by voxel index: a dense
+    (n_samples, n_voxels) array ready for a subject-specific first layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain import EncodingVoxelSelector
+    >>> rng = np.random.default_rng(0)
+    >>> F = rng.standard_normal((200, 10))              # stimulus features
+    >>> X = rng.standard_normal((200, 50))              # voxels, pure noise
+    >>> X[:, :5] += F @ rng.standard_normal((10, 5))    # five responsive voxels
+    >>> sel = EncodingVoxelSelector(n_voxels=5).fit(X, F)
+    >>> np.flatnonzero(sel.get_support()).tolist()
+    [0, 1, 2, 3, 4]
+    >>> sel.transform(X).shape
+    (200, 5)
+    """
+
+    __metadata_request__fit = {"stimulus_ids": True, "subjects": True}
+    __metadata_request__transform = {"subjects": True}
+
+    def __init__(self, n_voxels=1000, *, alphas=None, cv="auto", fit_intercept=True,
+                 device="cpu", dtype="float32", chunk_size=None, verbose=0):
+        self.n_voxels = n_voxels
+        self.alphas = alphas
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.device = device
+        self.dtype = dtype
+        self.chunk_size = chunk_size
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.target_tags.required = True
+        return tags
+
+    def fit(self, X, y, *, stimulus_ids=None, subjects=None):
+        """Score every voxel by held-out encoding accuracy and select the best.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+            Brain responses; NaN voxels (outside the brain, or padding of a
+            subject with fewer voxels) are allowed and never selected.
+        y : array-like of shape (n_samples, n_stimulus_features)
+            Features of the stimulus shown on each sample (finite).
+        stimulus_ids : array-like of shape (n_samples,), default=None
+            Stimulus of each sample.  Repeats are held out together.  When
+            omitted, identical rows of ``y`` are treated as one stimulus.
+        subjects : array-like of shape (n_samples,), default=None
+            Subject of each sample: select voxels per subject.
+
+        Returns
+        -------
+        self : EncodingVoxelSelector
+        """
+        X, y = validate_data(
+            self, X, y, ensure_all_finite="allow-nan", multi_output=True, y_numeric=True,
+            dtype=[np.float32, np.float64],
+        )
+        F = y.reshape(-1, 1) if y.ndim == 1 else y
+        n_samples = X.shape[0]
+        if n_samples < 3:
+            raise ValueError(f"EncodingVoxelSelector needs at least 3 samples, got n_samples = {n_samples}.")
+        alphas = check_alphas(self.alphas)
+        if isinstance(self.cv, str) and self.cv not in ("auto", "gcv", "loo"):
+            raise ValueError(f"cv must be 'auto', 'gcv', 'loo', an int or a splitter, "
+                             f"got {self.cv!r}.")
+        groups = check_stimulus_ids(stimulus_ids, n_samples, F)
+        if groups is None:
+            groups = infer_stimulus_ids(F)
+        if subjects is None:
+            out = _fit_one(self, X, F, groups, alphas, self.cv)
+            self.subjects_ = None
+            self.scores_ = out["scores"]
+            self.best_alphas_ = out["best_alphas"]
+            self.selected_indices_ = out["selected"]
+            self.coef_, self.intercept_ = out["coef"], out["intercept"]
+            self.n_invalid_voxels_ = out["n_invalid"]
+            support = np.zeros(X.shape[1], dtype=bool)
+            support[out["selected"]] = True
+            self.support_ = support
+            return self
+        subjects = check_subjects(subjects, n_samples)
+        self.subjects_ = np.unique(subjects)
+        # a fraction is resolved against the subject with the fewest valid voxels,
+        # so that every subject keeps the same number of voxels
+        n_voxels = self.n_voxels
+        if isinstance(n_voxels, float):
+            n_valid = min(int(_valid_voxels(X[subjects == s])[0].sum()) for s in self.subjects_)
+            n_voxels = _resolve_n_voxels(n_voxels, n_valid)
+        results = []
+        for s in self.subjects_:
+            rows = subjects == s
+            if rows.sum() < 3:
+                raise ValueError(f"subject {s!r} has {rows.sum()} samples; need at least 3.")
+            sub = _SubjectView(self, n_voxels)
+            g = None if groups is None else groups[rows]
+            if g is not None and np.unique(g).size < 2:
+                raise ValueError(f"subject {s!r} saw fewer than two distinct stimuli.")
+            results.append(_fit_one(sub, X[rows], F[rows], g, alphas, self.cv, subject=s))
+        self.scores_ = np.stack([r["scores"] for r in results])
+        self.best_alphas_ = np.stack([r["best_alphas"] for r in results])
+        self.selected_indices_ = np.stack([r["selected"] for r in results])
+        self.coef_ = np.stack([r["coef"] for r in results])
+        self.intercept_ = np.stack([r["intercept"] for r in results])
+        self.n_invalid_voxels_ = np.array([r["n_invalid"] for r in results])
+        support = np.zeros(self.scores_.shape, dtype=bool)
+        for i, r in enumerate(results):
+            support[i, r["selected"]] = True
+        self.support_ = support
+        return self
+
+    def _get_support_mask(self):
+        check_is_fitted(self)
+        if self.subjects_ is not None:
+            raise ValueError(
+                "This selector was fitted per subject: use support_[i] for subject "
+                "subjects_[i], or transform(X, subjects=...)."
+            )
+        return self.support_
+
+    def _subject_index(self, subjects, n_samples):
+        subjects = check_subjects(subjects, n_samples)
+        idx = np.searchsorted(self.subjects_, subjects)
+        idx = np.clip(idx, 0, len(self.subjects_) - 1)
+        unknown = self.subjects_[idx] != subjects
+        if unknown.any():
+            raise ValueError(
+                f"subject {subjects[unknown][0]!r} was not seen in fit; known subjects: "
+                f"{self.subjects_.tolist()}."
+            )
+        return idx
+
+    def transform(self, X, *, subjects=None):
+        """Keep the selected voxels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+            NaN is allowed in the voxels that are dropped.
+        subjects : array-like of shape (n_samples,), default=None
+            Required when the selector was fitted per subject.
+
+        Returns
+        -------
+        X_selected : ndarray of shape (n_samples, n_selected)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False,
+                          dtype=[np.float32, np.float64])
+        if self.subjects_ is None:
+            if subjects is not None:
+                raise ValueError("subjects were given to transform but not to fit.")
+            out = X[:, self.selected_indices_]
+        else:
+            if subjects is None:
+                raise ValueError("This selector was fitted per subject: pass subjects=.")
+            idx = self._subject_index(subjects, X.shape[0])
+            out = np.take_along_axis(X, self.selected_indices_[idx], axis=1)
+        if not np.all(np.isfinite(out)):
+            bad = np.argwhere(~np.isfinite(out))[0]
+            raise ValueError(
+                f"X has NaN/inf in a selected voxel (sample {bad[0]}, selected voxel {bad[1]}); "
+                "only voxels the selector drops may be non-finite."
+            )
+        return out
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then transform the same data (routing ``subjects`` to both)."""
+        return self.fit(X, y, **fit_params).transform(X, subjects=fit_params.get("subjects"))
+
+    def inverse_transform(self, X):
+        if self.subjects_ is not None:
+            raise ValueError("inverse_transform is not available for a per-subject selector.")
+        return super().inverse_transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the kept voxels (per-subject mode: rank-ordered slots)."""
+        check_is_fitted(self)
+        if self.subjects_ is None:
+            return super().get_feature_names_out(input_features)
+        return np.asarray([f"selected_voxel{i}" for i in range(self.selected_indices_.shape[1])],
+                          dtype=object)
+
+    def predict_responses(self, features, *, subject=None):
+        """Predict the selected voxels' responses to stimulus features.
+
+        Parameters
+        ----------
+        features : array-like of shape (n_samples, n_stimulus_features)
+        subject : hashable, default=None
+            Required in per-subject mode.
+
+        Returns
+        -------
+        responses : ndarray of shape (n_samples, n_selected)
+        """
+        check_is_fitted(self)
+        F = np.asarray(features, dtype=np.float64)
+        if F.ndim == 1:
+            F = F.reshape(-1, 1)
+        coef, intercept = self.coef_, self.intercept_
+        if self.subjects_ is not None:
+            if subject is None:
+                raise ValueError("This selector was fitted per subject: pass subject=.")
+            i = self._subject_index(np.asarray([subject]), 1)[0]
+            coef, intercept = coef[i], intercept[i]
+        if F.shape[1] != coef.shape[0]:
+            raise ValueError(f"features have {F.shape[1]} columns; the encoding model expects "
+                             f"{coef.shape[0]}.")
+        if not np.all(np.isfinite(F)):
+            raise ValueError("features contain NaN or inf.")
+        return F @ coef + intercept
+
+
+class _SubjectView:
+    """The selector's parameters with ``n_voxels`` resolved (per-subject fits)."""
+
+    def __init__(self, selector, n_voxels):
+        self.__dict__.update(selector.get_params())
+        self.n_voxels = n_voxels
+
