@@ -1,0 +1,785 @@
+"""Fine-tune AlexNet with fMRI: contrastive (InfoNCE) or regression objectives.
+
+:class:`CLTunedAlexNet` implements study 2's "contrastive learning to fine-tune
+feature extraction models for the visual cortex" as a skorch
+:class:`~skorch.NeuralNet`.  Images go through torchvision's AlexNet (1000
+outputs), a linear layer to a hidden width and a shared projection head;
+fMRI responses go through a subject-specific linear layer to the same hidden
+width and the *same* head; an InfoNCE loss pulls the two embeddings of a
+trial together.  After fitting, :meth:`CLTunedAlexNet.transform` returns the
+tuned network's activations at named layers, with the interface of
+:class:`~sklearn_brain.featurizers.AlexNetFeaturizer`, so the tuned network
+drops into an encoding pipeline.
+
+The maths (InfoNCE, its mutual-information lower bound, image preparation)
+lives in private functions; the estimator only validates, wires and stores.
+"""
+
+import logging
+import math
+import numbers
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from torch import nn
+
+from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, _alexnet_valid_layers
+from .featurizers._base import _as_image_items, _iter_batches, _load_image, _seeded
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CLTunedAlexNet", "info_nce_mi_lower_bound"]
+
+_OBJECTIVES = ("contrastive", "regression")
+
+
+# --------------------------------------------------------------------------
+# pure functions
+# --------------------------------------------------------------------------
+def _info_nce(z_a, z_b, temperature, *, symmetric=False):
+    """InfoNCE between matching rows of two embedding batches.
+
+    Rows are L2-normalised; logits are cosine similarities divided by
+    ``temperature``; row ``i`` of ``z_a`` must pick row ``i`` of ``z_b`` among
+    all rows (cross-entropy, mean over rows).  ``symmetric`` averages both
+    directions.
+
+    Parameters
+    ----------
+    z_a, z_b : tensor of shape (n, d)
+    temperature : float
+
+    Returns
+    -------
+    loss : scalar tensor
+    """
+    a = nn.functional.normalize(z_a, dim=1)
+    b = nn.functional.normalize(z_b, dim=1)
+    logits = a @ b.T / temperature
+    target = torch.arange(len(a), device=a.device)
+    loss = nn.functional.cross_entropy(logits, target)
+    if symmetric:
+        loss = 0.5 * (loss + nn.functional.cross_entropy(logits.T, target))
+    return loss
+
+
+def info_nce_mi_lower_bound(brain_embeddings, image_embeddings, *, temperatures=None,
+                            direction="image_to_brain"):
+    """InfoNCE lower bound ``log N - L_InfoNCE`` on fMRI<->image mutual information.
+
+    For ``N`` paired embeddings, the InfoNCE loss with cosine-similarity
+    critic at temperature ``tau`` gives ``I(brain; image) >= log N - L(tau)``
+    (van den Oord et al. 2018; Poole et al. 2019), in nats.  The bound holds
+    for every ``tau``, so a post-hoc scan over ``temperatures`` reports the
+    tightest one; it is computed on held-out pairs, and choosing ``tau`` on
+    those same pairs makes the maximum slightly optimistic (one scalar is
+    tuned).  The bound can never exceed ``log N``.
+
+    Parameters
+    ----------
+    brain_embeddings : array-like of shape (n_pairs, n_dims)
+    image_embeddings : array-like of shape (n_pairs, n_dims)
+        Row ``i`` of both arrays belongs to the same stimulus (average the
+        repeats of a stimulus first, so that no two rows share a stimulus).
+    temperatures : array-like of shape (n_temperatures,), default=None
+        ``None`` scans ``np.logspace(-2, 1, 31)``.
+    direction : {"image_to_brain", "brain_to_image", "symmetric"}, default="image_to_brain"
+        Which side is classified among the ``N`` candidates of the other.
+
+    Returns
+    -------
+    result : dict
+        ``"bound"`` (float, nats) the maximum over temperatures,
+        ``"temperature"`` the maximiser, ``"bounds"`` ndarray of shape
+        (n_temperatures,), ``"temperatures"``, ``"log_n"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.cltuned import info_nce_mi_lower_bound
+    >>> z = np.eye(4)
+    >>> res = info_nce_mi_lower_bound(z, z, temperatures=[0.01])
+    >>> round(res["bound"], 4), round(res["log_n"], 4)
+    (1.3863, 1.3863)
+    """
+    a = np.asarray(brain_embeddings, dtype=np.float64)
+    b = np.asarray(image_embeddings, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape != b.shape:
+        raise ValueError(
+            "brain_embeddings and image_embeddings must be 2-D arrays of the same shape, "
+            f"got {a.shape} and {b.shape}."
+        )
+    if a.shape[0] < 2:
+        raise ValueError("The InfoNCE bound needs at least 2 pairs.")
+    if direction not in ("image_to_brain", "brain_to_image", "symmetric"):
+        raise ValueError(
+            "direction must be 'image_to_brain', 'brain_to_image' or 'symmetric', "
+            f"got {direction!r}."
+        )
+    temps = np.logspace(-2, 1, 31) if temperatures is None else np.atleast_1d(
+        np.asarray(temperatures, dtype=np.float64))
+    if temps.ndim != 1 or temps.size == 0 or np.any(~np.isfinite(temps)) or np.any(temps <= 0):
+        raise ValueError(f"temperatures must be positive and finite, got {temperatures!r}.")
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    sim = bn @ an.T  # rows: images, columns: brains
+    n = len(sim)
+    log_n = math.log(n)
+
+    def nce(logits):
+        m = logits.max(axis=1, keepdims=True)
+        lse = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))
+        return float(np.mean(lse - np.diag(logits)))
+
+    bounds = np.empty(temps.size)
+    for k, t in enumerate(temps):
+        logits = sim / t
+        if direction == "image_to_brain":
+            loss = nce(logits)
+        elif direction == "brain_to_image":
+            loss = nce(logits.T)
+        else:
+            loss = 0.5 * (nce(logits) + nce(logits.T))
+        bounds[k] = log_n - loss
+    best = int(np.argmax(bounds))
+    return {"bound": float(bounds[best]), "temperature": float(temps[best]), "bounds": bounds,
+            "temperatures": temps, "log_n": log_n}
+
+
+def _check_images(X):
+    """Validate images and return a list of (H, W, 3) uint8 arrays of one size.
+
+    Accepts an ``(n, H, W, 3)`` uint8 array or a sequence of such arrays, PIL
+    images or paths.  Grayscale and mixed sizes raise errors naming the fix.
+    """
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim == 3 or (X.ndim == 4 and X.shape[-1] == 1):
+            raise ValueError(
+                f"Images must be RGB with shape (n_images, height, width, 3); got an array of "
+                f"shape {X.shape}, which looks grayscale. Replicate the channel first, e.g. "
+                "np.repeat(images[..., None], 3, axis=-1)."
+            )
+        if X.ndim != 4 or X.shape[-1] != 3:
+            raise ValueError(
+                f"Images must have shape (n_images, height, width, 3); got {X.shape}."
+            )
+        if X.dtype != np.uint8:
+            raise ValueError(f"Image arrays must be uint8 in [0, 255]; got dtype {X.dtype}.")
+        return X
+    items = _as_image_items(X)
+    arrays = []
+    for i, item in enumerate(items):
+        if isinstance(item, np.ndarray) and (item.ndim == 2 or (item.ndim == 3 and item.shape[2] == 1)):
+            raise ValueError(
+                f"Image {i} is grayscale (shape {item.shape}); images must be RGB "
+                "(height, width, 3)."
+            )
+        arr = np.asarray(_load_image(item, i))
+        if arrays and arr.shape != arrays[0].shape:
+            raise ValueError(
+                f"Images have mixed sizes: image 0 is {arrays[0].shape[:2]} but image {i} is "
+                f"{arr.shape[:2]}. Resize them to one size first (they are then resized to "
+                "image_size together)."
+            )
+        arrays.append(arr)
+    if not arrays:
+        raise ValueError("No images were given.")
+    return np.stack(arrays)
+
+
+def _prepare_images(images, image_size, chunk=256):
+    """Resize ``(n, H, W, 3)`` uint8 images to a ``(n, 3, S, S)`` uint8 tensor.
+
+    Done once per call (antialiased bilinear), so that training batches only
+    index a tensor: normalisation happens on the device inside the module.
+    """
+    out = torch.empty((len(images), 3, image_size, image_size), dtype=torch.uint8)
+    for start in range(0, len(images), chunk):
+        block = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk]))
+        block = block.permute(0, 3, 1, 2).float()
+        if block.shape[-2:] != (image_size, image_size):
+            block = nn.functional.interpolate(block, size=(image_size, image_size),
+                                              mode="bilinear", antialias=True,
+                                              align_corners=False)
+        out[start:start + chunk] = block.round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def _resolve_width(value, n_voxels, name):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}.")
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0:
+        return max(2, int(round(value * n_voxels)))
+    raise ValueError(f"{name} must be a positive int (width) or float (fraction of voxels), "
+                     f"got {value!r}.")
+
+
+# --------------------------------------------------------------------------
+# the torch module
+# --------------------------------------------------------------------------
+class _CLAlexNetModule(nn.Module):
+    """AlexNet + image projection + per-subject fMRI projections + shared head.
+
+    ``forward(images, fmri, subject)`` returns ``(z_image, z_fmri)`` for the
+    contrastive objective and ``(predicted_voxels, None)`` (NaN-padded per
+    subject) for the regression objective.
+    """
+
+    def __init__(self, backbone, *, objective, voxel_columns, n_columns, hidden, latent,
+                 mean, std, freeze_backbone):
+        super().__init__()
+        self.backbone = backbone
+        self.objective = objective
+        self.freeze_backbone = freeze_backbone
+        self.n_columns = n_columns
+        for i, cols in enumerate(voxel_columns):
+            self.register_buffer(f"columns_{i}", torch.as_tensor(cols, dtype=torch.long))
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        n_out = backbone.classifier[-1].out_features
+        if freeze_backbone:
+            for p in self.backbone.parameters():
+                p.requires_grad_(False)
+        if objective == "regression":
+            self.readouts = nn.ModuleList(nn.Linear(n_out, len(c)) for c in voxel_columns)
+            return
+        self.image_proj = nn.Linear(n_out, hidden)
+        self.fmri_projs = nn.ModuleList(nn.Linear(len(c), hidden) for c in voxel_columns)
+        # [Linear + BatchNorm + ReLU] then Linear + BatchNorm: no ReLU on the
+        # embedding itself, whose cosine similarities would otherwise be >= 0.
+        self.head = nn.Sequential(
+            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+            nn.Linear(hidden, latent), nn.BatchNorm1d(latent),
+        )
+
+    def columns(self, s):
+        return getattr(self, f"columns_{s}")
+
+    def train(self, mode=True):
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()  # no dropout in a frozen network
+        return self
+
+    def normalise(self, images):
+        return (images.float() / 255.0 - self.mean) / self.std
+
+    def embed_images(self, images):
+        return self.head(self.image_proj(self.backbone(self.normalise(images))))
+
+    def embed_fmri(self, fmri, subject):
+        hidden = None
+        for s in torch.unique(subject).tolist():
+            idx = torch.nonzero(subject == s).squeeze(1)
+            h = self.fmri_projs[s](fmri[idx][:, self.columns(s)])
+            if hidden is None:
+                hidden = h.new_empty((len(fmri), h.shape[1]))
+            hidden[idx] = h
+        return self.head(hidden)
+
+    def forward(self, images, fmri=None, subject=None):
+        if self.objective == "regression":
+            logits = self.backbone(self.normalise(images))
+            pred = logits.new_full((len(images), self.n_columns), float("nan"))
+            for s in torch.unique(subject).tolist():
+                idx = torch.nonzero(subject == s).squeeze(1)
+                pred[idx.unsqueeze(1), self.columns(s).unsqueeze(0)] = self.readouts[s](logits[idx])
+            return pred, None
+        return self.embed_images(images), self.embed_fmri(fmri, subject)
+
+
+# --------------------------------------------------------------------------
+# the estimator
+# --------------------------------------------------------------------------
+class CLTunedAlexNet(NeuralNet):
+    """AlexNet fine-tuned with fMRI responses; a transformer of images into tuned features.
+
+    ``fit(images, fmri, subjects=None)`` trains, for the ``"contrastive"``
+    objective, images -> AlexNet (1000 outputs) -> linear (``hidden_size``) ->
+    head, and fMRI -> subject-specific linear (``hidden_size``) -> the same
+    head, where the head is Linear + BatchNorm + ReLU then Linear + BatchNorm
+    to ``latent_size`` dimensions, with the InfoNCE loss (cosine similarities /
+    ``temperature``) between the two embeddings of each trial.  For the
+    ``"regression"`` objective (study 2's regression-tuned baseline) it trains
+    images -> AlexNet -> subject-specific linear read-out -> voxels with the
+    mean squared error.  With several ``subjects`` (sample-aligned ids), the
+    network and head are shared and only the fMRI projections (read-outs)
+    are per subject: the pooled variant.
+
+    :meth:`transform` then returns the tuned AlexNet's activations at
+    ``layers``, flattened and concatenated, like
+    :class:`~sklearn_brain.featurizers.AlexNetFeaturizer` (``layer_slices_``,
+    ``layer_shapes_``, ``get_feature_names_out``).  Evaluate on images that
+    were not used for tuning (see :mod:`sklearn_brain.encoding`).
+
+    Defaults follow study 2 (``temperature=0.3``, hidden 0.8 x voxels, latent
+    0.2 x voxels, Adam, lr 1e-4, 30 epochs, batch 1024) except for two
+    choices: no ReLU on the final embedding (it would confine cosine
+    similarities to [0, 1]), and ``train_split=None`` (train on all samples;
+    pass ``skorch.dataset.ValidSplit`` with an ``EarlyStopping`` callback to
+    stop on a validation loss).
+
+    Parameters
+    ----------
+    layers : str or tuple of str, default=("classifier.5",)
+        AlexNet graph nodes returned by :meth:`transform` (``"features.2"``
+        ... ``"classifier.6"``).  Unknown names raise an error in ``fit``,
+        before training.
+    weights : {"DEFAULT", "IMAGENET1K_V1"}, path or None, default="DEFAULT"
+        Initial AlexNet weights, loaded like ``AlexNetFeaturizer``'s: a
+        torchvision name (needs the file in the torch hub cache: nothing is
+        downloaded here), a local ``.pth`` (``weights_only=True``) or
+        ``.safetensors`` state dict, or ``None`` (random, seeded by
+        ``random_state``).
+    objective : {"contrastive", "regression"}, default="contrastive"
+    temperature : float, default=0.3
+        InfoNCE temperature.
+    symmetric : bool, default=False
+        Average the image->fMRI and fMRI->image InfoNCE directions (study 2
+        uses one direction: each image picks its fMRI among the batch).
+    hidden_size, latent_size : float or int, default=0.8, 0.2
+        Widths: a float is a fraction of the (mean per-subject) voxel count,
+        an int a number of units.
+    freeze_backbone : bool, default=False
+        Keep AlexNet fixed (eval mode) and train only the projections.
+    image_size : int, default=224
+        Images are resized once to ``image_size`` x ``image_size`` (>= 63 for
+        AlexNet's pooling).
+    mean, std : tuple of 3 floats, default=ImageNet statistics
+    optimizer : torch optimizer class, default=torch.optim.Adam
+    lr : float, default=1e-4
+    max_epochs : int, default=30
+    batch_size : int, default=1024
+        Training batches are ``min(batch_size, n_samples)`` with the last
+        incomplete batch dropped (InfoNCE and BatchNorm need full batches).
+    train_split : callable or None, default=None
+        skorch validation split.
+    callbacks : list or None, default=None
+        skorch callbacks (EarlyStopping, Checkpoint, LRScheduler...).
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Resolved in ``fit`` (``"auto"``: CUDA when available).
+    random_state : int or None, default=None
+        Seeds initialisation (including ``weights=None``) and shuffling; the
+        global torch RNG is restored afterwards.
+    verbose : int, default=0
+        skorch's per-epoch log when > 0.
+    **kwargs
+        Other skorch parameters (``optimizer__weight_decay``,
+        ``iterator_train__num_workers``...).
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        Network with ``backbone`` (torchvision AlexNet), projections and head.
+    layers_ : tuple of str
+    layer_shapes_ : dict of str to tuple of int
+    layer_slices_ : dict of str to slice
+        Columns of each layer in the output of :meth:`transform`.
+    n_features_out_ : int
+    subjects_ : ndarray
+        Subject ids in the order of the fMRI projections.
+    voxel_columns_ : list of ndarray of int
+        Columns of ``fmri`` that are finite for each subject.
+    n_fmri_columns_ : int
+    device_ : str
+    weights_id_ : str or tuple
+    history_ : skorch History
+        Per-epoch losses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain import CLTunedAlexNet
+    >>> rng = np.random.default_rng(0)
+    >>> images = rng.integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    >>> fmri = rng.normal(size=(16, 20)).astype(np.float32)
+    >>> net = CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64,
+    ...                      max_epochs=1, batch_size=8, device="cpu", random_state=0)
+    >>> net.fit(images, fmri).transform(images).shape
+    (16, 256)
+    """
+
+    def __init__(
+        self,
+        layers=("classifier.5",),
+        weights="DEFAULT",
+        *,
+        objective="contrastive",
+        temperature=0.3,
+        symmetric=False,
+        hidden_size=0.8,
+        latent_size=0.2,
+        freeze_backbone=False,
+        image_size=224,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        optimizer=torch.optim.Adam,
+        lr=1e-4,
+        max_epochs=30,
+        batch_size=1024,
+        train_split=None,
+        callbacks=None,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        kwargs.setdefault("iterator_train__shuffle", True)
+        # the module is built from data in initialize_module; the loss is get_loss
+        kwargs.pop("module", None)
+        kwargs.pop("criterion", None)
+        super().__init__(
+            module=_CLAlexNetModule, criterion=nn.MSELoss, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            callbacks=callbacks, device=device, verbose=verbose, **kwargs,
+        )
+        self.layers = layers
+        self.weights = weights
+        self.objective = objective
+        self.temperature = temperature
+        self.symmetric = symmetric
+        self.hidden_size = hidden_size
+        self.latent_size = latent_size
+        self.freeze_backbone = freeze_backbone
+        self.image_size = image_size
+        self.mean = mean
+        self.std = std
+        self.random_state = random_state
+
+    # ------------------------------------------------------------- device
+    def _torch_device(self):
+        from ._backend import resolve_device
+
+        return str(resolve_device(self.device))
+
+    class _DeviceContext:
+        """Let skorch see the resolved device (``"auto"`` -> cpu/cuda) while it runs."""
+
+        def __init__(self, net):
+            self.net = net
+
+        def __enter__(self):
+            self.saved = self.net.device
+            self.net.device = self.net.device_ = self.net._torch_device()
+
+        def __exit__(self, *exc):
+            self.net.device = self.saved
+
+    # ----------------------------------------------------------- validation
+    def _validate_params(self):
+        if self.objective not in _OBJECTIVES:
+            raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}.")
+        if not (isinstance(self.temperature, numbers.Real) and self.temperature > 0):
+            raise ValueError(f"temperature must be a positive float, got {self.temperature!r}.")
+        if (isinstance(self.image_size, bool) or not isinstance(self.image_size, numbers.Integral)
+                or self.image_size < 63):
+            raise ValueError(
+                f"image_size must be an int >= 63 (AlexNet's pooling needs it), got "
+                f"{self.image_size!r}; small images are upsampled to image_size."
+            )
+        layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
+        if not layers or not all(isinstance(l, str) for l in layers) or len(set(layers)) != len(layers):
+            raise ValueError(f"layers must be distinct layer names, got {self.layers!r}.")
+        return layers
+
+    def _setup(self, fmri, subjects):
+        """Data-derived state: subjects, their finite voxel columns, widths."""
+        fmri = np.asarray(fmri, dtype=np.float32)
+        if fmri.ndim != 2:
+            raise ValueError(f"fmri must be 2-D (n_samples, n_voxels), got shape {fmri.shape}.")
+        n = len(fmri)
+        if subjects is None:
+            subjects = np.zeros(n, dtype=np.int64)
+        subjects = np.asarray(subjects)
+        if subjects.shape != (n,):
+            raise ValueError(
+                f"subjects must be 1-D with one id per sample ({n}), got shape {subjects.shape}."
+            )
+        self.subjects_, codes = np.unique(subjects, return_inverse=True)
+        columns = []
+        for s, name in enumerate(self.subjects_):
+            finite = np.isfinite(fmri[codes == s]).all(axis=0)
+            if not finite.any():
+                raise ValueError(f"Subject {name!r} has no voxel that is finite on all its samples.")
+            columns.append(np.flatnonzero(finite))
+        self.voxel_columns_ = columns
+        self.n_fmri_columns_ = fmri.shape[1]
+        return fmri, codes.astype(np.int64)
+
+    # --------------------------------------------------------- skorch hooks
+    def initialize_module(self):
+        from .featurizers import AlexNetFeaturizer
+
+        if not hasattr(self, "voxel_columns_"):
+            raise RuntimeError(
+                "CLTunedAlexNet learns its fMRI projections' shapes from data: call fit, or "
+                "initialize_for(fmri, subjects=...) before load_params."
+            )
+        with _seeded(self.random_state):
+            backbone, self.weights_id_ = AlexNetFeaturizer(
+                weights=self.weights, random_state=self.random_state, verbose=self.verbose,
+            )._load_alexnet()
+            mean_vox = float(np.mean([len(c) for c in self.voxel_columns_]))
+            self.module_ = _CLAlexNetModule(
+                backbone, objective=self.objective, voxel_columns=self.voxel_columns_,
+                n_columns=self.n_fmri_columns_,
+                hidden=_resolve_width(self.hidden_size, mean_vox, "hidden_size"),
+                latent=_resolve_width(self.latent_size, mean_vox, "latent_size"),
+                mean=tuple(self.mean), std=tuple(self.std), freeze_backbone=self.freeze_backbone,
+            )
+        return self
+
+    def initialize(self):
+        with self._DeviceContext(self):
+            return super().initialize()
+
+    def initialize_for(self, fmri, *, subjects=None):
+        """Initialise the network for data shaped like ``fmri`` (e.g. before ``load_params``).
+
+        Parameters
+        ----------
+        fmri : array-like of shape (n_samples, n_voxels)
+        subjects : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : CLTunedAlexNet
+        """
+        self._setup(fmri, subjects)
+        self.layers_ = self._validate_params()
+        self.initialize()
+        self._probe_layers()
+        return self
+
+    def load_params(self, *args, **kwargs):
+        with self._DeviceContext(self):
+            return super().load_params(*args, **kwargs)
+
+    def get_iterator(self, dataset, training=False):
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        iterator = self.iterator_train if training else self.iterator_valid
+        bs = kwargs.get("batch_size", self.batch_size)
+        if bs == -1:
+            bs = len(dataset)
+        if training:
+            # full batches only: InfoNCE and BatchNorm need >= 2 samples per batch
+            bs = min(bs, len(dataset))
+            kwargs.setdefault("drop_last", True)
+        kwargs["batch_size"] = bs
+        return iterator(dataset, **kwargs)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        out, z_fmri = y_pred
+        if self.objective == "regression":
+            fmri = X["fmri"].to(out.device)
+            mask = torch.isfinite(out)
+            return nn.functional.mse_loss(out[mask], fmri[mask])
+        return _info_nce(out, z_fmri, self.temperature, symmetric=self.symmetric)
+
+    def infer(self, x, **fit_params):
+        with self._DeviceContext(self):
+            return super().infer(x, **fit_params)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None, subjects=None, **fit_params):
+        """Fine-tune AlexNet on ``images`` and their ``fmri`` responses.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, height, width, 3), uint8, or sequence of images
+            One image per trial (repeat the image for repeated trials).
+        y : array-like of shape (n_samples, n_voxels)
+            fMRI responses.  For pooled subjects with different voxel counts,
+            pad with NaN: each subject uses the columns finite on all its
+            samples.
+        subjects : array-like of shape (n_samples,), default=None
+            Subject of each sample (pooled training); ``None``: one subject.
+
+        Returns
+        -------
+        self : CLTunedAlexNet
+        """
+        if y is None:
+            raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")
+        layers = self._validate_params()
+        images = _check_images(X)
+        fmri, codes = self._setup(y, subjects)
+        if len(images) != len(fmri):
+            raise ValueError(
+                f"images and fmri have different lengths: {len(images)} images but "
+                f"{len(fmri)} fMRI samples (one image per trial is needed)."
+            )
+        n_batch = min(self.batch_size if self.batch_size != -1 else len(fmri), len(fmri))
+        if n_batch < 2:
+            raise ValueError(
+                f"A training batch needs at least 2 samples (InfoNCE contrasts a sample with "
+                f"the others in its batch, BatchNorm needs 2); got {len(fmri)} samples and "
+                f"batch_size={self.batch_size}."
+            )
+        # check the layer names before training
+        from torchvision.models import alexnet
+
+        valid = _alexnet_valid_layers(alexnet(weights=None))
+        unknown = [l for l in layers if l not in valid]
+        if unknown:
+            raise ValueError(f"Unknown AlexNet layer(s) {unknown}; valid layer names are: {valid}.")
+        self.layers_ = layers
+        data = {
+            "images": _prepare_images(images, self.image_size),
+            "fmri": torch.from_numpy(np.nan_to_num(fmri, nan=0.0) if self.objective == "contrastive"
+                                     else fmri),
+            "subject": torch.from_numpy(codes),
+        }
+        with _seeded(self.random_state), self._DeviceContext(self):
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+            self.partial_fit(data, None, **fit_params)
+        self._probe_layers()
+        return self
+
+    def _probe_layers(self):
+        extractor = self._extractor()
+        with torch.inference_mode():
+            probe = extractor(torch.zeros(1, 3, self.image_size, self.image_size,
+                                          device=self.device_))
+        self.layer_shapes_ = {l: tuple(probe[l].shape[1:]) for l in self.layers_}
+        self.layer_slices_, start = {}, 0
+        for l in self.layers_:
+            size = int(np.prod(self.layer_shapes_[l]))
+            self.layer_slices_[l] = slice(start, start + size)
+            start += size
+        self.n_features_out_ = start
+
+    def __sklearn_is_fitted__(self):
+        return bool(getattr(self, "initialized_", False)) and hasattr(self, "layer_slices_")
+
+    # ------------------------------------------------------------ transform
+    def _extractor(self):
+        from torchvision.models.feature_extraction import create_feature_extractor
+
+        return create_feature_extractor(
+            self.module_.backbone, return_nodes={l: l for l in self.layers_}
+        ).eval()
+
+    def _check_fitted(self):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+
+    def _batches(self, images, forward):
+        prepared = _prepare_images(_check_images(images), self.image_size)
+        return np.concatenate(list(_iter_batches(
+            _TensorDataset(prepared), forward, batch_size=256, num_workers=0,
+            device=self.device_,
+        )))
+
+    def transform(self, X):
+        """Tuned AlexNet activations at ``layers_``, flattened and concatenated.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_images, height, width, 3), uint8, or sequence of images
+
+        Returns
+        -------
+        features : ndarray of shape (n_images, n_features_out_), float32
+        """
+        self._check_fitted()
+        extractor = self._extractor()
+        module = self.module_
+
+        def forward(batch):
+            out = extractor(module.normalise(batch))
+            return torch.cat([out[l].flatten(1) for l in self.layers_], dim=1)
+
+        return self._batches(X, forward)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then return :meth:`transform` of ``X``."""
+        return self.fit(X, y, **fit_params).transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names ``"<layer>_<i>"`` of the output columns."""
+        self._check_fitted()
+        return np.asarray([f"{l}_{i}" for l, s in self.layer_slices_.items()
+                           for i in range(s.stop - s.start)], dtype=object)
+
+    def embed_images(self, X):
+        """Shared-space embeddings of images (contrastive objective).
+
+        Returns
+        -------
+        z : ndarray of shape (n_images, latent_size)
+        """
+        self._check_fitted()
+        self._check_contrastive()
+        return self._batches(X, self.module_.embed_images)
+
+    def embed_fmri(self, fmri, subjects=None):
+        """Shared-space embeddings of fMRI responses (contrastive objective).
+
+        Parameters
+        ----------
+        fmri : array-like of shape (n_samples, n_fmri_columns_)
+        subjects : array-like of shape (n_samples,), default=None
+            Ids seen in ``fit``; ``None`` when one subject was fitted.
+
+        Returns
+        -------
+        z : ndarray of shape (n_samples, latent_size)
+        """
+        self._check_fitted()
+        self._check_contrastive()
+        fmri = np.asarray(fmri, dtype=np.float32)
+        if fmri.ndim != 2 or fmri.shape[1] != self.n_fmri_columns_:
+            raise ValueError(f"fmri must have shape (n, {self.n_fmri_columns_}), got {fmri.shape}.")
+        if subjects is None:
+            if len(self.subjects_) > 1:
+                raise ValueError("subjects is required: several subjects were fitted.")
+            codes = np.zeros(len(fmri), dtype=np.int64)
+        else:
+            subjects = np.asarray(subjects)
+            unknown = np.setdiff1d(subjects, self.subjects_)
+            if unknown.size:
+                raise ValueError(f"Unknown subjects {unknown.tolist()}; fitted: {self.subjects_.tolist()}.")
+            codes = np.searchsorted(self.subjects_, subjects)
+        module = self.module_.eval()
+        with torch.inference_mode():
+            z = module.embed_fmri(torch.from_numpy(np.nan_to_num(fmri)).to(self.device_),
+                                  torch.from_numpy(codes).to(self.device_))
+        return z.float().cpu().numpy()
+
+    def _check_contrastive(self):
+        if self.objective != "contrastive":
+            raise ValueError("Embeddings exist only for objective='contrastive'.")
+
+    def __setstate__(self, state):
+        requested = state.get("device")
+        if requested is not None and str(requested) == "auto":
+            # skorch maps tensors to state["device"]: give it the fitted device
+            state = dict(state)
+            state["device"] = state.get("device_", "cpu")
+        super().__setstate__(state)
+        if requested is not None and str(requested) == "auto":
+            self.device_ = str(self.device)  # cpu if the fitted GPU is unavailable here
+            self.device = requested
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        return tags
+
+
+class _TensorDataset:
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __len__(self):
+        return len(self.tensor)
+
+    def __getitem__(self, i):
+        return self.tensor[i]
