@@ -1,0 +1,805 @@
+"""Multi-subject contrastive decoding of stimulus embeddings (skorch).
+
+:class:`MultiSubjectContrastiveDecoder` maps each subject's voxels through its
+own linear layer to a shared space, then through a trunk shared by all
+subjects to the embedding (e.g. CLIP) space, trained with a mix of a
+contrastive and a regression loss (:mod:`sklearn_brain.losses`).  It is a
+:class:`skorch.NeuralNet`: early stopping, checkpoints, the learning-rate
+schedule and progress reporting are skorch callbacks.
+
+Subjects travel with the samples as ``subjects=`` (like ``groups``): in a
+:class:`~sklearn.pipeline.Pipeline`, ``cross_validate`` or
+``RandomizedSearchCV`` they are routed and sliced per fold by scikit-learn's
+metadata routing (``sklearn.set_config(enable_metadata_routing=True)``;
+``fit``, ``predict`` and ``score`` request them by default).  Scorers made
+with :func:`make_subject_scorer` pass them on to ``predict``.
+
+Ragged input.  Subjects have different voxel counts; their rows share one
+array of shape (n_samples, max_n_voxels), padded with NaN beyond (or outside)
+each subject's voxels, the representation
+:class:`~sklearn_brain.EncodingVoxelSelector` also reads.  A subject's layer
+takes the columns that are finite on all of its training rows.
+"""
+
+import contextlib
+import logging
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import (
+    Checkpoint,
+    EarlyStopping,
+    EpochScoring,
+    EpochTimer,
+    LRScheduler,
+    PassthroughScoring,
+    PrintLog,
+    ProgressBar,
+)
+from skorch.dataset import Dataset
+from skorch.history import History
+from skorch.utils import to_tensor
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GroupShuffleSplit
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from . import metrics as _metrics
+from ._backend import resolve_device
+from ._ridge import ridge
+from ._validation import check_alphas, check_subjects
+from .losses import DecodingLoss, cosine_loss, mixup_pairs, mse_loss, positives_from_ids
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MultiSubjectContrastiveDecoder", "MultiSubjectNet", "make_subject_scorer"]
+
+_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "identity": nn.Identity, "silu": nn.SiLU}
+
+
+# --------------------------------------------------------------------------
+# the torch module
+# --------------------------------------------------------------------------
+class _Block(nn.Module):
+    """Pre-norm MLP block: LayerNorm -> Linear -> activation -> dropout (-> Linear)."""
+
+    def __init__(self, n_in, width, *, activation, dropout, residual):
+        super().__init__()
+        self.residual = residual
+        self.norm = nn.LayerNorm(n_in)
+        self.fc1 = nn.Linear(n_in, width)
+        self.act = _ACTIVATIONS[activation]()
+        self.drop = nn.Dropout(dropout)
+        # a residual block returns to its input width
+        self.fc2 = nn.Linear(width, n_in) if residual else None
+
+    def forward(self, h):
+        z = self.drop(self.act(self.fc1(self.norm(h))))
+        if self.residual:
+            return h + self.fc2(z)
+        return z
+
+
+class MultiSubjectNet(nn.Module):
+    """Subject-specific linear layers, then a trunk shared by all subjects.
+
+    Parameters
+    ----------
+    subject_columns : list of array-like of int
+        Input columns of each subject's layer (subject ``i`` uses
+        ``x[:, subject_columns[i]]``).
+    n_targets : int
+        Output width (the embedding dimension).
+    shared_dim : int, default=256
+        Width of the shared space the subject layers map to.
+    hidden_dims : sequence of int, default=(256,)
+        One MLP block per entry: with ``residual=True`` the entry is the
+        block's inner width and the block adds back to the shared space
+        (MindEye2's residual backbone); otherwise blocks chain through the
+        widths.
+    activation : {"gelu", "relu", "silu", "identity"}, default="gelu"
+    dropout : float, default=0.1
+    residual : bool, default=True
+    """
+
+    def __init__(self, subject_columns, n_targets, *, shared_dim=256, hidden_dims=(256,),
+                 activation="gelu", dropout=0.1, residual=True):
+        super().__init__()
+        self.subject_layers = nn.ModuleDict({
+            str(i): nn.Linear(len(cols), shared_dim) for i, cols in enumerate(subject_columns)
+        })
+        for i, cols in enumerate(subject_columns):
+            self.register_buffer(f"columns_{i}", torch.as_tensor(np.asarray(cols), dtype=torch.long))
+        blocks, width = [], shared_dim
+        for h in hidden_dims:
+            blocks.append(_Block(width, int(h), activation=activation, dropout=dropout,
+                                 residual=residual))
+            width = width if residual else int(h)
+        self.trunk = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, n_targets)
+
+    def embed(self, voxels, subject):
+        """Shared-space representation of each row (its subject's layer)."""
+        h = voxels.new_zeros((voxels.shape[0], next(iter(self.subject_layers.values()))
+                              .out_features))
+        for key, layer in self.subject_layers.items():
+            rows = subject == int(key)
+            if bool(rows.any()):
+                cols = getattr(self, f"columns_{key}")
+                h[rows] = layer(voxels[rows][:, cols])
+        return h
+
+    def forward(self, voxels, subject, mix=None):
+        h = self.embed(voxels, subject)
+        if mix is not None:
+            # mixing after the (linear) subject layer is voxel mixup within a subject
+            perm, betas = mix
+            b = betas.to(h.dtype)[:, None]
+            h = b * h + (1 - b) * h[perm]
+        return self.head(self.trunk(h))
+
+
+# --------------------------------------------------------------------------
+# validation split and scoring inside skorch
+# --------------------------------------------------------------------------
+def _subset_arrays(dataset):
+    """(x dict, y, row indices) of a skorch Dataset or a Subset of one."""
+    if isinstance(dataset, Subset):
+        return dataset.dataset.X, dataset.dataset.y, np.asarray(dataset.indices)
+    return dataset.X, dataset.y, np.arange(len(dataset))
+
+
+def _per_subject_score(y_true, y_pred, subject, stimulus, metric, **kwargs):
+    """Mean over subjects of a retrieval metric on each subject's samples."""
+    scores = []
+    for s in np.unique(subject):
+        rows = subject == s
+        if np.unique(stimulus[rows]).size < 2:
+            continue
+        scores.append(metric(y_true[rows], y_pred[rows], stimulus_ids=stimulus[rows], **kwargs))
+    return float(np.mean(scores)) if scores else np.nan
+
+
+def _valid_top1(net, X, y):
+    """Per-subject top-1 retrieval of the validation split (EpochScoring)."""
+    x, Y, idx = _subset_arrays(X)
+    y_pred = net.forward(X).detach().cpu().numpy().astype(np.float64)
+    return _per_subject_score(np.asarray(Y)[idx], y_pred, x["subject"][idx],
+                              x["stimulus"][idx], _metrics.top_k_accuracy, k=1)
+
+
+# --------------------------------------------------------------------------
+# the estimator
+# --------------------------------------------------------------------------
+class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
+    """Decode stimulus embeddings from several subjects' brains with one network.
+
+    Each subject has its own linear layer (an :class:`torch.nn.ModuleDict`
+    entry, trained and saved with the network) from its voxels to a shared
+    space of width ``shared_dim``; a trunk of MLP blocks (LayerNorm,
+    activation, dropout, optional residual connection) shared by every subject
+    maps that space to the target embedding.  The loss is
+    ``alpha * contrastive + (1 - alpha) * regression``
+    (:class:`~sklearn_brain.losses.DecodingLoss`).  Input and target widths
+    are read from the data in ``fit``.
+
+    Toward beating a well-tuned ridge (MindEye2's recipe): ``ridge_init``
+    starts every subject layer from that subject's ridge decoder (fitted on
+    the training split only), so the untrained network equals a reduced-rank
+    ridge decoder whose output projection is shared; BiMixCo mixup for the
+    first ``mixup_fraction`` of the epochs; and early stopping on the
+    validation split's top-1 retrieval, with the best weights restored.  The
+    validation split is grouped by stimulus: no stimulus (in any subject) is
+    in both the training and the validation split.
+
+    Parameters
+    ----------
+    shared_dim : int, default=256
+        Width of the shared space.
+    hidden_dims : tuple of int, default=(256,)
+        Trunk blocks (see :class:`MultiSubjectNet`).
+    activation : {"gelu", "relu", "silu", "identity"}, default="gelu"
+    dropout : float, default=0.1
+    residual : bool, default=True
+    alpha : float in [0, 1], default=0.5
+        Weight of the contrastive term (0: MSE only).
+    contrastive : {"infonce", "softclip"}, default="infonce"
+    regression : {"mse", "cosine"}, default="mse"
+    temperature : float > 0, default=0.1
+    learnable_temperature : bool, default=False
+    mixup_fraction : float in [0, 1], default=0.0
+        Fraction of the epochs (the first ones) trained with BiMixCo
+        (MindEye: 1/3).
+    mixup_beta : float, default=0.15
+    ridge_init : bool, default=True
+        Initialise subject layers and head from per-subject ridge decoders.
+    ridge_alphas : array-like, default=None
+        Grid of the per-subject ridge (``None``: ``logspace(-1, 7, 9)``),
+        chosen per subject by leave-one-out identification.
+    lr : float, default=1e-3
+    weight_decay : float, default=1e-2
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+    max_epochs : int, default=30
+    batch_size : int, default=256
+    lr_schedule : {"cosine", None}, default="cosine"
+    valid_fraction : float in [0, 1), default=0.1
+        Fraction of the stimuli held out for early stopping (0: none).
+    patience : int, default=5
+    checkpoint_dir : str or None, default=None
+        Save the best model there (skorch ``Checkpoint``).
+    extra_callbacks : list of skorch callbacks or (name, callback) or None, default=None
+        Callbacks added to the built-in ones.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Resolved in ``fit``; outputs are NumPy arrays on the CPU.
+    random_state : int, RandomState or None, default=None
+    verbose : int, default=0
+        0: silent; 1: the epoch table; 2: also a progress bar.
+
+    Attributes
+    ----------
+    subjects_ : ndarray of shape (n_subjects,)
+        Subject ids seen in ``fit`` (``[None]`` without ``subjects``).
+    subject_columns_ : list of ndarray of int
+        Input columns of each subject's layer.
+    n_features_in_ : int
+    n_targets_ : int
+    ridge_alphas_ : ndarray of shape (n_subjects,) or None
+        Alpha of each subject's ridge initialisation.
+    device_ : torch.device
+    module_ : MultiSubjectNet
+    criterion_ : DecodingLoss
+    optimizer_ : torch.optim.Optimizer
+    history_ : skorch.history.History
+    best_epoch_ : int or None
+        Epoch whose weights were restored by early stopping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain import MultiSubjectContrastiveDecoder
+    >>> rng = np.random.default_rng(0)
+    >>> Y = rng.standard_normal((60, 8)).astype("float32")
+    >>> X = Y @ rng.standard_normal((8, 20)) + rng.standard_normal((60, 20))
+    >>> subjects = np.repeat(["a", "b"], 30)
+    >>> dec = MultiSubjectContrastiveDecoder(shared_dim=8, hidden_dims=(16,), max_epochs=3,
+    ...                                      random_state=0).fit(X, Y, subjects=subjects)
+    >>> dec.predict(X, subjects=subjects).shape
+    (60, 8)
+    """
+
+    __metadata_request__fit = {"subjects": True, "stimulus_ids": True}
+    __metadata_request__predict = {"subjects": True}
+    __metadata_request__score = {"subjects": True, "stimulus_ids": True, "sample_weight": None}
+
+    # skorch components that are not estimator parameters
+    module = MultiSubjectNet
+    criterion = DecodingLoss
+    iterator_train = DataLoader
+    iterator_valid = DataLoader
+    dataset = Dataset
+    train_split = None
+    callbacks = None
+    predict_nonlinearity = None
+    warm_start = False
+    compile = False
+    use_caching = True
+    torch_load_kwargs = None
+    initialized_ = False
+    history_ = None
+    virtual_params_ = {}
+
+    def __init__(self, shared_dim=256, *, hidden_dims=(256,), activation="gelu", dropout=0.1,
+                 residual=True, alpha=0.5, contrastive="infonce", regression="mse",
+                 temperature=0.1, learnable_temperature=False, mixup_fraction=0.0,
+                 mixup_beta=0.15, ridge_init=True, ridge_alphas=None, lr=1e-3,
+                 weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
+                 batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
+                 checkpoint_dir=None, extra_callbacks=None, device="cpu", random_state=None,
+                 verbose=0):
+        self.shared_dim = shared_dim
+        self.hidden_dims = hidden_dims
+        self.activation = activation
+        self.dropout = dropout
+        self.residual = residual
+        self.alpha = alpha
+        self.contrastive = contrastive
+        self.regression = regression
+        self.temperature = temperature
+        self.learnable_temperature = learnable_temperature
+        self.mixup_fraction = mixup_fraction
+        self.mixup_beta = mixup_beta
+        self.ridge_init = ridge_init
+        self.ridge_alphas = ridge_alphas
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr_schedule = lr_schedule
+        self.valid_fraction = valid_fraction
+        self.patience = patience
+        self.checkpoint_dir = checkpoint_dir
+        self.extra_callbacks = extra_callbacks
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self._params_to_validate = set()
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _get_param_names(cls):
+        return BaseEstimator._get_param_names.__func__(cls)
+
+    @property
+    def predict_proba(self):
+        """Not available: a regressor of embeddings has no probabilities."""
+        raise AttributeError(f"{type(self).__name__} has no predict_proba.")
+
+    def __repr__(self):
+        return BaseEstimator.__repr__(self)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.required = True
+        tags.regressor_tags.poor_score = True
+        tags.non_deterministic = False
+        return tags
+
+    # --------------------------------------------------------------- skorch hooks
+    def get_default_callbacks(self):
+        cbs = [("epoch_timer", EpochTimer()),
+               ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+               ("valid_loss", PassthroughScoring(name="valid_loss")),
+               ("valid_top1", EpochScoring(_valid_top1, lower_is_better=False,
+                                           name="valid_top1", on_train=False,
+                                           use_caching=True))]
+        if self.verbose:
+            cbs.append(("print_log", PrintLog()))
+        if self.verbose > 1:
+            cbs.append(("progress_bar", ProgressBar()))
+        return cbs
+
+    def initialize_callbacks(self):
+        has_valid = getattr(self, "_split_indices", (None, None))[1] is not None
+        extra = list(self.extra_callbacks or [])
+        if has_valid and self.patience:
+            extra.append(("early_stopping", EarlyStopping(
+                monitor="valid_top1", lower_is_better=False, patience=self.patience,
+                load_best=True, sink=logger.info)))
+        if self.lr_schedule == "cosine":
+            extra.append(("lr_schedule", LRScheduler(
+                policy=torch.optim.lr_scheduler.CosineAnnealingLR,
+                T_max=max(1, self.max_epochs))))
+        elif self.lr_schedule is not None:
+            raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
+        if self.checkpoint_dir is not None:
+            monitor = "valid_top1_best" if has_valid else None
+            extra.append(("checkpoint", Checkpoint(monitor=monitor, dirname=self.checkpoint_dir,
+                                                   sink=logger.info)))
+        defaults = self.get_default_callbacks()
+        if not has_valid:
+            defaults = [(n, cb) for n, cb in defaults if n not in ("valid_top1", "valid_loss")]
+        callbacks_ = []
+        for name, cb in defaults + [c if isinstance(c, tuple) else (type(c).__name__, c)
+                                    for c in extra]:
+            if isinstance(cb, type):
+                cb = cb()
+            params = self.get_params_for("callbacks__" + name)
+            if params:
+                cb.set_params(**params)
+            cb.initialize()
+            callbacks_.append((name, cb))
+        self.callbacks_ = callbacks_
+        return self
+
+    def initialize_module(self):
+        self.module_ = MultiSubjectNet(
+            self.subject_columns_, self.n_targets_, shared_dim=self.shared_dim,
+            hidden_dims=tuple(self.hidden_dims), activation=self.activation,
+            dropout=self.dropout, residual=self.residual, **self.get_params_for("module"))
+        if self.ridge_init:
+            self._init_from_ridge(self.module_)
+        return self
+
+    def initialize_criterion(self):
+        self.criterion_ = DecodingLoss(
+            self._alpha, contrastive=self.contrastive, regression=self.regression,
+            temperature=self.temperature, learnable_temperature=self.learnable_temperature,
+            **self.get_params_for("criterion"))
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        named = self.get_all_learnable_params()
+        args, kwargs = self.get_params_for_optimizer("optimizer", named)
+        kwargs.setdefault("weight_decay", self.weight_decay)
+        self.optimizer_ = self.optimizer(*args, **kwargs)
+        return self
+
+    def initialize_history(self):
+        self.history_ = History()
+        return self
+
+    def get_iterator(self, dataset, training=False):
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        kwargs.setdefault("batch_size", self.batch_size)
+        if training:
+            kwargs.setdefault("shuffle", True)
+            kwargs.setdefault("generator", self._generator)
+            # a last batch of one sample has no contrastive loss
+            kwargs.setdefault("drop_last", len(dataset) % kwargs["batch_size"] == 1)
+        iterator = self.iterator_train if training else self.iterator_valid
+        return iterator(dataset, **kwargs)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        dataset = self.get_dataset(X, y)
+        train, valid = self._split_indices
+        if valid is None:
+            return dataset, None
+        return Subset(dataset, train), Subset(dataset, valid)
+
+    def infer(self, x, mix=None, **fit_params):
+        x = to_tensor(x, device=self.device)
+        return self.module_(x["voxels"], x["subject"], mix=mix)
+
+    def _batch_loss(self, y_pred, y_true, x, mix=None):
+        y_true = to_tensor(y_true, device=self.device).to(y_pred.dtype)
+        stim = to_tensor(x["stimulus"], device=self.device)
+        positives = positives_from_ids(stim)
+        if self._alpha > 0 and (len(stim) < 2 or bool(positives.all())):
+            # contrastive term undefined for this batch: regression term only
+            reg = mse_loss if self.regression == "mse" else cosine_loss
+            return reg(y_pred, y_true)
+        return self.criterion_(y_pred, y_true, positives=positives, mix=mix)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self._batch_loss(y_pred, y_true, X)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        Xi, yi = batch
+        mix = None
+        epoch = len(self.history_) - 1
+        if self.mixup_fraction > 0 and epoch < self.mixup_fraction * self.max_epochs:
+            mix = mixup_pairs(len(yi), beta=self.mixup_beta, rng=self._rng, device=self.device)
+        y_pred = self.infer(Xi, mix=mix)
+        loss = self._batch_loss(y_pred, yi, Xi, mix=mix)
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    # ---------------------------------------------------------------- helpers
+    @contextlib.contextmanager
+    def _on_device(self):
+        """skorch reads ``self.device``: point it at the resolved device meanwhile."""
+        param = self.__dict__.get("device")
+        self.__dict__["device"] = self.device_
+        try:
+            yield
+        finally:
+            self.__dict__["device"] = param
+
+    def _init_from_ridge(self, module):
+        """Subject layers and head from per-subject ridge decoders (train split)."""
+        from .decoding import RidgeDecoder
+
+        train = self._split_indices[0]
+        X, Y, subj = self._fit_arrays
+        X, Y, subj = X[train], Y[train], subj[train]
+        coefs, intercepts, alphas = [], [], []
+        for i, cols in enumerate(self.subject_columns_):
+            rows = subj == i
+            Xs, Ys = X[rows][:, cols], Y[rows]
+            if Ys.shape[1] >= 2 and rows.sum() >= 3:
+                dec = RidgeDecoder(alphas=check_alphas(self.ridge_alphas), scoring="identification")
+                dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows])
+                alpha = dec.alpha_
+            else:
+                alpha = float(check_alphas(self.ridge_alphas)[len(check_alphas(self.ridge_alphas)) // 2])
+            coef, intercept = ridge(Xs, Ys, alpha)
+            coefs.append(coef)
+            intercepts.append(intercept)
+            alphas.append(alpha)
+        self.ridge_alphas_ = np.asarray(alphas)
+        d = self.shared_dim
+        # shared projection: top right singular vectors of the stacked ridge maps
+        B = np.vstack([c for c in coefs])
+        _, _, Vt = np.linalg.svd(B, full_matrices=False)
+        P = Vt[:d].T  # (n_targets, k), k = min(d, rank)
+        k = P.shape[1]
+        mean_intercept = np.mean(intercepts, axis=0)
+        with torch.no_grad():
+            for i, layer in enumerate(module.subject_layers.values()):
+                layer.weight.zero_()
+                layer.bias.zero_()
+                layer.weight[:k] = torch.as_tensor((coefs[i] @ P).T, dtype=layer.weight.dtype)
+                layer.bias[:k] = torch.as_tensor((intercepts[i] - mean_intercept) @ P,
+                                                 dtype=layer.bias.dtype)
+            if self.residual:
+                for block in module.trunk:
+                    block.fc2.weight.zero_()
+                    block.fc2.bias.zero_()
+                module.head.weight.zero_()
+                module.head.weight[:, :k] = torch.as_tensor(P, dtype=module.head.weight.dtype)
+                module.head.bias.copy_(torch.as_tensor(mean_intercept,
+                                                       dtype=module.head.bias.dtype))
+
+    def _check_X(self, X, *, reset, subjects):
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
+                          ensure_all_finite="allow-nan" if subjects is not None else True)
+        if subjects is not None:
+            subjects = check_subjects(subjects, X.shape[0])
+        return X, subjects
+
+    def _subject_codes(self, subjects, n_samples):
+        if self.subjects_[0] is None:
+            if subjects is not None:
+                raise ValueError("subjects were given to predict but not to fit.")
+            return np.zeros(n_samples, dtype=np.int64)
+        if subjects is None:
+            raise ValueError(
+                f"This decoder was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
+        idx = np.clip(np.searchsorted(self.subjects_, subjects), 0, len(self.subjects_) - 1)
+        unknown = self.subjects_[idx] != subjects
+        if unknown.any():
+            raise ValueError(
+                f"subject {subjects[unknown][0]!r} was not seen in fit; known subjects: "
+                f"{self.subjects_.tolist()}.")
+        return idx.astype(np.int64)
+
+    def _inputs(self, X, codes, stimulus):
+        """The dict skorch iterates over; NaN padding becomes 0 (never read)."""
+        for i, cols in enumerate(self.subject_columns_):
+            rows = codes == i
+            if rows.any() and not np.all(np.isfinite(X[np.ix_(rows, cols)])):
+                bad = np.flatnonzero(rows)[np.flatnonzero(
+                    ~np.isfinite(X[np.ix_(rows, cols)]).all(axis=1))[0]]
+                raise ValueError(
+                    f"X has NaN/inf in a voxel of subject {self.subjects_[i]!r} (sample {bad}); "
+                    "only padding outside a subject's voxels may be NaN.")
+        return {"voxels": np.nan_to_num(X, nan=0.0).astype(np.float32),
+                "subject": codes, "stimulus": stimulus}
+
+    # ------------------------------------------------------------------- API
+    def fit(self, X, y, *, subjects=None, stimulus_ids=None):
+        """Fit the network.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+            Brain responses; with ``subjects``, each row NaN-padded outside
+            its subject's voxels.
+        y : array-like of shape (n_samples, n_targets) or (n_samples,)
+            Stimulus embeddings.
+        subjects : array-like of shape (n_samples,), default=None
+            Subject of each sample; ``None``: one subject.
+        stimulus_ids : array-like of shape (n_samples,), default=None
+            Stimulus of each sample, shared across subjects: samples of a
+            stimulus are contrastive positives of each other and are kept on
+            the same side of the validation split.  ``None``: identical rows
+            of ``y`` are one stimulus.
+
+        Returns
+        -------
+        self
+        """
+        if subjects is not None and len(np.asarray(subjects).ravel()) == 0:
+            raise ValueError("subjects is empty.")
+        X, subjects = self._check_X(X, reset=True, subjects=subjects)
+        X, y = validate_data(self, X, y, reset=False, multi_output=True, y_numeric=True,
+                             ensure_all_finite="allow-nan" if subjects is not None else True,
+                             dtype=[np.float32, np.float64])
+        self._y_1d = y.ndim == 1
+        Y = (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float32)
+        if not np.all(np.isfinite(Y)):
+            raise ValueError("y contains NaN or inf.")
+        n = X.shape[0]
+        if n < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
+        for name in ("shared_dim", "max_epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+        if not 0 <= self.valid_fraction < 1:
+            raise ValueError(f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}.")
+        if not 0 <= self.mixup_fraction <= 1:
+            raise ValueError(f"mixup_fraction must lie in [0, 1], got {self.mixup_fraction!r}.")
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
+                             f"got {self.activation!r}.")
+        if stimulus_ids is None:
+            stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
+        else:
+            stimulus = np.asarray(stimulus_ids)
+            if stimulus.ndim != 1 or stimulus.shape[0] != n:
+                raise ValueError(f"stimulus_ids must be 1-D with one id per sample ({n}), got "
+                                 f"shape {stimulus.shape}.")
+            stimulus = np.unique(stimulus, return_inverse=True)[1].ravel()
+        if subjects is None:
+            self.subjects_ = np.array([None], dtype=object)
+            codes = np.zeros(n, dtype=np.int64)
+            self.subject_columns_ = [np.arange(X.shape[1])]
+        else:
+            self.subjects_, codes = np.unique(subjects, return_inverse=True)
+            codes = codes.ravel().astype(np.int64)
+            cols = []
+            for i, s in enumerate(self.subjects_):
+                finite = np.isfinite(X[codes == i])
+                c = np.flatnonzero(finite.all(axis=0))
+                if c.size == 0:
+                    raise ValueError(f"subject {s!r} has no voxel that is finite on all of its "
+                                     "samples (an empty subject).")
+                cols.append(c)
+            self.subject_columns_ = cols
+        self.n_targets_ = Y.shape[1]
+        self._alpha = self.alpha if self.n_targets_ >= 2 else 0.0
+        if self.n_targets_ < 2 and self.alpha > 0:
+            logger.info("single target: contrastive loss undefined, training with MSE only.")
+        self.device_ = resolve_device(self.device)
+        rs = check_random_state(self.random_state)
+        seed = int(rs.randint(2**31 - 1))
+        self._rng = np.random.default_rng(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._split_indices = self._split(stimulus, seed)
+        self._fit_arrays = (X, Y, codes)
+        self._fit_stimulus = stimulus
+        x = self._inputs(X, codes, stimulus)
+        self.ridge_alphas_ = None
+        try:
+            with torch.random.fork_rng(devices=[]), self._on_device():
+                torch.manual_seed(seed)
+                self.initialize()
+                self.notify("on_train_begin", X=x, y=Y)
+                self.fit_loop(x, Y, _routing_method="fit")
+                self.notify("on_train_end", X=x, y=Y)
+        finally:
+            del self._fit_arrays, self._fit_stimulus, self._split_indices
+            del self._rng, self._generator
+        es = dict(self.callbacks_).get("early_stopping")
+        self.best_epoch_ = None if es is None else int(es.best_epoch_)
+        return self
+
+    def _split(self, stimulus, seed):
+        n_stim = np.unique(stimulus).size
+        n_valid = int(round(self.valid_fraction * n_stim))
+        if self.valid_fraction == 0 or n_valid < 2 or n_stim - n_valid < 2:
+            return np.arange(stimulus.size), None
+        gss = GroupShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
+        train, valid = next(gss.split(stimulus, groups=stimulus))
+        return np.sort(train), np.sort(valid)
+
+    @property
+    def partial_fit(self):
+        """Not supported: the split, ridge initialisation and schedules need ``fit``."""
+        raise AttributeError(f"{type(self).__name__} does not support partial_fit; call fit.")
+
+    def predict(self, X, *, subjects=None):
+        """Decode embeddings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+        subjects : array-like of shape (n_samples,), default=None
+            Required when fitted with ``subjects``; every subject must have
+            been seen in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_targets), float64
+        """
+        check_is_fitted(self)
+        multi = self.subjects_[0] is not None
+        if multi and subjects is None:
+            raise ValueError(
+                f"This decoder was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
+        X, subjects = self._check_X(X, reset=False, subjects=subjects if multi else None)
+        codes = self._subject_codes(subjects, X.shape[0])
+        x = self._inputs(X, codes, np.zeros(X.shape[0], dtype=np.int64))
+        with self._on_device():
+            out = self.forward(x, training=False).numpy().astype(np.float64)
+        return out.ravel() if self._y_1d else out
+
+    def score(self, X, y, *, subjects=None, stimulus_ids=None, sample_weight=None):
+        """R^2 of the decoded embeddings (use retrieval scorers for retrieval).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+        y : array-like of shape (n_samples, n_targets)
+        subjects : array-like of shape (n_samples,), default=None
+        stimulus_ids : ignored
+            Accepted so that one routing request serves fit and score.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        y_pred = self.predict(X, subjects=subjects)
+        y = np.asarray(y)
+        if y.shape[1:] != y_pred.shape[1:]:
+            raise ValueError(f"y has {y.shape[1:] or 1} target columns; this decoder predicts "
+                             f"{y_pred.shape[1:] or 1}.")
+        return r2_score(y, y_pred, sample_weight=sample_weight)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_device_param"] = state.get("device")
+        state["device"] = str(getattr(self, "device_", "cpu"))
+        return state
+
+    def __setstate__(self, state):
+        param = state.pop("_device_param", None)
+        # skorch maps the weights to an available device (a net fitted on a GPU
+        # loads on a CPU-only machine, with a warning) and sets ``device`` to it
+        super().__setstate__(state)
+        if "device_" in self.__dict__:
+            self.device_ = torch.device(self.device)
+        if param is not None and (param == "auto" or str(param) == str(self.device)
+                                  or "device_" not in self.__dict__):
+            self.device = param
+
+
+def make_subject_scorer(name="top1", **metric_kwargs):
+    """A retrieval scorer that passes ``subjects`` to ``predict`` and scores per subject.
+
+    scikit-learn scorers call ``estimator.predict(X)`` without metadata, so a
+    multi-subject model cannot be scored by them.  This scorer requests
+    ``subjects`` and ``stimulus_ids`` (routed per fold by ``cross_validate``
+    and ``RandomizedSearchCV`` when metadata routing is enabled), calls
+    ``estimator.predict(X, subjects=subjects)``, computes the metric on each
+    subject's samples (candidates: that subject's test stimuli, the seed's
+    protocol) and returns the mean over subjects.
+
+    Parameters
+    ----------
+    name : str, default="top1"
+        A key of :data:`sklearn_brain.metrics.SCORERS`.
+    **metric_kwargs : dict
+        Overrides of the metric's arguments (e.g. ``n_candidates=300``).
+
+    Returns
+    -------
+    scorer : callable ``scorer(estimator, X, y, subjects=None, stimulus_ids=None)``
+
+    Examples
+    --------
+    >>> from sklearn_brain.contrastive import make_subject_scorer
+    >>> scorer = make_subject_scorer("top5")
+    """
+    if name not in _metrics.SCORERS:
+        raise ValueError(f"Unknown scorer {name!r}; choose from {sorted(_metrics.SCORERS)}.")
+    func, defaults = _metrics._SCORER_SPECS[name]
+    return _SubjectScorer(func, {**defaults, **metric_kwargs}, name)
+
+
+class _SubjectScorer:
+    def __init__(self, func, kwargs, name):
+        self._func, self._kwargs, self._name = func, kwargs, name
+
+    def __repr__(self):
+        return f"make_subject_scorer({self._name!r})"
+
+    def __call__(self, estimator, X, y_true, subjects=None, stimulus_ids=None):
+        y_pred = (estimator.predict(X) if subjects is None
+                  else estimator.predict(X, subjects=subjects))
+        y_true = np.asarray(y_true, dtype=np.float64)
+        y_pred = np.asarray(y_pred, dtype=np.float64)
+        n = y_true.shape[0]
+        subj = np.zeros(n) if subjects is None else np.asarray(subjects)
+        if stimulus_ids is None:
+            stim = np.unique(y_true, axis=0, return_inverse=True)[1].ravel()
+        else:
+            stim = np.asarray(stimulus_ids)
+        return _per_subject_score(y_true, y_pred, subj, stim, self._func, **self._kwargs)
+
+    def get_metadata_routing(self):
+        from sklearn.utils.metadata_routing import MetadataRequest
+
+        req = MetadataRequest(owner=self._name)
+        req.score.add_request(param="subjects", alias=True)
+        req.score.add_request(param="stimulus_ids", alias=True)
+        return req
