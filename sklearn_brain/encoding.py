@@ -1,0 +1,628 @@
+"""Voxelwise encoding models: network layers -> voxels, per-voxel alpha, per-ROI layer.
+
+Study 2 evaluates a (tuned) network by how well ridge regressions from its
+layer activations predict every voxel.  This module gives that evaluation as
+composable pieces:
+
+* :func:`encoding_layer_scores`: K-fold cross-validated Pearson r of every
+  voxel for every layer and alpha, with the per-layer PCA fitted inside each
+  training fold and **one** ridge decomposition per layer and fold reused for
+  every alpha (:func:`sklearn_brain._ridge.ridge_factorize`);
+* :class:`VoxelwiseEncoder`: an estimator that selects an alpha per voxel and
+  a layer per ROI (or per voxel) from those scores, refits, and predicts;
+* :class:`LayerPCA`: per-layer PCA as a transformer (fitted in ``fit``, so it
+  stays inside the folds of any cross-validation);
+* :func:`noise_ceiling` and :func:`normalized_r`: explainable variance from
+  repeated presentations; :func:`roi_summary`;
+* :func:`linear_probe_score`: the downstream linear-probe classification.
+
+Avoid study 2's leak: the images used to *tune* a network must not be the
+encoding pool nor the test images (:func:`check_disjoint_stimuli`).
+"""
+
+import logging
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
+from ._ridge import _pearson_columns, ridge_coef_from_factors, ridge_factorize
+from ._validation import check_alphas
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "LayerPCA",
+    "VoxelwiseEncoder",
+    "check_disjoint_stimuli",
+    "encoding_layer_scores",
+    "linear_probe_score",
+    "noise_ceiling",
+    "normalized_r",
+    "roi_summary",
+    "voxel_correlations",
+]
+
+
+# --------------------------------------------------------------------------
+# pure functions
+# --------------------------------------------------------------------------
+def voxel_correlations(Y_true, Y_pred):
+    """Pearson r between matching columns (voxels); NaN for a constant column.
+
+    Parameters
+    ----------
+    Y_true, Y_pred : array-like of shape (n_samples, n_voxels)
+
+    Returns
+    -------
+    r : ndarray of shape (n_voxels,)
+    """
+    A = np.asarray(Y_true, dtype=np.float64)
+    B = np.asarray(Y_pred, dtype=np.float64)
+    if A.ndim == 1:
+        A, B = A[:, None], B.reshape(-1, 1)
+    if A.shape != B.shape:
+        raise ValueError(f"Y_true and Y_pred have different shapes: {A.shape} and {B.shape}.")
+    return to_numpy(_pearson_columns(torch.from_numpy(A), torch.from_numpy(B)))
+
+
+def _normalize_slices(layer_slices, n_features):
+    """``{name: slice}`` (default: one layer ``"all"``), checked against ``n_features``."""
+    if layer_slices is None:
+        return {"all": slice(0, n_features)}
+    items = layer_slices.items() if hasattr(layer_slices, "items") else layer_slices
+    out = {}
+    for name, sl in items:
+        if not isinstance(sl, slice):
+            sl = slice(*sl)
+        start, stop, step = sl.indices(n_features)
+        if step != 1 or stop <= start or (sl.stop is not None and sl.stop > n_features):
+            raise ValueError(
+                f"layer {name!r}: slice {sl} does not select columns of the {n_features} features."
+            )
+        out[str(name)] = slice(start, stop)
+    if not out:
+        raise ValueError("layer_slices is empty.")
+    return out
+
+
+def _n_comp(n_components, n_samples, width):
+    if n_components is None:
+        return None
+    return int(min(n_components, n_samples, width))
+
+
+def _fit_pca(X, k, random_state=0):
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=k, svd_solver="auto", random_state=random_state).fit(X)
+
+
+def _layer_factors(X, k, *, fit_intercept, device, dtype):
+    """One decomposition serving both the layer's PCA and its ridge regressions.
+
+    ``ridge_factorize`` gives ``Xc = U diag(s) V^T``.  PCA to ``k`` components
+    keeps the ``k`` largest singular values, and ridge on the PCA scores
+    ``U_k diag(s_k)`` has the decomposition ``(U_k, s_k, I)``: so PCA + ridge
+    at every alpha is ridge on the truncated factors, with coefficients
+    ``V_k diag(s_k / (s_k^2 + alpha)) U_k^T Y`` in the original feature space.
+    """
+    f = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    if k is None or k >= f.s.shape[0]:
+        return f
+    top = torch.argsort(f.s, descending=True)[:k]
+    return f._replace(U=f.U[:, top], s=f.s[top], V=f.V[:, top])
+
+
+def _resolve_splits(cv, n_samples, groups):
+    from sklearn.model_selection import GroupKFold, KFold, check_cv
+
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+        if cv < 2:
+            raise ValueError(f"cv={cv}: need at least 2 folds.")
+        splitter = GroupKFold(n_splits=int(cv)) if groups is not None else KFold(n_splits=int(cv))
+    else:
+        splitter = check_cv(cv)
+    return list(splitter.split(np.zeros((n_samples, 1)), None, groups))
+
+
+def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=None,
+                          n_components=None, fit_intercept=True, device="cpu",
+                          dtype="float32"):
+    """Cross-validated Pearson r of every voxel, layer and alpha.
+
+    For each fold and layer: the layer's PCA (``n_components``) is fitted on
+    the training fold only; the training design is decomposed once
+    (:func:`~sklearn_brain._ridge.ridge_factorize`) and the validation
+    predictions of all alphas follow from that one decomposition
+    (``X_val V diag(s / (s^2 + alpha)) U^T Y``).  Scores are averaged over
+    folds.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Concatenated layer activations.
+    Y : array-like of shape (n_samples, n_voxels)
+    layer_slices : dict of str to slice, default=None
+        Columns of each layer (e.g. a featurizer's ``layer_slices_``);
+        ``None``: all columns are one layer ``"all"``.
+    alphas : array-like of shape (n_alphas,), default=None
+        ``None``: ``np.logspace(-1, 7, 9)`` as in study 2.
+    cv : int or CV splitter, default=5
+        K-fold (grouped by ``groups`` when given, so that repeats of a
+        stimulus stay in one fold).
+    groups : array-like of shape (n_samples,), default=None
+        Stimulus ids.
+    n_components : int or None, default=None
+        PCA components per layer (capped by the fold size and layer width).
+
+    Returns
+    -------
+    result : dict
+        ``"scores"`` ndarray (n_layers, n_alphas, n_voxels) mean validation
+        r (NaN-valued folds count as 0), ``"layers"`` list of names,
+        ``"alphas"``, ``"n_folds"``, ``"n_factorizations"`` (number of ridge
+        decompositions computed: n_layers x n_folds).
+    """
+    X = np.asarray(X)
+    Y = np.asarray(Y)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    alphas = check_alphas(alphas)
+    slices = _normalize_slices(layer_slices, X.shape[1])
+    folds = _resolve_splits(cv, len(X), groups)
+    dev, wdtype = resolve_device(device), resolve_dtype(dtype)
+    scores = np.zeros((len(slices), len(alphas), Y.shape[1]))
+    n_fact = 0
+    for train, test in folds:
+        Ytr = to_tensor(Y[train], device=dev, dtype=wdtype)
+        Yte = to_tensor(Y[test], device=dev, dtype=wdtype)
+        y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])
+        for li, sl in enumerate(slices.values()):
+            Xtr, Xte = X[train, sl], X[test, sl]
+            k = _n_comp(n_components, len(train), sl.stop - sl.start)
+            # PCA (fitted on the training fold) and ridge share one decomposition
+            factors = _layer_factors(Xtr, k, fit_intercept=fit_intercept, device=dev,
+                                     dtype=wdtype)
+            n_fact += 1
+            UtY = factors.U.T @ (Ytr - y_mean)
+            XV = (to_tensor(Xte, device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
+            s = factors.s
+            for a, alpha in enumerate(alphas):
+                w = (s / (s ** 2 + alpha)).to(wdtype)
+                pred = (XV * w) @ UtY + y_mean
+                r = to_numpy(_pearson_columns(pred, Yte)).astype(np.float64)
+                scores[li, a] += np.nan_to_num(r, nan=0.0) / len(folds)
+    return {"scores": scores, "layers": list(slices), "alphas": alphas,
+            "n_folds": len(folds), "n_factorizations": n_fact}
+
+
+def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype):
+    """PCA(k) + ridge at per-voxel alphas on all samples, as feature-space coefficients.
+
+    Returns
+    -------
+    coef : ndarray of shape (n_features, n_voxels)
+    intercept : ndarray of shape (n_voxels,)
+    """
+    dev, wdtype = resolve_device(device), resolve_dtype(dtype)
+    f = _layer_factors(X, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype)
+    Yt = to_tensor(Y, device=dev, dtype=wdtype)
+    y_mean = Yt.mean(dim=0) if fit_intercept else torch.zeros_like(Yt[0])
+    alphas, idx = np.unique(alpha_per_voxel, return_inverse=True)
+    UtY = f.U.T @ (Yt - y_mean)
+    coef = ridge_coef_from_factors(f, UtY, torch.as_tensor(idx, device=dev), alphas)
+    intercept = y_mean - f.x_mean @ coef
+    return to_numpy(coef), to_numpy(intercept)
+
+
+def noise_ceiling(Y, stimulus_ids, *, n_average=None):
+    """Noise ceiling and explainable variance from repeated presentations.
+
+    With ``sigma_n^2`` the pooled within-stimulus (trial-to-trial) variance
+    and ``sigma_s^2 = var(stimulus means) - sigma_n^2 * mean(1 / k_s)`` the
+    signal variance (``k_s`` repeats of stimulus ``s``; only stimuli shown at
+    least twice are used), the noise-ceiling SNR is
+    ``ncsnr = sqrt(max(sigma_s^2, 0)) / sigma_n`` (Allen et al. 2022, NSD).
+    The largest Pearson r a perfect model can reach against responses
+    averaged over ``n_average`` repeats is
+    ``sqrt(ncsnr^2 / (ncsnr^2 + 1 / n_average))``, and the explainable
+    fraction of single-trial variance is ``ncsnr^2 / (ncsnr^2 + 1)``.
+
+    Parameters
+    ----------
+    Y : array-like of shape (n_trials, n_voxels)
+    stimulus_ids : array-like of shape (n_trials,)
+    n_average : int, default=None
+        Repeats averaged in the evaluated responses; ``None``: the median
+        number of repeats of the repeated stimuli.
+
+    Returns
+    -------
+    result : dict
+        ``"ncsnr"``, ``"noise_ceiling"`` (in r units),
+        ``"explainable_variance"``: ndarrays of shape (n_voxels,);
+        ``"n_average"``; ``"n_stimuli"`` (repeated stimuli used).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.encoding import noise_ceiling
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(500, 1))
+    >>> ids = np.repeat(np.arange(500), 4)
+    >>> Y = signal[ids] + rng.normal(size=(2000, 1))  # SNR 1
+    >>> nc = noise_ceiling(Y, ids)
+    >>> bool(abs(nc["ncsnr"][0] - 1) < 0.1), round(float(np.sqrt(1 / (1 + 1 / 4))), 3)
+    (True, 0.894)
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    ids = np.asarray(stimulus_ids)
+    if ids.shape != (len(Y),):
+        raise ValueError(f"stimulus_ids must have shape ({len(Y)},), got {ids.shape}.")
+    uniq, codes, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    rep = counts >= 2
+    if rep.sum() < 2:
+        raise ValueError(
+            "The noise ceiling needs at least 2 stimuli shown at least twice; got "
+            f"{int(rep.sum())} repeated stimuli."
+        )
+    keep = rep[codes]
+    Yk, ck = Y[keep], codes[keep]
+    _, ck = np.unique(ck, return_inverse=True)
+    k = np.bincount(ck).astype(np.float64)
+    means = np.zeros((len(k), Y.shape[1]))
+    np.add.at(means, ck, Yk)
+    means /= k[:, None]
+    resid = Yk - means[ck]
+    noise_var = (resid ** 2).sum(axis=0) / (len(Yk) - len(k))
+    signal_var = means.var(axis=0, ddof=1) - noise_var * np.mean(1.0 / k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ncsnr = np.sqrt(np.clip(signal_var, 0, None) / noise_var)
+    ncsnr[~np.isfinite(ncsnr)] = np.nan
+    if n_average is None:
+        n_average = int(np.median(k))
+    elif isinstance(n_average, bool) or not isinstance(n_average, numbers.Integral) or n_average < 1:
+        raise ValueError(f"n_average must be a positive int, got {n_average!r}.")
+    nc = np.sqrt(ncsnr ** 2 / (ncsnr ** 2 + 1.0 / n_average))
+    ev = ncsnr ** 2 / (ncsnr ** 2 + 1.0)
+    return {"ncsnr": ncsnr, "noise_ceiling": nc, "explainable_variance": ev,
+            "n_average": int(n_average), "n_stimuli": int(len(k))}
+
+
+def normalized_r(r, ceiling, *, min_ceiling=0.1):
+    """Noise-ceiling-normalised correlation ``r / ceiling``.
+
+    Voxels whose ceiling is below ``min_ceiling`` (or NaN) get NaN: dividing
+    by a near-zero ceiling only amplifies noise.
+
+    Parameters
+    ----------
+    r, ceiling : array-like of shape (n_voxels,)
+        Pearson r and noise ceiling (r units, e.g. ``noise_ceiling(...)["noise_ceiling"]``).
+    min_ceiling : float, default=0.1
+
+    Returns
+    -------
+    r_norm : ndarray of shape (n_voxels,)
+    """
+    r = np.asarray(r, dtype=np.float64)
+    c = np.asarray(ceiling, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"r and ceiling have different shapes: {r.shape} and {c.shape}.")
+    out = np.full(r.shape, np.nan)
+    ok = np.isfinite(c) & (c >= min_ceiling)
+    out[ok] = r[ok] / c[ok]
+    return out
+
+
+def roi_summary(values, rois, *, aggregate=np.nanmean):
+    """Aggregate per-voxel values (e.g. r) within each ROI.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_voxels,)
+    rois : dict of str to bool array of shape (n_voxels,)
+        Voxel->ROI masks, as ``load_algonauts2023(...).roi_masks[hemi]`` or
+        ``make_image_world(...).data[subject].roi_masks``.
+    aggregate : callable, default=np.nanmean
+
+    Returns
+    -------
+    summary : dict of str to float
+        ROIs with no voxel are omitted.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = {}
+    for name, mask in _check_rois(rois, values.shape[0]).items():
+        if mask.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[name] = float(aggregate(values[mask]))
+    return out
+
+
+def _check_rois(rois, n_voxels):
+    if rois is None:
+        return {}
+    if not hasattr(rois, "items"):
+        raise TypeError("rois must be a dict of ROI name -> boolean voxel mask.")
+    out = {}
+    for name, mask in rois.items():
+        mask = np.asarray(mask)
+        if mask.dtype != bool or mask.shape != (n_voxels,):
+            raise ValueError(
+                f"ROI {name!r}: mask must be boolean of shape ({n_voxels},), got dtype "
+                f"{mask.dtype} and shape {mask.shape}."
+            )
+        out[str(name)] = mask
+    return out
+
+
+def check_disjoint_stimuli(tuning_stimuli, evaluation_stimuli, *, name="evaluation"):
+    """Raise if any stimulus used to tune a network is also used to evaluate it.
+
+    Study 2 cross-validated its encoding models on the fine-tuning images
+    themselves; passing the tuning and evaluation ids here makes that an error.
+
+    Parameters
+    ----------
+    tuning_stimuli, evaluation_stimuli : array-like
+        Stimulus (image) ids.
+    """
+    both = np.intersect1d(np.asarray(tuning_stimuli), np.asarray(evaluation_stimuli))
+    if both.size:
+        raise ValueError(
+            f"{both.size} stimuli were used both to tune the network and in the {name} set "
+            f"(e.g. {both[:5].tolist()}): the {name} scores would not be held out."
+        )
+
+
+def linear_probe_score(train_features, train_labels, test_features, test_labels, *, C=1.0,
+                       max_iter=2000, random_state=0):
+    """Accuracy of a logistic-regression probe on (frozen) features.
+
+    Standardises the features (statistics of the training set), fits
+    :class:`~sklearn.linear_model.LogisticRegression` and returns the test
+    accuracy: study 2's downstream test of tuned vs untuned fc features.
+
+    Returns
+    -------
+    accuracy : float
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter,
+                                                               random_state=random_state))
+    probe.fit(train_features, train_labels)
+    return float(probe.score(test_features, test_labels))
+
+
+# --------------------------------------------------------------------------
+# estimators
+# --------------------------------------------------------------------------
+class LayerPCA(TransformerMixin, BaseEstimator):
+    """One PCA per layer block of a feature matrix.
+
+    Parameters
+    ----------
+    layer_slices : dict of str to slice, default=None
+        Columns of each layer (a featurizer's ``layer_slices_``); ``None``:
+        one block.
+    n_components : int, default=100
+        Components per layer, capped by the number of samples and the layer
+        width.
+    random_state : int or None, default=0
+
+    Attributes
+    ----------
+    pcas_ : dict of str to PCA
+    layer_slices_ : dict of str to slice
+        Columns of each layer in the output.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.encoding import LayerPCA
+    >>> X = np.random.default_rng(0).normal(size=(20, 30))
+    >>> pca = LayerPCA({"a": slice(0, 10), "b": slice(10, 30)}, n_components=5).fit(X)
+    >>> pca.transform(X).shape, pca.layer_slices_["b"]
+    ((20, 10), slice(5, 10, None))
+    """
+
+    def __init__(self, layer_slices=None, *, n_components=100, random_state=0):
+        self.layer_slices = layer_slices
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        """Fit one PCA per layer on ``X`` of shape (n_samples, n_features)."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
+        if isinstance(self.n_components, bool) or not isinstance(self.n_components, numbers.Integral) \
+                or self.n_components < 1:
+            raise ValueError(f"n_components must be a positive int, got {self.n_components!r}.")
+        slices = _normalize_slices(self.layer_slices, X.shape[1])
+        self.pcas_, self.layer_slices_, start = {}, {}, 0
+        for name, sl in slices.items():
+            k = _n_comp(self.n_components, X.shape[0], sl.stop - sl.start)
+            self.pcas_[name] = _fit_pca(X[:, sl], k, self.random_state)
+            self.layer_slices_[name] = slice(start, start + k)
+            start += k
+        self._in_slices = slices
+        return self
+
+    def transform(self, X):
+        """Concatenated per-layer components, shape (n_samples, sum of components)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return np.concatenate([self.pcas_[n].transform(X[:, sl])
+                               for n, sl in _normalize_slices(self.layer_slices, X.shape[1]).items()],
+                              axis=1)
+
+
+class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
+    """Features -> voxels ridge encoding model with per-voxel alpha and per-ROI layer.
+
+    ``fit`` runs :func:`encoding_layer_scores` (K-fold, PCA per layer inside
+    each training fold, one decomposition per layer and fold for all
+    alphas), gives every voxel the alpha of its best mean validation r for
+    each layer, chooses one layer per ROI (the layer with the highest mean r
+    over the ROI's voxels; voxels in no ROI, or every voxel with
+    ``layer_selection="voxel"``, take their own best layer), and refits each
+    used layer (PCA + ridge at the selected alphas) on all samples.
+
+    Score the fitted model on held-out images (``score_voxels``), never on
+    the images a network was tuned on.
+
+    Parameters
+    ----------
+    alphas : array-like of shape (n_alphas,), default=None
+        ``None``: ``np.logspace(-1, 7, 9)``.
+    layer_slices : dict of str to slice, default=None
+        Columns of each layer; ``None``: one layer.
+    n_components : int or None, default=None
+        PCA components per layer (study 2: 1000), fitted on training folds.
+    cv : int or CV splitter, default=5
+    rois : dict of str to bool array of shape (n_voxels,), default=None
+    layer_selection : {"roi", "voxel"}, default="roi"
+    fit_intercept : bool, default=True
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    dtype : {"float32", "float64"}, default="float32"
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    cv_scores_ : ndarray of shape (n_layers, n_alphas, n_voxels)
+        Mean validation r.
+    layer_names_ : list of str
+    voxel_layer_ : ndarray of shape (n_voxels,), int
+        Index into ``layer_names_`` of each voxel's layer.
+    best_alphas_ : ndarray of shape (n_voxels,)
+    cv_r_ : ndarray of shape (n_voxels,)
+        Validation r at the chosen layer and alpha.
+    roi_layers_ : dict of str to str
+        Chosen layer of each ROI.
+    coefs_ : dict of str to (ndarray, ndarray, ndarray)
+        For each used layer: voxel columns, coefficients (n_layer_features,
+        n_layer_voxels) in the original feature space (the PCA is folded in)
+        and intercepts.
+    n_factorizations_ : int
+        Ridge decompositions computed during the search (n_layers x n_folds).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.encoding import VoxelwiseEncoder
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 8))
+    >>> Y = X[:, :2] @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(60, 5))
+    >>> enc = VoxelwiseEncoder(layer_slices={"a": slice(0, 4), "b": slice(4, 8)}).fit(X, Y)
+    >>> [enc.layer_names_[i] for i in enc.voxel_layer_]
+    ['a', 'a', 'a', 'a', 'a']
+    """
+
+    def __init__(self, alphas=None, *, layer_slices=None, n_components=None, cv=5, rois=None,
+                 layer_selection="roi", fit_intercept=True, device="cpu", dtype="float32",
+                 verbose=0):
+        self.alphas = alphas
+        self.layer_slices = layer_slices
+        self.n_components = n_components
+        self.cv = cv
+        self.rois = rois
+        self.layer_selection = layer_selection
+        self.fit_intercept = fit_intercept
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def fit(self, X, y, groups=None):
+        """Search alphas and layers by K-fold CV, then refit on all samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Layer activations of the encoding images.
+        y : array-like of shape (n_samples, n_voxels)
+        groups : array-like of shape (n_samples,), default=None
+            Stimulus ids: repeats of a stimulus stay in one fold.
+
+        Returns
+        -------
+        self : VoxelwiseEncoder
+        """
+        X, Y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                             dtype=[np.float64, np.float32])
+        self._y_1d = Y.ndim == 1
+        Y2 = Y[:, None] if self._y_1d else Y
+        if self.layer_selection not in ("roi", "voxel"):
+            raise ValueError(f"layer_selection must be 'roi' or 'voxel', got {self.layer_selection!r}.")
+        if self.n_components is not None and (isinstance(self.n_components, bool) or not isinstance(
+                self.n_components, numbers.Integral) or self.n_components < 1):
+            raise ValueError(f"n_components must be a positive int or None, got {self.n_components!r}.")
+        rois = _check_rois(self.rois, Y2.shape[1])
+        res = encoding_layer_scores(
+            X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, groups=groups,
+            n_components=self.n_components, fit_intercept=self.fit_intercept,
+            device=self.device, dtype=self.dtype,
+        )
+        scores, alphas = res["scores"], res["alphas"]
+        self.cv_scores_ = scores
+        self.layer_names_ = res["layers"]
+        self.n_factorizations_ = res["n_factorizations"]
+        best_a = scores.argmax(axis=1)  # (L, V)
+        layer_r = scores.max(axis=1)  # (L, V)
+        voxel_layer = layer_r.argmax(axis=0)
+        self.roi_layers_ = {}
+        if self.layer_selection == "roi":
+            for name, mask in rois.items():
+                if mask.any():
+                    li = int(np.argmax(layer_r[:, mask].mean(axis=1)))
+                    voxel_layer[mask] = li
+                    self.roi_layers_[name] = self.layer_names_[li]
+        V = np.arange(Y2.shape[1])
+        self.voxel_layer_ = voxel_layer
+        self.best_alphas_ = alphas[best_a[voxel_layer, V]]
+        self.cv_r_ = layer_r[voxel_layer, V]
+        slices = _normalize_slices(self.layer_slices, X.shape[1])
+        self.coefs_ = {}
+        for li, (name, sl) in enumerate(slices.items()):
+            cols = np.flatnonzero(voxel_layer == li)
+            if cols.size == 0:
+                continue
+            k = _n_comp(self.n_components, X.shape[0], sl.stop - sl.start)
+            self.coefs_[name] = (cols,) + _refit_layer(
+                X[:, sl], Y2[:, cols], self.best_alphas_[cols], k,
+                fit_intercept=self.fit_intercept, device=self.device, dtype=self.dtype)
+        logger.info("VoxelwiseEncoder: layers per ROI %s", self.roi_layers_)
+        return self
+
+    def predict(self, X):
+        """Predicted voxel responses, shape (n_samples, n_voxels)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        n_vox = self.voxel_layer_.shape[0]
+        out = np.empty((X.shape[0], n_vox), dtype=np.float64)
+        slices = _normalize_slices(self.layer_slices, X.shape[1])
+        for name, (cols, coef, intercept) in self.coefs_.items():
+            out[:, cols] = X[:, slices[name]] @ coef + intercept
+        return out[:, 0] if self._y_1d else out
+
+    def score_voxels(self, X, y):
+        """Per-voxel Pearson r of the predictions of ``X`` with ``y``.
+
+        Returns
+        -------
+        r : ndarray of shape (n_voxels,)
+        """
+        return voxel_correlations(y, self.predict(X))
