@@ -7,12 +7,15 @@ Checks that cannot apply are listed in ``EXPECTED_FAILED_CHECKS`` with the reaso
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
+from sklearn_brain.encoding import LayerPCA, VoxelwiseEncoder
 from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder
 
 ESTIMATORS = [
     # small n_voxels: the checks use data with only a handful of features
     EncodingVoxelSelector(n_voxels=1),
     RidgeDecoder(),
+    VoxelwiseEncoder(cv=2),
+    LayerPCA(n_components=2),
     # tiny network, few epochs: the checks fit it dozens of times
     MultiSubjectContrastiveDecoder(shared_dim=4, hidden_dims=(8,), max_epochs=3, batch_size=32),
 ]

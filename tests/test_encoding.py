@@ -1,0 +1,175 @@
+"""Tests of the voxelwise encoding evaluation (against brute-force sklearn)."""
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_brain.encoding import (
+    LayerPCA,
+    VoxelwiseEncoder,
+    check_disjoint_stimuli,
+    encoding_layer_scores,
+    linear_probe_score,
+    noise_ceiling,
+    normalized_r,
+    roi_summary,
+    voxel_correlations,
+)
+
+ALPHAS = np.logspace(-1, 3, 5)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    n = 80
+    X = rng.normal(size=(n, 12))
+    # voxels 0-3 read layer "a" (cols 0-5), voxels 4-7 read layer "b" (cols 6-11)
+    W = np.zeros((12, 8))
+    W[:6, :4] = rng.normal(size=(6, 4))
+    W[6:, 4:] = rng.normal(size=(6, 4))
+    Y = X @ W + rng.normal(size=(n, 8)) * 1.5
+    slices = {"a": slice(0, 6), "b": slice(6, 12)}
+    rois = {"A": np.arange(8) < 4, "B": np.arange(8) >= 4}
+    return X, Y, slices, rois
+
+
+def _brute_scores(X, Y, sl, alphas, k, folds):
+    out = np.zeros((len(alphas), Y.shape[1]))
+    for train, test in folds:
+        for a, alpha in enumerate(alphas):
+            steps = [PCA(k, svd_solver="full")] if k else []
+            model = make_pipeline(*steps, Ridge(alpha=alpha)).fit(X[train, sl], Y[train])
+            pred = model.predict(X[test, sl])
+            out[a] += voxel_correlations(Y[test], pred) / len(folds)
+    return out
+
+
+@pytest.mark.parametrize("k", [None, 3])
+def test_layer_scores_match_brute_force_sklearn(data, k):
+    X, Y, slices, _ = data
+    res = encoding_layer_scores(X, Y, slices, alphas=ALPHAS, cv=5, n_components=k,
+                                dtype="float64")
+    folds = list(KFold(5).split(X))
+    for li, sl in enumerate(slices.values()):
+        ref = _brute_scores(X, Y, sl, ALPHAS, k, folds)
+        np.testing.assert_allclose(res["scores"][li], ref, atol=1e-8)
+    # one decomposition per layer and fold, whatever the number of alphas
+    assert res["n_factorizations"] == 2 * 5
+    assert res["scores"].shape == (2, 5, 8)
+
+
+def test_encoder_selects_layers_per_roi_and_predicts_like_sklearn(data):
+    X, Y, slices, rois = data
+    enc = VoxelwiseEncoder(ALPHAS, layer_slices=slices, n_components=4, rois=rois,
+                           dtype="float64").fit(X, Y)
+    assert enc.roi_layers_ == {"A": "a", "B": "b"}
+    assert [enc.layer_names_[i] for i in enc.voxel_layer_] == ["a"] * 4 + ["b"] * 4
+    assert enc.n_factorizations_ == 10
+    # best alpha = argmax of the CV scores of the chosen layer
+    li = enc.voxel_layer_
+    expected = ALPHAS[enc.cv_scores_[li, :, np.arange(8)].argmax(axis=1)]
+    np.testing.assert_array_equal(enc.best_alphas_, expected)
+    # refit = PCA + Ridge on all samples at the selected alpha
+    Xnew = np.random.default_rng(1).normal(size=(10, 12))
+    pred = enc.predict(Xnew)
+    for v in range(8):
+        sl = slices["a" if v < 4 else "b"]
+        ref = make_pipeline(PCA(4, svd_solver="full"), Ridge(alpha=enc.best_alphas_[v]))
+        ref.fit(X[:, sl], Y[:, v])
+        np.testing.assert_allclose(pred[:, v], ref.predict(Xnew[:, sl]), atol=1e-8)
+    r = enc.score_voxels(Xnew, pred + 0.01 * np.random.default_rng(2).normal(size=pred.shape))
+    assert np.all(r > 0.99)
+
+
+def test_voxel_selection_without_rois_and_groups(data):
+    X, Y, slices, _ = data
+    groups = np.repeat(np.arange(40), 2)
+    enc = VoxelwiseEncoder(ALPHAS, layer_slices=slices, cv=4, layer_selection="voxel").fit(
+        X, Y, groups=groups)
+    assert enc.roi_layers_ == {}
+    assert list(enc.voxel_layer_) == [0] * 4 + [1] * 4
+    # one-dimensional y gives one-dimensional predictions
+    enc1 = VoxelwiseEncoder(ALPHAS).fit(X, Y[:, 0])
+    assert enc1.predict(X).shape == (80,)
+
+
+def test_layer_pca_matches_sklearn(data):
+    X, _, slices, _ = data
+    lp = LayerPCA(slices, n_components=3).fit(X)
+    out = lp.transform(X)
+    assert out.shape == (80, 6) and lp.layer_slices_ == {"a": slice(0, 3), "b": slice(3, 6)}
+    ref = PCA(3, svd_solver="full").fit(X[:, 6:]).transform(X[:, 6:])
+    np.testing.assert_allclose(np.abs(out[:, 3:]), np.abs(ref), atol=1e-8)
+
+
+def test_noise_ceiling_hand_computation():
+    # two voxels, three stimuli x 2 repeats
+    Y = np.array([[1.0, 0], [3, 4], [2, 4], [2, 0], [6, 2], [4, 2]])
+    ids = np.array([0, 0, 1, 1, 2, 2])
+    nc = noise_ceiling(Y, ids)
+    means = np.array([[2, 2], [2, 2], [5, 2]])
+    noise = ((Y - means[ids]) ** 2).sum(axis=0) / 3
+    signal = means.var(axis=0, ddof=1) - noise / 2
+    ncsnr = np.sqrt(np.clip(signal, 0, None) / noise)
+    np.testing.assert_allclose(nc["ncsnr"], ncsnr)
+    np.testing.assert_allclose(nc["noise_ceiling"], np.sqrt(ncsnr ** 2 / (ncsnr ** 2 + 0.5)))
+    np.testing.assert_allclose(nc["explainable_variance"], ncsnr ** 2 / (ncsnr ** 2 + 1))
+    assert nc["noise_ceiling"][1] == 0  # signal variance below noise: clipped to 0
+
+
+def test_noise_ceiling_recovers_known_snr():
+    rng = np.random.default_rng(0)
+    snr = np.array([0.1, 0.5, 2.0])
+    sig = rng.normal(size=(2000, 3))
+    sig = (sig - sig.mean(0)) / sig.std(0, ddof=1)
+    ids = np.repeat(np.arange(2000), 3)
+    Y = np.sqrt(snr) * sig[ids] + rng.normal(size=(6000, 3))
+    nc = noise_ceiling(Y, ids, n_average=3)
+    np.testing.assert_allclose(nc["ncsnr"] ** 2, snr, rtol=0.1, atol=0.02)
+    # a perfect model reaches the ceiling: r(signal, 3-trial average)
+    avg = np.stack([Y[ids == s].mean(0) for s in range(300)])
+    r_perfect = voxel_correlations(avg, sig[:300])
+    np.testing.assert_allclose(r_perfect, nc["noise_ceiling"], atol=0.08)
+
+
+def test_normalized_r_and_roi_summary():
+    r = np.array([0.2, 0.4, 0.3, np.nan])
+    ceil = np.array([0.5, 0.8, 0.05, 0.9])
+    np.testing.assert_allclose(normalized_r(r, ceil), [0.4, 0.5, np.nan, np.nan])
+    rois = {"x": np.array([1, 1, 0, 0], bool), "y": np.array([0, 0, 1, 1], bool),
+            "empty": np.zeros(4, bool)}
+    assert roi_summary(r, rois) == pytest.approx({"x": 0.3, "y": 0.3})
+
+
+def test_linear_probe_matches_sklearn():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 5))
+    y = (X[:, 0] + 0.5 * rng.normal(size=120) > 0).astype(int)
+    acc = linear_probe_score(X[:80], y[:80], X[80:], y[80:], C=0.5)
+    ref = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000)).fit(
+        X[:80], y[:80]).score(X[80:], y[80:])
+    assert acc == ref and acc > 0.7
+
+
+def test_bad_input(data):
+    X, Y, slices, rois = data
+    with pytest.raises(ValueError, match="both to tune"):
+        check_disjoint_stimuli([1, 2, 3], [3, 4])
+    check_disjoint_stimuli([1, 2], [3, 4])
+    with pytest.raises(ValueError, match="does not select"):
+        VoxelwiseEncoder(layer_slices={"a": slice(0, 20)}).fit(X, Y)
+    with pytest.raises(ValueError, match="mask must be boolean"):
+        VoxelwiseEncoder(rois={"A": np.ones(3, bool)}).fit(X, Y)
+    with pytest.raises(ValueError, match="layer_selection"):
+        VoxelwiseEncoder(layer_selection="best").fit(X, Y)
+    with pytest.raises(ValueError, match="at least 2 stimuli shown at least twice"):
+        noise_ceiling(Y, np.arange(80))
+    with pytest.raises(ValueError, match="different shapes"):
+        normalized_r(np.zeros(3), np.zeros(4))
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        encoding_layer_scores(X, Y, cv=1)
