@@ -12,3 +12,8 @@ from .decoding import RidgeDecoder  # noqa: E402
 from .selection import EncodingVoxelSelector  # noqa: E402
 
 __all__ = ["EncodingVoxelSelector", "RidgeDecoder", "metrics", "__version__"]
+
+from .cltuned import CLTunedAlexNet  # noqa: E402
+from .encoding import LayerPCA, VoxelwiseEncoder  # noqa: E402
+
+__all__ += ["CLTunedAlexNet", "LayerPCA", "VoxelwiseEncoder"]
