@@ -11,10 +11,10 @@ __all__ = ["check_alphas", "check_stimulus_ids", "check_subjects", "infer_stimul
 DEFAULT_ALPHAS = np.logspace(-1, 7, 9)
 
 
-def check_alphas(alphas):
-    """Validate an alpha grid; ``None`` gives ``logspace(-1, 7, 9)``."""
+def check_alphas(alphas, default=DEFAULT_ALPHAS):
+    """Validate an alpha grid; ``None`` gives ``default`` (``logspace(-1, 7, 9)``)."""
     if alphas is None:
-        return DEFAULT_ALPHAS.copy()
+        return np.array(default, dtype=np.float64)
     try:
         arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
     except (TypeError, ValueError):

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["RidgeDecoder"]
 
 _PER_TARGET = ("mse", "r")
+# three alphas per decade: retrieval accuracy is sensitive to alpha within a decade
+DEFAULT_DECODER_ALPHAS = np.logspace(-1, 7, 25)
 _RETRIEVAL = ("top1", "top5", "identification")
 
 
@@ -57,8 +59,8 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     predictions of every alpha (exact leave-one-out in closed form, or
     leave-one-*stimulus*-out when ``stimulus_ids`` are given, or K-fold),
     by a criterion that is a parameter.  The default, one shared alpha that
-    maximises pairwise identification accuracy of the held-out predictions,
-    serves retrieval: per-target squared error (what
+    maximises top-1 retrieval accuracy of the held-out predictions, serves
+    retrieval: per-target squared error (what
     :class:`sklearn.linear_model.RidgeCV` minimises) picks alphas that are
     good for each embedding dimension but shrink predictions towards the
     mean embedding, which hurts retrieval by cosine similarity.
@@ -66,15 +68,19 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     Parameters
     ----------
     alphas : array-like of shape (n_alphas,), default=None
-        Ridge grid; ``None`` means ``np.logspace(-1, 7, 9)``.
-    scoring : {"identification", "top1", "top5", "r", "mse"} or callable, \
-            default="identification"
+        Ridge grid; ``None`` means ``np.logspace(-1, 7, 25)`` (three per
+        decade: retrieval is sensitive to alpha within a decade).
+    scoring : {"top1", "top5", "identification", "r", "mse"} or callable, \
+            default="top1"
         Selection criterion of the held-out predictions, greater is better:
-        pairwise identification (Kay et al. 2008) or top-k retrieval among
-        the training stimuli (see :mod:`sklearn_brain.metrics`), the mean
-        Pearson r of each target, or the negative mean squared error.  A
-        callable gets ``(y_true, y_pred, stimulus_ids)`` and returns a float.
-        With a single target, retrieval is undefined and ``"mse"`` is used.
+        top-k retrieval among the training stimuli by cosine similarity or
+        pairwise identification (Kay et al. 2008; see
+        :mod:`sklearn_brain.metrics`), the mean Pearson r of each target, or
+        the negative mean squared error.  A callable gets
+        ``(y_true, y_pred, stimulus_ids)`` and returns a float.  Ties between
+        alphas under a top-k criterion are broken by identification
+        accuracy.  With a single target, retrieval is undefined and
+        ``"mse"`` is used.
     alpha_per_target : bool, default=False
         One alpha per embedding dimension (only with ``"r"`` or ``"mse"``).
     cv : "loo" or int or CV splitter, default="loo"
@@ -110,7 +116,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     __metadata_request__fit = {"stimulus_ids": True}
 
-    def __init__(self, alphas=None, *, scoring="identification", alpha_per_target=False,
+    def __init__(self, alphas=None, *, scoring="top1", alpha_per_target=False,
                  cv="loo", fit_intercept=True, device="cpu", dtype="float32", verbose=0):
         self.alphas = alphas
         self.scoring = scoring
@@ -162,7 +168,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         n_samples = X.shape[0]
         if n_samples < 3:
             raise ValueError(f"RidgeDecoder needs at least 3 samples, got n_samples = {n_samples}.")
-        alphas = check_alphas(self.alphas)
+        alphas = check_alphas(self.alphas, DEFAULT_DECODER_ALPHAS)
         scoring = self._check_scoring(Y.shape[1])
         groups = check_stimulus_ids(stimulus_ids, n_samples, Y)
         if groups is None:
@@ -181,6 +187,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                                              fit_intercept=self.fit_intercept,
                                              device=self.device, dtype=self.dtype)
         total, weight = 0.0, 0
+        tie_break = 0.0
         for test, preds in folds:
             yt = Y[test]
             g = None if groups is None else groups[test]
@@ -188,11 +195,20 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 fold = np.stack([_per_target_scores(yt, p, scoring) for p in preds])
             else:
                 fold = np.array([_shared_score(yt, p, scoring, g) for p in preds])
+                if scoring in ("top1", "top5"):
+                    # top-k is coarse: ties (often all zeros on small data) are
+                    # broken by the smoother identification accuracy
+                    ident = np.array([_shared_score(yt, p, "identification", g) for p in preds])
+                    tie_break = tie_break + ident * len(test)
             total = total + fold * len(test)
             weight += len(test)
         self.cv_scores_ = total / weight
         self.alphas_ = alphas
-        best = np.argmax(self.cv_scores_, axis=0)
+        if np.ndim(tie_break):
+            key = np.lexsort((tie_break, self.cv_scores_))  # last key is primary
+            best = key[-1]
+        else:
+            best = np.argmax(self.cv_scores_, axis=0)
         self.alpha_ = alphas[best] if per_target else float(alphas[best])
         if factors is not None:
             idx = torch.as_tensor(np.broadcast_to(best, (Y.shape[1],)).copy(),
