@@ -17,7 +17,23 @@ composable pieces:
 * :func:`linear_probe_score`: the downstream linear-probe classification.
 
 Avoid study 2's leak: the images used to *tune* a network must not be the
-encoding pool nor the test images (:func:`check_disjoint_stimuli`).
+encoding pool nor the test images (:func:`check_disjoint_stimuli`).  A
+pipeline refits every step, so a tuned network enters an encoding pipeline
+frozen, after being fitted on its own tuning images::
+
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import make_pipeline
+
+    net = CLTunedAlexNet(layers, weights=path).fit(tune_images, tune_fmri)
+    check_disjoint_stimuli(tune_ids, encoding_ids)
+    model = make_pipeline(
+        FrozenEstimator(net),  # features of the tuned network, never refitted
+        VoxelwiseEncoder(layer_slices=net.layer_slices_, n_components=1000, rois=rois),
+    ).fit(encoding_images, encoding_fmri)
+    r = voxel_correlations(test_fmri_averaged, model.predict(test_images))
+
+For many voxels, compute the features once (``net.transform``) and fit
+:class:`VoxelwiseEncoder` on them directly: the network then runs once.
 """
 
 import logging

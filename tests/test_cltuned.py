@@ -176,6 +176,21 @@ def test_checkpoint_callback_during_fit(data, tmp_path):
     np.testing.assert_array_equal(fresh.embed_fmri(fmri), net.embed_fmri(fmri))
 
 
+def test_frozen_net_in_encoding_pipeline(data, fitted):
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_brain import VoxelwiseEncoder
+
+    images, fmri = data
+    before = fitted.transform(images)
+    model = make_pipeline(FrozenEstimator(fitted), VoxelwiseEncoder(
+        layer_slices=fitted.layer_slices_, n_components=3, cv=3)).fit(images, fmri)
+    np.testing.assert_array_equal(fitted.transform(images), before)  # never refitted
+    assert model.predict(images).shape == (12, 10)
+    assert model[-1].n_factorizations_ == 2 * 3
+
+
 def test_not_fitted(data):
     with pytest.raises(NotFittedError):
         _net().transform(data[0])
