@@ -23,6 +23,7 @@ takes the columns that are finite on all of its training rows.
 
 import contextlib
 import logging
+from copy import deepcopy
 
 import numpy as np
 import torch
@@ -170,6 +171,28 @@ def _valid_top1(net, X, y):
     y_pred = net.forward(X).detach().cpu().numpy().astype(np.float64)
     return _per_subject_score(np.asarray(Y)[idx], y_pred, x["subject"][idx],
                               x["stimulus"][idx], _metrics.top_k_accuracy, k=1)
+
+
+class _EarlyStoppingFromInit(EarlyStopping):
+    """Early stopping whose first candidate is the initial (e.g. ridge) network.
+
+    The validation score of the untrained network is "epoch 0": if training
+    never beats it, the initial weights are restored, so the network is never
+    worse on the validation split than its initialisation.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        valid = net._split_indices[1]
+        if valid is None or not net.ridge_init:
+            return
+        dataset = Subset(net.get_dataset(X, y), valid)
+        score = _valid_top1(net, dataset, None)
+        if np.isfinite(score):
+            self.dynamic_threshold_ = self._calc_new_threshold(score)
+            self.best_epoch_ = 0
+            self.best_model_weights_ = deepcopy(net.module_.state_dict())
+            self.initial_score_ = score
 
 
 # --------------------------------------------------------------------------
@@ -339,6 +362,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         """Not available: a regressor of embeddings has no probabilities."""
         raise AttributeError(f"{type(self).__name__} has no predict_proba.")
 
+    def get_params(self, deep=True):
+        """Parameters of the estimator (the signature of ``__init__``)."""
+        return BaseEstimator.get_params(self, deep=deep)
+
     def __repr__(self):
         return BaseEstimator.__repr__(self)
 
@@ -367,8 +394,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     def initialize_callbacks(self):
         has_valid = getattr(self, "_split_indices", (None, None))[1] is not None
         extra = list(self.extra_callbacks or [])
-        if has_valid and self.patience:
-            extra.append(("early_stopping", EarlyStopping(
+        if has_valid and self.patience and self.max_epochs > 0:
+            extra.append(("early_stopping", _EarlyStoppingFromInit(
                 monitor="valid_top1", lower_is_better=False, patience=self.patience,
                 load_best=True, sink=logger.info)))
         if self.lr_schedule == "cosine":
@@ -599,10 +626,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
-        for name in ("shared_dim", "max_epochs", "batch_size"):
+        for name, low in (("shared_dim", 1), ("max_epochs", 0), ("batch_size", 1)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}.")
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {v!r}.")
         if not 0 <= self.valid_fraction < 1:
             raise ValueError(f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}.")
         if not 0 <= self.mixup_fraction <= 1:
@@ -628,6 +655,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             cols = []
             for i, s in enumerate(self.subjects_):
                 finite = np.isfinite(X[codes == i])
+                partial = np.flatnonzero(finite.any(axis=0) & ~finite.all(axis=0))
+                if partial.size:
+                    raise ValueError(
+                        f"X has NaN/inf on some samples of subject {s!r} in voxel "
+                        f"{partial[0]}; only whole voxels (padding, outside the brain) may "
+                        "be NaN.")
                 c = np.flatnonzero(finite.all(axis=0))
                 if c.size == 0:
                     raise ValueError(f"subject {s!r} has no voxel that is finite on all of its "
@@ -653,7 +686,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 torch.manual_seed(seed)
                 self.initialize()
                 self.notify("on_train_begin", X=x, y=Y)
-                self.fit_loop(x, Y, _routing_method="fit")
+                try:
+                    self.fit_loop(x, Y, _routing_method="fit")
+                except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
+                    pass
                 self.notify("on_train_end", X=x, y=Y)
         finally:
             del self._fit_arrays, self._fit_stimulus, self._split_indices

@@ -1,0 +1,182 @@
+import pickle
+
+import numpy as np
+import pytest
+import sklearn
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GroupKFold, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sklearn_brain import EncodingVoxelSelector
+from sklearn_brain._ridge import ridge
+from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
+from sklearn_brain.metrics import top_k_accuracy
+
+N_VOXELS = {"s1": 30, "s2": 24, "s3": 18}
+
+
+def _data(n_stim=80, n_targets=12, noise=0.5, seed=0):
+    """Three subjects with different voxel counts, NaN-padded to 30 columns."""
+    rng = np.random.default_rng(seed)
+    Y_stim = rng.standard_normal((n_stim, n_targets)).astype(np.float32)
+    rows, subjects, stim = [], [], []
+    width = max(N_VOXELS.values())
+    for s, nv in N_VOXELS.items():
+        W = rng.standard_normal((n_targets, nv))
+        Xs = Y_stim @ W + noise * np.sqrt(n_targets) * rng.standard_normal((n_stim, nv))
+        pad = np.full((n_stim, width), np.nan)
+        pad[:, :nv] = Xs
+        rows.append(pad)
+        subjects += [s] * n_stim
+        stim.append(np.arange(n_stim))
+    stim = np.concatenate(stim)
+    return np.vstack(rows), Y_stim[stim], np.array(subjects), stim
+
+
+def _net(**kw):
+    params = dict(shared_dim=12, hidden_dims=(16,), max_epochs=4, batch_size=64, random_state=0)
+    params.update(kw)
+    return MultiSubjectContrastiveDecoder(**params)
+
+
+def test_ridge_init_equals_per_subject_ridge():
+    X, Y, subj, stim = _data()
+    net = _net(max_epochs=0, valid_fraction=0.0, ridge_alphas=[10.0]).fit(
+        X, Y, subjects=subj, stimulus_ids=stim)
+    for s, nv in N_VOXELS.items():
+        rows = subj == s
+        coef, intercept = ridge(X[rows][:, :nv], Y[rows], 10.0)
+        expected = X[rows][:, :nv] @ coef + intercept
+        np.testing.assert_allclose(net.predict(X[rows], subjects=subj[rows]), expected,
+                                   rtol=1e-3, atol=1e-3)
+    assert net.ridge_alphas_.tolist() == [10.0] * 3
+    assert [c.size for c in net.subject_columns_] == list(N_VOXELS.values())
+
+
+def test_training_improves_retrieval_and_trains_subject_layers():
+    X, Y, subj, stim = _data(noise=1.0)
+    train = stim < 60
+    init = _net(max_epochs=0, ridge_init=False).fit(X[train], Y[train], subjects=subj[train],
+                                                   stimulus_ids=stim[train])
+    net = _net(max_epochs=15, ridge_init=False, lr=3e-3, patience=None).fit(
+        X[train], Y[train], subjects=subj[train], stimulus_ids=stim[train])
+    test = ~train
+
+    def acc(model):
+        return np.array([top_k_accuracy(Y[test & (subj == s)], model.predict(
+            X[test & (subj == s)], subjects=subj[test & (subj == s)])) for s in N_VOXELS])
+
+    assert acc(net).min() >= 0.15  # 20 test stimuli: chance is 0.05
+    assert acc(net).mean() > acc(init).mean() + 0.1
+    for key in ("0", "1", "2"):
+        w0 = init.module_.subject_layers[key].weight
+        w1 = net.module_.subject_layers[key].weight
+        assert not torch.allclose(w0, w1)
+    assert {"subject_layers.0.weight", "subject_layers.2.bias"} <= set(net.module_.state_dict())
+
+
+def test_early_stopping_restores_best_epoch():
+    X, Y, subj, stim = _data(noise=1.5)
+    net = _net(max_epochs=8, lr=5e-2, patience=2, valid_fraction=0.25).fit(
+        X, Y, subjects=subj, stimulus_ids=stim)
+    scores = net.history[:, "valid_top1"]
+    es = dict(net.callbacks_)["early_stopping"]
+    best = max([es.initial_score_] + scores)
+    if net.best_epoch_ == 0:
+        assert es.initial_score_ == best
+    else:
+        assert scores[net.best_epoch_ - 1] == best
+    assert len(scores) < 8  # stopped early: lr too high for this data
+
+
+def test_validation_split_grouped_by_stimulus():
+    _, _, _, stim = _data()
+    train, valid = _net(valid_fraction=0.2)._split(stim, 0)
+    assert np.intersect1d(stim[train], stim[valid]).size == 0
+    assert np.unique(stim[valid]).size == 16
+    assert _net(valid_fraction=0.0)._split(stim, 0)[1] is None
+
+
+def test_pickle_clone_and_single_subject():
+    X, Y, subj, stim = _data()
+    net = _net().fit(X, Y, subjects=subj, stimulus_ids=stim)
+    again = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(again.predict(X, subjects=subj), net.predict(X, subjects=subj))
+    assert again.device == "cpu" and again.device_ == torch.device("cpu")
+    assert clone(net).get_params() == net.get_params()
+    one = subj == "s1"
+    single = _net(device="auto").fit(X[one][:, :30], Y[one])
+    assert single.device == "auto" and single.device_.type in ("cpu", "cuda")
+    assert single.predict(X[one][:5]).shape == (5, Y.shape[1])
+    restored = pickle.loads(pickle.dumps(single))
+    assert restored.device == "auto"
+    np.testing.assert_array_equal(restored.predict(X[one][:5]), single.predict(X[one][:5]))
+
+
+def test_bad_input():
+    X, Y, subj, stim = _data()
+    with pytest.raises(ValueError, match="one id per sample"):
+        _net().fit(X, Y, subjects=subj[:-1])
+    with pytest.raises(ValueError, match="subjects is empty"):
+        _net().fit(X, Y, subjects=[])
+    Xbad = X.copy()
+    Xbad[0, 3] = np.nan  # a voxel of s1 on one sample only
+    with pytest.raises(ValueError, match="NaN/inf on some samples"):
+        _net(max_epochs=0).fit(Xbad, Y, subjects=subj, stimulus_ids=stim)
+    with pytest.raises(ValueError, match="NaN/inf in a voxel"):
+        _net(max_epochs=0).fit(X, Y, subjects=subj, stimulus_ids=stim).predict(
+            Xbad[:2], subjects=subj[:2])
+    with pytest.raises(ValueError, match="NaN"):
+        _net().fit(X, Y)  # NaN padding without subjects
+    Xempty = X.copy()
+    Xempty[subj == "s3"] = np.nan
+    with pytest.raises(ValueError, match="empty subject"):
+        _net().fit(Xempty, Y, subjects=subj)
+    net = _net(max_epochs=1).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    with pytest.raises(ValueError, match="not seen in fit"):
+        net.predict(X[:3], subjects=["s9"] * 3)
+    with pytest.raises(ValueError, match="pass subjects="):
+        net.predict(X[:3])
+    with pytest.raises(ValueError, match="features"):
+        net.predict(X[:3, :10], subjects=subj[:3])
+    with pytest.raises(ValueError, match="target columns"):
+        net.score(X[:6], Y[:6, :5], subjects=subj[:6])
+    with pytest.raises(ValueError, match="temperature"):
+        _net(temperature=0.0).fit(X, Y, subjects=subj)
+    with pytest.raises(ValueError, match="stimulus_ids"):
+        _net().fit(X, Y, subjects=subj, stimulus_ids=stim[:5])
+    with pytest.raises(AttributeError, match="partial_fit"):
+        net.partial_fit(X, Y)
+
+
+def test_silent_and_checkpoint(tmp_path, capsys):
+    X, Y, subj, stim = _data()
+    _net(verbose=0, checkpoint_dir=str(tmp_path)).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    assert capsys.readouterr().out == ""
+    assert any(p.name.startswith("params") for p in tmp_path.iterdir())
+    _net(verbose=1, max_epochs=1).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    assert "valid_top1" in capsys.readouterr().out
+
+
+def test_mixup_softclip_learnable_temperature_run():
+    X, Y, subj, stim = _data()
+    net = _net(mixup_fraction=0.5, contrastive="softclip", learnable_temperature=True,
+               residual=False, activation="relu").fit(X, Y, subjects=subj, stimulus_ids=stim)
+    assert np.all(np.isfinite(net.predict(X, subjects=subj)))
+    assert float(net.criterion_.temperature.detach()) != pytest.approx(0.1)
+
+
+def test_pipeline_cross_validate_routes_subjects():
+    X, Y, subj, stim = _data(n_stim=60)
+    pipe = make_pipeline(StandardScaler(), EncodingVoxelSelector(n_voxels=15),
+                         _net(shared_dim=12, max_epochs=2))
+    with sklearn.config_context(enable_metadata_routing=True):
+        res = cross_validate(
+            pipe, X, Y, cv=GroupKFold(n_splits=3),
+            params={"subjects": subj, "stimulus_ids": stim, "groups": stim},
+            scoring={"top1": make_subject_scorer("top1"), "top5": make_subject_scorer("top5")})
+    # 20 test stimuli per fold: chance top-5 is 0.25
+    assert np.all(res["test_top5"] > 0.5)
+    assert np.all(res["test_top1"] <= res["test_top5"])
