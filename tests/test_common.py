@@ -9,6 +9,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain.encoding import LayerPCA, VoxelwiseEncoder
 from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder
+from sklearn_brain.multimodal import BlockwiseDecoder
 
 ESTIMATORS = [
     # small n_voxels: the checks use data with only a handful of features
@@ -18,6 +19,7 @@ ESTIMATORS = [
     LayerPCA(n_components=2),
     # tiny network, few epochs: the checks fit it dozens of times
     MultiSubjectContrastiveDecoder(shared_dim=4, hidden_dims=(8,), max_epochs=3, batch_size=32),
+    BlockwiseDecoder(),
 ]
 
 EXPECTED_FAILED_CHECKS = {

@@ -1,0 +1,224 @@
+"""Synthetic training data from a fitted encoding model.
+
+The seed study added brain responses to 500 extra images (from NSD): CLIP
+features of each image went through every subject's encoding model to give
+synthetic responses of the selected voxels, noise was added and the result
+re-standardised.  Its check for overlap with the test images looked at one
+subject's test set only.  :func:`synthesize_responses` does the same with the
+encoding model of a fitted :class:`~sklearn_brain.EncodingVoxelSelector`
+(``predict_responses``), and excludes every extra stimulus that matches *any*
+subject's test stimuli, by id or by embedding cosine similarity above
+``threshold``, before anything is synthesised.
+"""
+
+import logging
+
+import numpy as np
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["exclude_test_overlap", "synthesize_responses"]
+
+_NOISE = ("residuals", "gaussian", None)
+
+
+def _unit(a):
+    n = np.linalg.norm(a, axis=1, keepdims=True)
+    if np.any(n == 0):
+        raise ValueError("features contain a zero row; the cosine similarity is undefined.")
+    return a / n
+
+
+def _as_per_subject(value, subjects, name):
+    """A dict subject -> value, from a dict or one value shared by all subjects."""
+    if isinstance(value, dict):
+        missing = [s for s in subjects if s not in value]
+        if missing:
+            raise ValueError(f"{name} has no entry for subject(s) {missing}.")
+        return value
+    return {s: value for s in subjects}
+
+
+def exclude_test_overlap(extra_features, test_features, *, extra_ids=None, test_ids=None,
+                         threshold=0.95):
+    """Mask of the extra stimuli that overlap no test stimulus of any subject.
+
+    Parameters
+    ----------
+    extra_features : array-like of shape (n_extra, n_stimulus_features)
+        Embeddings of the candidate extra stimuli.
+    test_features : array-like of shape (n_test, n_stimulus_features) or dict
+        Embeddings of the test stimuli; a dict ``subject -> array`` checks
+        every subject's test set (their union).
+    extra_ids : array-like of shape (n_extra,), default=None
+        Ids of the extra stimuli.
+    test_ids : array-like or dict of array-like, default=None
+        Ids of the test stimuli (per subject when a dict).
+    threshold : float in [-1, 1], default=0.95
+        An extra stimulus whose cosine similarity with any test stimulus
+        exceeds it is excluded (the seed: 0.95).
+
+    Returns
+    -------
+    keep : ndarray of bool of shape (n_extra,)
+    n_excluded_by_id : int
+    n_excluded_by_similarity : int
+        Excluded by similarity and not already by id.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.augmentation import exclude_test_overlap
+    >>> extra = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> test = {"CSI1": np.array([[1.0, 0.01]]), "CSI2": np.array([[-1.0, 1.0]])}
+    >>> keep, by_id, by_sim = exclude_test_overlap(extra, test)
+    >>> keep.tolist()
+    [False, True, True]
+    """
+    if not -1 <= threshold <= 1:
+        raise ValueError(f"threshold must lie in [-1, 1], got {threshold!r}.")
+    E = np.asarray(extra_features, dtype=np.float64)
+    if E.ndim != 2 or not np.all(np.isfinite(E)):
+        raise ValueError("extra_features must be a finite 2-D array.")
+    tests = list(test_features.values()) if isinstance(test_features, dict) else [test_features]
+    T = np.vstack([np.asarray(t, dtype=np.float64).reshape(-1, E.shape[1]) for t in tests])
+    by_id = np.zeros(E.shape[0], dtype=bool)
+    if test_ids is not None:
+        if extra_ids is None:
+            raise ValueError("test_ids were given but extra_ids were not.")
+        ids = list(test_ids.values()) if isinstance(test_ids, dict) else [test_ids]
+        by_id = np.isin(np.asarray(extra_ids), np.concatenate([np.asarray(i).ravel()
+                                                               for i in ids]))
+    sims = _unit(E) @ _unit(T).T
+    by_sim = sims.max(axis=1) > threshold
+    keep = ~(by_id | by_sim)
+    return keep, int(by_id.sum()), int((by_sim & ~by_id).sum())
+
+
+def synthesize_responses(selector, X_train, y_train, extra_features, test_features, *,
+                         subjects=None, train_subjects=None, extra_ids=None, test_ids=None,
+                         threshold=0.95, n_extra=None, noise="residuals", restandardize=True,
+                         random_state=None):
+    """Synthesise selected-voxel responses to extra stimuli with an encoding model.
+
+    For each subject: ``responses = selector.predict_responses(features)``
+    for the extra stimuli that overlap no subject's test set, plus noise
+    matched to the training data (rows of the training residuals
+    ``X_selected - predict_responses(y_train)`` drawn with replacement, which
+    keeps their covariance across voxels; or Gaussian noise with the
+    residuals' per-voxel standard deviation), then optionally re-standardised
+    so that every voxel has the training data's mean and standard deviation.
+
+    Parameters
+    ----------
+    selector : fitted EncodingVoxelSelector
+        Its encoding model predicts the selected voxels.
+    X_train : array-like of shape (n_samples, n_voxels)
+        The training responses the selector was fitted on (its input space).
+    y_train : array-like of shape (n_samples, n_stimulus_features)
+        Stimulus features of the training samples.
+    extra_features : array-like of shape (n_extra, n_stimulus_features)
+        Features of the candidate extra stimuli.
+    test_features : array-like or dict subject -> array-like
+        Features of the test stimuli; pass every subject's test set.
+    subjects : sequence, default=None
+        Subjects to synthesise for (per-subject selector); ``None``: all of
+        ``selector.subjects_``, or the single subject.
+    train_subjects : array-like of shape (n_samples,), default=None
+        Subject of each training sample (per-subject selector).
+    extra_ids, test_ids : array-like (or dict for ``test_ids``), default=None
+        Stimulus ids for the exclusion by id.
+    threshold : float, default=0.95
+        Cosine similarity above which an extra stimulus is excluded.
+    n_extra : int, default=None
+        Keep at most this many extra stimuli (a random subset of the
+        admissible ones, the same for every subject); ``None``: all.
+    noise : {"residuals", "gaussian", None}, default="residuals"
+    restandardize : bool, default=True
+    random_state : int, RandomState or None, default=None
+
+    Returns
+    -------
+    result : Bunch
+        ``X`` (n_kept * n_subjects, n_selected) synthetic responses,
+        ``y`` their stimulus features, ``subjects`` (or None),
+        ``extra_index`` index into ``extra_features`` of each row,
+        ``stimulus_ids`` (``extra_ids`` of each row, or None),
+        ``n_excluded_by_id``, ``n_excluded_by_similarity``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain import EncodingVoxelSelector
+    >>> from sklearn_brain.augmentation import synthesize_responses
+    >>> rng = np.random.default_rng(0)
+    >>> F = rng.standard_normal((100, 5))
+    >>> X = F @ rng.standard_normal((5, 20)) + rng.standard_normal((100, 20))
+    >>> sel = EncodingVoxelSelector(n_voxels=10).fit(X, F)
+    >>> extra = rng.standard_normal((30, 5))
+    >>> aug = synthesize_responses(sel, X, F, extra, F[:10], random_state=0)
+    >>> aug.X.shape
+    (30, 10)
+    """
+    check_is_fitted(selector)
+    if noise not in _NOISE:
+        raise ValueError(f"noise must be one of {_NOISE}, got {noise!r}.")
+    rng = check_random_state(random_state)
+    E = np.asarray(extra_features, dtype=np.float64)
+    Fx = np.asarray(y_train, dtype=np.float64)
+    Fx = Fx.reshape(-1, 1) if Fx.ndim == 1 else Fx
+    if E.ndim != 2 or E.shape[1] != Fx.shape[1]:
+        raise ValueError(f"extra_features must have {Fx.shape[1]} columns like y_train, got "
+                         f"shape {E.shape}.")
+    keep, n_id, n_sim = exclude_test_overlap(E, test_features, extra_ids=extra_ids,
+                                             test_ids=test_ids, threshold=threshold)
+    index = np.flatnonzero(keep)
+    if n_extra is not None:
+        if n_extra < 1:
+            raise ValueError(f"n_extra must be >= 1, got {n_extra!r}.")
+        index = np.sort(rng.permutation(index)[:n_extra])
+    if index.size == 0:
+        raise ValueError("every extra stimulus overlaps a test stimulus; nothing to synthesise.")
+    logger.info("augmentation: %d extra stimuli kept, %d excluded by id, %d by similarity",
+                index.size, n_id, n_sim)
+    per_subject = selector.subjects_ is not None
+    if per_subject:
+        if train_subjects is None:
+            raise ValueError("This selector was fitted per subject: pass train_subjects=.")
+        train_subjects = np.asarray(train_subjects)
+        names = list(selector.subjects_) if subjects is None else list(subjects)
+    else:
+        names = [None]
+    X_sel = selector.transform(X_train, subjects=train_subjects if per_subject else None)
+    blocks, subj_out = [], []
+    for s in names:
+        rows = np.ones(X_sel.shape[0], bool) if s is None else train_subjects == s
+        if not rows.any():
+            raise ValueError(f"subject {s!r} has no training samples.")
+        Xs = X_sel[rows].astype(np.float64)
+        resid = Xs - selector.predict_responses(Fx[rows], subject=s)
+        synth = selector.predict_responses(E[index], subject=s)
+        if noise == "residuals":
+            synth = synth + resid[rng.randint(0, resid.shape[0], size=index.size)]
+        elif noise == "gaussian":
+            synth = synth + rng.standard_normal(synth.shape) * resid.std(axis=0)
+        if restandardize:
+            sd = synth.std(axis=0)
+            synth = (synth - synth.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+            synth = synth * Xs.std(axis=0) + Xs.mean(axis=0)
+        blocks.append(synth.astype(X_sel.dtype))
+        subj_out.append(np.repeat(np.asarray([s], dtype=object if s is None else None),
+                                  index.size))
+    X_out = np.vstack(blocks)
+    rows_index = np.tile(index, len(names))
+    return Bunch(
+        X=X_out,
+        y=E[rows_index].astype(np.asarray(y_train).dtype, copy=False),
+        subjects=np.concatenate(subj_out) if per_subject else None,
+        extra_index=rows_index,
+        stimulus_ids=None if extra_ids is None else np.asarray(extra_ids)[rows_index],
+        n_excluded_by_id=n_id,
+        n_excluded_by_similarity=n_sim,
+    )

@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from sklearn_brain import BlockwiseDecoder, MultiSubjectContrastiveDecoder, RidgeDecoder
+from sklearn_brain.metrics import top_k_accuracy
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    img, txt = rng.standard_normal((120, 10)), rng.standard_normal((120, 6))
+    X = np.hstack([img, txt]) @ rng.standard_normal((16, 40)) + rng.standard_normal((120, 40))
+    return X, np.hstack([img, txt])
+
+
+def test_blocks_equal_separate_normalised_decoders():
+    X, Y = _data()
+    multi = BlockwiseDecoder(RidgeDecoder(alphas=[10.0]), block_sizes=(10, 6)).fit(X, Y)
+    pred = multi.predict(X)
+    for sl in (slice(0, 10), slice(10, 16)):
+        p = RidgeDecoder(alphas=[10.0]).fit(X, Y[:, sl]).predict(X)
+        np.testing.assert_allclose(pred[:, sl], p / np.linalg.norm(p, axis=1, keepdims=True),
+                                   rtol=1e-5)
+    # each block weighs the same: both norms are one
+    np.testing.assert_allclose(np.linalg.norm(pred, axis=1), np.sqrt(2), rtol=1e-6)
+    assert top_k_accuracy(Y[:, :10], pred[:, :10]) > 0.5
+
+
+def test_with_contrastive_decoder_and_subjects():
+    X, Y = _data()
+    subj = np.repeat(["a", "b"], 60)
+    net = MultiSubjectContrastiveDecoder(shared_dim=8, hidden_dims=(8,), max_epochs=2,
+                                         random_state=0)
+    multi = BlockwiseDecoder(net, block_sizes=(10, 6)).fit(X, Y, subjects=subj)
+    assert multi.predict(X, subjects=subj).shape == (120, 16)
+    assert [e.subjects_.tolist() for e in multi.estimators_] == [["a", "b"]] * 2
+
+
+def test_bad_block_sizes():
+    X, Y = _data()
+    with pytest.raises(ValueError, match="sum to the 16"):
+        BlockwiseDecoder(block_sizes=(10, 5)).fit(X, Y)
+    with pytest.raises(ValueError, match="estimators for 2"):
+        BlockwiseDecoder([RidgeDecoder()], block_sizes=(10, 6)).fit(X, Y)
