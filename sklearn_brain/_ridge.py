@@ -203,6 +203,31 @@ def _group_blocks(groups, n_samples):
     return [idx for idx in np.split(order, bounds) if idx.size > 1]
 
 
+def _block_inverses(factors, d, blocks):
+    """``(I - H_gg(alpha))^{-1}`` for every group and alpha, batched by group size.
+
+    Returns a list of ``(index, M)`` with ``index`` of shape (n_blocks, m) and
+    ``M`` of shape (n_blocks, n_alphas, m, m), float64.
+    """
+    if not blocks:
+        return []
+    U = factors.U
+    by_size = {}
+    for idx in blocks:
+        by_size.setdefault(len(idx), []).append(idx)
+    out = []
+    dd = d.double()
+    for m, group in by_size.items():
+        index = torch.as_tensor(np.stack(group), device=U.device)  # (b, m)
+        Ug = U[index].double()  # (b, m, r)
+        H = torch.einsum("bik,ak,bjk->baij", Ug, dd, Ug)
+        if factors.fit_intercept:
+            H = H + 1.0 / factors.n_samples
+        eye = torch.eye(m, dtype=torch.float64, device=U.device)
+        out.append((index, torch.linalg.inv(eye - H)))
+    return out
+
+
 def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
     """Closed-form leave-one-out (or leave-one-group-out) residuals, in place.
 
@@ -215,40 +240,27 @@ def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
         Shrinkage factors.
     h : tensor of shape (n_alphas, n_samples)
         Leverages.
-    blocks : list of index arrays
+    blocks : list of index arrays, or the output of :func:`_block_inverses`
         Groups with more than one sample (leave-one-group-out).
     """
+    if blocks and not isinstance(blocks[0], tuple):
+        blocks = _block_inverses(factors, d, blocks)
+    single = bool((alpha_idx == alpha_idx[0]).all())
+    saved = []
+    if blocks:
+        # block rows: e_g = (I - H_gg)^{-1} r_g, from the in-sample residuals
+        saved = [(index, R[index].double()) for index, _ in blocks]  # (b, m, c)
     w = 1.0 / (1.0 - h).clamp_min(torch.finfo(R.dtype).eps)  # (A, n)
-    if bool((alpha_idx == alpha_idx[0]).all()):
+    if single:
         R.mul_(w[alpha_idx[0]][:, None])
-        single = True
     else:
         R.mul_(w.T[:, alpha_idx])
-        single = False
-    if not blocks:
-        return R
-    U = factors.U
-    m_eye = {}
-    for idx in blocks:
-        it = torch.as_tensor(idx, device=U.device)
-        m = len(idx)
-        Ug = U[it].double()
-        H = torch.einsum("ik,ak,jk->aij", Ug, d.double(), Ug)  # (A, m, m)
-        if factors.fit_intercept:
-            H = H + 1.0 / factors.n_samples
-        if m not in m_eye:
-            m_eye[m] = torch.eye(m, dtype=torch.float64, device=U.device)
-        M = torch.linalg.inv(m_eye[m] - H)  # (A, m, m)
-        # undo the singleton scaling, then apply the block inverse
-        wg = w[:, it].T  # (m, A)
+    for (index, M), (_, Rg) in zip(blocks, saved):
         if single:
-            a0 = int(alpha_idx[0])
-            Rg = (R[it] / wg[:, a0:a0 + 1]).double()
-            R[it] = (M[a0] @ Rg).to(R.dtype)
+            E = torch.einsum("bij,bjc->bic", M[:, int(alpha_idx[0])], Rg)
         else:
-            Rg = (R[it] / wg[:, alpha_idx]).double()  # (m, c)
-            Mc = M[alpha_idx]  # (c, m, m)
-            R[it] = torch.einsum("cij,jc->ic", Mc, Rg).to(R.dtype)
+            E = torch.einsum("bcij,bjc->bic", M[:, alpha_idx], Rg)
+        R[index] = E.to(R.dtype)
     return R
 
 
@@ -435,6 +447,7 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
     blocks = _group_blocks(groups, n)
     d = _shrinkage(s, alphas, wdtype)  # (A, r)
     h = _hat_diag(factors, d)  # (A, n)
+    blocks = _block_inverses(factors, d, blocks)
     # GCV: RSS = ||Yc||^2 - (2d - d^2) @ UtY^2 ; df = sum d (+1)
     F = 2 * d - d * d
     df = d.double().sum(dim=1) + (1.0 if fit_intercept else 0.0)
@@ -556,6 +569,7 @@ def loo_predictions(factors, Y, alphas, groups=None):
     UtY = U.T @ Yk
     d = _shrinkage(factors.s, alphas, wdtype)
     h = _hat_diag(factors, d)
+    blocks = _block_inverses(factors, d, blocks)
     preds = []
     for a in range(len(alphas)):
         R = torch.addmm(Yk, U, UtY * d[a][:, None], alpha=-1)
