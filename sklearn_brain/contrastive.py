@@ -241,8 +241,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     ridge_init : bool, default=True
         Initialise subject layers and head from per-subject ridge decoders.
     ridge_alphas : array-like, default=None
-        Grid of the per-subject ridge (``None``: ``logspace(-1, 7, 9)``),
-        chosen per subject by leave-one-out identification.
+        Grid of the per-subject ridge (``None``: :class:`RidgeDecoder`'s),
+        the alpha chosen per subject by :class:`~sklearn_brain.RidgeDecoder`'s
+        closed-form held-out criterion.
     lr : float, default=1e-3
     weight_decay : float, default=1e-2
     optimizer : torch optimizer class, default=torch.optim.AdamW
@@ -521,11 +522,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             rows = subj == i
             Xs, Ys = X[rows][:, cols], Y[rows]
             if Ys.shape[1] >= 2 and rows.sum() >= 3:
-                dec = RidgeDecoder(alphas=check_alphas(self.ridge_alphas), scoring="identification")
+                dec = RidgeDecoder(alphas=self.ridge_alphas)
                 dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows])
                 alpha = dec.alpha_
             else:
-                alpha = float(check_alphas(self.ridge_alphas)[len(check_alphas(self.ridge_alphas)) // 2])
+                grid = check_alphas(self.ridge_alphas)
+                alpha = float(grid[len(grid) // 2])
             coef, intercept = ridge(Xs, Ys, alpha)
             coefs.append(coef)
             intercepts.append(intercept)
