@@ -96,11 +96,9 @@ def evaluate(featurizer):
 
 
 def tune(objective, subjects):
-    rows = np.concatenate([trials(s, tune_ids) for s in subjects])
     subj = np.concatenate([[s] * len(trials(s, tune_ids)) for s in subjects])
-    X = np.concatenate([world.data[s].X[trials(s, tune_ids)] for s in subjects])
     width = max(world.data[s].X.shape[1] for s in subjects)
-    fmri = np.full((len(rows), width), np.nan, dtype=np.float32)  # NaN-pad smaller subjects
+    fmri = np.full((len(subj), width), np.nan, dtype=np.float32)  # NaN-pad smaller subjects
     start = 0
     for s in subjects:
         block = world.data[s].X[trials(s, tune_ids)]
