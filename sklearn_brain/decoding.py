@@ -40,6 +40,37 @@ def _per_target_scores(y_true, y_pred, scoring):
     return np.where(den > 0, r, -1.0)
 
 
+def _retrieval_with_tiebreak(y_true, y_pred, stimulus_ids, k):
+    """Top-k accuracy and cosine identification of held-out predictions, one matmul.
+
+    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy` (candidates
+    are the unique stimuli, a candidate beats the truth only if strictly more
+    similar); the identification accuracy (fraction of distractors beaten)
+    breaks ties between alphas.
+    """
+    if stimulus_ids is None:
+        codes = np.arange(len(y_true))
+    else:
+        _, codes = np.unique(stimulus_ids, return_inverse=True)
+    first = np.full(codes.max() + 1, -1)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    n_stim = len(first)
+    if n_stim < k + 1:
+        raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
+                         f"got {n_stim}.")
+    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float32))
+    P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float32))
+    Yu = Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    P = P / P.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    S = P @ Yu.T  # (n_samples, n_stimuli)
+    codes_t = torch.from_numpy(codes)
+    true = S.gather(1, codes_t[:, None])
+    beaten_by = (S > true).sum(dim=1).double()
+    topk = float((beaten_by < k).double().mean())
+    ident = float((1.0 - beaten_by / (n_stim - 1)).mean())
+    return topk, ident
+
+
 def _shared_score(y_true, y_pred, scoring, stimulus_ids):
     """One number for all targets (greater is better)."""
     if callable(scoring):
@@ -78,7 +109,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         :mod:`sklearn_brain.metrics`), the mean Pearson r of each target, or
         the negative mean squared error.  A callable gets
         ``(y_true, y_pred, stimulus_ids)`` and returns a float.  Ties between
-        alphas under a top-k criterion are broken by identification
+        alphas under a top-k criterion are broken by (cosine) identification
         accuracy.  With a single target, retrieval is undefined and
         ``"mse"`` is used.
     alpha_per_target : bool, default=False
@@ -193,13 +224,15 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             g = None if groups is None else groups[test]
             if per_target:
                 fold = np.stack([_per_target_scores(yt, p, scoring) for p in preds])
+            elif scoring in ("top1", "top5"):
+                # top-k is coarse: ties (often all zeros on small data) are
+                # broken by the smoother (cosine) identification accuracy
+                k = 1 if scoring == "top1" else 5
+                both = np.array([_retrieval_with_tiebreak(yt, p, g, k) for p in preds])
+                fold = both[:, 0]
+                tie_break = tie_break + both[:, 1] * len(test)
             else:
                 fold = np.array([_shared_score(yt, p, scoring, g) for p in preds])
-                if scoring in ("top1", "top5"):
-                    # top-k is coarse: ties (often all zeros on small data) are
-                    # broken by the smoother identification accuracy
-                    ident = np.array([_shared_score(yt, p, "identification", g) for p in preds])
-                    tie_break = tie_break + ident * len(test)
             total = total + fold * len(test)
             weight += len(test)
         self.cv_scores_ = total / weight

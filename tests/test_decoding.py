@@ -1,0 +1,124 @@
+"""RidgeDecoder: alpha selection criteria, equality with sklearn, bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge, RidgeCV
+
+from sklearn_brain import RidgeDecoder
+from sklearn_brain._ridge import iter_heldout_predictions
+from sklearn_brain.metrics import top_k_accuracy
+
+
+def _decoding_data(n=150, p=60, t=12, seed=0):
+    rng = np.random.default_rng(seed)
+    Y = rng.standard_normal((n, t))
+    X = Y @ rng.standard_normal((t, p)) + 3 * rng.standard_normal((n, p))
+    return X, Y
+
+
+def test_fixed_alpha_equals_sklearn_ridge():
+    X, Y = _decoding_data()
+    dec = RidgeDecoder(alphas=[7.0], dtype="float64").fit(X, Y)
+    ref = Ridge(alpha=7.0).fit(X, Y)
+    np.testing.assert_allclose(dec.coef_, ref.coef_, atol=1e-10)
+    np.testing.assert_allclose(dec.predict(X), ref.predict(X), atol=1e-9)
+    assert dec.alpha_ == 7.0
+
+
+def test_mse_per_target_reproduces_sklearn_ridgecv():
+    X, Y = _decoding_data(n=60, p=90)  # dual case
+    alphas = np.logspace(-1, 5, 13)
+    dec = RidgeDecoder(alphas=alphas, scoring="mse", alpha_per_target=True,
+                       dtype="float64").fit(X, Y)
+    ref = RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(dec.alpha_, ref.alpha_)
+    np.testing.assert_allclose(dec.coef_, ref.coef_, atol=1e-8)
+
+
+def test_top1_criterion_is_loo_retrieval_accuracy():
+    X, Y = _decoding_data()
+    alphas = np.logspace(0, 5, 6)
+    dec = RidgeDecoder(alphas=alphas, scoring="top1", dtype="float64").fit(X, Y)
+    ((_, preds),) = iter_heldout_predictions(X, Y, alphas, cv="loo", dtype="float64")
+    expected = np.array([top_k_accuracy(Y, p) for p in preds])
+    np.testing.assert_allclose(dec.cv_scores_, expected)
+    assert dec.alpha_ == alphas[np.argmax(expected)]
+    # the brute-force held-out prediction of sample 0 at the chosen alpha
+    ref = Ridge(alpha=dec.alpha_).fit(X[1:], Y[1:]).predict(X[:1])
+    np.testing.assert_allclose(preds[list(alphas).index(dec.alpha_)][0], ref[0], atol=1e-9)
+
+
+def test_retrieval_default_beats_per_target_mse_on_simulator():
+    # the issue's observation: per-target squared-error selection shrinks the
+    # predictions towards the mean embedding and loses retrieval accuracy
+    from sklearn.preprocessing import StandardScaler
+
+    from sklearn_brain import EncodingVoxelSelector
+    from sklearn_brain.datasets import make_bold5000_like, subject_arrays
+    from sklearn_brain.metrics import average_repeats
+
+    ds = make_bold5000_like(n_voxels=1500, random_state=0)
+    default, per_target = [], []
+    for s in ds.subjects[:2]:
+        X, Y, ids, is_test = subject_arrays(ds, s)
+        sc = StandardScaler().fit(X[~is_test])
+        with pytest.warns(UserWarning):
+            sel = EncodingVoxelSelector(n_voxels=500).fit(sc.transform(X[~is_test]), Y[~is_test],
+                                                          stimulus_ids=ids[~is_test])
+        Xtr, Xte = sel.transform(sc.transform(X[~is_test])), sel.transform(sc.transform(X[is_test]))
+        Xa, Ya, _ = average_repeats(Xte, ids[is_test], Y[is_test])
+        for est, out in ((RidgeDecoder(), default),
+                         (RidgeDecoder(scoring="mse", alpha_per_target=True), per_target)):
+            est.fit(Xtr, Y[~is_test], stimulus_ids=ids[~is_test])
+            out.append(top_k_accuracy(Ya, est.predict(Xa)))
+    assert np.mean(default) > 1.3 * np.mean(per_target)
+    assert np.mean(default) > 5 / 150  # far above chance
+
+
+def test_kfold_and_stimulus_ids():
+    X, Y = _decoding_data()
+    ids = np.repeat(np.arange(75), 2)
+    Y = Y[ids]
+    dec = RidgeDecoder(cv=5, scoring="identification").fit(X, Y, stimulus_ids=ids)
+    assert dec.cv_scores_.shape == (25,)
+    assert 0.5 < dec.cv_scores_.max() <= 1
+    loo = RidgeDecoder(scoring="identification").fit(X, Y, stimulus_ids=ids)
+    inferred = RidgeDecoder(scoring="identification").fit(X, Y)  # repeats found from Y
+    np.testing.assert_allclose(loo.cv_scores_, inferred.cv_scores_)
+
+
+def test_pickle_roundtrip_and_1d_target():
+    X, Y = _decoding_data()
+    dec = RidgeDecoder().fit(X, Y)
+    again = pickle.loads(pickle.dumps(dec))
+    np.testing.assert_array_equal(again.predict(X), dec.predict(X))
+    one = RidgeDecoder().fit(X, Y[:, 0])
+    assert one.predict(X).shape == (len(X),)
+
+
+def test_bad_inputs():
+    X, Y = _decoding_data()
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        RidgeDecoder().fit(X[:-1], Y)
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        RidgeDecoder().fit(X_nan, Y)
+    with pytest.raises(ValueError, match="2D array"):
+        RidgeDecoder().fit(X[:, 0], Y)
+    with pytest.raises(ValueError, match="0 sample"):
+        RidgeDecoder().fit(X[:0], Y[:0])
+    for alphas in ([np.nan], [0.0], [-1.0, 1.0], []):
+        with pytest.raises(ValueError, match="alphas"):
+            RidgeDecoder(alphas=alphas).fit(X, Y)
+    with pytest.raises(ValueError, match="scoring must be"):
+        RidgeDecoder(scoring="accuracy").fit(X, Y)
+    with pytest.raises(ValueError, match="per-target scoring"):
+        RidgeDecoder(alpha_per_target=True).fit(X, Y)
+    with pytest.raises(ValueError, match="cv must be"):
+        RidgeDecoder(cv="gcv").fit(X, Y)
+    dec = RidgeDecoder().fit(X, Y)
+    with pytest.raises(ValueError, match="features"):
+        dec.predict(X[:, :5])
