@@ -47,7 +47,7 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
 
 from . import metrics as _metrics
 from ._backend import resolve_device
@@ -113,8 +113,11 @@ class MultiSubjectNet(nn.Module):
         self.subject_layers = nn.ModuleDict({
             str(i): nn.Linear(len(cols), shared_dim) for i, cols in enumerate(subject_columns)
         })
+        self._all_columns = {}  # subject key -> its columns are 0..n-1 (no gather needed)
         for i, cols in enumerate(subject_columns):
-            self.register_buffer(f"columns_{i}", torch.as_tensor(np.asarray(cols), dtype=torch.long))
+            cols = np.asarray(cols)
+            self._all_columns[str(i)] = bool(np.all(cols == np.arange(cols.size)))
+            self.register_buffer(f"columns_{i}", torch.as_tensor(cols, dtype=torch.long))
         blocks, width = [], shared_dim
         for h in hidden_dims:
             blocks.append(_Block(width, int(h), activation=activation, dropout=dropout,
@@ -129,9 +132,14 @@ class MultiSubjectNet(nn.Module):
                               .out_features))
         for key, layer in self.subject_layers.items():
             rows = subject == int(key)
-            if bool(rows.any()):
-                cols = getattr(self, f"columns_{key}")
-                h[rows] = layer(voxels[rows][:, cols])
+            if len(self.subject_layers) == 1:
+                rows = slice(None)
+            elif not bool(rows.any()):
+                continue
+            x = voxels[rows]
+            if not (self._all_columns[key] and x.shape[1] == layer.in_features):
+                x = x[:, getattr(self, f"columns_{key}")]
+            h[rows] = layer(x)
         return h
 
     def forward(self, voxels, subject, mix=None):
@@ -253,6 +261,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     valid_fraction : float in [0, 1), default=0.1
         Fraction of the stimuli held out for early stopping (0: none).
     patience : int, default=5
+    refit : bool, default=True
+        After early stopping on the validation split, train again from the
+        initialisation (ridge on all data) on *all* samples for the selected
+        number of epochs (0: the ridge initialisation itself), so that the
+        validation stimuli are not lost for training, as for ridge.
     checkpoint_dir : str or None, default=None
         Save the best model there (skorch ``Checkpoint``).
     extra_callbacks : list of skorch callbacks or (name, callback) or None, default=None
@@ -279,7 +292,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     optimizer_ : torch.optim.Optimizer
     history_ : skorch.history.History
     best_epoch_ : int or None
-        Epoch whose weights were restored by early stopping.
+        Epoch whose weights were restored by early stopping (0: the
+        initialisation); ``None`` without a validation split.
+    validation_history_ : skorch.history.History
+        History of the run with the validation split (``history_`` is that
+        of the refit when ``refit=True``).
 
     Examples
     --------
@@ -322,7 +339,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                  mixup_beta=0.15, ridge_init=True, ridge_alphas=None, lr=1e-3,
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
-                 checkpoint_dir=None, extra_callbacks=None, device="cpu", random_state=None,
+                 refit=True, checkpoint_dir=None, extra_callbacks=None, device="cpu", random_state=None,
                  verbose=0):
         self.shared_dim = shared_dim
         self.hidden_dims = hidden_dims
@@ -346,6 +363,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self.lr_schedule = lr_schedule
         self.valid_fraction = valid_fraction
         self.patience = patience
+        self.refit = refit
         self.checkpoint_dir = checkpoint_dir
         self.extra_callbacks = extra_callbacks
         self.device = device
@@ -453,15 +471,16 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         return self
 
     def get_iterator(self, dataset, training=False):
-        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-        kwargs.setdefault("batch_size", self.batch_size)
+        # whole batches are gathered with one fancy index per array (skorch's
+        # Dataset accepts index arrays) instead of collating row by row
+        bs = self.batch_size
         if training:
-            kwargs.setdefault("shuffle", True)
-            kwargs.setdefault("generator", self._generator)
+            sampler = RandomSampler(dataset, generator=self._generator)
             # a last batch of one sample has no contrastive loss
-            kwargs.setdefault("drop_last", len(dataset) % kwargs["batch_size"] == 1)
-        iterator = self.iterator_train if training else self.iterator_valid
-        return iterator(dataset, **kwargs)
+            drop_last = len(dataset) % bs == 1
+        else:
+            sampler, drop_last = SequentialSampler(dataset), False
+        return DataLoader(dataset, sampler=BatchSampler(sampler, bs, drop_last), batch_size=None)
 
     def get_split_datasets(self, X, y=None, **fit_params):
         dataset = self.get_dataset(X, y)
@@ -685,20 +704,31 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self.ridge_alphas_ = None
         try:
             with torch.random.fork_rng(devices=[]), self._on_device():
-                torch.manual_seed(seed)
-                self.initialize()
-                self.notify("on_train_begin", X=x, y=Y)
-                try:
-                    self.fit_loop(x, Y, _routing_method="fit")
-                except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
-                    pass
-                self.notify("on_train_end", X=x, y=Y)
+                self._train(x, Y, seed, self.max_epochs)
+                es = dict(self.callbacks_).get("early_stopping")
+                self.best_epoch_ = None if es is None else int(es.best_epoch_)
+                self.validation_history_ = self.history_
+                if self.refit and self._split_indices[1] is not None:
+                    # the same schedule for the selected number of epochs, on all data
+                    n_epochs = self.max_epochs if self.best_epoch_ is None else self.best_epoch_
+                    self._split_indices = (np.arange(n), None)
+                    self._rng = np.random.default_rng(seed)
+                    self._generator = torch.Generator().manual_seed(seed)
+                    self._train(x, Y, seed, n_epochs)
         finally:
             del self._fit_arrays, self._fit_stimulus, self._split_indices
             del self._rng, self._generator
-        es = dict(self.callbacks_).get("early_stopping")
-        self.best_epoch_ = None if es is None else int(es.best_epoch_)
         return self
+
+    def _train(self, x, Y, seed, n_epochs):
+        torch.manual_seed(seed)
+        self.initialize()
+        self.notify("on_train_begin", X=x, y=Y)
+        try:
+            self.fit_loop(x, Y, epochs=n_epochs, _routing_method="fit")
+        except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
+            pass
+        self.notify("on_train_end", X=x, y=Y)
 
     def _split(self, stimulus, seed):
         n_stim = np.unique(stimulus).size

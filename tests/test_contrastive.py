@@ -79,7 +79,7 @@ def test_training_improves_retrieval_and_trains_subject_layers():
 
 def test_early_stopping_restores_best_epoch():
     X, Y, subj, stim = _data(noise=1.5)
-    net = _net(max_epochs=8, lr=5e-2, patience=2, valid_fraction=0.25).fit(
+    net = _net(max_epochs=8, lr=5e-2, patience=2, valid_fraction=0.25, refit=False).fit(
         X, Y, subjects=subj, stimulus_ids=stim)
     scores = net.history[:, "valid_top1"]
     es = dict(net.callbacks_)["early_stopping"]
@@ -89,6 +89,12 @@ def test_early_stopping_restores_best_epoch():
     else:
         assert scores[net.best_epoch_ - 1] == best
     assert len(scores) < 8  # stopped early: lr too high for this data
+    # refit: the same number of epochs again, on all samples
+    refit = _net(max_epochs=8, lr=5e-2, patience=2, valid_fraction=0.25).fit(
+        X, Y, subjects=subj, stimulus_ids=stim)
+    assert refit.best_epoch_ == net.best_epoch_
+    assert len(refit.history_) == refit.best_epoch_
+    assert refit.validation_history_[:, "valid_top1"] == scores
 
 
 def test_validation_split_grouped_by_stimulus():
