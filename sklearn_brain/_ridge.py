@@ -300,7 +300,8 @@ def _pearson_columns(A, B):
     return r
 
 
-def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None):
+def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None,
+          factors=None):
     """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
 
     Parameters
@@ -309,6 +310,8 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     Y : array-like of shape (n_samples, n_targets)
     alpha : float or array-like of shape (n_targets,)
         One alpha for all targets, or one per target.
+    factors : RidgeFactors, default=None
+        Decomposition of ``X`` from :func:`ridge_factorize`, to reuse it.
 
     Returns
     -------
@@ -323,7 +326,8 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     if alpha_arr.shape != (n_targets,):
         raise ValueError(f"alpha must be a scalar or have shape ({n_targets},).")
     alphas, index = np.unique(_check_alphas(alpha_arr), return_inverse=True)
-    factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    if factors is None:
+        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
     U, dev, wdtype = factors.U, factors.U.device, factors.U.dtype
     chunk_size = chunk_size or default_chunk_size(U.shape[0], n_targets)
     coef = np.empty((factors.V.shape[0], n_targets), dtype=to_numpy(U[:0]).dtype)
@@ -380,6 +384,7 @@ def ridge_cv(
     dtype="float32",
     chunk_size=None,
     progress=None,
+    factors=None,
 ):
     """Multi-target ridge with one alpha per target chosen from a grid.
 
@@ -410,6 +415,8 @@ def ridge_cv(
         excluding invalid voxels never copies ``Y``).
     progress : callable or None
         Called with the number of targets processed after each chunk.
+    factors : RidgeFactors, default=None
+        Precomputed decomposition of ``X`` (closed-form criteria only).
 
     Returns
     -------
@@ -424,6 +431,7 @@ def ridge_cv(
             X, Y, alphas, criterion=cv, groups=groups, fit_intercept=fit_intercept,
             return_coef=return_coef, return_heldout_r=return_heldout_r, columns=columns,
             device=device, dtype=dtype, chunk_size=chunk_size, progress=progress,
+            factors=factors,
         )
     if columns is not None:
         Y = np.asarray(Y)[:, np.asarray(columns)]
@@ -435,8 +443,10 @@ def ridge_cv(
 
 
 def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, return_coef,
-                          return_heldout_r, columns, device, dtype, chunk_size, progress):
-    factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+                          return_heldout_r, columns, device, dtype, chunk_size, progress,
+                          factors=None):
+    if factors is None:
+        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
     U, s = factors.U, factors.s
     dev, wdtype = U.device, U.dtype
     n = factors.n_samples

@@ -9,7 +9,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._ridge import ridge, ridge_cv
+from ._ridge import ridge, ridge_cv, ridge_factorize
 from ._validation import check_alphas, check_stimulus_ids, check_subjects, infer_stimulus_ids
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,15 @@ def _fit_one(selector, X, F, groups, alphas, cv, subject=None):
     k = _resolve_n_voxels(selector.n_voxels, n_valid, subject=subject)
     columns = np.flatnonzero(valid)
     criterion = "gcv" if cv == "auto" else cv
+    # one decomposition of the stimulus features serves scoring and the refit
+    factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, device=selector.device,
+                              dtype=selector.dtype)
+    closed_form = isinstance(criterion, str)
     res = ridge_cv(
         F, X, alphas, cv=criterion, groups=groups, fit_intercept=selector.fit_intercept,
         return_coef=False, return_heldout_r=True, columns=columns,
         device=selector.device, dtype=selector.dtype, chunk_size=selector.chunk_size,
+        factors=factors if closed_form else None,
     )
     scores = np.full(n_in, np.nan, dtype=np.float64)
     scores[columns] = res.heldout_r
@@ -83,7 +88,7 @@ def _fit_one(selector, X, F, groups, alphas, cv, subject=None):
     selected = np.sort(order[:k])
     coef, intercept = ridge(
         F, X[:, selected], best_alphas[selected], fit_intercept=selector.fit_intercept,
-        device=selector.device, dtype=selector.dtype,
+        device=selector.device, dtype=selector.dtype, factors=factors,
     )
     return {
         "scores": scores, "best_alphas": best_alphas, "selected": selected,
