@@ -17,13 +17,18 @@ logger = logging.getLogger(__name__)
 __all__ = ["EncodingVoxelSelector"]
 
 
-def _valid_voxels(X):
-    """Voxels that are finite on every sample and not constant."""
-    finite = np.isfinite(X).all(axis=0)
-    valid = finite.copy()
-    if finite.any():
-        Xf = X[:, finite]
-        valid[finite] = np.ptp(Xf, axis=0) > 0
+def _valid_voxels(X, chunk=4096):
+    """Voxels that are finite on every sample and not constant (no copy of X)."""
+    n_vox = X.shape[1]
+    finite = np.empty(n_vox, dtype=bool)
+    valid = np.empty(n_vox, dtype=bool)
+    for start in range(0, n_vox, chunk):
+        block = X[:, start:start + chunk]
+        fin = np.isfinite(block).all(axis=0)
+        with np.errstate(invalid="ignore"):
+            spread = block.max(axis=0) - block.min(axis=0)
+        finite[start:start + chunk] = fin
+        valid[start:start + chunk] = fin & (spread > 0)
     return valid, finite
 
 
