@@ -265,7 +265,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         After early stopping on the validation split, train again from the
         initialisation (ridge on all data) on *all* samples for the selected
         number of epochs (0: the ridge initialisation itself), so that the
-        validation stimuli are not lost for training, as for ridge.
+        validation stimuli are not lost for training, as for ridge.  The
+        refit's ridge initialisation keeps the alphas selected on the
+        training split.
     checkpoint_dir : str or None, default=None
         Save the best model there (skorch ``Checkpoint``).
     extra_callbacks : list of skorch callbacks or (name, callback) or None, default=None
@@ -540,7 +542,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         for i, cols in enumerate(self.subject_columns_):
             rows = subj == i
             Xs, Ys = X[rows][:, cols], Y[rows]
-            if Ys.shape[1] >= 2 and rows.sum() >= 3:
+            if getattr(self, "_ridge_alpha_cache", None) is not None:
+                # refit on all data: keep the alphas selected on the training split
+                alpha = float(self._ridge_alpha_cache[i])
+            elif Ys.shape[1] >= 2 and rows.sum() >= 3:
                 dec = RidgeDecoder(alphas=self.ridge_alphas)
                 dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows])
                 alpha = dec.alpha_
@@ -712,12 +717,14 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                     # the same schedule for the selected number of epochs, on all data
                     n_epochs = self.max_epochs if self.best_epoch_ is None else self.best_epoch_
                     self._split_indices = (np.arange(n), None)
+                    self._ridge_alpha_cache = self.ridge_alphas_
                     self._rng = np.random.default_rng(seed)
                     self._generator = torch.Generator().manual_seed(seed)
                     self._train(x, Y, seed, n_epochs)
         finally:
             del self._fit_arrays, self._fit_stimulus, self._split_indices
             del self._rng, self._generator
+            self.__dict__.pop("_ridge_alpha_cache", None)
         return self
 
     def _train(self, x, Y, seed, n_epochs):
