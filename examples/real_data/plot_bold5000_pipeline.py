@@ -71,8 +71,13 @@ print("images per source:", {s: int((data.source_dataset == s).sum())
 # Each distinct image is embedded once, then broadcast to its trials.
 from sklearn_brain.featurizers import CLIPFeaturizer
 
+# CLIP weights: the "openai" tag needs a download; offline, point
+# $SKLEARN_BRAIN_CLIP_WEIGHTS at a local open_clip checkpoint ("none" gives a
+# randomly initialised model, only useful to check that the pipeline runs).
+weights = os.environ.get("SKLEARN_BRAIN_CLIP_WEIGHTS", "openai")
+weights = None if weights.lower() == "none" else weights
 unique_ids, first_trial = np.unique(data.stimulus_ids, return_index=True)
-clip = CLIPFeaturizer("ViT-B-32", pretrained="openai", modality="image",
+clip = CLIPFeaturizer("ViT-B-32", pretrained=weights, modality="image",
                       embedding="pooled", device="auto", verbose=1)
 unique_features = clip.fit_transform(list(data.image_paths[first_trial]))
 features = unique_features[np.searchsorted(unique_ids, data.stimulus_ids)]
@@ -98,12 +103,16 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 
+n_voxels = min(10_000, data.betas.shape[1] // 2)  # the seed kept the top 10,000
 decoder = make_pipeline(
     StandardScaler(),
-    EncodingVoxelSelector(n_voxels=10_000),
+    EncodingVoxelSelector(n_voxels=n_voxels),
     RidgeDecoder(),
 )
-decoder.fit(data.betas[train], features[train])
+ids_train = data.stimulus_ids[train]
+decoder.fit(data.betas[train], features[train],
+            encodingvoxelselector__stimulus_ids=ids_train,
+            ridgedecoder__stimulus_ids=ids_train)
 predicted = decoder.predict(data.betas[test])
 
 # %%

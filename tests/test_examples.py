@@ -1,0 +1,66 @@
+"""Gallery examples that can run in seconds: the real-data pipeline on a fixture.
+
+The BOLD5000 example is run end to end on a tiny folder written in the
+release's on-disk format (GLMsingle betas, brain mask, image list, images),
+with a randomly initialised CLIP (no weights can be downloaded here).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+nib = pytest.importorskip("nibabel")
+Image = pytest.importorskip("PIL.Image")
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "real_data" / "plot_bold5000_pipeline.py"
+
+
+def _write_bold5000_fixture(root, n_images=60, trials_per_session=30, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (6, 6, 5)
+    mask = rng.random(shape) > 0.3
+    nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)), root / "CSI1_brainmask.nii.gz")
+    names = [f"COCO_train2014_{i:012d}.jpg" for i in range(n_images)]
+    img_dir = root / "BOLD5000_Stimuli" / "Scene_Stimuli" / "Presented_Stimuli" / "COCO"
+    img_dir.mkdir(parents=True)
+    for name in names:
+        pixels = rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(img_dir / name, format="JPEG")
+    order = np.concatenate([rng.permutation(n_images), rng.choice(n_images, 30)])
+    trial_names = []
+    for session in (1, 2, 3):
+        sess = order[(session - 1) * trials_per_session: session * trials_per_session]
+        trial_names += [names[i] for i in sess]
+        vol = rng.standard_normal(shape + (len(sess),)).astype(np.float32)
+        nib.save(nib.Nifti1Image(vol, np.eye(4)),
+                 root / f"CSI1_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-{session:02d}.nii.gz")
+    (root / "CSI1_imgnames.txt").write_text("\n".join(trial_names) + "\n")
+
+
+def _run(env_extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SKLEARN_BRAIN_")}
+    env.update(env_extra, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    return subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_bold5000_example_skips_without_data():
+    proc = _run({})
+    assert proc.returncode == 0, proc.stderr
+    assert "BOLD5000 data not found" in proc.stdout and "Skipping" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bold5000_example_runs_on_fixture(tmp_path):
+    _write_bold5000_fixture(tmp_path)
+    proc = _run({"SKLEARN_BRAIN_BOLD5000_DIR": str(tmp_path),
+                 "SKLEARN_BRAIN_CLIP_WEIGHTS": "none"})
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "betas (90," in proc.stdout
+    assert "CLIP features (90, 768)" in proc.stdout
+    assert "top-1 accuracy" in proc.stdout and "top-5 accuracy" in proc.stdout
