@@ -341,8 +341,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                  mixup_beta=0.15, ridge_init=True, ridge_alphas=None, lr=1e-3,
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
-                 refit=True, checkpoint_dir=None, extra_callbacks=None, device="cpu", random_state=None,
-                 verbose=0):
+                 refit=True, checkpoint_dir=None, extra_callbacks=None, device="cpu",
+                 random_state=None, verbose=0):
         self.shared_dim = shared_dim
         self.hidden_dims = hidden_dims
         self.activation = activation
@@ -651,7 +651,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             raise ValueError("y contains NaN or inf.")
         n = X.shape[0]
         if n < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
         for name, low in (("shared_dim", 1), ("max_epochs", 0), ("batch_size", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
@@ -811,6 +812,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         # skorch maps the weights to an available device (a net fitted on a GPU
         # loads on a CPU-only machine, with a warning) and sets ``device`` to it
         super().__setstate__(state)
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
         if "device_" in self.__dict__:
             self.device_ = torch.device(self.device)
         if param is not None and (param == "auto" or str(param) == str(self.device)

@@ -37,7 +37,9 @@ __all__ = [
 
 
 def _check_temperature(temperature):
-    t = float(temperature.detach()) if isinstance(temperature, torch.Tensor) else float(temperature)
+    if isinstance(temperature, torch.Tensor):
+        temperature = temperature.detach()
+    t = float(temperature)
     if not math.isfinite(t) or t <= 0:
         raise ValueError(f"temperature must be a finite float > 0, got {t!r}.")
 
@@ -119,8 +121,8 @@ def info_nce_loss(pred, target, temperature=0.1, *, positives=None):
     positives = _positives(target, positives)
     logits = F.normalize(pred, dim=1) @ F.normalize(target, dim=1).T / temperature
     probs = _uniform_rows(positives).to(logits.dtype)
-    return 0.5 * (_soft_ce(logits, probs) + _soft_ce(logits.T, _uniform_rows(positives.T)
-                                                      .to(logits.dtype)))
+    probs_t = _uniform_rows(positives.T).to(logits.dtype)
+    return 0.5 * (_soft_ce(logits, probs) + _soft_ce(logits.T, probs_t))
 
 
 def soft_clip_loss(pred, target, temperature=0.1):

@@ -14,8 +14,8 @@ def _two_subjects(seed=0):
         Xs[:, :nv] = F @ rng.standard_normal((6, nv)) + 0.5 * rng.standard_normal((150, nv))
         X.append(Xs)
         subj += [s] * 150
-    sel = EncodingVoxelSelector(n_voxels=10).fit(np.vstack(X), np.vstack([F, F]),
-                                                subjects=np.array(subj))
+    sel = EncodingVoxelSelector(n_voxels=10).fit(
+        np.vstack(X), np.vstack([F, F]), subjects=np.array(subj))
     return sel, np.vstack(X), np.vstack([F, F]), np.array(subj), rng
 
 

@@ -58,8 +58,8 @@ def test_ridge_init_equals_per_subject_ridge():
 def test_training_improves_retrieval_and_trains_subject_layers():
     X, Y, subj, stim = _data(noise=1.0)
     train = stim < 60
-    init = _net(max_epochs=0, ridge_init=False).fit(X[train], Y[train], subjects=subj[train],
-                                                   stimulus_ids=stim[train])
+    init = _net(max_epochs=0, ridge_init=False).fit(
+        X[train], Y[train], subjects=subj[train], stimulus_ids=stim[train])
     net = _net(max_epochs=15, ridge_init=False, lr=3e-3, patience=None).fit(
         X[train], Y[train], subjects=subj[train], stimulus_ids=stim[train])
     test = ~train
@@ -186,3 +186,16 @@ def test_pipeline_cross_validate_routes_subjects():
     # 20 test stimuli per fold: chance top-5 is 0.25
     assert np.all(res["test_top5"] > 0.5)
     assert np.all(res["test_top1"] <= res["test_top5"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only loading path")
+def test_fitted_on_gpu_loads_on_cpu():
+    X, Y, subj, stim = _data()
+    net = _net(max_epochs=1).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    expected = net.predict(X, subjects=subj)
+    net.__dict__["device_"] = torch.device("cuda")  # as pickled from a GPU machine
+    net.__dict__["device"] = "cuda"
+    with pytest.warns(UserWarning, match="CUDA"):
+        again = pickle.loads(pickle.dumps(net))
+    assert again.device_ == torch.device("cpu") and again.device == "cpu"
+    np.testing.assert_array_equal(again.predict(X, subjects=subj), expected)
