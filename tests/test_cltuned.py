@@ -191,6 +191,22 @@ def test_frozen_net_in_encoding_pipeline(data, fitted):
     assert model[-1].n_factorizations_ == 2 * 3
 
 
+def test_initial_weights_from_a_local_file(data, tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import alexnet
+
+    images, fmri = data
+    torch.manual_seed(123)
+    state = alexnet(weights=None).state_dict()
+    path = tmp_path / "alexnet.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    net = _net(weights=str(path), freeze_backbone=True, layers="classifier.6").fit(images, fmri)
+    ref = AlexNetFeaturizer("classifier.6", weights=str(path), image_size=64, device="cpu").fit()
+    np.testing.assert_allclose(net.transform(images), ref.transform(images), rtol=1e-5, atol=1e-5)
+    with pytest.raises(FileNotFoundError):
+        _net(weights=str(tmp_path / "missing.pth")).fit(images, fmri)
+
+
 def test_not_fitted(data):
     with pytest.raises(NotFittedError):
         _net().transform(data[0])
