@@ -105,10 +105,12 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
 
     For each subject: ``responses = selector.predict_responses(features)``
     for the extra stimuli that overlap no subject's test set, plus noise
-    matched to the training data (rows of the training residuals
-    ``X_selected - predict_responses(y_train)`` drawn with replacement, which
-    keeps their covariance across voxels; or Gaussian noise with the
-    residuals' per-voxel standard deviation), then optionally re-standardised
+    matched to the training data: Gaussian with the covariance across voxels
+    of the training residuals ``X_selected - predict_responses(y_train)``
+    (``"residuals"``, drawn as random combinations of all residual rows:
+    copying residual rows would tie a synthetic trial to the real trial it
+    came from, which a decoder then memorises), or with their per-voxel
+    standard deviation only (``"gaussian"``); then optionally re-standardised
     so that every voxel has the training data's mean and standard deviation.
 
     Parameters
@@ -201,7 +203,12 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
         resid = Xs - selector.predict_responses(Fx[rows], subject=s)
         synth = selector.predict_responses(E[index], subject=s)
         if noise == "residuals":
-            synth = synth + resid[rng.randint(0, resid.shape[0], size=index.size)]
+            # N(0, residual covariance): random combinations of all residual rows,
+            # never a copy of one (a copied row would let a decoder match the
+            # synthetic trial to the real trial it came from)
+            rc = resid - resid.mean(axis=0)
+            z = rng.standard_normal((index.size, rc.shape[0])) / np.sqrt(rc.shape[0] - 1)
+            synth = synth + z @ rc
         elif noise == "gaussian":
             synth = synth + rng.standard_normal(synth.shape) * resid.std(axis=0)
         if restandardize:

@@ -111,7 +111,8 @@ def _mix(emb):
 extra_img, extra_txt = _mix(ds.image_embeddings), _mix(ds.text_embeddings)
 test_sets = {s: ds.image_embeddings[np.unique(stim[te & (subjects == s)])] for s in ds.subjects}
 aug = synthesize_responses(selector, X[tr], IMG[tr], extra_img, test_sets,
-                           train_subjects=subjects[tr], n_extra=500, random_state=SEED)
+                           train_subjects=subjects[tr], n_extra=500, noise="gaussian",
+                           random_state=SEED)
 print(f"augmentation: {aug.n_excluded_by_similarity} extra stimuli excluded, "
       f"{aug.X.shape[0]} synthetic trials")
 aug_stim = 100_000 + aug.extra_index  # ids disjoint from the real stimuli
