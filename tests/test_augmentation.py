@@ -59,7 +59,7 @@ def test_synthetic_responses_match_encoding_model_and_noise():
     # random combinations of the residual rows, never a copy of one
     resid = Xa - sel.predict_responses(F[:150], subject="a")
     r = np.corrcoef(added, resid)[:400, 400:]
-    assert np.abs(r).max() < 0.9
+    assert np.abs(r).max() < 0.999  # a copied row would correlate exactly
     boot = synthesize_responses(sel, X, F, extra, F[:10], train_subjects=subj, random_state=0,
                                 threshold=1.0)
     # re-standardised to the training data's per-voxel mean and sd
