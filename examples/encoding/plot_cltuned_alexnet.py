@@ -90,7 +90,7 @@ def evaluate(featurizer):
     fc7 = feats[:, featurizer.layer_slices_["classifier.5"]]
     probe = linear_probe_score(fc7[enc_ids], world.categories[enc_ids],
                                fc7[test_ids], world.categories[test_ids])
-    return {"r": roi_summary(r, s1.roi_masks),
+    return {"r": roi_summary(r, s1.roi_masks), "r_voxels": r,
             "r_norm": roi_summary(normalized_r(r, ceiling), s1.roi_masks),
             "layers": enc.roi_layers_, "probe": probe, "factorizations": enc.n_factorizations_}
 
@@ -139,6 +139,15 @@ for name, res in results.items():
     mean_n = np.mean([res["r_norm"][roi] for roi in rois])
     print(f"{name:24s}" + "".join(f"{res['r'][roi]:8.3f}" for roi in rois)
           + f"{mean_r:8.3f}{mean_n:9.3f}{res['probe']:7.3f}")
+# paired comparison with the untuned network over voxels (bootstrap over voxels)
+boot = np.random.default_rng(SEED).integers(0, len(ceiling), size=(2000, len(ceiling)))
+for name, res in results.items():
+    if name == "untuned":
+        continue
+    diff = res["r_voxels"] - results["untuned"]["r_voxels"]
+    lo, hi = np.percentile(diff[boot].mean(axis=1), [2.5, 97.5])
+    print(f"{name:24s} mean delta r vs untuned {diff.mean():+.4f} [95% CI {lo:+.4f}, {hi:+.4f}], "
+          f"{np.mean(diff > 0):.0%} of voxels improved")
 print("best layer per ROI:", {name: res["layers"] for name, res in results.items()})
 print(f"ridge decompositions per evaluation: {results['untuned']['factorizations']} "
       f"(8 layers x 5 folds, shared by 9 alphas); total {time.perf_counter() - t0:.0f} s")
