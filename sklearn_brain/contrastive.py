@@ -181,6 +181,23 @@ def _valid_top1(net, X, y):
                               x["stimulus"][idx], _metrics.top_k_accuracy, k=1)
 
 
+@contextlib.contextmanager
+def _flush_denormal():
+    """Flush denormal floats to zero on the CPU while training.
+
+    Adam's second-moment estimates of rarely active weights become denormal
+    and slow CPU arithmetic several-fold (measured 6x per training step in
+    ``benchmarks/bench_contrastive.py``).  torch has no getter for the flag:
+    it is switched off again afterwards (torch's default).
+    """
+    changed = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if changed:
+            torch.set_flush_denormal(False)
+
+
 class _EarlyStoppingFromInit(EarlyStopping):
     """Early stopping whose first candidate is the initial (e.g. ridge) network.
 
@@ -709,7 +726,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         x = self._inputs(X, codes, stimulus)
         self.ridge_alphas_ = None
         try:
-            with torch.random.fork_rng(devices=[]), self._on_device():
+            with torch.random.fork_rng(devices=[]), self._on_device(), _flush_denormal():
                 self._train(x, Y, seed, self.max_epochs)
                 es = dict(self.callbacks_).get("early_stopping")
                 self.best_epoch_ = None if es is None else int(es.best_epoch_)
