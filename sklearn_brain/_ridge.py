@@ -129,7 +129,14 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):
     Xg = Xw.to(gram_dtype)
     G = Xg.T @ Xg if n >= p else Xg @ Xg.T
     del Xg
-    evals, evecs = torch.linalg.eigh(G.to(torch.float64))
+    G = G.to(torch.float64)
+    if G.device.type == "cpu":
+        # LAPACK through NumPy: torch's CPU eigh pays seconds of set-up on its
+        # first call in a process, NumPy's does not
+        w, v = np.linalg.eigh(G.numpy())
+        evals, evecs = torch.from_numpy(w), torch.from_numpy(v)
+    else:
+        evals, evecs = torch.linalg.eigh(G)
     del G
     eps = torch.finfo(gram_dtype).eps
     tol = evals.max().clamp_min(0) * max(n, p) * eps
