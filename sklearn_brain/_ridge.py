@@ -678,4 +678,3 @@ def gcv_degrees_of_freedom(s, alpha):
     """Effective degrees of freedom ``sum s^2 / (s^2 + alpha)`` (for reporting)."""
     s = np.asarray(s, dtype=np.float64)
     return float(np.sum(s ** 2 / (s ** 2 + alpha)))
-

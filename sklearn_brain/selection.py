@@ -229,7 +229,8 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
         F = y.reshape(-1, 1) if y.ndim == 1 else y
         n_samples = X.shape[0]
         if n_samples < 3:
-            raise ValueError(f"EncodingVoxelSelector needs at least 3 samples, got n_samples = {n_samples}.")
+            raise ValueError("EncodingVoxelSelector needs at least 3 samples, got "
+                             f"n_samples = {n_samples}.")
         alphas = check_alphas(self.alphas)
         if isinstance(self.cv, str) and self.cv not in ("auto", "gcv", "loo"):
             raise ValueError(f"cv must be 'auto', 'gcv', 'loo', an int or a splitter, "
@@ -388,4 +389,3 @@ class _SubjectView:
     def __init__(self, selector, n_voxels):
         self.__dict__.update(selector.get_params())
         self.n_voxels = n_voxels
-
