@@ -53,6 +53,7 @@ from . import metrics as _metrics
 from ._backend import resolve_device
 from ._ridge import ridge
 from ._validation import check_alphas, check_subjects
+from .decoding import check_synthetic
 from .losses import DecodingLoss, cosine_loss, mixup_pairs, mse_loss, positives_from_ids
 
 logger = logging.getLogger(__name__)
@@ -276,7 +277,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     batch_size : int, default=256
     lr_schedule : {"cosine", None}, default="cosine"
     valid_fraction : float in [0, 1), default=0.1
-        Fraction of the stimuli held out for early stopping (0: none).
+        Fraction of the stimuli held out for early stopping (0: none).  Only
+        real stimuli are held out when ``fit`` gets ``synthetic``.
     patience : int, default=5
     refit : bool, default=True
         After early stopping on the validation split, train again from the
@@ -331,7 +333,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     (60, 8)
     """
 
-    __metadata_request__fit = {"subjects": True, "stimulus_ids": True}
+    __metadata_request__fit = {"subjects": True, "stimulus_ids": True, "synthetic": True}
     __metadata_request__predict = {"subjects": True}
     __metadata_request__score = {"subjects": True, "stimulus_ids": True, "sample_weight": None}
 
@@ -564,7 +566,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 alpha = float(self._ridge_alpha_cache[i])
             elif Ys.shape[1] >= 2 and rows.sum() >= 3:
                 dec = RidgeDecoder(alphas=self.ridge_alphas)
-                dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows])
+                real = ~self._fit_synthetic[train][rows]
+                dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows],
+                        synthetic=None if real.all() or not real.any()
+                        else ~real)
                 alpha = dec.alpha_
             else:
                 grid = check_alphas(self.ridge_alphas)
@@ -634,7 +639,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 "subject": codes, "stimulus": stimulus}
 
     # ------------------------------------------------------------------- API
-    def fit(self, X, y, *, subjects=None, stimulus_ids=None):
+    def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None):
         """Fit the network.
 
         Parameters
@@ -651,6 +656,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             stimulus are contrastive positives of each other and are kept on
             the same side of the validation split.  ``None``: identical rows
             of ``y`` are one stimulus.
+        synthetic : array-like of bool of shape (n_samples,), default=None
+            True for synthetic samples (e.g. from
+            :func:`~sklearn_brain.augmentation.synthesize_responses`): they
+            are trained on but never validated on, so early stopping (the
+            number of epochs) and the ridge initialisation's alphas are
+            selected on real samples only.  ``None``: all samples are real.
 
         Returns
         -------
@@ -681,6 +692,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                              f"got {self.activation!r}.")
+        is_synthetic = check_synthetic(synthetic, n)
         if stimulus_ids is None:
             stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
         else:
@@ -720,9 +732,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         seed = int(rs.randint(2**31 - 1))
         self._rng = np.random.default_rng(seed)
         self._generator = torch.Generator().manual_seed(seed)
-        self._split_indices = self._split(stimulus, seed)
+        self._split_indices = self._split(stimulus, seed, is_synthetic)
         self._fit_arrays = (X, Y, codes)
         self._fit_stimulus = stimulus
+        self._fit_synthetic = is_synthetic
         x = self._inputs(X, codes, stimulus)
         self.ridge_alphas_ = None
         try:
@@ -740,7 +753,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                     self._generator = torch.Generator().manual_seed(seed)
                     self._train(x, Y, seed, n_epochs)
         finally:
-            del self._fit_arrays, self._fit_stimulus, self._split_indices
+            del self._fit_arrays, self._fit_stimulus, self._fit_synthetic, self._split_indices
             del self._rng, self._generator
             self.__dict__.pop("_ridge_alpha_cache", None)
         return self
@@ -755,14 +768,23 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             pass
         self.notify("on_train_end", X=x, y=Y)
 
-    def _split(self, stimulus, seed):
-        n_stim = np.unique(stimulus).size
+    def _split(self, stimulus, seed, synthetic=None):
+        """(train, valid) row indices, grouped by stimulus; valid holds real rows only.
+
+        Validation stimuli are drawn among the stimuli of real samples; a
+        synthetic sample of a validation stimulus is in neither split.
+        """
+        real = np.ones(stimulus.size, bool) if synthetic is None else ~synthetic
+        real_rows = np.flatnonzero(real)
+        n_stim = np.unique(stimulus[real_rows]).size
         n_valid = int(round(self.valid_fraction * n_stim))
         if self.valid_fraction == 0 or n_valid < 2 or n_stim - n_valid < 2:
             return np.arange(stimulus.size), None
         gss = GroupShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
-        train, valid = next(gss.split(stimulus, groups=stimulus))
-        return np.sort(train), np.sort(valid)
+        _, valid = next(gss.split(real_rows, groups=stimulus[real_rows]))
+        valid = real_rows[valid]
+        train = np.flatnonzero(~np.isin(stimulus, stimulus[valid]))
+        return train, np.sort(valid)
 
     @property
     def partial_fit(self):

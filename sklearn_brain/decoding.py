@@ -71,6 +71,23 @@ def _retrieval_with_tiebreak(y_true, y_pred, stimulus_ids, k):
     return topk, ident
 
 
+def check_synthetic(synthetic, n_samples):
+    """Boolean mask of synthetic samples (``None``: all real); at least one real sample."""
+    if synthetic is None:
+        return np.zeros(n_samples, dtype=bool)
+    mask = np.asarray(synthetic)
+    if mask.ndim != 1 or mask.shape[0] != n_samples:
+        raise ValueError(f"synthetic must be 1-D with one value per sample ({n_samples}), got "
+                         f"shape {mask.shape}.")
+    if mask.dtype != bool:
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError("synthetic must be a boolean mask (True for synthetic samples).")
+        mask = mask.astype(bool)
+    if mask.all():
+        raise ValueError("synthetic marks every sample: selection needs real samples.")
+    return mask
+
+
 def _shared_score(y_true, y_pred, scoring, stimulus_ids):
     """One number for all targets (greater is better)."""
     if callable(scoring):
@@ -111,7 +128,9 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``(y_true, y_pred, stimulus_ids)`` and returns a float.  Ties between
         alphas under a top-k criterion are broken by (cosine) identification
         accuracy.  With a single target, retrieval is undefined and
-        ``"mse"`` is used.
+        ``"mse"`` is used.  With ``synthetic`` given to ``fit``, only the
+        held-out predictions of real samples are scored (and only real
+        stimuli are retrieval candidates).
     alpha_per_target : bool, default=False
         One alpha per embedding dimension (only with ``"r"`` or ``"mse"``).
     cv : "loo" or int or CV splitter, default="loo"
@@ -145,7 +164,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     (100, 8)
     """
 
-    __metadata_request__fit = {"stimulus_ids": True}
+    __metadata_request__fit = {"stimulus_ids": True, "synthetic": True}
 
     def __init__(self, alphas=None, *, scoring="top1", alpha_per_target=False,
                  cv="loo", fit_intercept=True, device="cpu", dtype="float32", verbose=0):
@@ -175,7 +194,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             scoring = "mse"
         return scoring
 
-    def fit(self, X, y, *, stimulus_ids=None):
+    def fit(self, X, y, *, stimulus_ids=None, synthetic=None):
         """Select the regularisation on held-out predictions, then fit all data.
 
         Parameters
@@ -187,6 +206,12 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         stimulus_ids : array-like of shape (n_samples,), default=None
             Stimulus of each sample; repeats are held out together.  When
             omitted, identical rows of ``y`` are treated as one stimulus.
+        synthetic : array-like of bool of shape (n_samples,), default=None
+            True for synthetic samples (e.g. from
+            :func:`~sklearn_brain.augmentation.synthesize_responses`): they are
+            trained on (in every held-out fit and the final fit) but their
+            held-out predictions are not scored, so alpha is selected for the
+            real data.  ``None``: all samples are real.
 
         Returns
         -------
@@ -202,6 +227,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         alphas = check_alphas(self.alphas, DEFAULT_DECODER_ALPHAS)
         scoring = self._check_scoring(Y.shape[1])
         groups = check_stimulus_ids(stimulus_ids, n_samples, Y)
+        real = ~check_synthetic(synthetic, n_samples)
         if groups is None:
             groups = infer_stimulus_ids(Y)
         if isinstance(self.cv, str) and self.cv != "loo":
@@ -220,6 +246,11 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         total, weight = 0.0, 0
         tie_break = 0.0
         for test, preds in folds:
+            keep = real[test]
+            if not keep.any():
+                continue
+            if not keep.all():
+                test, preds = test[keep], [p[keep] for p in preds]
             yt = Y[test]
             g = None if groups is None else groups[test]
             if per_target:

@@ -9,7 +9,7 @@ from sklearn.model_selection import GroupKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_brain import EncodingVoxelSelector
+from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain._ridge import ridge
 from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
 from sklearn_brain.metrics import top_k_accuracy
@@ -199,3 +199,39 @@ def test_fitted_on_gpu_loads_on_cpu():
         again = pickle.loads(pickle.dumps(net))
     assert again.device_ == torch.device("cpu") and again.device == "cpu"
     np.testing.assert_array_equal(again.predict(X, subjects=subj), expected)
+
+
+def test_synthetic_rows_never_validated():
+    X, Y, subjects, stim = _data()
+    rng = np.random.default_rng(3)
+    n_syn = 60
+    Xn = np.where(np.isnan(X[:n_syn]), np.nan, rng.standard_normal((n_syn, X.shape[1])))
+    Xa = np.vstack([X, Xn])  # synthetic rows: pure noise, new stimulus ids
+    Ya = np.vstack([Y, rng.standard_normal((n_syn, Y.shape[1])).astype(np.float32)])
+    subj_a = np.r_[subjects, subjects[:n_syn]]
+    stim_a = np.r_[stim, 1000 + np.arange(n_syn)]
+    synthetic = np.r_[np.zeros(len(X), bool), np.ones(n_syn, bool)]
+    net = _net(valid_fraction=0.2)
+    train, valid = net._split(np.unique(stim_a, return_inverse=True)[1], 0, synthetic)
+    assert not synthetic[valid].any()
+    assert synthetic[train].sum() == n_syn
+    assert np.unique(stim_a[valid]).size == 16  # 20% of the 80 real stimuli
+    # validation on the real rows only: the same split as the real data alone
+    real_train, real_valid = net._split(stim, 0)
+    np.testing.assert_array_equal(valid, real_valid)
+    np.testing.assert_array_equal(train[train < len(X)], real_train)
+    # fit: each subject's ridge initialisation selects alpha on its real
+    # training rows only (the synthetic rows are trained on)
+    fitted = _net(valid_fraction=0.2, refit=False).fit(Xa, Ya, subjects=subj_a,
+                                                        stimulus_ids=stim_a,
+                                                        synthetic=synthetic)
+    assert np.isfinite(fitted.validation_history_[:, "valid_top1"]).all()
+    seed = int(np.random.RandomState(0).randint(2**31 - 1))  # fit's split seed
+    fit_train, _ = net._split(np.unique(stim_a, return_inverse=True)[1], seed, synthetic)
+    for i, s in enumerate(fitted.subjects_):
+        rows = fit_train[subj_a[fit_train] == s]
+        ref = RidgeDecoder().fit(Xa[rows][:, :N_VOXELS[s]], Ya[rows], stimulus_ids=stim_a[rows],
+                                 synthetic=synthetic[rows])
+        assert fitted.ridge_alphas_[i] == ref.alpha_
+    with pytest.raises(ValueError, match="one value per sample"):
+        _net().fit(Xa, Ya, subjects=subj_a, synthetic=synthetic[:-1])

@@ -122,3 +122,38 @@ def test_bad_inputs():
     dec = RidgeDecoder().fit(X, Y)
     with pytest.raises(ValueError, match="features"):
         dec.predict(X[:, :5])
+
+
+def test_synthetic_rows_train_but_are_not_scored():
+    """Alpha is selected on the held-out predictions of the real rows only."""
+    X, Y = _decoding_data(n=120)
+    rng = np.random.default_rng(1)
+    Xs, Ys = 3 * rng.standard_normal((80, X.shape[1])), rng.standard_normal((80, Y.shape[1]))
+    Xa, Ya = np.vstack([X, Xs]), np.vstack([Y, Ys])  # synthetic rows: pure noise
+    synthetic = np.r_[np.zeros(120, bool), np.ones(80, bool)]
+    alphas = np.logspace(0, 5, 11)
+    dec = RidgeDecoder(alphas=alphas, dtype="float64").fit(Xa, Ya, synthetic=synthetic)
+    ((_, preds),) = iter_heldout_predictions(Xa, Ya, alphas, cv="loo", dtype="float64")
+    real_only = np.array([top_k_accuracy(Y, p[:120]) for p in preds])
+    np.testing.assert_allclose(dec.cv_scores_, real_only)
+    assert dec.alpha_ == alphas[np.argmax(real_only)]
+    unmasked = RidgeDecoder(alphas=alphas, dtype="float64").fit(Xa, Ya)
+    everything = np.array([top_k_accuracy(Ya, p) for p in preds])
+    np.testing.assert_allclose(unmasked.cv_scores_, everything)
+    assert not np.allclose(dec.cv_scores_, unmasked.cv_scores_)
+    # the synthetic rows are trained on: the final fit is ridge on all rows
+    ref = Ridge(alpha=dec.alpha_).fit(Xa, Ya)
+    np.testing.assert_allclose(dec.coef_, ref.coef_, atol=1e-8)
+    # K-fold: the same restriction fold by fold (scores weighted by real rows)
+    kf = RidgeDecoder(alphas=alphas, cv=4, scoring="identification").fit(
+        Xa, Ya, synthetic=synthetic.astype(int))
+    assert kf.cv_scores_.shape == (11,) and 0.5 < kf.cv_scores_.max() <= 1
+    # an all-False mask is the unmasked fit
+    none = RidgeDecoder(alphas=alphas, dtype="float64").fit(Xa, Ya, synthetic=np.zeros(200, bool))
+    np.testing.assert_array_equal(none.cv_scores_, unmasked.cv_scores_)
+    with pytest.raises(ValueError, match="one value per sample"):
+        RidgeDecoder().fit(Xa, Ya, synthetic=synthetic[:-1])
+    with pytest.raises(ValueError, match="boolean mask"):
+        RidgeDecoder().fit(Xa, Ya, synthetic=np.full(200, 2))
+    with pytest.raises(ValueError, match="every sample"):
+        RidgeDecoder().fit(Xa, Ya, synthetic=np.ones(200, bool))
