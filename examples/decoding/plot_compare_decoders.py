@@ -120,6 +120,9 @@ Xa = np.vstack([Xsel[tr], aug.X])
 IMGa = np.vstack([IMG[tr], aug.y])
 subj_a = np.concatenate([subjects[tr], aug.subjects.astype(subjects.dtype)])
 stim_a = np.concatenate([stim[tr], aug_stim])
+# the decoders train on the synthetic trials but select (ridge alpha, early
+# stopping) on the real ones only
+syn_a = np.r_[np.zeros(int(tr.sum()), bool), np.ones(aug.X.shape[0], bool)]
 
 # %%
 # Decoders
@@ -137,10 +140,15 @@ def net():
     return MultiSubjectContrastiveDecoder(**NET)
 
 
-def per_subject(make, Xtr, Ytr, stim_tr, subj_tr):
+def _synthetic(syn, rows):
+    return {} if syn is None else {"synthetic": syn[rows]}
+
+
+def per_subject(make, Xtr, Ytr, stim_tr, subj_tr, syn):
     """One decoder per subject; returns predict(X, subjects)."""
-    fitted = {s: make().fit(Xtr[subj_tr == s], Ytr[subj_tr == s], stimulus_ids=stim_tr[
-        subj_tr == s]) for s in ds.subjects}
+    fitted = {s: make().fit(Xtr[subj_tr == s], Ytr[subj_tr == s],
+                            stimulus_ids=stim_tr[subj_tr == s],
+                            **_synthetic(syn, subj_tr == s)) for s in ds.subjects}
 
     def predict(Xq, sq):
         out = np.zeros((Xq.shape[0], Ytr.shape[1]))
@@ -150,8 +158,9 @@ def per_subject(make, Xtr, Ytr, stim_tr, subj_tr):
     return predict
 
 
-def cross_subject(make, Xtr, Ytr, stim_tr, subj_tr):
-    dec = make().fit(Xtr, Ytr, subjects=subj_tr, stimulus_ids=stim_tr)
+def cross_subject(make, Xtr, Ytr, stim_tr, subj_tr, syn):
+    dec = make().fit(Xtr, Ytr, subjects=subj_tr, stimulus_ids=stim_tr,
+                     **_synthetic(syn, slice(None)))
     return lambda Xq, sq: dec.predict(Xq, subjects=sq)
 
 
@@ -159,19 +168,20 @@ def multi(make):
     return lambda: BlockwiseDecoder(make(), block_sizes=(IMG.shape[1], TXT.shape[1]))
 
 
-real = (Xsel[tr], stim[tr], subjects[tr])
+real = (Xsel[tr], stim[tr], subjects[tr], None)
 MODELS = {
-    # name: (train, make decoder, X, Y, stimulus ids, subjects, target block)
+    # name: (train, make decoder, X, Y, stimulus ids, subjects, synthetic mask, target block)
     "ridge image": (per_subject, RidgeDecoder, Xsel[tr], IMG[tr], *real[1:], IMG),
     "ridge text": (per_subject, RidgeDecoder, Xsel[tr], TXT[tr], *real[1:], TXT),
     "ridge multi": (per_subject, multi(RidgeDecoder), Xsel[tr], MULTI[tr], *real[1:], MULTI),
-    "ridge image + aug": (per_subject, RidgeDecoder, Xa, IMGa, stim_a, subj_a, IMG),
+    "ridge image + aug": (per_subject, RidgeDecoder, Xa, IMGa, stim_a, subj_a, syn_a, IMG),
     "contrastive single-subject image": (per_subject, net, Xsel[tr], IMG[tr], *real[1:], IMG),
     "contrastive cross-subject image": (cross_subject, net, Xsel[tr], IMG[tr], *real[1:], IMG),
     "contrastive cross-subject text": (cross_subject, net, Xsel[tr], TXT[tr], *real[1:], TXT),
     "contrastive cross-subject multi": (cross_subject, multi(net), Xsel[tr], MULTI[tr],
                                         *real[1:], MULTI),
-    "contrastive cross-subject image + aug": (cross_subject, net, Xa, IMGa, stim_a, subj_a, IMG),
+    "contrastive cross-subject image + aug": (cross_subject, net, Xa, IMGa, stim_a, subj_a, syn_a,
+                                              IMG),
 }
 
 # %%
@@ -182,9 +192,9 @@ MODELS = {
 METRICS = {"top1": (top_k_accuracy, {"k": 1}), "top5": (top_k_accuracy, {"k": 5}),
            "ident": (identification_accuracy, {})}
 rows = []
-for name, (how, make, Xtr, Ytr, st, sj, target) in MODELS.items():
+for name, (how, make, Xtr, Ytr, st, sj, syn, target) in MODELS.items():
     t0 = time.perf_counter()
-    predict = how(make, Xtr, Ytr, st, sj)
+    predict = how(make, Xtr, Ytr, st, sj, syn)
     for s in ds.subjects:
         q = te & (subjects == s)
         pred = predict(Xsel[q], subjects[q])
