@@ -85,7 +85,11 @@ def _chunk_view(Y, sl, device, dtype):
 
 
 def _check_alphas(alphas):
-    alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    """Validate an alpha grid: a non-empty 1-D array of finite positive floats."""
+    try:
+        alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"alphas must be an array of positive floats, got {alphas!r}.") from None
     if alphas.ndim != 1 or alphas.size == 0:
         raise ValueError("alphas must be a non-empty 1-D array of positive floats.")
     if not np.all(np.isfinite(alphas)):
@@ -164,6 +168,20 @@ def _shrinkage(s, alphas, dtype):
     return (s2 / (s2 + a)).to(dtype)
 
 
+def _coef_weights(s, alphas, dtype):
+    """``w[a, k] = s_k / (s_k^2 + alpha_a)`` of shape (n_alphas, rank)."""
+    a = torch.as_tensor(alphas, dtype=torch.float64, device=s.device)[:, None]
+    return (s[None, :] / (s[None, :] ** 2 + a)).to(dtype)
+
+
+def _fold_factors(X, train, test, *, fit_intercept, device, dtype):
+    """Decomposition of the training rows and the test rows projected on ``V``."""
+    factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device, dtype=dtype)
+    U = factors.U
+    XV = (to_tensor(X[test], device=U.device, dtype=U.dtype) - factors.x_mean) @ factors.V
+    return factors, XV
+
+
 def ridge_coef_from_factors(factors, UtY, alpha_per_target, alphas):
     """Coefficients ``V diag(s / (s^2 + a_j)) UtY_j`` for each target ``j``.
 
@@ -178,9 +196,7 @@ def ridge_coef_from_factors(factors, UtY, alpha_per_target, alphas):
     -------
     coef : tensor of shape (n_features, n_targets)
     """
-    s = factors.s
-    a = torch.as_tensor(alphas, dtype=torch.float64, device=s.device)
-    W = (s[None, :] / (s[None, :] ** 2 + a[:, None])).to(UtY.dtype)  # (A, r)
+    W = _coef_weights(factors.s, alphas, UtY.dtype)  # (A, r)
     scaled = UtY * W[alpha_per_target].T
     return factors.V @ scaled
 
@@ -247,11 +263,10 @@ def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
         Shrinkage factors.
     h : tensor of shape (n_alphas, n_samples)
         Leverages.
-    blocks : list of index arrays, or the output of :func:`_block_inverses`
-        Groups with more than one sample (leave-one-group-out).
+    blocks : list
+        Output of :func:`_block_inverses` for the groups with more than one
+        sample (leave-one-group-out); empty for leave-one-out.
     """
-    if blocks and not isinstance(blocks[0], tuple):
-        blocks = _block_inverses(factors, d, blocks)
     single = bool((alpha_idx == alpha_idx[0]).all())
     saved = []
     if blocks:
@@ -621,20 +636,14 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
     X = np.asarray(X)
     splitter = _resolve_splitter(cv, groups)
     for train, test in splitter.split(X, Y, groups):
-        factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device,
-                                  dtype=dtype)
+        factors, XV = _fold_factors(X, train, test, fit_intercept=fit_intercept, device=device,
+                                    dtype=dtype)
         U, wdtype = factors.U, factors.U.dtype
         Ytr = to_tensor(Y[train], device=U.device, dtype=wdtype)
         y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])
         UtY = U.T @ (Ytr - y_mean)
-        Xte = to_tensor(X[test], device=U.device, dtype=wdtype) - factors.x_mean
-        XV = Xte @ factors.V
-        s = factors.s
-        preds = []
-        for a in alphas:
-            w = (s / (s ** 2 + a)).to(wdtype)
-            preds.append(to_numpy((XV * w) @ UtY + y_mean))
-        yield test, preds
+        W = _coef_weights(factors.s, alphas, wdtype)
+        yield test, [to_numpy((XV * w) @ UtY + y_mean) for w in W]
 
 
 def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, device, dtype,
@@ -646,12 +655,11 @@ def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, dev
     folds = list(splitter.split(X, np.zeros(len(X)), groups))
     scores = None
     for train, test in folds:
-        factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device,
-                                  dtype=dtype)
+        factors, XV = _fold_factors(X, train, test, fit_intercept=fit_intercept, device=device,
+                                    dtype=dtype)
         U, wdtype, dev = factors.U, factors.U.dtype, factors.U.device
         chunk = chunk_size or default_chunk_size(len(train), n_targets, U.element_size())
-        XV = (to_tensor(X[test], device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
-        W = torch.stack([(factors.s / (factors.s ** 2 + a)).to(wdtype) for a in alphas])
+        W = _coef_weights(factors.s, alphas, wdtype)
         if scores is None:
             scores = np.zeros((len(alphas), n_targets), dtype=to_numpy(U[:0]).dtype)
         for start in range(0, n_targets, chunk):
@@ -672,9 +680,3 @@ def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, dev
     if progress is not None:
         progress(n_targets)
     return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
-
-
-def gcv_degrees_of_freedom(s, alpha):
-    """Effective degrees of freedom ``sum s^2 / (s^2 + alpha)`` (for reporting)."""
-    s = np.asarray(s, dtype=np.float64)
-    return float(np.sum(s ** 2 / (s ** 2 + alpha)))

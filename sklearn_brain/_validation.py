@@ -4,6 +4,8 @@ import logging
 
 import numpy as np
 
+from ._ridge import _check_alphas
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["check_alphas", "check_stimulus_ids", "check_subjects", "infer_stimulus_ids"]
@@ -15,15 +17,7 @@ def check_alphas(alphas, default=DEFAULT_ALPHAS):
     """Validate an alpha grid; ``None`` gives ``default`` (``logspace(-1, 7, 9)``)."""
     if alphas is None:
         return np.array(default, dtype=np.float64)
-    try:
-        arr = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"alphas must be an array of positive floats, got {alphas!r}.") from None
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError("alphas must be a non-empty 1-D array of positive floats.")
-    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"alphas must be finite and strictly positive, got {arr.tolist()}.")
-    return arr
+    return _check_alphas(alphas)
 
 
 def check_stimulus_ids(stimulus_ids, n_samples, stimulus_features=None, *, name="stimulus_ids"):

@@ -101,7 +101,7 @@ def run_demo(args):
 
     from .datasets import make_bold5000_like, subject_arrays
     from .decoding import RidgeDecoder
-    from .selection import EncodingVoxelSelector
+    from .selection import EncodingVoxelSelector, _valid_voxels
 
     t0 = time.perf_counter()
     ds = make_bold5000_like(preset=args.preset, random_state=args.random_state)
@@ -119,7 +119,7 @@ def run_demo(args):
     for subject, modality in bar:
         bar.set_postfix_str(f"{subject} {modality}")
         X, Y, ids, is_test = subject_arrays(ds, subject, modality=modality)
-        n_valid = int((np.isfinite(X[~is_test]).all(0) & (np.ptp(X[~is_test], 0) > 0)).sum())
+        n_valid = int(_valid_voxels(X[~is_test])[0].sum())
         pipe = make_pipeline(
             StandardScaler(),
             EncodingVoxelSelector(n_voxels=min(args.n_voxels, n_valid), device=args.device),

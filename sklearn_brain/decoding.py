@@ -40,31 +40,36 @@ def _per_target_scores(y_true, y_pred, scoring):
     return np.where(den > 0, r, -1.0)
 
 
-def _retrieval_with_tiebreak(y_true, y_pred, stimulus_ids, k):
-    """Top-k accuracy and cosine identification of held-out predictions, one matmul.
-
-    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy` (candidates
-    are the unique stimuli, a candidate beats the truth only if strictly more
-    similar); the identification accuracy (fraction of distractors beaten)
-    breaks ties between alphas.
-    """
+def _retrieval_candidates(y_true, stimulus_ids, k):
+    """Unit-norm candidate embeddings (one per stimulus) and each sample's stimulus."""
     if stimulus_ids is None:
         codes = np.arange(len(y_true))
     else:
         _, codes = np.unique(stimulus_ids, return_inverse=True)
     first = np.full(codes.max() + 1, -1)
     first[codes[::-1]] = np.arange(len(codes))[::-1]
-    n_stim = len(first)
-    if n_stim < k + 1:
+    if len(first) < k + 1:
         raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
-                         f"got {n_stim}.")
+                         f"got {len(first)}.")
     Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float32))
+    return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
+
+
+def _retrieval_with_tiebreak(candidates, y_pred, k):
+    """Top-k accuracy and cosine identification of held-out predictions, one matmul.
+
+    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy` (candidates
+    are the unique stimuli, a candidate beats the truth only if strictly more
+    similar); the identification accuracy (fraction of distractors beaten)
+    breaks ties between alphas.  ``candidates`` come from
+    :func:`_retrieval_candidates`, computed once for all alphas.
+    """
+    Yu, codes = candidates
+    n_stim = Yu.shape[0]
     P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float32))
-    Yu = Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12)
     P = P / P.norm(dim=1, keepdim=True).clamp_min(1e-12)
     S = P @ Yu.T  # (n_samples, n_stimuli)
-    codes_t = torch.from_numpy(codes)
-    true = S.gather(1, codes_t[:, None])
+    true = S.gather(1, codes[:, None])
     beaten_by = (S > true).sum(dim=1).double()
     topk = float((beaten_by < k).double().mean())
     ident = float((1.0 - beaten_by / (n_stim - 1)).mean())
@@ -259,7 +264,8 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 # top-k is coarse: ties (often all zeros on small data) are
                 # broken by the smoother (cosine) identification accuracy
                 k = 1 if scoring == "top1" else 5
-                both = np.array([_retrieval_with_tiebreak(yt, p, g, k) for p in preds])
+                candidates = _retrieval_candidates(yt, g, k)
+                both = np.array([_retrieval_with_tiebreak(candidates, p, k) for p in preds])
                 fold = both[:, 0]
                 tie_break = tie_break + both[:, 1] * len(test)
             else:

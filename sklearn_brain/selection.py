@@ -55,7 +55,7 @@ def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
     return k
 
 
-def _fit_one(selector, X, F, groups, alphas, cv, subject=None):
+def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     """Score every voxel of one subject; returns a dict of per-subject results."""
     n_samples, n_in = X.shape
     valid, finite = _valid_voxels(X)
@@ -70,9 +70,9 @@ def _fit_one(selector, X, F, groups, alphas, cv, subject=None):
             stacklevel=3,
         )
     n_valid = int(valid.sum())
-    k = _resolve_n_voxels(selector.n_voxels, n_valid, subject=subject)
+    k = _resolve_n_voxels(n_voxels, n_valid, subject=subject)
     columns = np.flatnonzero(valid)
-    criterion = "gcv" if cv == "auto" else cv
+    criterion = "gcv" if selector.cv == "auto" else selector.cv
     # one decomposition of the stimulus features serves scoring and the refit
     factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, device=selector.device,
                               dtype=selector.dtype)
@@ -239,7 +239,7 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
         if groups is None:
             groups = infer_stimulus_ids(F)
         if subjects is None:
-            out = _fit_one(self, X, F, groups, alphas, self.cv)
+            out = _fit_one(self, X, F, groups, alphas, self.n_voxels)
             self.subjects_ = None
             self.scores_ = out["scores"]
             self.best_alphas_ = out["best_alphas"]
@@ -263,11 +263,10 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
             rows = subjects == s
             if rows.sum() < 3:
                 raise ValueError(f"subject {s!r} has {rows.sum()} samples; need at least 3.")
-            sub = _SubjectView(self, n_voxels)
             g = None if groups is None else groups[rows]
             if g is not None and np.unique(g).size < 2:
                 raise ValueError(f"subject {s!r} saw fewer than two distinct stimuli.")
-            results.append(_fit_one(sub, X[rows], F[rows], g, alphas, self.cv, subject=s))
+            results.append(_fit_one(self, X[rows], F[rows], g, alphas, n_voxels, subject=s))
         self.scores_ = np.stack([r["scores"] for r in results])
         self.best_alphas_ = np.stack([r["best_alphas"] for r in results])
         self.selected_indices_ = np.stack([r["selected"] for r in results])
@@ -381,11 +380,3 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
         if not np.all(np.isfinite(F)):
             raise ValueError("features contain NaN or inf.")
         return F @ coef + intercept
-
-
-class _SubjectView:
-    """The selector's parameters with ``n_voxels`` resolved (per-subject fits)."""
-
-    def __init__(self, selector, n_voxels):
-        self.__dict__.update(selector.get_params())
-        self.n_voxels = n_voxels
