@@ -26,6 +26,7 @@ from torch import nn
 
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, _alexnet_valid_layers
 from .featurizers._base import _as_image_items, _iter_batches, _load_image, _seeded
+from .losses import info_nce_loss
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +55,9 @@ def _info_nce(z_a, z_b, temperature, *, symmetric=False):
     -------
     loss : scalar tensor
     """
-    a = nn.functional.normalize(z_a, dim=1)
-    b = nn.functional.normalize(z_b, dim=1)
-    logits = a @ b.T / temperature
-    target = torch.arange(len(a), device=a.device)
-    loss = nn.functional.cross_entropy(logits, target)
-    if symmetric:
-        loss = 0.5 * (loss + nn.functional.cross_entropy(logits.T, target))
-    return loss
+    # each image row has exactly one positive, its own fMRI row
+    eye = torch.eye(len(z_a), dtype=torch.bool, device=z_a.device)
+    return info_nce_loss(z_a, z_b, temperature, positives=eye, symmetric=symmetric)
 
 
 def info_nce_mi_lower_bound(brain_embeddings, image_embeddings, *, temperatures=None,

@@ -97,12 +97,14 @@ def _uniform_rows(mask):
     return mask / mask.sum(dim=1, keepdim=True)
 
 
-def info_nce_loss(pred, target, temperature=0.1, *, positives=None):
+def info_nce_loss(pred, target, temperature=0.1, *, positives=None, symmetric=True):
     """Symmetric InfoNCE (CLIP) loss between predicted and true embeddings.
 
     ``logits = cos(pred_i, target_j) / temperature``; the loss is the mean of
     the cross-entropy of each row (brain -> image) and of each column
-    (image -> brain) against uniform targets over the positives.
+    (image -> brain) against uniform targets over the positives.  With
+    ``symmetric=False`` only the rows count (the one-directional InfoNCE of
+    the AlexNet fine-tuning study).
 
     Parameters
     ----------
@@ -111,6 +113,8 @@ def info_nce_loss(pred, target, temperature=0.1, *, positives=None):
     positives : bool tensor of shape (n, n), default=None
         Pairs of samples of the same stimulus; ``None`` treats identical
         target rows as the same stimulus.
+    symmetric : bool, default=True
+        Average both directions; ``False``: rows (pred -> target) only.
 
     Returns
     -------
@@ -121,6 +125,8 @@ def info_nce_loss(pred, target, temperature=0.1, *, positives=None):
     positives = _positives(target, positives)
     logits = F.normalize(pred, dim=1) @ F.normalize(target, dim=1).T / temperature
     probs = _uniform_rows(positives).to(logits.dtype)
+    if not symmetric:
+        return _soft_ce(logits, probs)
     probs_t = _uniform_rows(positives.T).to(logits.dtype)
     return 0.5 * (_soft_ce(logits, probs) + _soft_ce(logits.T, probs_t))
 
