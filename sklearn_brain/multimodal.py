@@ -67,7 +67,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ((80, 6), [1.0, 1.0])
     """
 
-    __metadata_request__fit = {"subjects": True, "stimulus_ids": True}
+    __metadata_request__fit = {"subjects": True, "stimulus_ids": True, "synthetic": True}
     __metadata_request__predict = {"subjects": True}
 
     def __init__(self, estimator=None, *, block_sizes=None, normalize=True):
@@ -86,7 +86,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return [clone(e) for e in self.estimator]
         return [clone(self.estimator) for _ in range(n_blocks)]
 
-    def fit(self, X, y, *, subjects=None, stimulus_ids=None):
+    def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None):
         """Fit one decoder per target block.
 
         Parameters
@@ -97,6 +97,13 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples, sum(block_sizes))
         subjects, stimulus_ids : array-like of shape (n_samples,), default=None
             Passed to the decoders that accept them.
+        synthetic : array-like of bool of shape (n_samples,), default=None
+            Marks synthetic (augmentation) samples; passed to the decoders
+            that accept it, so that each block's decoder makes its internal
+            choices (alpha, early stopping) on the real samples only.  A
+            decoder that does not accept it cannot tell the two apart: an
+            error is raised rather than silently validating on synthetic
+            samples.
 
         Returns
         -------
@@ -112,9 +119,12 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                              f"{Y.shape[1]} target columns.")
         edges = np.cumsum([0] + sizes)
         self.block_slices_ = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-        meta = {"subjects": subjects, "stimulus_ids": stimulus_ids}
+        meta = {"subjects": subjects, "stimulus_ids": stimulus_ids, "synthetic": synthetic}
         self.estimators_ = []
         for est, sl in zip(self._estimators(len(sizes)), self.block_slices_):
+            if synthetic is not None and "synthetic" not in _accepted(est.fit, meta):
+                raise ValueError(
+                    f"synthetic= was given but {type(est).__name__}.fit does not accept it.")
             Yb = Y[:, sl]
             est.fit(X, Yb.ravel() if Yb.shape[1] == 1 and self._y_1d else Yb,
                     **_accepted(est.fit, meta))

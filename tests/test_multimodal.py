@@ -41,3 +41,29 @@ def test_bad_block_sizes():
         BlockwiseDecoder(block_sizes=(10, 5)).fit(X, Y)
     with pytest.raises(ValueError, match="estimators for 2"):
         BlockwiseDecoder([RidgeDecoder()], block_sizes=(10, 6)).fit(X, Y)
+
+
+class _NoSynthetic(RidgeDecoder):
+    def fit(self, X, y, *, stimulus_ids=None):
+        return super().fit(X, y, stimulus_ids=stimulus_ids)
+
+
+def test_synthetic_mask_reaches_every_block_decoder():
+    X, Y = _data()
+    rng = np.random.default_rng(1)
+    Xa = np.vstack([X, rng.standard_normal((80, 40))])  # synthetic rows: pure noise
+    Ya = np.vstack([Y, rng.standard_normal((80, 16))])
+    syn = np.r_[np.zeros(120, bool), np.ones(80, bool)]
+    alphas = np.logspace(-2, 6, 9)
+    multi = BlockwiseDecoder(RidgeDecoder(alphas=alphas), block_sizes=(10, 6)).fit(
+        Xa, Ya, synthetic=syn)
+    for est, sl in zip(multi.estimators_, (slice(0, 10), slice(10, 16))):
+        # each block's alpha is the one RidgeDecoder picks with the mask itself ...
+        ref = RidgeDecoder(alphas=alphas).fit(Xa, Ya[:, sl], synthetic=syn)
+        assert est.alpha_ == ref.alpha_
+        np.testing.assert_allclose(est.cv_scores_, ref.cv_scores_)
+    # ... and without the mask the noise rows are scored too
+    unmasked = BlockwiseDecoder(RidgeDecoder(alphas=alphas), block_sizes=(10, 6)).fit(Xa, Ya)
+    assert not np.allclose(unmasked.estimators_[0].cv_scores_, multi.estimators_[0].cv_scores_)
+    with pytest.raises(ValueError, match="does not accept it"):
+        BlockwiseDecoder(_NoSynthetic(), block_sizes=(10, 6)).fit(Xa, Ya, synthetic=syn)
