@@ -17,9 +17,12 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._ridge import loo_predictions, ridge_factorize
+from ._validation import check_stimulus_ids, infer_stimulus_ids
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["exclude_test_overlap", "synthesize_responses"]
+__all__ = ["exclude_test_overlap", "heldout_residuals", "synthesize_responses"]
 
 _NOISE = ("residuals", "gaussian", None)
 
@@ -39,6 +42,67 @@ def _as_per_subject(value, subjects, name):
             raise ValueError(f"{name} has no entry for subject(s) {missing}.")
         return value
     return {s: value for s in subjects}
+
+
+def heldout_residuals(selector, features, responses, *, subject=None, stimulus_ids=None):
+    """Leave-one-stimulus-out residuals of the selector's encoding model.
+
+    The residuals of the fitted encoding model on its own training rows are
+    in-sample: ridge has partly fitted their noise, so their variance
+    underestimates the noise of a new trial.  These are the exact
+    leave-one-stimulus-out residuals instead (every selected voxel with its
+    own alpha, the one the selector chose, closed form through
+    :func:`~sklearn_brain._ridge.loo_predictions`): each row's residual
+    comes from a model that never saw that stimulus, the noise level a
+    synthetic trial of an unseen stimulus should carry.
+
+    Parameters
+    ----------
+    selector : fitted EncodingVoxelSelector
+    features : array-like of shape (n_samples, n_stimulus_features)
+        Stimulus features of the training rows (of ``subject``).
+    responses : array-like of shape (n_samples, n_selected)
+        The selected voxels' responses of those rows (``selector.transform``).
+    subject : hashable, default=None
+        Required in per-subject mode.
+    stimulus_ids : array-like of shape (n_samples,), default=None
+        Repeats of a stimulus are left out together; ``None``: identical
+        feature rows are repeats.
+
+    Returns
+    -------
+    residuals : ndarray of shape (n_samples, n_selected), float64
+    """
+    check_is_fitted(selector)
+    F = np.asarray(features, dtype=np.float64)
+    F = F.reshape(-1, 1) if F.ndim == 1 else F
+    R = np.asarray(responses, dtype=np.float64)
+    if R.ndim != 2 or R.shape[0] != F.shape[0]:
+        raise ValueError(f"responses must be 2-D with {F.shape[0]} rows like features, got "
+                         f"shape {R.shape}.")
+    alphas, selected = selector.best_alphas_, selector.selected_indices_
+    if selector.subjects_ is not None:
+        if subject is None:
+            raise ValueError("This selector was fitted per subject: pass subject=.")
+        i = selector._subject_index(np.asarray([subject]), 1)[0]
+        alphas, selected = alphas[i], selected[i]
+    if R.shape[1] != selected.size:
+        raise ValueError(f"responses have {R.shape[1]} columns; the selector keeps "
+                         f"{selected.size} voxels.")
+    if stimulus_ids is None:
+        groups = infer_stimulus_ids(F)
+    else:
+        groups = check_stimulus_ids(stimulus_ids, F.shape[0])
+    alphas = alphas[selected]
+    grid = np.unique(alphas)
+    factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, dtype="float64")
+    preds, _, _ = loo_predictions(factors, R, grid, groups)
+    which = np.searchsorted(grid, alphas)
+    heldout = np.empty_like(R)
+    for a, pred in enumerate(preds):
+        cols = which == a
+        heldout[:, cols] = pred[:, cols]
+    return R - heldout
 
 
 def exclude_test_overlap(extra_features, test_features, *, extra_ids=None, test_ids=None,
@@ -98,20 +162,31 @@ def exclude_test_overlap(extra_features, test_features, *, extra_ids=None, test_
 
 
 def synthesize_responses(selector, X_train, y_train, extra_features, test_features, *,
-                         subjects=None, train_subjects=None, extra_ids=None, test_ids=None,
-                         threshold=0.95, n_extra=None, noise="residuals", restandardize=True,
+                         subjects=None, train_subjects=None, train_stimulus_ids=None,
+                         extra_ids=None, test_ids=None, threshold=0.95, n_extra=None, noise="residuals", restandardize=True,
                          random_state=None):
     """Synthesise selected-voxel responses to extra stimuli with an encoding model.
 
     For each subject: ``responses = selector.predict_responses(features)``
     for the extra stimuli that overlap no subject's test set, plus noise
     matched to the training data: Gaussian with the covariance across voxels
-    of the training residuals ``X_selected - predict_responses(y_train)``
-    (``"residuals"``, drawn as random combinations of all residual rows:
-    copying residual rows would tie a synthetic trial to the real trial it
-    came from, which a decoder then memorises), or with their per-voxel
-    standard deviation only (``"gaussian"``); then optionally re-standardised
-    so that every voxel has the training data's mean and standard deviation.
+    of the encoding model's *held-out* training residuals
+    (:func:`heldout_residuals`, leave-one-stimulus-out: in-sample residuals
+    would understate the noise of a new trial) (``"residuals"``, drawn as
+    random combinations of all residual rows, i.e. from their empirical
+    covariance: copying residual rows would tie a synthetic trial to the
+    real trial it came from, which a decoder then memorises), or with their
+    per-voxel standard deviation only (``"gaussian"``); then optionally
+    re-standardised so that every voxel has the training data's mean and
+    standard deviation.
+
+    What is estimated from the training rows (the encoding model, the noise
+    covariance) is estimated from all of them, as in the seed; a decoder
+    trained on the result must therefore keep its *test* stimuli out of
+    ``X_train`` (they are: the selector is fitted on the training split),
+    and should make its internal choices on real rows only (pass the
+    ``synthetic`` mask to :class:`~sklearn_brain.RidgeDecoder` or
+    :class:`~sklearn_brain.MultiSubjectContrastiveDecoder`).
 
     Parameters
     ----------
@@ -130,6 +205,10 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
         ``selector.subjects_``, or the single subject.
     train_subjects : array-like of shape (n_samples,), default=None
         Subject of each training sample (per-subject selector).
+    train_stimulus_ids : array-like of shape (n_samples,), default=None
+        Stimulus of each training sample: repeats are left out together
+        when the held-out residuals are computed.  ``None``: identical rows
+        of ``y_train`` are repeats.
     extra_ids, test_ids : array-like (or dict for ``test_ids``), default=None
         Stimulus ids for the exclusion by id.
     threshold : float, default=0.95
@@ -194,14 +273,19 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
     else:
         names = [None]
     X_sel = selector.transform(X_train, subjects=train_subjects if per_subject else None)
+    if train_stimulus_ids is not None:
+        train_stimulus_ids = check_stimulus_ids(train_stimulus_ids, X_sel.shape[0])
     blocks, subj_out = [], []
     for s in names:
         rows = np.ones(X_sel.shape[0], bool) if s is None else train_subjects == s
         if not rows.any():
             raise ValueError(f"subject {s!r} has no training samples.")
         Xs = X_sel[rows].astype(np.float64)
-        resid = Xs - selector.predict_responses(Fx[rows], subject=s)
         synth = selector.predict_responses(E[index], subject=s)
+        if noise is not None:
+            resid = heldout_residuals(
+                selector, Fx[rows], Xs, subject=s,
+                stimulus_ids=None if train_stimulus_ids is None else train_stimulus_ids[rows])
         if noise == "residuals":
             # N(0, residual covariance): random combinations of all residual rows,
             # never a copy of one (a copied row would let a decoder match the

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from sklearn_brain import EncodingVoxelSelector
-from sklearn_brain.augmentation import exclude_test_overlap, synthesize_responses
+from sklearn.linear_model import Ridge
+
+from sklearn_brain.augmentation import (
+    exclude_test_overlap,
+    heldout_residuals,
+    synthesize_responses,
+)
 
 
 def _two_subjects(seed=0):
@@ -35,6 +41,33 @@ def test_exclusion_checks_every_subjects_test_set():
     assert keep_a[3]
 
 
+def test_heldout_residuals_equal_refits_without_each_stimulus():
+    rng = np.random.default_rng(3)
+    ids = np.r_[np.arange(60), np.arange(10)]  # 10 stimuli shown twice
+    Fs = rng.standard_normal((60, 4))
+    F = Fs[ids]
+    X = F @ rng.standard_normal((4, 30)) + rng.standard_normal((70, 30))
+    sel = EncodingVoxelSelector(n_voxels=8, alphas=np.logspace(-1, 3, 5)).fit(
+        X, F, stimulus_ids=ids)
+    Xs = sel.transform(X)
+    R = heldout_residuals(sel, F, Xs, stimulus_ids=ids)
+    alphas = sel.best_alphas_[sel.selected_indices_]
+    assert np.unique(alphas).size > 1  # per-voxel alphas are honoured
+    ref = np.empty_like(R)
+    for i in np.unique(ids):
+        out = ids == i
+        for v, a in enumerate(alphas):
+            m = Ridge(alpha=a).fit(F[~out], Xs[~out, v])
+            ref[out, v] = Xs[out, v] - m.predict(F[out])
+    np.testing.assert_allclose(R, ref, rtol=1e-6, atol=1e-8)
+    # repeats are inferred from identical feature rows when ids are omitted
+    np.testing.assert_allclose(heldout_residuals(sel, F, Xs), R, rtol=1e-10)
+    with pytest.raises(ValueError, match="keeps 8 voxels"):
+        heldout_residuals(sel, F, Xs[:, :5])
+    with pytest.raises(ValueError, match="70 rows"):
+        heldout_residuals(sel, F, Xs[:50])
+
+
 def test_synthetic_responses_match_encoding_model_and_noise():
     sel, X, F, subj, rng = _two_subjects()
     extra = rng.standard_normal((400, 6))
@@ -49,7 +82,11 @@ def test_synthetic_responses_match_encoding_model_and_noise():
                                  noise="gaussian", restandardize=False, random_state=0,
                                  threshold=1.0)
     Xa = sel.transform(X[subj == "a"], subjects=subj[subj == "a"])
-    resid_sd = (Xa - sel.predict_responses(F[:150], subject="a")).std(axis=0)
+    resid = heldout_residuals(sel, F[:150], Xa, subject="a")
+    resid_sd = resid.std(axis=0)
+    # held-out residuals: larger than the in-sample ones the fit has shrunk
+    in_sample = Xa - sel.predict_responses(F[:150], subject="a")
+    assert np.all(resid_sd > in_sample.std(axis=0))
     added_sd = (noisy.X[:400] - clean.X[:400]).std(axis=0)
     np.testing.assert_allclose(added_sd, resid_sd, rtol=0.15)
     cov = synthesize_responses(sel, X, F, extra, F[:10], train_subjects=subj,
@@ -57,7 +94,6 @@ def test_synthetic_responses_match_encoding_model_and_noise():
     added = cov.X[:400] - clean.X[:400]
     np.testing.assert_allclose(added.std(axis=0), resid_sd, rtol=0.15)
     # random combinations of the residual rows, never a copy of one
-    resid = Xa - sel.predict_responses(F[:150], subject="a")
     r = np.corrcoef(added, resid)[:400, 400:]
     assert np.abs(r).max() < 0.999  # a copied row would correlate exactly
     boot = synthesize_responses(sel, X, F, extra, F[:10], train_subjects=subj, random_state=0,
