@@ -90,7 +90,8 @@ def test_synthetic_responses_match_encoding_model_and_noise():
     added_sd = (noisy.X[:400] - clean.X[:400]).std(axis=0)
     np.testing.assert_allclose(added_sd, resid_sd, rtol=0.15)
     cov = synthesize_responses(sel, X, F, extra, F[:10], train_subjects=subj,
-                               restandardize=False, random_state=0, threshold=1.0)
+                               noise="residuals", restandardize=False, random_state=0,
+                               threshold=1.0)
     added = cov.X[:400] - clean.X[:400]
     np.testing.assert_allclose(added.std(axis=0), resid_sd, rtol=0.15)
     # random combinations of the residual rows, never a copy of one
