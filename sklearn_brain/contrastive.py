@@ -319,6 +319,20 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         History of the run with the validation split (``history_`` is that
         of the refit when ``refit=True``).
 
+    Notes
+    -----
+    On the simulator (:func:`~sklearn_brain.datasets.make_bold5000_like`,
+    4 subjects, the 1000 best voxels each, single-trial 150-way retrieval of
+    image embeddings), ``shared_dim=64, hidden_dims=(256,), lr=3e-5,
+    max_epochs=12, patience=3`` with the other defaults beats per-subject
+    :class:`~sklearn_brain.RidgeDecoder` on five datasets that played no
+    part in choosing these settings: Top-1 of the data-poor subject 6.5% vs
+    5.1% (higher in 5 of 5), mean of the subjects 9.9% vs 7.8%
+    (``examples/decoding/plot_compare_decoders.py``).  A learning rate of
+    1e-3 (the default, suited to a network trained from scratch) moves the
+    ridge-initialised layers too far in one epoch for data this noisy; the
+    validation split then stops at epoch 0 or 1.
+
     Examples
     --------
     >>> import numpy as np

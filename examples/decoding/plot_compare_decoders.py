@@ -15,7 +15,8 @@ augmentation's overlap check covers every subject's test set, and the
 network's best epoch is restored.
 
 Rows: ridge vs contrastive, single- vs cross-subject, image / text / multi,
-with and without augmentation; columns: Top-1 / Top-5 / identification per
+with and without augmentation (the seed's 500 extra stimuli, and an amount
+chosen on real held-out trials); columns: Top-1 / Top-5 / identification per
 subject, with 95% bootstrap intervals (test stimuli resampled).
 
 Runs in a few minutes on a laptop CPU.
@@ -53,24 +54,29 @@ warnings.filterwarnings("ignore", message=".*voxels of subject.*contain NaN")
 torch.set_num_threads(2)
 start = time.perf_counter()
 
-ds = make_bold5000_like(random_state=SEED)
-width = max(d.X.shape[1] for d in ds.data.values())
-X, subjects, stim, is_test = [], [], [], []
-for s in ds.subjects:
-    d = ds.data[s]
-    Xs = d.X.astype(np.float64)
-    train = ~d.is_test
-    with np.errstate(invalid="ignore"):
-        mu, sd = Xs[train].mean(axis=0), Xs[train].std(axis=0)
-    Xs = (Xs - mu) / np.where(sd > 0, sd, 1.0)
-    pad = np.full((Xs.shape[0], width), np.nan, dtype=np.float32)
-    pad[:, :Xs.shape[1]] = Xs
-    X.append(pad)
-    subjects += [s] * Xs.shape[0]
-    stim.append(d.stimulus_ids)
-    is_test.append(d.is_test)
-X, subjects = np.vstack(X), np.array(subjects)
-stim, is_test = np.concatenate(stim), np.concatenate(is_test)
+
+def prepare(seed):
+    """The simulator's ragged array, per-subject z-scored with training statistics."""
+    ds = make_bold5000_like(random_state=seed)
+    width = max(d.X.shape[1] for d in ds.data.values())
+    X, subjects, stim, is_test = [], [], [], []
+    for s in ds.subjects:
+        d = ds.data[s]
+        Xs = d.X.astype(np.float64)
+        train = ~d.is_test
+        with np.errstate(invalid="ignore"):
+            mu, sd = Xs[train].mean(axis=0), Xs[train].std(axis=0)
+        Xs = (Xs - mu) / np.where(sd > 0, sd, 1.0)
+        pad = np.full((Xs.shape[0], width), np.nan, dtype=np.float32)
+        pad[:, :Xs.shape[1]] = Xs
+        X.append(pad)
+        subjects += [s] * Xs.shape[0]
+        stim.append(d.stimulus_ids)
+        is_test.append(d.is_test)
+    return ds, np.vstack(X), np.array(subjects), np.concatenate(stim), np.concatenate(is_test)
+
+
+ds, X, subjects, stim, is_test = prepare(SEED)
 IMG, TXT = ds.image_embeddings[stim], ds.text_embeddings[stim]
 MULTI = np.hstack([IMG, TXT])
 tr, te = ~is_test, is_test
@@ -92,7 +98,9 @@ Xsel = selector.transform(X, subjects=subjects)
 # extra stimuli are new members of the training categories: normalised
 # mixtures of two training images of the same category (their image and
 # caption embeddings mixed alike).  Those too similar to any subject's test
-# stimuli (cosine > 0.95) are excluded before synthesis.
+# stimuli (cosine > 0.95) are excluded before synthesis.  The noise has, per
+# voxel, the standard deviation of the encoding model's leave-one-stimulus-out
+# residuals (in-sample residuals would understate it).
 rng = np.random.default_rng(SEED)
 train_ids = ds.train_stimuli
 pairs = []
@@ -111,8 +119,8 @@ def _mix(emb):
 extra_img, extra_txt = _mix(ds.image_embeddings), _mix(ds.text_embeddings)
 test_sets = {s: ds.image_embeddings[np.unique(stim[te & (subjects == s)])] for s in ds.subjects}
 aug = synthesize_responses(selector, X[tr], IMG[tr], extra_img, test_sets,
-                           train_subjects=subjects[tr], n_extra=500, noise="gaussian",
-                           random_state=SEED)
+                           train_subjects=subjects[tr], train_stimulus_ids=stim[tr],
+                           n_extra=500, noise="gaussian", random_state=SEED)
 print(f"augmentation: {aug.n_excluded_by_similarity} extra stimuli excluded, "
       f"{aug.X.shape[0]} synthetic trials")
 aug_stim = 100_000 + aug.extra_index  # ids disjoint from the real stimuli
@@ -125,6 +133,52 @@ stim_a = np.concatenate([stim[tr], aug_stim])
 syn_a = np.r_[np.zeros(int(tr.sum()), bool), np.ones(aug.X.shape[0], bool)]
 
 # %%
+# How many extra stimuli?  The seed added 500 without checking.  Here each
+# subject's amount is chosen among 0, 100, 250 and 500 on a validation split
+# of the training stimuli (20%, the same for every subject), with everything
+# refitted without it: voxel selection, the encoding model that synthesises,
+# the ridge decoder.  The shortcut of scoring the ridge decoder's
+# leave-one-stimulus-out predictions of the real trials is biased: the
+# encoding model behind the synthetic trials saw every real trial, so the
+# held-out real trials leak into the training data through the synthetic
+# ones (on seed 0 it picked 500 for every subject, while augmentation lowers
+# the test Top-1).
+N_EXTRA = (0, 100, 250, 500)
+order = np.random.default_rng(SEED).permutation(np.unique(aug.extra_index))
+train_stim = np.unique(stim[tr])
+val_stim = np.random.default_rng(SEED).choice(train_stim, train_stim.size // 5, replace=False)
+inner, val = tr & ~np.isin(stim, val_stim), tr & np.isin(stim, val_stim)
+sel_in = EncodingVoxelSelector(n_voxels=N_VOXELS).fit(
+    X[inner], IMG[inner], subjects=subjects[inner], stimulus_ids=stim[inner])
+X_in = sel_in.transform(X, subjects=subjects)
+aug_in = synthesize_responses(sel_in, X[inner], IMG[inner], extra_img,
+                              {**test_sets, "validation": ds.image_embeddings[val_stim]},
+                              train_subjects=subjects[inner], train_stimulus_ids=stim[inner],
+                              random_state=SEED)
+chosen = {}
+for s in ds.subjects:
+    fit_s, val_s = inner & (subjects == s), val & (subjects == s)
+    scores = []
+    for n_extra in N_EXTRA:
+        syn_rows = (aug_in.subjects == s) & np.isin(aug_in.extra_index, order[:n_extra])
+        dec = RidgeDecoder().fit(np.vstack([X_in[fit_s], aug_in.X[syn_rows]]),
+                                 np.vstack([IMG[fit_s], aug_in.y[syn_rows]]),
+                                 stimulus_ids=np.r_[stim[fit_s], 100_000 + aug_in.extra_index[
+                                     syn_rows]],
+                                 synthetic=np.r_[np.zeros(fit_s.sum(), bool),
+                                                 np.ones(syn_rows.sum(), bool)])
+        scores.append(top_k_accuracy(IMG[val_s], dec.predict(X_in[val_s]),
+                                     stimulus_ids=stim[val_s]))
+    chosen[s] = N_EXTRA[int(np.argmax(scores))]
+    print(f"{s}: validation Top-1 % with {N_EXTRA} extra stimuli:",
+          np.round(100 * np.array(scores), 1).tolist())
+print("extra stimuli chosen per subject:", chosen)
+keep_a = ~syn_a
+for s in ds.subjects:
+    keep_a |= syn_a & (subj_a == s) & np.isin(stim_a - 100_000, order[:chosen[s]])
+aug_sel = (Xa[keep_a], IMGa[keep_a], stim_a[keep_a], subj_a[keep_a], syn_a[keep_a])
+
+# %%
 # Decoders
 # --------
 # Single-subject ridge (alpha by closed-form held-out top-1 retrieval); the
@@ -132,7 +186,10 @@ syn_a = np.r_[np.zeros(int(tr.sum()), bool), np.ones(aug.X.shape[0], bool)]
 # decoders, a shared space of width 64 (the simulator's shared code), a
 # residual MLP trunk, 0.5 InfoNCE + 0.5 MSE, early stopping on the
 # validation split's top-1 (grouped by stimulus) then a refit on all data.
-NET = dict(shared_dim=64, hidden_dims=(256,), lr=1e-4, max_epochs=12, patience=3,
+# The learning rate (3e-5, with 12 epochs at most) was chosen among 1e-4,
+# 3e-5 and 1e-5 on simulator seeds 0-4; the target below is checked on
+# seeds 5-9, which played no part in that choice.
+NET = dict(shared_dim=64, hidden_dims=(256,), lr=3e-5, max_epochs=12, patience=3,
            random_state=SEED)
 
 
@@ -175,6 +232,7 @@ MODELS = {
     "ridge text": (per_subject, RidgeDecoder, Xsel[tr], TXT[tr], *real[1:], TXT),
     "ridge multi": (per_subject, multi(RidgeDecoder), Xsel[tr], MULTI[tr], *real[1:], MULTI),
     "ridge image + aug": (per_subject, RidgeDecoder, Xa, IMGa, stim_a, subj_a, syn_a, IMG),
+    "ridge image + aug (chosen)": (per_subject, RidgeDecoder, *aug_sel, IMG),
     "contrastive single-subject image": (per_subject, net, Xsel[tr], IMG[tr], *real[1:], IMG),
     "contrastive cross-subject image": (cross_subject, net, Xsel[tr], IMG[tr], *real[1:], IMG),
     "contrastive cross-subject text": (cross_subject, net, Xsel[tr], TXT[tr], *real[1:], TXT),
@@ -182,6 +240,7 @@ MODELS = {
                                         *real[1:], MULTI),
     "contrastive cross-subject image + aug": (cross_subject, net, Xa, IMGa, stim_a, subj_a, syn_a,
                                               IMG),
+    "contrastive cross-subject image + aug (chosen)": (cross_subject, net, *aug_sel, IMG),
 }
 
 # %%
@@ -214,26 +273,88 @@ def fmt(r):
     return f"{100 * r.estimate:5.1f} [{100 * r.low:4.1f}, {100 * r.high:4.1f}]"
 
 
-header = f"{'model':<40} {'subject':<7} {'Top-1 %':<19} {'Top-5 %':<19} {'ident. %':<19}"
+header = f"{'model':<47} {'subject':<7} {'Top-1 %':<19} {'Top-5 %':<19} {'ident. %':<19}"
 print(header)
 print("-" * len(header))
 for name in MODELS:
     sub = [r for r in rows if r["model"] == name]
     for r in sub:
-        print(f"{name:<40} {r['subject']:<7} {fmt(r['top1'])} {fmt(r['top5'])} "
+        print(f"{name:<47} {r['subject']:<7} {fmt(r['top1'])} {fmt(r['top5'])} "
               f"{fmt(r['ident'])}")
     mean = {m: 100 * np.mean([r[m].estimate for r in sub]) for m in METRICS}
-    print(f"{name:<40} {'mean':<7} {mean['top1']:5.1f}{'':14}{mean['top5']:5.1f}{'':14}"
+    print(f"{name:<47} {'mean':<7} {mean['top1']:5.1f}{'':14}{mean['top5']:5.1f}{'':14}"
           f"{mean['ident']:5.1f}")
 
 # %%
 # Target: the cross-subject network against single-subject ridge
 # -------------------------------------------------------------
-ridge = {r["subject"]: r["top1"].estimate for r in rows if r["model"] == "ridge image"}
-cross = {r["subject"]: r["top1"].estimate
-         for r in rows if r["model"] == "contrastive cross-subject image"}
-poor = ds.subjects[-1]
-print(f"data-poor {poor}: contrastive {100 * cross[poor]:.1f}% vs ridge {100 * ridge[poor]:.1f}%")
-print(f"mean: contrastive {100 * np.mean(list(cross.values())):.1f}% vs ridge "
-      f"{100 * np.mean(list(ridge.values())):.1f}%")
+# One test set of 150 stimuli gives a Top-1 with a standard error of about
+# one point, as large as the differences at stake; so the comparison is
+# repeated on five fresh simulated datasets (seeds 5-9, not used to choose
+# anything), each with its own voxel selection, decoders and test set.  The
+# interval is a paired bootstrap of the difference (test stimuli resampled
+# within each dataset).
+
+
+def top1_hits(dec_predict, Xq, sq, Yq, stq):
+    return top_k_accuracy(Yq, dec_predict(Xq, sq), stimulus_ids=stq, average=False)
+
+
+def target_run(seed):
+    ds_, X_, subj_, stim_, test_ = prepare(seed)
+    Y_ = ds_.image_embeddings[stim_]
+    tr_, te_ = ~test_, test_
+    sel = EncodingVoxelSelector(n_voxels=N_VOXELS).fit(
+        X_[tr_], Y_[tr_], subjects=subj_[tr_], stimulus_ids=stim_[tr_])
+    Xs_ = sel.transform(X_, subjects=subj_)
+    fitted = {
+        "ridge": per_subject(RidgeDecoder, Xs_[tr_], Y_[tr_], stim_[tr_], subj_[tr_], None),
+        "contrastive": cross_subject(
+            lambda: MultiSubjectContrastiveDecoder(**{**NET, "random_state": seed}),
+            Xs_[tr_], Y_[tr_], stim_[tr_], subj_[tr_], None),
+    }
+    out = {}
+    for s in ds_.subjects:
+        q = te_ & (subj_ == s)
+        out[s] = {k: top1_hits(f, Xs_[q], subj_[q], Y_[q], stim_[q]) for k, f in fitted.items()}
+        out[s]["stimulus"] = stim_[q]
+    return ds_.subjects, out
+
+
+def paired_bootstrap(runs, subject, n_boot=2000, seed=0):
+    """95% interval of the mean (over datasets) Top-1 difference, stimuli resampled."""
+    rng = np.random.default_rng(seed)
+    diffs = np.zeros(n_boot)
+    for _, res in runs:
+        r = res[subject]
+        d = r["contrastive"] - r["ridge"]
+        ids, inv = np.unique(r["stimulus"], return_inverse=True)
+        per_stim = np.bincount(inv, weights=d) / np.bincount(inv)
+        draws = rng.integers(0, ids.size, size=(n_boot, ids.size))
+        diffs += per_stim[draws].mean(axis=1)
+    return np.percentile(diffs / len(runs), [2.5, 97.5])
+
+
+runs = [target_run(seed) for seed in range(5, 10)]
+names = runs[0][0]
+poor = names[-1]
+print(f"{'seed':<6}" + "".join(f"{s + ' ridge/net':>20}" for s in names)
+      + f"{'mean ridge/net':>20}")
+for seed, (_, res) in zip(range(5, 10), runs):
+    cells = [(100 * res[s]["ridge"].mean(), 100 * res[s]["contrastive"].mean()) for s in names]
+    mean = np.mean(cells, axis=0)
+    print(f"{seed:<6}" + "".join(f"{a:>13.1f} /{b:>5.1f}" for a, b in cells)
+          + f"{mean[0]:>13.1f} /{mean[1]:>5.1f}")
+for s in [poor, "mean"]:
+    subs = names if s == "mean" else [s]
+    ridge_t1 = np.mean([[res[u]["ridge"].mean() for u in subs] for _, res in runs])
+    net_t1 = np.mean([[res[u]["contrastive"].mean() for u in subs] for _, res in runs])
+    wins = sum(np.mean([res[u]["contrastive"].mean() - res[u]["ridge"].mean() for u in subs]) > 0
+               for _, res in runs)
+    line = (f"{s}: contrastive {100 * net_t1:.2f}% vs ridge {100 * ridge_t1:.2f}% "
+            f"(higher in {wins}/{len(runs)} datasets")
+    if s != "mean":
+        lo, hi = paired_bootstrap(runs, s)
+        line += f"; difference 95% CI [{100 * lo:+.2f}, {100 * hi:+.2f}] points"
+    print(line + ")")
 print(f"total {time.perf_counter() - start:.0f} s")
