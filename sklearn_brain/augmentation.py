@@ -251,8 +251,8 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
     >>> sel = EncodingVoxelSelector(n_voxels=10).fit(X, F)
     >>> extra = rng.standard_normal((30, 5))
     >>> aug = synthesize_responses(sel, X, F, extra, F[:10], random_state=0)
-    >>> aug.X.shape
-    (30, 10)
+    >>> aug.X.shape, aug.n_excluded_by_similarity  # one extra stimulus is near a test one
+    ((29, 10), 1)
     """
     check_is_fitted(selector)
     if noise not in _NOISE:
