@@ -11,10 +11,11 @@ from . import metrics  # noqa: E402
 from .contrastive import MultiSubjectContrastiveDecoder  # noqa: E402
 from .decoding import RidgeDecoder  # noqa: E402
 from .multimodal import BlockwiseDecoder  # noqa: E402
+from .preprocessing import SubjectStandardScaler  # noqa: E402
 from .selection import EncodingVoxelSelector  # noqa: E402
 
 __all__ = ["BlockwiseDecoder", "EncodingVoxelSelector", "MultiSubjectContrastiveDecoder",
-           "RidgeDecoder", "metrics", "__version__"]
+           "RidgeDecoder", "SubjectStandardScaler", "metrics", "__version__"]
 
 from .cltuned import CLTunedAlexNet  # noqa: E402
 from .encoding import LayerPCA, VoxelwiseEncoder  # noqa: E402

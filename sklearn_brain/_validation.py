@@ -67,6 +67,11 @@ def infer_stimulus_ids(stimulus_features):
     return inverse.ravel()
 
 
+def subject_name(subject):
+    """repr of a subject id for messages ('CSI1', not np.str_('CSI1'))."""
+    return repr(subject.item() if isinstance(subject, np.generic) else subject)
+
+
 def check_subjects(subjects, n_samples):
     """Validate sample-aligned subject ids; returns an array."""
     subj = np.asarray(subjects)

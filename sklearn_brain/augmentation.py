@@ -18,7 +18,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._ridge import loo_predictions, ridge_factorize
-from ._validation import check_stimulus_ids, infer_stimulus_ids
+from ._validation import check_stimulus_ids, infer_stimulus_ids, subject_name
 
 logger = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
     for s in names:
         rows = np.ones(X_sel.shape[0], bool) if s is None else train_subjects == s
         if not rows.any():
-            raise ValueError(f"subject {s!r} has no training samples.")
+            raise ValueError(f"subject {subject_name(s)} has no training samples.")
         Xs = X_sel[rows].astype(np.float64)
         synth = selector.predict_responses(E[index], subject=s)
         if noise is not None:

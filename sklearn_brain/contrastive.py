@@ -52,7 +52,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from . import metrics as _metrics
 from ._backend import resolve_device
 from ._ridge import ridge
-from ._validation import check_alphas, check_subjects
+from ._validation import check_alphas, check_subjects, subject_name
 from .decoding import check_synthetic
 from .losses import DecodingLoss, cosine_loss, mixup_pairs, mse_loss, positives_from_ids
 
@@ -636,8 +636,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         unknown = self.subjects_[idx] != subjects
         if unknown.any():
             raise ValueError(
-                f"subject {subjects[unknown][0]!r} was not seen in fit; known subjects: "
-                f"{self.subjects_.tolist()}.")
+                f"subject {subject_name(subjects[unknown][0])} was not seen in fit; known "
+                f"subjects: {self.subjects_.tolist()}.")
         return idx.astype(np.int64)
 
     def _inputs(self, X, codes, stimulus):
@@ -729,13 +729,13 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 partial = np.flatnonzero(finite.any(axis=0) & ~finite.all(axis=0))
                 if partial.size:
                     raise ValueError(
-                        f"X has NaN/inf on some samples of subject {s!r} in voxel "
+                        f"X has NaN/inf on some samples of subject {subject_name(s)} in voxel "
                         f"{partial[0]}; only whole voxels (padding, outside the brain) may "
                         "be NaN.")
                 c = np.flatnonzero(finite.all(axis=0))
                 if c.size == 0:
-                    raise ValueError(f"subject {s!r} has no voxel that is finite on all of its "
-                                     "samples (an empty subject).")
+                    raise ValueError(f"subject {subject_name(s)} has no voxel that is finite on "
+                                     "all of its samples (an empty subject).")
                 cols.append(c)
             self.subject_columns_ = cols
         self.n_targets_ = Y.shape[1]

@@ -10,7 +10,13 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._ridge import ridge, ridge_cv, ridge_factorize
-from ._validation import check_alphas, check_stimulus_ids, check_subjects, infer_stimulus_ids
+from ._validation import (
+    check_alphas,
+    check_stimulus_ids,
+    check_subjects,
+    infer_stimulus_ids,
+    subject_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +39,7 @@ def _valid_voxels(X, chunk=4096):
 
 
 def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
-    where = f" for subject {subject!r}" if subject is not None else ""
+    where = f" for subject {subject_name(subject)}" if subject is not None else ""
     if isinstance(n_voxels, numbers.Integral) and not isinstance(n_voxels, bool):
         if n_voxels < 1:
             raise ValueError(f"n_voxels must be >= 1, got {n_voxels}.")
@@ -62,7 +68,7 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     n_nan = int(np.sum(~finite))
     n_const = int(np.sum(finite & ~valid))
     if n_nan or n_const:
-        where = f" of subject {subject!r}" if subject is not None else ""
+        where = f" of subject {subject_name(subject)}" if subject is not None else ""
         warnings.warn(
             f"{n_nan} voxels{where} contain NaN/inf and {n_const} are constant; they are "
             "never selected.",
@@ -262,10 +268,11 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
         for s in self.subjects_:
             rows = subjects == s
             if rows.sum() < 3:
-                raise ValueError(f"subject {s!r} has {rows.sum()} samples; need at least 3.")
+                raise ValueError(
+                    f"subject {subject_name(s)} has {rows.sum()} samples; need at least 3.")
             g = None if groups is None else groups[rows]
             if g is not None and np.unique(g).size < 2:
-                raise ValueError(f"subject {s!r} saw fewer than two distinct stimuli.")
+                raise ValueError(f"subject {subject_name(s)} saw fewer than two distinct stimuli.")
             results.append(_fit_one(self, X[rows], F[rows], g, alphas, n_voxels, subject=s))
         self.scores_ = np.stack([r["scores"] for r in results])
         self.best_alphas_ = np.stack([r["best_alphas"] for r in results])
@@ -295,8 +302,8 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
         unknown = self.subjects_[idx] != subjects
         if unknown.any():
             raise ValueError(
-                f"subject {subjects[unknown][0]!r} was not seen in fit; known subjects: "
-                f"{self.subjects_.tolist()}."
+                f"subject {subject_name(subjects[unknown][0])} was not seen in fit; known "
+                f"subjects: {self.subjects_.tolist()}."
             )
         return idx
 

@@ -10,6 +10,7 @@ from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain.encoding import LayerPCA, VoxelwiseEncoder
 from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder
 from sklearn_brain.multimodal import BlockwiseDecoder
+from sklearn_brain.preprocessing import SubjectStandardScaler
 
 ESTIMATORS = [
     # small n_voxels: the checks use data with only a handful of features
@@ -20,6 +21,7 @@ ESTIMATORS = [
     # tiny network, few epochs: the checks fit it dozens of times
     MultiSubjectContrastiveDecoder(shared_dim=4, hidden_dims=(8,), max_epochs=3, batch_size=32),
     BlockwiseDecoder(),
+    SubjectStandardScaler(),
 ]
 
 EXPECTED_FAILED_CHECKS = {
@@ -37,6 +39,7 @@ EXPECTED_FAILED_CHECKS = {
     # randomness comes from random_state, __init__ stores only its signature
     "MultiSubjectContrastiveDecoder": {},
     "BlockwiseDecoder": {},
+    "SubjectStandardScaler": {},
 }
 
 

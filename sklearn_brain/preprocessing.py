@@ -1,0 +1,160 @@
+"""Per-subject standardisation of ragged multi-subject responses.
+
+In the NaN-padded multi-subject array (see
+:class:`~sklearn_brain.MultiSubjectContrastiveDecoder`), column ``j`` of one
+subject and column ``j`` of another are different voxels of different
+brains.  :class:`~sklearn.preprocessing.StandardScaler` pools them into one
+mean and standard deviation; the seed study z-scored each subject's betas
+with that subject's training statistics, which is what
+:class:`SubjectStandardScaler` does inside a Pipeline (``subjects`` routed
+like ``groups``).
+"""
+
+import numpy as np
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._validation import check_subjects, subject_name
+
+__all__ = ["SubjectStandardScaler"]
+
+
+def _nan_moments(X):
+    """Per-column mean and standard deviation over the finite entries (NaN where none)."""
+    finite = np.isfinite(X)
+    n = finite.sum(axis=0)
+    Z = np.where(finite, X, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = Z.sum(axis=0) / n
+        var = (np.where(finite, X - mean, 0.0) ** 2).sum(axis=0) / n
+    return mean, np.sqrt(var)
+
+
+class SubjectStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Standardise every voxel with its own subject's training mean and SD.
+
+    Each subject's rows are centred and scaled with the mean and standard
+    deviation of that subject's rows seen in ``fit``; NaN (the padding of
+    the ragged array, or missing voxels) is ignored in the statistics and
+    kept in the output.  A voxel that is constant over a subject's training
+    rows is centred and left unscaled (scikit-learn's convention).  Without
+    ``subjects`` it is a NaN-aware :class:`~sklearn.preprocessing.StandardScaler`.
+
+    ``fit`` and ``transform`` request ``subjects`` by default
+    (``sklearn.set_config(enable_metadata_routing=True)`` routes them in a
+    Pipeline and slices them per fold).
+
+    Parameters
+    ----------
+    with_mean : bool, default=True
+    with_std : bool, default=True
+
+    Attributes
+    ----------
+    subjects_ : ndarray of shape (n_subjects,) or None
+        Subjects seen in ``fit`` (``None`` without ``subjects``).
+    mean_ : ndarray of shape (n_subjects, n_features) or (n_features,)
+        Per-subject training means (NaN for a subject's padding).
+    scale_ : ndarray, same shape as ``mean_``
+        Per-subject training standard deviations (1 for constant voxels).
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.preprocessing import SubjectStandardScaler
+    >>> X = np.array([[1.0, 10.0], [3.0, 30.0], [100.0, np.nan], [300.0, np.nan]])
+    >>> subjects = np.array(["a", "a", "b", "b"])
+    >>> SubjectStandardScaler().fit_transform(X, subjects=subjects)
+    array([[-1., -1.],
+           [ 1.,  1.],
+           [-1., nan],
+           [ 1., nan]])
+    """
+
+    __metadata_request__fit = {"subjects": True}
+    __metadata_request__transform = {"subjects": True}
+
+    def __init__(self, *, with_mean=True, with_std=True):
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X, y=None, *, subjects=None):
+        """Per-subject means and standard deviations.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+            NaN allowed (padding, missing voxels).
+        y : ignored
+        subjects : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        if np.isinf(X).any():
+            raise ValueError("X contains inf.")
+        if subjects is None:
+            self.subjects_ = None
+            self.mean_, self.scale_ = self._moments(X)
+            return self
+        subjects = check_subjects(subjects, X.shape[0])
+        self.subjects_ = np.unique(subjects)
+        moments = [self._moments(X[subjects == s]) for s in self.subjects_]
+        self.mean_ = np.stack([m for m, _ in moments])
+        self.scale_ = np.stack([s for _, s in moments])
+        return self
+
+    def _moments(self, X):
+        mean, sd = _nan_moments(X.astype(np.float64))
+        scale = np.where((sd > 0) & np.isfinite(sd), sd, 1.0) if self.with_std else np.ones_like(sd)
+        if not self.with_mean:
+            mean = np.where(np.isnan(mean), np.nan, 0.0)
+        return mean, scale
+
+    def transform(self, X, *, subjects=None):
+        """Standardise each row with its subject's statistics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_voxels)
+        subjects : array-like of shape (n_samples,), default=None
+            Required when fitted with ``subjects``; every subject must have
+            been seen in ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_voxels)
+            NaN where ``X`` is NaN, and on a subject's columns that had no
+            finite training value.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
+                          ensure_all_finite="allow-nan", copy=True)
+        if np.isinf(X).any():
+            raise ValueError("X contains inf.")
+        if self.subjects_ is None:
+            if subjects is not None:
+                raise ValueError("subjects were given to transform but not to fit.")
+            return ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
+        if subjects is None:
+            raise ValueError(
+                f"This scaler was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
+        subjects = check_subjects(subjects, X.shape[0])
+        idx = np.clip(np.searchsorted(self.subjects_, subjects), 0, len(self.subjects_) - 1)
+        unknown = self.subjects_[idx] != subjects
+        if unknown.any():
+            raise ValueError(f"subject {subject_name(subjects[unknown][0])} was not seen in "
+                             f"fit; known subjects: {self.subjects_.tolist()}.")
+        return ((X - self.mean_[idx]) / self.scale_[idx]).astype(X.dtype, copy=False)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then transform the same data (routing ``subjects`` to both)."""
+        return self.fit(X, y, **fit_params).transform(X, subjects=fit_params.get("subjects"))
