@@ -275,6 +275,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     optimizer : torch optimizer class, default=torch.optim.AdamW
     max_epochs : int, default=30
     batch_size : int, default=256
+        At least 2 with a contrastive term (``alpha > 0``).  A batch whose
+        samples all show one stimulus (at most the last, small one in
+        practice) is trained on the regression term alone.
     lr_schedule : {"cosine", None}, default="cosine"
     valid_fraction : float in [0, 1), default=0.1
         Fraction of the stimuli held out for early stopping (0: none).  Only
@@ -716,6 +719,16 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 raise ValueError(f"stimulus_ids must be 1-D with one id per sample ({n}), got "
                                  f"shape {stimulus.shape}.")
             stimulus = np.unique(stimulus, return_inverse=True)[1].ravel()
+        if self.alpha > 0 and Y.shape[1] >= 2:
+            # the contrastive term needs negatives: other stimuli in the batch
+            if self.batch_size < 2:
+                raise ValueError(
+                    f"batch_size={self.batch_size} leaves no negative for the contrastive loss "
+                    f"(alpha={self.alpha}); use batch_size >= 2, or alpha=0 for regression only.")
+            if stimulus.max() == 0:
+                raise ValueError(
+                    "every sample shows the same stimulus: a contrastive loss needs at least two "
+                    "distinct stimuli (alpha > 0); use alpha=0 for regression only.")
         if subjects is None:
             self.subjects_ = np.array([None], dtype=object)
             codes = np.zeros(n, dtype=np.int64)

@@ -155,6 +155,12 @@ def test_bad_input():
         _net().fit(X, Y, subjects=subj, stimulus_ids=stim[:5])
     with pytest.raises(AttributeError, match="partial_fit"):
         net.partial_fit(X, Y)
+    with pytest.raises(ValueError, match="batch_size=1 leaves no negative"):
+        _net(batch_size=1).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    with pytest.raises(ValueError, match="same stimulus"):
+        _net().fit(X, np.repeat(Y[:1], len(Y), axis=0), subjects=subj)
+    # regression only: both are fine
+    _net(batch_size=1, alpha=0.0, max_epochs=1, valid_fraction=0).fit(X[:40], Y[:40])
 
 
 def test_silent_and_checkpoint(tmp_path, capsys):
