@@ -5,7 +5,7 @@ import pytest
 from sklearn.linear_model import Ridge
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_brain.datasets import make_bold5000_like, subject_arrays
+from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays, subject_arrays
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +209,25 @@ def test_subject_arrays(tiny):
         subject_arrays(tiny, "CSI2", modality="audio")
     with pytest.raises(ValueError, match="Unknown subject"):
         subject_arrays(tiny, "CSI9")
+
+
+def test_multi_subject_arrays(tiny):
+    X, Y, stim, subj, is_test = multi_subject_arrays(tiny, modality="text",
+                                                     subjects=["CSI4", "CSI1"])
+    assert X.dtype == np.float32 and subj.tolist()[0] == "CSI4"
+    for s in ("CSI4", "CSI1"):
+        Xs, Ys, stim_s, test_s = subject_arrays(tiny, s, modality="text")
+        rows = subj == s
+        np.testing.assert_array_equal(X[rows][:, :Xs.shape[1]], Xs)  # NaN columns included
+        assert np.isnan(X[rows][:, Xs.shape[1]:]).all()
+        np.testing.assert_array_equal(Y[rows], Ys)
+        np.testing.assert_array_equal(stim[rows], stim_s)
+        np.testing.assert_array_equal(is_test[rows], test_s)
+    assert X.shape[1] == max(tiny.data[s].X.shape[1] for s in ("CSI4", "CSI1"))
+    with pytest.raises(ValueError, match="empty"):
+        multi_subject_arrays(tiny, subjects=[])
+    with pytest.raises(ValueError, match="Unknown subject"):
+        multi_subject_arrays(tiny, subjects=["CSI9"])
 
 
 @pytest.mark.parametrize(

@@ -41,9 +41,10 @@ from sklearn_brain import (
     EncodingVoxelSelector,
     MultiSubjectContrastiveDecoder,
     RidgeDecoder,
+    SubjectStandardScaler,
 )
 from sklearn_brain.augmentation import synthesize_responses
-from sklearn_brain.datasets import make_bold5000_like
+from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
 from sklearn_brain.metrics import bootstrap_ci, identification_accuracy, top_k_accuracy
 
 SEED = 0
@@ -56,24 +57,11 @@ start = time.perf_counter()
 
 
 def prepare(seed):
-    """The simulator's ragged array, per-subject z-scored with training statistics."""
+    """The simulator's ragged array, each subject z-scored with its training statistics."""
     ds = make_bold5000_like(random_state=seed)
-    width = max(d.X.shape[1] for d in ds.data.values())
-    X, subjects, stim, is_test = [], [], [], []
-    for s in ds.subjects:
-        d = ds.data[s]
-        Xs = d.X.astype(np.float64)
-        train = ~d.is_test
-        with np.errstate(invalid="ignore"):
-            mu, sd = Xs[train].mean(axis=0), Xs[train].std(axis=0)
-        Xs = (Xs - mu) / np.where(sd > 0, sd, 1.0)
-        pad = np.full((Xs.shape[0], width), np.nan, dtype=np.float32)
-        pad[:, :Xs.shape[1]] = Xs
-        X.append(pad)
-        subjects += [s] * Xs.shape[0]
-        stim.append(d.stimulus_ids)
-        is_test.append(d.is_test)
-    return ds, np.vstack(X), np.array(subjects), np.concatenate(stim), np.concatenate(is_test)
+    X, _, stim, subjects, is_test = multi_subject_arrays(ds)
+    scaler = SubjectStandardScaler().fit(X[~is_test], subjects=subjects[~is_test])
+    return ds, scaler.transform(X, subjects=subjects), subjects, stim, is_test
 
 
 ds, X, subjects, stim, is_test = prepare(SEED)

@@ -4,10 +4,10 @@ from ._algonauts import load_algonauts2023
 from ._bold5000 import load_bold5000
 from ._nod import load_nod
 
-from ._simulate import make_bold5000_like, subject_arrays
+from ._simulate import make_bold5000_like, multi_subject_arrays, subject_arrays
 from ._simulate_images import make_image_world
 
 __all__ = []
-__all__ += ["make_bold5000_like", "subject_arrays"]
+__all__ += ["make_bold5000_like", "multi_subject_arrays", "subject_arrays"]
 __all__ += ["load_bold5000", "load_algonauts2023", "load_nod"]
 __all__ += ["make_image_world"]

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 from sklearn.utils import Bunch
 
-__all__ = ["make_bold5000_like", "subject_arrays"]
+__all__ = ["make_bold5000_like", "multi_subject_arrays", "subject_arrays"]
 
 # Relative voxel counts of successive subjects when ``n_voxels`` is an int, so
 # that subjects differ as real brains do (cycled beyond four subjects).
@@ -512,3 +512,51 @@ def subject_arrays(bunch, subject, *, modality="image"):
         )
     d = bunch.data[subject]
     return d.X, emb[d.stimulus_ids], d.stimulus_ids, d.is_test
+
+
+def multi_subject_arrays(bunch, *, modality="image", subjects=None):
+    """All subjects' trials in one NaN-padded array, with sample-aligned metadata.
+
+    The ragged representation of :class:`~sklearn_brain.MultiSubjectContrastiveDecoder`,
+    :class:`~sklearn_brain.EncodingVoxelSelector` and
+    :class:`~sklearn_brain.SubjectStandardScaler`: subject ``s``'s voxels
+    fill the first ``n_voxels(s)`` columns of its rows, the rest is NaN.
+
+    Parameters
+    ----------
+    bunch : Bunch
+        Output of :func:`make_bold5000_like`.
+    modality : {"image", "text", "multi"}, default="image"
+    subjects : sequence of str, default=None
+        Subjects to stack, in this order; ``None``: all of them.
+
+    Returns
+    -------
+    X : ndarray of shape (n_trials, max_n_voxels), float32
+    Y : ndarray of shape (n_trials, n_features), float32
+    stimulus_ids : ndarray of shape (n_trials,), int64
+        Shared across subjects (the same image has the same id).
+    subject_ids : ndarray of shape (n_trials,), str
+    is_test : ndarray of shape (n_trials,), bool
+
+    Examples
+    --------
+    >>> from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
+    >>> ds = make_bold5000_like(preset="tiny")
+    >>> X, Y, stim, subj, is_test = multi_subject_arrays(ds)
+    >>> X.shape[1] == max(d.X.shape[1] for d in ds.data.values())
+    True
+    """
+    names = list(bunch.subjects) if subjects is None else list(subjects)
+    if not names:
+        raise ValueError("subjects is empty.")
+    parts = [subject_arrays(bunch, s, modality=modality) for s in names]
+    width = max(p[0].shape[1] for p in parts)
+    X = np.full((sum(p[0].shape[0] for p in parts), width), np.nan, dtype=np.float32)
+    start = 0
+    for Xs, *_ in parts:
+        X[start:start + Xs.shape[0], :Xs.shape[1]] = Xs
+        start += Xs.shape[0]
+    return (X, np.vstack([p[1] for p in parts]), np.concatenate([p[2] for p in parts]),
+            np.concatenate([np.full(p[0].shape[0], s) for s, p in zip(names, parts)]),
+            np.concatenate([p[3] for p in parts]))
