@@ -17,8 +17,13 @@ with :func:`make_subject_scorer` pass them on to ``predict``.
 Ragged input.  Subjects have different voxel counts; their rows share one
 array of shape (n_samples, max_n_voxels), padded with NaN beyond (or outside)
 each subject's voxels, the representation
-:class:`~sklearn_brain.EncodingVoxelSelector` also reads.  A subject's layer
-takes the columns that are finite on all of its training rows.
+:class:`~sklearn_brain.EncodingVoxelSelector` and
+:class:`~sklearn_brain.SubjectStandardScaler` also read
+(:func:`~sklearn_brain.datasets.multi_subject_arrays` builds it for the
+simulator).  A subject's layer takes the columns that are finite on all of
+its training rows.  A Pipeline ``SubjectStandardScaler ->
+EncodingVoxelSelector -> MultiSubjectContrastiveDecoder`` runs on the raw
+ragged array.
 """
 
 import contextlib
