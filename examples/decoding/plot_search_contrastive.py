@@ -8,10 +8,11 @@ widths) but tuned them on a validation set that shared repeated images with
 the training set, and never used the searched trunk widths.  Here the same
 search space, scaled down to the "tiny" simulator, runs through
 :class:`~sklearn.model_selection.RandomizedSearchCV` on a
-``EncodingVoxelSelector -> MultiSubjectContrastiveDecoder`` pipeline on the
-raw NaN-padded multi-subject array: ``subjects`` and ``stimulus_ids`` are routed to every step and
-scorer, the folds are grouped by stimulus (:class:`~sklearn.model_selection.GroupKFold`),
-and voxels are selected inside each fold.
+``SubjectStandardScaler -> EncodingVoxelSelector -> MultiSubjectContrastiveDecoder``
+pipeline on the raw NaN-padded multi-subject array: ``subjects`` and
+``stimulus_ids`` are routed to every step and scorer, the folds are grouped
+by stimulus (:class:`~sklearn.model_selection.GroupKFold`), and the
+per-subject z-scoring and the voxel selection happen inside each fold.
 
 To run the same search on a Dask cluster, wrap ``search.fit`` in
 ``joblib.parallel_config(backend="dask")`` with a ``distributed.Client``
@@ -19,32 +20,31 @@ connected (``pip install sklearn-brain[dask]``).
 """
 
 # %%
+import warnings
+
 import numpy as np
 import sklearn
 from scipy.stats import loguniform
 from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 from sklearn.pipeline import make_pipeline
 
-from sklearn_brain import EncodingVoxelSelector, MultiSubjectContrastiveDecoder
+from sklearn_brain import (
+    EncodingVoxelSelector,
+    MultiSubjectContrastiveDecoder,
+    SubjectStandardScaler,
+)
 from sklearn_brain.contrastive import make_subject_scorer
-from sklearn_brain.datasets import make_bold5000_like
+from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
 
 SEED = 0
 sklearn.set_config(enable_metadata_routing=True)
+# the NaN padding of the ragged array is reported per subject by the selector
+warnings.filterwarnings("ignore", message=".*voxels of subject.*contain NaN")
 
 ds = make_bold5000_like(preset="tiny", random_state=SEED)
-width = max(d.X.shape[1] for d in ds.data.values())
-X, subjects, stim = [], [], []
-for s in ds.subjects:
-    d = ds.data[s]
-    keep = ~d.is_test  # the search uses the training trials only
-    pad = np.full((keep.sum(), width), np.nan, dtype=np.float32)
-    pad[:, :d.X.shape[1]] = d.X[keep]
-    X.append(pad)
-    subjects += [s] * int(keep.sum())
-    stim.append(d.stimulus_ids[keep])
-X, subjects, stim = np.vstack(X), np.array(subjects), np.concatenate(stim)
-Y = ds.image_embeddings[stim]
+X, Y, stim, subjects, is_test = multi_subject_arrays(ds)
+# the search uses the training trials only
+X, Y, stim, subjects = X[~is_test], Y[~is_test], stim[~is_test], subjects[~is_test]
 
 # %%
 # The seed's search space, scaled down (widths / 32, batch sizes / 8)
@@ -59,6 +59,7 @@ space = {
     "multisubjectcontrastivedecoder__temperature": [0.05, 0.1, 0.3],
 }
 pipe = make_pipeline(
+    SubjectStandardScaler(),  # each subject's voxels z-scored with its training fold
     EncodingVoxelSelector(n_voxels=60),
     MultiSubjectContrastiveDecoder(shared_dim=32, max_epochs=8, patience=3, random_state=SEED),
 )
