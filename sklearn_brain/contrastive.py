@@ -275,6 +275,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         Grid of the per-subject ridge (``None``: :class:`RidgeDecoder`'s),
         the alpha chosen per subject by :class:`~sklearn_brain.RidgeDecoder`'s
         closed-form held-out criterion.
+    ridge_anchor : float >= 0, default=0.0
+        Weight of a penalty that keeps each subject layer near its ridge
+        initialisation (MindEye2's "regularised toward" the per-subject
+        ridge solutions): ``ridge_anchor * mean_s ||W_s - W_s0||^2 /
+        ||W_s0||^2``, added to the training loss, with ``W_s0`` the ridge
+        initialisation of subject ``s``'s layer.  Needs ``ridge_init=True``.
     lr : float, default=1e-3
     weight_decay : float, default=1e-2
     optimizer : torch optimizer class, default=torch.optim.AdamW
@@ -380,7 +386,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     def __init__(self, shared_dim=256, *, hidden_dims=(256,), activation="gelu", dropout=0.1,
                  residual=True, alpha=0.5, contrastive="infonce", regression="mse",
                  temperature=0.1, learnable_temperature=False, mixup_fraction=0.0,
-                 mixup_beta=0.15, ridge_init=True, ridge_alphas=None, lr=1e-3,
+                 mixup_beta=0.15, ridge_init=True, ridge_alphas=None, ridge_anchor=0.0,
+                 lr=1e-3,
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
                  refit=True, checkpoint_dir=None, extra_callbacks=None, device="cpu",
@@ -399,6 +406,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self.mixup_beta = mixup_beta
         self.ridge_init = ridge_init
         self.ridge_alphas = ridge_alphas
+        self.ridge_anchor = ridge_anchor
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer = optimizer
@@ -559,8 +567,18 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             mix = mixup_pairs(len(yi), beta=self.mixup_beta, rng=self._rng, device=self.device)
         y_pred = self.infer(Xi, mix=mix)
         loss = self._batch_loss(y_pred, yi, Xi, mix=mix)
+        if self.ridge_anchor > 0:
+            loss = loss + self.ridge_anchor * self._anchor_penalty()
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}
+
+    def _anchor_penalty(self):
+        """Mean over subjects of ||W_s - W_s0||^2 / ||W_s0||^2 (ridge initialisation W_s0)."""
+        terms = []
+        for key, layer in self.module_.subject_layers.items():
+            w0 = getattr(self.module_, f"anchor_{key}")
+            terms.append(((layer.weight - w0) ** 2).sum() / (w0 ** 2).sum().clamp_min(1e-12))
+        return torch.stack(terms).mean()
 
     # ---------------------------------------------------------------- helpers
     @contextlib.contextmanager
@@ -616,6 +634,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 layer.weight[:k] = torch.as_tensor((coefs[i] @ P).T, dtype=layer.weight.dtype)
                 layer.bias[:k] = torch.as_tensor((intercepts[i] - mean_intercept) @ P,
                                                  dtype=layer.bias.dtype)
+                if self.ridge_anchor > 0:
+                    # the anchor travels with the module (device, state dict)
+                    module.register_buffer(f"anchor_{i}", layer.weight.detach().clone())
             if self.residual:
                 for block in module.trunk:
                     block.fc2.weight.zero_()
@@ -712,6 +733,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             raise ValueError(f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}.")
         if not 0 <= self.mixup_fraction <= 1:
             raise ValueError(f"mixup_fraction must lie in [0, 1], got {self.mixup_fraction!r}.")
+        if isinstance(self.ridge_anchor, bool) or not float(self.ridge_anchor) >= 0:
+            raise ValueError(f"ridge_anchor must be a float >= 0, got {self.ridge_anchor!r}.")
+        if self.ridge_anchor > 0 and not self.ridge_init:
+            raise ValueError("ridge_anchor > 0 pulls the subject layers toward their ridge "
+                             "initialisation: it needs ridge_init=True.")
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                              f"got {self.activation!r}.")

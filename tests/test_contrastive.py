@@ -241,3 +241,33 @@ def test_synthetic_rows_never_validated():
         assert fitted.ridge_alphas_[i] == ref.alpha_
     with pytest.raises(ValueError, match="one value per sample"):
         _net().fit(Xa, Ya, subjects=subj_a, synthetic=synthetic[:-1])
+
+
+def test_ridge_anchor_keeps_subject_layers_near_their_ridge_init():
+    X, Y, subj, stim = _data()
+    kw = dict(max_epochs=5, lr=1e-2, valid_fraction=0.0, ridge_alphas=[10.0])
+    init = _net(max_epochs=0, valid_fraction=0.0, ridge_alphas=[10.0]).fit(
+        X, Y, subjects=subj, stimulus_ids=stim)
+
+    def rel_change(net):
+        return [float(((a.weight - b.weight) ** 2).sum().detach() / (b.weight ** 2).sum().detach())
+                for a, b in zip(net.module_.subject_layers.values(),
+                                init.module_.subject_layers.values())]
+
+    free = _net(**kw).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    held = _net(ridge_anchor=1e4, **kw).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    assert min(rel_change(free)) > 1e-2
+    assert max(rel_change(held)) < 1e-3
+    # the penalty is the mean relative squared distance to the ridge weights
+    layer = held.module_.subject_layers["1"]
+    w0 = held.module_.anchor_1.clone()
+    with torch.no_grad():
+        for key, other in held.module_.subject_layers.items():
+            other.weight.copy_(getattr(held.module_, f"anchor_{key}"))
+        layer.weight.mul_(1.5)  # ||1.5 W0 - W0||^2 / ||W0||^2 = 0.25, one subject of three
+    assert float(held._anchor_penalty()) == pytest.approx(0.25 / 3, rel=1e-5)
+    assert torch.equal(held.module_.state_dict()["anchor_1"], w0)
+    with pytest.raises(ValueError, match="ridge_anchor must be"):
+        _net(ridge_anchor=-1.0).fit(X, Y, subjects=subj)
+    with pytest.raises(ValueError, match="needs ridge_init=True"):
+        _net(ridge_anchor=1.0, ridge_init=False).fit(X, Y, subjects=subj)
