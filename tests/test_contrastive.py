@@ -228,9 +228,8 @@ def test_synthetic_rows_never_validated():
     np.testing.assert_array_equal(train[train < len(X)], real_train)
     # fit: each subject's ridge initialisation selects alpha on its real
     # training rows only (the synthetic rows are trained on)
-    fitted = _net(valid_fraction=0.2, refit=False).fit(Xa, Ya, subjects=subj_a,
-                                                        stimulus_ids=stim_a,
-                                                        synthetic=synthetic)
+    fitted = _net(valid_fraction=0.2, refit=False).fit(
+        Xa, Ya, subjects=subj_a, stimulus_ids=stim_a, synthetic=synthetic)
     assert np.isfinite(fitted.validation_history_[:, "valid_top1"]).all()
     seed = int(np.random.RandomState(0).randint(2**31 - 1))  # fit's split seed
     fit_train, _ = net._split(np.unique(stim_a, return_inverse=True)[1], seed, synthetic)
