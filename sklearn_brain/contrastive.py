@@ -347,6 +347,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     ridge-initialised network was less reliable there: on three of the
     development datasets, data-poor subject 5.3% vs ridge 5.0% (lower on
     one), mean 9.2% vs 8.4%.
+    ``ridge_anchor`` did not help there (five development datasets,
+    data-poor subject / mean Top-1): lr 3e-5 6.0 / 10.0% without, 6.1 / 9.9%
+    with ``ridge_anchor=1``; lr 1e-4 5.7 / 9.5% without, 5.6 / 9.7% with 1,
+    5.0 / 9.2% with 10.
 
     Examples
     --------
