@@ -19,6 +19,7 @@ Prints a table and writes JSON (``--output``).  Not collected by pytest.
 
 import argparse
 import json
+import os
 import platform
 import resource
 import time
@@ -143,7 +144,7 @@ def main(argv=None):
     p.add_argument("--n-encoding", type=int, default=500)
     p.add_argument("--pca", type=int, default=100)
     p.add_argument("--skip-baseline", action="store_true")
-    p.add_argument("--output", default="bench_cltuned.json")
+    p.add_argument("--output", default="benchmarks/results/bench_cltuned.json")
     args = p.parse_args(argv)
     device = str(resolve_device(args.device))
     world = make_image_world(n_train_images=max(args.n_images, args.n_encoding),
@@ -172,6 +173,7 @@ def main(argv=None):
               f"Ridge fits, {e['baseline_seconds']:.2f} s (PCA {e['baseline_pca_seconds']:.2f} s, "
               f"Ridge {e['baseline_ridge_seconds']:.2f} s; "
               f"{e['baseline_seconds'] / e['seconds']:.1f}x slower)")
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
         json.dump(result, f, indent=2)
     return result

@@ -9,11 +9,12 @@ next, measured by a skorch callback), which should stay under 10%.
 Usage::
 
     python benchmarks/bench_contrastive.py --samples-per-subject 1000 --epochs 2 \
-        --out bench_contrastive.json
+        --out benchmarks/results/bench_contrastive.json
 """
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -69,7 +70,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default="bench_contrastive.json")
+    parser.add_argument("--out", default="benchmarks/results/bench_contrastive.json")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -115,6 +116,7 @@ def main(argv=None):
     for key, value in result.items():
         shown = f"{value:.3f}" if isinstance(value, float) else value
         print(f"{key:<{width}}  {shown}")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     return result

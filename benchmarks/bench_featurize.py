@@ -76,7 +76,8 @@ def main(argv=None):
     parser.add_argument("--precision", default="float32", choices=["float32", "float16", "bfloat16"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--models", nargs="+", default=["alexnet", "clip"], choices=["alexnet", "clip"])
-    parser.add_argument("--out", default="bench_featurize.json")
+    parser.add_argument("--out",
+                        default="benchmarks/results/bench_featurize.json")
     args = parser.parse_args(argv)
 
     import torch
@@ -114,6 +115,7 @@ def main(argv=None):
         "platform": platform.platform(),
         "results": rows,
     }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {args.out}")
