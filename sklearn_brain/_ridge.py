@@ -575,6 +575,19 @@ def _resolve_splitter(cv, groups):
     return check_cv(cv)
 
 
+def _loo_setup(factors, Y, alphas, groups):
+    """Centred targets, ``U^T Y`` and everything the closed-form held-out residuals need."""
+    U, wdtype = factors.U, factors.U.dtype
+    blocks = _group_blocks(groups, factors.n_samples)
+    Yk = _load_chunk(np.asarray(Y), slice(None), U.device, wdtype)
+    y_mean = Yk.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Yk[0])
+    Yk -= y_mean
+    UtY = U.T @ Yk
+    d = _shrinkage(factors.s, alphas, wdtype)
+    h = _hat_diag(factors, d)
+    return Yk, y_mean, UtY, d, h, _block_inverses(factors, d, blocks)
+
+
 def loo_predictions(factors, Y, alphas, groups=None):
     """Exact leave-one-out (leave-one-group-out) predictions for every alpha.
 
@@ -593,15 +606,8 @@ def loo_predictions(factors, Y, alphas, groups=None):
         Reusable to compute coefficients with :func:`ridge_coef_from_factors`.
     y_mean : tensor of shape (n_targets,)
     """
-    U, wdtype = factors.U, factors.U.dtype
-    blocks = _group_blocks(groups, factors.n_samples)
-    Yk = _load_chunk(np.asarray(Y), slice(None), U.device, wdtype)
-    y_mean = Yk.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Yk[0])
-    Yk -= y_mean
-    UtY = U.T @ Yk
-    d = _shrinkage(factors.s, alphas, wdtype)
-    h = _hat_diag(factors, d)
-    blocks = _block_inverses(factors, d, blocks)
+    U = factors.U
+    Yk, y_mean, UtY, d, h, blocks = _loo_setup(factors, Y, alphas, groups)
     preds = []
     for a in range(len(alphas)):
         R = torch.addmm(Yk, U, UtY * d[a][:, None], alpha=-1)
@@ -609,6 +615,31 @@ def loo_predictions(factors, Y, alphas, groups=None):
         E = _heldout_residuals(factors, R, idx, d, h, blocks)
         preds.append(to_numpy(Yk - E + y_mean))
     return preds, UtY, y_mean
+
+
+def loo_residuals(factors, Y, alphas, alpha_per_target, groups=None):
+    """Exact leave-one-out (leave-one-group-out) residuals, each target at its own alpha.
+
+    Parameters
+    ----------
+    factors : RidgeFactors
+    Y : array-like of shape (n_samples, n_targets)
+    alphas : ndarray of shape (n_alphas,)
+    alpha_per_target : array-like of int of shape (n_targets,)
+        Index into ``alphas`` of each target's alpha.
+    groups : array-like of shape (n_samples,), default=None
+
+    Returns
+    -------
+    residuals : ndarray of shape (n_samples, n_targets)
+        ``Y`` minus the prediction of a model fitted without the sample
+        (without its group).
+    """
+    U = factors.U
+    Yk, _, UtY, d, h, blocks = _loo_setup(factors, Y, alphas, groups)
+    idx = torch.as_tensor(np.asarray(alpha_per_target), dtype=torch.long, device=U.device)
+    R = Yk - U @ (UtY * d[idx].T)
+    return to_numpy(_heldout_residuals(factors, R, idx, d, h, blocks))
 
 
 def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,

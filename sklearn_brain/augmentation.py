@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._ridge import loo_predictions, ridge_factorize
+from ._ridge import loo_residuals, ridge_factorize
 from ._validation import check_stimulus_ids, infer_stimulus_ids, subject_name
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def heldout_residuals(selector, features, responses, *, subject=None, stimulus_i
     underestimates the noise of a new trial.  These are the exact
     leave-one-stimulus-out residuals instead (every selected voxel with its
     own alpha, the one the selector chose, closed form through
-    :func:`~sklearn_brain._ridge.loo_predictions`): each row's residual
+    :func:`~sklearn_brain._ridge.loo_residuals`): each row's residual
     comes from a model that never saw that stimulus, the noise level a
     synthetic trial of an unseen stimulus should carry.
 
@@ -93,16 +93,9 @@ def heldout_residuals(selector, features, responses, *, subject=None, stimulus_i
         groups = infer_stimulus_ids(F)
     else:
         groups = check_stimulus_ids(stimulus_ids, F.shape[0])
-    alphas = alphas[selected]
-    grid = np.unique(alphas)
+    grid, which = np.unique(alphas[selected], return_inverse=True)
     factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, dtype="float64")
-    preds, _, _ = loo_predictions(factors, R, grid, groups)
-    which = np.searchsorted(grid, alphas)
-    heldout = np.empty_like(R)
-    for a, pred in enumerate(preds):
-        cols = which == a
-        heldout[:, cols] = pred[:, cols]
-    return R - heldout
+    return loo_residuals(factors, R, grid, which.ravel(), groups)
 
 
 def exclude_test_overlap(extra_features, test_features, *, extra_ids=None, test_ids=None,
