@@ -80,3 +80,16 @@ def check_subjects(subjects, n_samples):
             f"subjects must be 1-D with one id per sample ({n_samples}), got shape {subj.shape}."
         )
     return subj
+
+
+def subject_index(known, subjects):
+    """Index into ``known`` (sorted, as from ``np.unique``) of each sample's subject.
+
+    Raises a clear error for a subject not seen in ``fit``.
+    """
+    idx = np.clip(np.searchsorted(known, subjects), 0, len(known) - 1)
+    unknown = known[idx] != subjects
+    if unknown.any():
+        raise ValueError(f"subject {subject_name(subjects[unknown][0])} was not seen in fit; "
+                         f"known subjects: {known.tolist()}.")
+    return idx

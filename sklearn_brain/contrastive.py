@@ -57,7 +57,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from . import metrics as _metrics
 from ._backend import resolve_device
 from ._ridge import ridge
-from ._validation import check_alphas, check_subjects, subject_name
+from ._validation import check_alphas, check_subjects, subject_index, subject_name
 from .decoding import check_synthetic
 from .losses import DecodingLoss, cosine_loss, mixup_pairs, mse_loss, positives_from_ids
 
@@ -665,13 +665,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if subjects is None:
             raise ValueError(
                 f"This decoder was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
-        idx = np.clip(np.searchsorted(self.subjects_, subjects), 0, len(self.subjects_) - 1)
-        unknown = self.subjects_[idx] != subjects
-        if unknown.any():
-            raise ValueError(
-                f"subject {subject_name(subjects[unknown][0])} was not seen in fit; known "
-                f"subjects: {self.subjects_.tolist()}.")
-        return idx.astype(np.int64)
+        return subject_index(self.subjects_, subjects).astype(np.int64)
 
     def _inputs(self, X, codes, stimulus):
         """The dict skorch iterates over; NaN padding becomes 0 (never read)."""

@@ -10,27 +10,32 @@ with that subject's training statistics, which is what
 like ``groups``).
 """
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_subjects, subject_name
+from ._validation import check_subjects, subject_index
 
 __all__ = ["SubjectStandardScaler"]
 
 
-def _nan_moments(X):
-    """Per-column mean and standard deviation over the finite entries (NaN where none)."""
-    finite = np.isfinite(X)
-    n = finite.sum(axis=0)
-    Z = np.where(finite, X, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = Z.sum(axis=0) / n
-        var = (np.where(finite, X - mean, 0.0) ** 2).sum(axis=0) / n
-    return mean, np.sqrt(var)
+class SubjectTransformMixin:
+    """``fit_transform`` that routes ``subjects`` to ``transform`` as well as ``fit``.
+
+    scikit-learn's ``TransformerMixin.fit_transform`` passes the fit
+    parameters to ``fit`` only; a per-subject transformer needs them in
+    ``transform`` too.
+    """
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then transform the same data (routing ``subjects`` to both)."""
+        return self.fit(X, y, **fit_params).transform(X, subjects=fit_params.get("subjects"))
 
 
-class SubjectStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, TransformerMixin,
+                            BaseEstimator):
     """Standardise every voxel with its own subject's training mean and SD.
 
     Each subject's rows are centred and scaled with the mean and standard
@@ -113,7 +118,11 @@ class SubjectStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimato
         return self
 
     def _moments(self, X):
-        mean, sd = _nan_moments(X.astype(np.float64))
+        with warnings.catch_warnings():
+            # a subject's padding columns are all NaN: their statistics are NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(X, axis=0, dtype=np.float64)
+            sd = np.nanstd(X, axis=0, dtype=np.float64)
         scale = np.where((sd > 0) & np.isfinite(sd), sd, 1.0) if self.with_std else np.ones_like(sd)
         if not self.with_mean:
             mean = np.where(np.isnan(mean), np.nan, 0.0)
@@ -147,14 +156,5 @@ class SubjectStandardScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimato
         if subjects is None:
             raise ValueError(
                 f"This scaler was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
-        subjects = check_subjects(subjects, X.shape[0])
-        idx = np.clip(np.searchsorted(self.subjects_, subjects), 0, len(self.subjects_) - 1)
-        unknown = self.subjects_[idx] != subjects
-        if unknown.any():
-            raise ValueError(f"subject {subject_name(subjects[unknown][0])} was not seen in "
-                             f"fit; known subjects: {self.subjects_.tolist()}.")
+        idx = subject_index(self.subjects_, check_subjects(subjects, X.shape[0]))
         return ((X - self.mean_[idx]) / self.scale_[idx]).astype(X.dtype, copy=False)
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then transform the same data (routing ``subjects`` to both)."""
-        return self.fit(X, y, **fit_params).transform(X, subjects=fit_params.get("subjects"))

@@ -15,8 +15,10 @@ from ._validation import (
     check_stimulus_ids,
     check_subjects,
     infer_stimulus_ids,
+    subject_index,
     subject_name,
 )
+from .preprocessing import SubjectTransformMixin
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     }
 
 
-class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
+class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator):
     """Keep the voxels best predicted by a ridge encoding model.
 
     ``fit(X, y)`` fits, for every voxel, a ridge regression from the stimulus
@@ -296,16 +298,7 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
         return self.support_
 
     def _subject_index(self, subjects, n_samples):
-        subjects = check_subjects(subjects, n_samples)
-        idx = np.searchsorted(self.subjects_, subjects)
-        idx = np.clip(idx, 0, len(self.subjects_) - 1)
-        unknown = self.subjects_[idx] != subjects
-        if unknown.any():
-            raise ValueError(
-                f"subject {subject_name(subjects[unknown][0])} was not seen in fit; known "
-                f"subjects: {self.subjects_.tolist()}."
-            )
-        return idx
+        return subject_index(self.subjects_, check_subjects(subjects, n_samples))
 
     def transform(self, X, *, subjects=None):
         """Keep the selected voxels.
@@ -340,10 +333,6 @@ class EncodingVoxelSelector(SelectorMixin, BaseEstimator):
                 "only voxels the selector drops may be non-finite."
             )
         return out
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then transform the same data (routing ``subjects`` to both)."""
-        return self.fit(X, y, **fit_params).transform(X, subjects=fit_params.get("subjects"))
 
     def inverse_transform(self, X):
         if self.subjects_ is not None:
