@@ -87,6 +87,14 @@ def _positives(target, positives):
     return positives
 
 
+def _cosine_logits(pred, target, temperature, positives):
+    """Validated ``cos(pred_i, target_j) / temperature`` and the positive pairs."""
+    _check_batch(pred, target)
+    _check_temperature(temperature)
+    positives = _positives(target, positives)
+    return F.normalize(pred, dim=1) @ F.normalize(target, dim=1).T / temperature, positives
+
+
 def _soft_ce(logits, probs):
     """Cross-entropy between rows of ``logits`` and target distributions."""
     return -(probs * logits.log_softmax(dim=1)).sum(dim=1).mean()
@@ -120,10 +128,7 @@ def info_nce_loss(pred, target, temperature=0.1, *, positives=None, symmetric=Tr
     -------
     loss : scalar tensor
     """
-    _check_batch(pred, target)
-    _check_temperature(temperature)
-    positives = _positives(target, positives)
-    logits = F.normalize(pred, dim=1) @ F.normalize(target, dim=1).T / temperature
+    logits, positives = _cosine_logits(pred, target, temperature, positives)
     probs = _uniform_rows(positives).to(logits.dtype)
     if not symmetric:
         return _soft_ce(logits, probs)
@@ -206,10 +211,7 @@ def bimixco_loss(pred, target, perm, betas, temperature=0.1, *, positives=None):
     -------
     loss : scalar tensor
     """
-    _check_batch(pred, target)
-    _check_temperature(temperature)
-    positives = _positives(target, positives)
-    logits = F.normalize(pred, dim=1) @ F.normalize(target, dim=1).T / temperature
+    logits, positives = _cosine_logits(pred, target, temperature, positives)
     P = _uniform_rows(positives).to(logits.dtype)
     b = betas.to(logits.dtype)[:, None]
     probs = b * P + (1 - b) * P[perm]
