@@ -80,12 +80,7 @@ def heldout_residuals(selector, features, responses, *, subject=None, stimulus_i
     if R.ndim != 2 or R.shape[0] != F.shape[0]:
         raise ValueError(f"responses must be 2-D with {F.shape[0]} rows like features, got "
                          f"shape {R.shape}.")
-    alphas, selected = selector.best_alphas_, selector.selected_indices_
-    if selector.subjects_ is not None:
-        if subject is None:
-            raise ValueError("This selector was fitted per subject: pass subject=.")
-        i = selector._subject_index(np.asarray([subject]), 1)[0]
-        alphas, selected = alphas[i], selected[i]
+    alphas, selected = selector._subject_attrs(subject, "best_alphas_", "selected_indices_")
     if R.shape[1] != selected.size:
         raise ValueError(f"responses have {R.shape[1]} columns; the selector keeps "
                          f"{selected.size} voxels.")

@@ -297,6 +297,16 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             )
         return self.support_
 
+    def _subject_attrs(self, subject, *names):
+        """Fitted attributes ``names`` of one subject (per-subject mode) or of the one model."""
+        values = [getattr(self, name) for name in names]
+        if self.subjects_ is None:
+            return values
+        if subject is None:
+            raise ValueError("This selector was fitted per subject: pass subject=.")
+        i = self._subject_index(np.asarray([subject]), 1)[0]
+        return [v[i] for v in values]
+
     def _subject_index(self, subjects, n_samples):
         return subject_index(self.subjects_, check_subjects(subjects, n_samples))
 
@@ -364,12 +374,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         F = np.asarray(features, dtype=np.float64)
         if F.ndim == 1:
             F = F.reshape(-1, 1)
-        coef, intercept = self.coef_, self.intercept_
-        if self.subjects_ is not None:
-            if subject is None:
-                raise ValueError("This selector was fitted per subject: pass subject=.")
-            i = self._subject_index(np.asarray([subject]), 1)[0]
-            coef, intercept = coef[i], intercept[i]
+        coef, intercept = self._subject_attrs(subject, "coef_", "intercept_")
         if F.shape[1] != coef.shape[0]:
             raise ValueError(f"features have {F.shape[1]} columns; the encoding model expects "
                              f"{coef.shape[0]}.")
