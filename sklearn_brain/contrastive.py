@@ -340,7 +340,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     image embeddings), ``shared_dim=64, hidden_dims=(256,), lr=3e-5,
     max_epochs=12, patience=3`` with the other defaults beats per-subject
     :class:`~sklearn_brain.RidgeDecoder` on five datasets that played no
-    part in choosing these settings: Top-1 of the data-poor subject 6.5% vs
+    part in choosing these settings: Top-1 of the data-poor subject 6.4% vs
     5.1% (higher in 5 of 5), mean of the subjects 9.9% vs 7.8%
     (``examples/decoding/plot_compare_decoders.py``).  With the default
     ``lr=1e-3`` (suited to a network trained from scratch) the
