@@ -1,14 +1,202 @@
-"""Input validation shared by the estimators (one way, everywhere)."""
+"""Input validation shared by the estimators (one way, everywhere).
+
+Identifiers
+-----------
+``subjects`` and ``stimulus_ids`` may be any hashable values: ints, strings,
+tuples, and also a mix of types (``[1, "a"]``).  Every public entry point
+reads them through :func:`check_ids`, which keeps each value's own type (a
+list ``[1, "1"]`` holds two ids, not one string twice, as ``np.asarray``
+would make it), and factorizes them with :func:`factorize_ids`: sorted like
+``np.unique`` when the ids are mutually comparable, otherwise ordered by
+type name, then value.  A missing id -- ``None`` or a float NaN -- is
+refused with an error naming the sample: it is a hole in the metadata, not
+an identifier.
+
+Parameters
+----------
+Estimators declare ``_parameter_constraints`` in scikit-learn's style
+(:mod:`sklearn.utils._param_validation`) and call :func:`check_params` at
+the top of ``fit``; a bad value raises
+:class:`~sklearn.utils._param_validation.InvalidParameterError` (a
+``ValueError`` and a ``TypeError``) naming the parameter, the expected range
+and the value.
+"""
 
 import logging
+import numbers
+import re
 
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
 from ._ridge import _check_alphas
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_alphas", "check_stimulus_ids", "check_subjects", "infer_stimulus_ids"]
+__all__ = ["check_alphas", "check_ids", "check_params", "check_stimulus_ids", "check_subjects",
+           "factorize_ids", "infer_stimulus_ids", "as_float", "check_int_sequence"]
+
+
+def _is_missing(value):
+    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+
+
+def check_ids(ids, n_samples=None, *, name="ids"):
+    """Sample-aligned identifiers as a canonical 1-D array.
+
+    Parameters
+    ----------
+    ids : array-like of shape (n_samples,)
+        Any hashable values; mixed types are kept as they are (object array).
+    n_samples : int, default=None
+        Required length, when known.
+    name : str, default="ids"
+        Used in messages (``"subjects"``, ``"stimulus_ids"``).
+
+    Returns
+    -------
+    ids : ndarray of shape (n_samples,)
+        A numeric or string array when all ids are numbers or all strings,
+        else an object array of the original values.
+
+    Raises
+    ------
+    ValueError
+        When ``ids`` is not 1-D, has the wrong length, or holds a missing id
+        (``None``, NaN) or an unhashable one.
+    """
+    if isinstance(ids, np.ndarray) and ids.dtype != object:
+        arr = ids
+    else:
+        try:
+            arr = np.asarray(ids)
+        except ValueError:  # ragged nested sequences
+            arr = None
+        if arr is None or arr.dtype.kind in "USO":
+            # np.asarray([1, "a"]) turns 1 into "1": keep each value's own type
+            values = list(ids)
+            arr = np.empty(len(values), dtype=object)
+            for i, v in enumerate(values):
+                arr[i] = v
+    if arr.ndim != 1 or (n_samples is not None and arr.shape[0] != n_samples):
+        want = "" if n_samples is None else f" ({n_samples})"
+        raise ValueError(
+            f"{name} must be 1-D with one id per sample{want}, got shape {arr.shape}.")
+    if arr.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise ValueError(
+                f"{name} contains NaN or inf (sample {bad[0]}); every sample needs an id "
+                f"(missing ids are not allowed).")
+    elif arr.dtype == object:
+        for i, v in enumerate(arr):
+            if _is_missing(v):
+                raise ValueError(f"{name} contains a missing id ({v!r} at sample {i}); every "
+                                 "sample needs an id (any hashable value but None or NaN).")
+            try:
+                hash(v)
+            except TypeError:
+                raise ValueError(f"{name} must hold hashable ids; sample {i} is "
+                                 f"{type(v).__name__} {v!r}.") from None
+        kinds = {("s" if isinstance(v, (str, np.str_)) else
+                  "n" if isinstance(v, numbers.Number) and not isinstance(v, (bool, np.bool_))
+                  else "o") for v in arr}
+        if kinds in ({"s"}, {"n"}):
+            arr = np.asarray(arr.tolist())  # one type: a plain str or numeric array
+    return arr
+
+
+def _sort_key(value):
+    return type(value).__name__, value
+
+
+def factorize_ids(ids):
+    """Unique ids and the index of each sample's id among them.
+
+    Parameters
+    ----------
+    ids : ndarray of shape (n_samples,)
+        As returned by :func:`check_ids`.
+
+    Returns
+    -------
+    uniques : ndarray of shape (n_unique,)
+        Sorted (``np.unique`` order) when the ids are comparable; mixed
+        types are ordered by type name, then value (then ``repr``).
+    codes : ndarray of int64 of shape (n_samples,)
+        ``uniques[codes]`` equals ``ids``.
+    """
+    ids = np.asarray(ids)
+    if ids.dtype != object:
+        uniques, codes = np.unique(ids, return_inverse=True)
+        return uniques, codes.ravel().astype(np.int64)
+    first = {}
+    codes = np.fromiter((first.setdefault(v, len(first)) for v in ids), dtype=np.int64,
+                        count=ids.shape[0])
+    keys = list(first)
+    try:
+        order = sorted(range(len(keys)), key=lambda i: _sort_key(keys[i]))
+    except TypeError:
+        order = sorted(range(len(keys)), key=lambda i: (type(keys[i]).__name__, repr(keys[i])))
+    uniques = np.empty(len(keys), dtype=object)
+    for j, i in enumerate(order):
+        uniques[j] = keys[i]
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[order] = np.arange(len(keys))
+    return uniques, rank[codes]
+
+
+def check_params(estimator, hints=None):
+    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
+
+    Works for any object with ``get_params`` (skorch-based estimators too).
+    ``hints`` maps a parameter name to a sentence appended to its error.
+    """
+    params = estimator.get_params(deep=False)
+    constraints = type(estimator)._parameter_constraints
+    try:
+        validate_parameter_constraints(constraints, params, caller_name=type(estimator).__name__)
+    except InvalidParameterError as exc:
+        msg = str(exc)
+        # sklearn: "The 'cv' parameter of X must be ... Got 'bad' instead." -> the
+        # package's style: "cv must be ..., got 'bad' (X)."
+        m = re.fullmatch(r"The '(\w+)' parameter of (\w+) must be (.*)\. Got (.*) instead\.",
+                         msg, flags=re.S)
+        if m:
+            name, caller, expected, got = m.groups()
+            msg = f"{name} must be {expected}, got {got} ({caller})."
+            if name in (hints or {}):
+                msg = f"{msg} {hints[name]}"
+        raise InvalidParameterError(msg) from None
+
+
+def as_float(y, dtype=np.float64, *, name="y"):
+    """A numeric array (numeric strings converted), or a clear error."""
+    y = np.asarray(y)
+    if y.dtype.kind in "fc":
+        return y
+    try:
+        return y.astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric; could not convert it to floats ({exc}).") \
+            from None
+
+
+def check_int_sequence(value, name, *, low=1, allow_empty=True):
+    """A sequence of ints >= ``low`` (e.g. layer widths) as a tuple of int."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise InvalidParameterError(
+            f"{name} must be a sequence of ints >= {low} (e.g. ({max(low, 1) * 256},)), "
+            f"got {value!r}.")
+    values = tuple(value)
+    if not allow_empty and not values:
+        raise InvalidParameterError(f"{name} must not be empty.")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < low:
+            raise InvalidParameterError(
+                f"{name} must be a sequence of ints >= {low}, got {value!r} "
+                f"(entry {v!r}).")
+    return tuple(int(v) for v in values)
 
 DEFAULT_ALPHAS = np.logspace(-1, 7, 9)
 
@@ -25,18 +213,18 @@ def check_stimulus_ids(stimulus_ids, n_samples, stimulus_features=None, *, name=
 
     When ``stimulus_features`` are given, samples sharing an id must share
     their features (a repeated presentation shows the same stimulus).
+
+    Returns
+    -------
+    codes : ndarray of int64 of shape (n_samples,) or None
+        The stimulus of each sample as an index into the unique ids (see
+        :func:`factorize_ids`); ``None`` when ``stimulus_ids`` is None.
     """
     if stimulus_ids is None:
         return None
-    ids = np.asarray(stimulus_ids)
-    if ids.ndim != 1 or ids.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} must be 1-D with one id per sample ({n_samples}), got shape {ids.shape}."
-        )
-    if ids.dtype.kind == "f" and not np.all(np.isfinite(ids)):
-        raise ValueError(f"{name} contains NaN or inf.")
+    ids = check_ids(stimulus_ids, n_samples, name=name)
+    _, inverse = factorize_ids(ids)
     if stimulus_features is not None:
-        _, inverse = np.unique(ids, return_inverse=True)
         first = np.full(inverse.max() + 1, -1)
         first[inverse[::-1]] = np.arange(n_samples)[::-1]
         ref = stimulus_features[first[inverse]]
@@ -46,7 +234,7 @@ def check_stimulus_ids(stimulus_ids, n_samples, stimulus_features=None, *, name=
                 f"{name}: samples with the same id must have identical stimulus features; "
                 f"sample {bad[0]} (id {ids[bad[0]]!r}) differs from an earlier repeat."
             )
-    return ids
+    return inverse
 
 
 def infer_stimulus_ids(stimulus_features):
@@ -73,23 +261,20 @@ def subject_name(subject):
 
 
 def check_subjects(subjects, n_samples):
-    """Validate sample-aligned subject ids; returns an array."""
-    subj = np.asarray(subjects)
-    if subj.ndim != 1 or subj.shape[0] != n_samples:
-        raise ValueError(
-            f"subjects must be 1-D with one id per sample ({n_samples}), got shape {subj.shape}."
-        )
-    return subj
+    """Validate sample-aligned subject ids (see :func:`check_ids`); returns an array."""
+    return check_ids(subjects, n_samples, name="subjects")
 
 
 def subject_index(known, subjects):
-    """Index into ``known`` (sorted, as from ``np.unique``) of each sample's subject.
+    """Index into ``known`` (the subjects seen in fit) of each sample's subject.
 
     Raises a clear error for a subject not seen in ``fit``.
     """
-    idx = np.clip(np.searchsorted(known, subjects), 0, len(known) - 1)
-    unknown = known[idx] != subjects
-    if unknown.any():
-        raise ValueError(f"subject {subject_name(subjects[unknown][0])} was not seen in fit; "
-                         f"known subjects: {known.tolist()}.")
-    return idx
+    subjects = check_ids(subjects, name="subjects")
+    uniques, codes = factorize_ids(subjects)
+    position = {k: i for i, k in enumerate(known.tolist())}
+    where = np.array([position.get(u, -1) for u in uniques.tolist()], dtype=np.int64)
+    if (where < 0).any():
+        raise ValueError(f"subject {subject_name(uniques[np.flatnonzero(where < 0)[0]])} was "
+                         f"not seen in fit; known subjects: {known.tolist()}.")
+    return where[codes]

@@ -28,6 +28,8 @@ ragged array.
 
 import contextlib
 import logging
+import numbers
+import warnings
 from copy import deepcopy
 
 import numpy as np
@@ -50,6 +52,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
@@ -57,9 +60,27 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from . import metrics as _metrics
 from ._backend import resolve_device
 from ._ridge import ridge
-from ._validation import check_alphas, check_subjects, subject_index, subject_name
+from ._validation import (
+    check_alphas,
+    check_ids,
+    check_int_sequence,
+    check_params,
+    check_stimulus_ids,
+    check_subjects,
+    factorize_ids,
+    subject_index,
+    subject_name,
+)
 from .decoding import check_synthetic
-from .losses import DecodingLoss, cosine_loss, mixup_pairs, mse_loss, positives_from_ids
+from .losses import (
+    _CONTRASTIVE,
+    _REGRESSION,
+    DecodingLoss,
+    cosine_loss,
+    mixup_pairs,
+    mse_loss,
+    positives_from_ids,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -171,8 +192,9 @@ def _subset_arrays(dataset):
 def _per_subject_score(y_true, y_pred, subject, stimulus, metric, **kwargs):
     """Mean over subjects of a retrieval metric on each subject's samples."""
     scores = []
-    for s in np.unique(subject):
-        rows = subject == s
+    _, codes = factorize_ids(subject)
+    for i in range(codes.max() + 1 if codes.size else 0):
+        rows = codes == i
         if np.unique(stimulus[rows]).size < 2:
             continue
         scores.append(metric(y_true[rows], y_pred[rows], stimulus_ids=stimulus[rows], **kwargs))
@@ -369,6 +391,38 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     __metadata_request__fit = {"subjects": True, "stimulus_ids": True, "synthetic": True}
     __metadata_request__predict = {"subjects": True}
     __metadata_request__score = {"subjects": True, "stimulus_ids": True, "sample_weight": None}
+
+    _parameter_constraints = {
+        "shared_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "hidden_dims": "no_validation",  # a sequence of ints >= 1: check_int_sequence
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "residual": ["boolean"],
+        "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
+        "contrastive": [StrOptions(set(_CONTRASTIVE))],
+        "regression": [StrOptions(set(_REGRESSION))],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learnable_temperature": ["boolean"],
+        "mixup_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
+        "mixup_beta": [Interval(numbers.Real, 0, None, closed="neither")],
+        "ridge_init": ["boolean"],
+        "ridge_alphas": ["array-like", None],
+        "ridge_anchor": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "optimizer": [callable],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr_schedule": [StrOptions({"cosine"}), None],
+        "valid_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "patience": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "refit": ["boolean"],
+        "checkpoint_dir": "no_validation",
+        "extra_callbacks": [list, tuple, None],
+        "device": "no_validation",  # resolved (with its own messages) by _backend
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
 
     # skorch components that are not estimator parameters
     module = MultiSubjectNet
@@ -709,7 +763,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         -------
         self
         """
-        if subjects is not None and len(np.asarray(subjects).ravel()) == 0:
+        check_params(self, hints={
+            "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
+            "patience": "0 or None turns early stopping off."})
+        check_int_sequence(self.hidden_dims, "hidden_dims", low=1)
+        if subjects is not None and len(np.asarray(subjects, dtype=object).ravel()) == 0:
             raise ValueError("subjects is empty.")
         X, subjects = self._check_X(X, reset=True, subjects=subjects)
         X, y = validate_data(self, X, y, reset=False, multi_output=True, y_numeric=True,
@@ -743,11 +801,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if stimulus_ids is None:
             stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
         else:
-            stimulus = np.asarray(stimulus_ids)
-            if stimulus.ndim != 1 or stimulus.shape[0] != n:
-                raise ValueError(f"stimulus_ids must be 1-D with one id per sample ({n}), got "
-                                 f"shape {stimulus.shape}.")
-            stimulus = np.unique(stimulus, return_inverse=True)[1].ravel()
+            stimulus = check_stimulus_ids(stimulus_ids, n)
         if self.alpha > 0 and Y.shape[1] >= 2:
             # the contrastive term needs negatives: other stimuli in the batch
             if self.batch_size < 2:
@@ -763,8 +817,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             codes = np.zeros(n, dtype=np.int64)
             self.subject_columns_ = [np.arange(X.shape[1])]
         else:
-            self.subjects_, codes = np.unique(subjects, return_inverse=True)
-            codes = codes.ravel().astype(np.int64)
+            self.subjects_, codes = factorize_ids(subjects)
             cols = []
             for i, s in enumerate(self.subjects_):
                 finite = np.isfinite(X[codes == i])
@@ -867,6 +920,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if multi and subjects is None:
             raise ValueError(
                 f"This decoder was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
+        if not multi and subjects is not None:
+            raise ValueError("subjects were given to predict but not to fit; this decoder was "
+                             "fitted on one subject: call predict(X) without subjects, or fit "
+                             "with subjects=.")
         X, subjects = self._check_X(X, reset=False, subjects=subjects if multi else None)
         codes = self._subject_codes(subjects, X.shape[0])
         x = self._inputs(X, codes, np.zeros(X.shape[0], dtype=np.int64))
@@ -963,12 +1020,18 @@ class _SubjectScorer:
         y_true = np.asarray(y_true, dtype=np.float64)
         y_pred = np.asarray(y_pred, dtype=np.float64)
         n = y_true.shape[0]
-        subj = np.zeros(n) if subjects is None else np.asarray(subjects)
+        subj = np.zeros(n) if subjects is None else check_subjects(subjects, n)
         if stimulus_ids is None:
             stim = np.unique(y_true, axis=0, return_inverse=True)[1].ravel()
         else:
-            stim = np.asarray(stimulus_ids)
-        return _per_subject_score(y_true, y_pred, subj, stim, self._func, **self._kwargs)
+            stim = check_stimulus_ids(stimulus_ids, n)
+        score = _per_subject_score(y_true, y_pred, subj, stim, self._func, **self._kwargs)
+        if np.isnan(score):
+            warnings.warn(
+                f"make_subject_scorer({self._name!r}): every subject has fewer than 2 distinct "
+                "test stimuli, so retrieval is undefined for all of them; the score is NaN. "
+                "Use larger test folds (or fewer, larger groups).", UserWarning, stacklevel=2)
+        return score
 
     def get_metadata_routing(self):
         from sklearn.utils.metadata_routing import MetadataRequest

@@ -1,10 +1,12 @@
 """Linear decoding of stimulus embeddings from brain responses."""
 
 import logging
+import warnings
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
@@ -16,7 +18,7 @@ from ._ridge import (
     ridge_coef_from_factors,
     ridge_factorize,
 )
-from ._validation import check_alphas, check_stimulus_ids, infer_stimulus_ids
+from ._validation import check_alphas, check_params, check_stimulus_ids, infer_stimulus_ids
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,23 @@ def _shared_score(y_true, y_pred, scoring, stimulus_ids):
     return _metrics.top_k_accuracy(y_true, y_pred, k=k, stimulus_ids=stimulus_ids)
 
 
+def _rankable_scores(cv_scores, scoring):
+    """Held-out scores with NaN ranked last; an error when every alpha scored NaN."""
+    nan = np.isnan(cv_scores)
+    if not nan.any():
+        return cv_scores
+    name = getattr(scoring, "__name__", repr(scoring))
+    if nan.all(axis=0).any():
+        raise ValueError(
+            f"scoring {name} returned NaN for every alpha"
+            + ("" if cv_scores.ndim == 1 else " for some targets")
+            + ", so no alpha can be selected; check that the scoring function is defined on "
+            "the held-out predictions (e.g. not constant, at least two stimuli).")
+    warnings.warn(f"scoring {name} returned NaN for {int(nan.sum())} of {nan.size} alpha "
+                  "scores; those alphas are ranked last.", UserWarning, stacklevel=3)
+    return np.where(nan, -np.inf, cv_scores)
+
+
 class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge regression from brain responses to stimulus embeddings.
 
@@ -171,6 +190,17 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     __metadata_request__fit = {"stimulus_ids": True, "synthetic": True}
 
+    _parameter_constraints = {
+        "alphas": ["array-like", None],
+        "scoring": [StrOptions(set(_RETRIEVAL + _PER_TARGET)), callable],
+        "alpha_per_target": ["boolean"],
+        "cv": [StrOptions({"loo"}), "cv_object"],
+        "fit_intercept": ["boolean"],
+        "device": "no_validation",  # resolved (with its own messages) by _backend
+        "dtype": "no_validation",
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, alphas=None, *, scoring="top1", alpha_per_target=False,
                  cv="loo", fit_intercept=True, device="cpu", dtype="float32", verbose=0):
         self.alphas = alphas
@@ -222,6 +252,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : RidgeDecoder
         """
+        check_params(self)
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float32, np.float64])
         self._y_1d = y.ndim == 1
@@ -274,11 +305,12 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             weight += len(test)
         self.cv_scores_ = total / weight
         self.alphas_ = alphas
+        ranked = _rankable_scores(self.cv_scores_, scoring)
         if np.ndim(tie_break):
-            key = np.lexsort((tie_break, self.cv_scores_))  # last key is primary
+            key = np.lexsort((tie_break, ranked))  # last key is primary
             best = key[-1]
         else:
-            best = np.argmax(self.cv_scores_, axis=0)
+            best = np.argmax(ranked, axis=0)
         self.alpha_ = alphas[best] if per_target else float(alphas[best])
         if factors is not None:
             idx = torch.as_tensor(np.broadcast_to(best, (Y.shape[1],)).copy(),

@@ -5,7 +5,10 @@ import logging
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+
+from ._validation import check_params, check_subjects
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,12 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     __metadata_request__fit = {"subjects": True, "stimulus_ids": True, "synthetic": True}
     __metadata_request__predict = {"subjects": True}
 
+    _parameter_constraints = {
+        "estimator": [HasMethods(["fit", "predict"]), list, tuple, None],
+        "block_sizes": ["array-like", None],
+        "normalize": ["boolean"],
+    }
+
     def __init__(self, estimator=None, *, block_sizes=None, normalize=True):
         self.estimator = estimator
         self.block_sizes = block_sizes
@@ -109,9 +118,13 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
+        check_params(self)
+        if subjects is not None:
+            subjects = check_subjects(subjects, _num_samples(X))
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              ensure_all_finite="allow-nan" if subjects is not None else True)
         self._y_1d = y.ndim == 1
+        self._with_subjects = subjects is not None
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [Y.shape[1]] if self.block_sizes is None else [int(b) for b in self.block_sizes]
         if any(b < 1 for b in sizes) or sum(sizes) != Y.shape[1]:
@@ -144,6 +157,11 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         y_pred : ndarray of shape (n_samples, n_targets)
         """
         check_is_fitted(self)
+        fitted_with = self.__dict__.get("_with_subjects", subjects is not None)
+        if fitted_with != (subjects is not None):
+            raise ValueError(
+                "subjects were given to predict but not to fit." if subjects is not None else
+                "This decoder was fitted with subjects: pass subjects= to predict.")
         X = validate_data(self, X, reset=False,
                           ensure_all_finite="allow-nan" if subjects is not None else True)
         parts = []

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_subjects, subject_index
+from ._validation import check_subjects, factorize_ids, subject_index
 
 __all__ = ["SubjectStandardScaler"]
 
@@ -111,8 +111,8 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
             self.mean_, self.scale_ = self._moments(X)
             return self
         subjects = check_subjects(subjects, X.shape[0])
-        self.subjects_ = np.unique(subjects)
-        moments = [self._moments(X[subjects == s]) for s in self.subjects_]
+        self.subjects_, codes = factorize_ids(subjects)
+        moments = [self._moments(X[codes == i]) for i in range(len(self.subjects_))]
         self.mean_ = np.stack([m for m, _ in moments])
         self.scale_ = np.stack([s for _, s in moments])
         return self
@@ -143,6 +143,13 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         X_new : ndarray of shape (n_samples, n_voxels)
             NaN where ``X`` is NaN, and on a subject's columns that had no
             finite training value.
+
+        Warns
+        -----
+        UserWarning
+            When ``X`` has NaN in a voxel whose training statistics are
+            finite (a missing value, not padding): it is kept as NaN, not
+            imputed, and the warning counts such values.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
@@ -152,9 +159,20 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         if self.subjects_ is None:
             if subjects is not None:
                 raise ValueError("subjects were given to transform but not to fit.")
-            return ((X - self.mean_) / self.scale_).astype(X.dtype, copy=False)
-        if subjects is None:
-            raise ValueError(
-                f"This scaler was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
-        idx = subject_index(self.subjects_, check_subjects(subjects, X.shape[0]))
-        return ((X - self.mean_[idx]) / self.scale_[idx]).astype(X.dtype, copy=False)
+            mean, scale = self.mean_, self.scale_
+        else:
+            if subjects is None:
+                raise ValueError(
+                    f"This scaler was fitted on subjects {self.subjects_.tolist()}: pass "
+                    "subjects=.")
+            idx = subject_index(self.subjects_, check_subjects(subjects, X.shape[0]))
+            mean, scale = self.mean_[idx], self.scale_[idx]
+        new_nan = np.isnan(X) & ~np.isnan(mean)
+        if new_nan.any():
+            warnings.warn(
+                f"X has {int(new_nan.sum())} NaN values in {int(new_nan.any(axis=0).sum())} "
+                "voxels that had finite training statistics (not padding); they stay NaN in "
+                "the output (the scaler does not impute). Impute them, or drop these voxels "
+                "(EncodingVoxelSelector never selects a voxel with NaN in fit and refuses NaN "
+                "in a selected voxel).", UserWarning, stacklevel=2)
+        return ((X - mean) / scale).astype(X.dtype, copy=False)

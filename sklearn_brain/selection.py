@@ -7,13 +7,17 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._ridge import ridge, ridge_cv, ridge_factorize
 from ._validation import (
+    as_float,
     check_alphas,
+    check_params,
     check_stimulus_ids,
     check_subjects,
+    factorize_ids,
     infer_stimulus_ids,
     subject_index,
     subject_name,
@@ -55,6 +59,9 @@ def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
         k = max(1, int(round(n_voxels * n_valid)))
     else:
         raise ValueError(f"n_voxels must be an int or a float in (0, 1], got {n_voxels!r}.")
+    if n_valid == 0:
+        raise ValueError(f"no voxel{where} is valid (finite on every sample and non-constant); "
+                         "there is nothing to select.")
     if k > n_valid:
         raise ValueError(
             f"n_voxels={n_voxels} asks for {k} voxels but only {n_valid} voxels{where} are "
@@ -193,6 +200,18 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
     __metadata_request__fit = {"stimulus_ids": True, "subjects": True}
     __metadata_request__transform = {"subjects": True}
 
+    _parameter_constraints = {
+        "n_voxels": [Interval(numbers.Integral, 1, None, closed="left"),
+                     Interval(numbers.Real, 0, 1, closed="right")],
+        "alphas": ["array-like", None],
+        "cv": [StrOptions({"auto", "gcv", "loo"}), "cv_object"],
+        "fit_intercept": ["boolean"],
+        "device": "no_validation",  # resolved (with its own messages) by _backend
+        "dtype": "no_validation",
+        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, n_voxels=1000, *, alphas=None, cv="auto", fit_intercept=True,
                  device="cpu", dtype="float32", chunk_size=None, verbose=0):
         self.n_voxels = n_voxels
@@ -230,11 +249,13 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         -------
         self : EncodingVoxelSelector
         """
+        check_params(self)
         X, y = validate_data(
             self, X, y, ensure_all_finite="allow-nan", multi_output=True, y_numeric=True,
             dtype=[np.float32, np.float64],
         )
         F = y.reshape(-1, 1) if y.ndim == 1 else y
+        F = as_float(F, X.dtype)  # numeric strings, as RidgeDecoder accepts them
         n_samples = X.shape[0]
         if n_samples < 3:
             raise ValueError("EncodingVoxelSelector needs at least 3 samples, got "
@@ -259,16 +280,17 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             self.support_ = support
             return self
         subjects = check_subjects(subjects, n_samples)
-        self.subjects_ = np.unique(subjects)
+        self.subjects_, codes = factorize_ids(subjects)
         # a fraction is resolved against the subject with the fewest valid voxels,
         # so that every subject keeps the same number of voxels
         n_voxels = self.n_voxels
-        if isinstance(n_voxels, float):
-            n_valid = min(int(_valid_voxels(X[subjects == s])[0].sum()) for s in self.subjects_)
+        if isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, numbers.Integral):
+            n_valid = min(int(_valid_voxels(X[codes == i])[0].sum())
+                          for i in range(len(self.subjects_)))
             n_voxels = _resolve_n_voxels(n_voxels, n_valid)
         results = []
-        for s in self.subjects_:
-            rows = subjects == s
+        for i, s in enumerate(self.subjects_):
+            rows = codes == i
             if rows.sum() < 3:
                 raise ValueError(
                     f"subject {subject_name(s)} has {rows.sum()} samples; need at least 3.")
