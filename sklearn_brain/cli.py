@@ -22,6 +22,21 @@ from . import __version__
 logger = logging.getLogger("sklearn_brain")
 
 MODALITIES = ("image", "text", "multi")
+DEFAULT_N_VOXELS = 1000
+
+
+def _int_at_least(low):
+    """argparse type: an int >= ``low`` (a bad value is a usage error, exit code 2)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = f"int >= {low}"
+    return parse
 
 
 def _build_parser():
@@ -47,24 +62,37 @@ def _build_parser():
                       help="folder for results.json and results.png (default: %(default)s)")
     demo.add_argument("--preset", choices=("default", "tiny"), default="default",
                       help="simulator size (default: %(default)s)")
-    demo.add_argument("--random-state", type=int, default=0,
-                      help="seed of the simulated data (default: %(default)s)")
-    demo.add_argument("--n-voxels", type=int, default=1000,
-                      help="voxels kept per subject by the encoding model (default: %(default)s)")
+    demo.add_argument("--random-state", type=_int_at_least(0), default=0,
+                      help="seed of the simulated data, >= 0 (default: %(default)s)")
+    demo.add_argument("--n-voxels", type=_int_at_least(1), default=None,
+                      help=f"voxels kept per subject by the encoding model (default: "
+                           f"{DEFAULT_N_VOXELS}, or all valid voxels of a subject that has "
+                           "fewer; a larger explicit value is capped with a warning)")
     demo.add_argument("--modalities", nargs="+", choices=MODALITIES, default=list(MODALITIES),
                       help="targets to decode: CLIP image embeddings, caption embeddings, and "
                            "'multi' = both predictions L2-normalised and concatenated "
                            "(default: all)")
     demo.add_argument("--subjects", nargs="+", default=None,
                       help="subset of subjects, e.g. CSI1 CSI4 (default: all)")
-    demo.add_argument("--n-boot", type=int, default=1000,
+    demo.add_argument("--n-boot", type=_int_at_least(0), default=1000,
                       help="bootstrap resamples of test stimuli for the Top-1 95%% interval "
                            "(0 to skip; default: %(default)s)")
-    demo.add_argument("--device", default="cpu",
-                      help="'cpu', 'cuda' or 'auto' for the ridge solvers (default: %(default)s)")
+    demo.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
+                      help="where the ridge solvers run (default: %(default)s)")
     demo.add_argument("--no-figure", action="store_true", help="do not write results.png")
     demo.add_argument("--quiet", "-q", action="store_true", help="no progress bar or table")
+    demo.set_defaults(_parser=demo)
     return parser
+
+
+def _check_demo_args(args):
+    """Usage errors argparse cannot see alone (exit code 2, usage and one line)."""
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            args._parser.error("argument --device: 'cuda' was requested but CUDA is not "
+                               "available on this machine; use --device cpu or auto")
 
 
 def _normalise(Y):
@@ -111,8 +139,10 @@ def run_demo(args):
         raise SystemExit(f"unknown subject(s) {unknown}; the simulator has {list(ds.subjects)}")
     fit_modalities = [m for m in ("image", "text")
                       if m in args.modalities or "multi" in args.modalities]
+    requested = args.n_voxels
     results = {"version": __version__, "preset": args.preset, "random_state": args.random_state,
-               "n_voxels": args.n_voxels, "subjects": {}}
+               "n_voxels": DEFAULT_N_VOXELS if requested is None else requested,
+               "subjects": {}}
     steps = [(s, m) for s in subjects for m in fit_modalities]
     bar = tqdm(steps, desc="decoding", disable=args.quiet, unit="fit")
     preds = {}
@@ -120,9 +150,13 @@ def run_demo(args):
         bar.set_postfix_str(f"{subject} {modality}")
         X, Y, ids, is_test = subject_arrays(ds, subject, modality=modality)
         n_valid = int(_valid_voxels(X[~is_test])[0].sum())
+        if requested is not None and requested > n_valid:
+            logger.warning("--n-voxels %d exceeds the %d valid voxels of subject %s: keeping "
+                           "all %d.", requested, n_valid, subject, n_valid)
         pipe = make_pipeline(
             StandardScaler(),
-            EncodingVoxelSelector(n_voxels=min(args.n_voxels, n_valid), device=args.device),
+            EncodingVoxelSelector(n_voxels=min(results["n_voxels"], n_valid),
+                                  device=args.device),
             RidgeDecoder(device=args.device),
         )
         with warnings.catch_warnings():  # NaN/constant voxels: expected in fMRI
@@ -225,6 +259,7 @@ def main(argv=None):
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(message)s")
     if args.command == "demo":
+        _check_demo_args(args)
         results = run_demo(args)
         args.output.mkdir(parents=True, exist_ok=True)
         (args.output / "results.json").write_text(json.dumps(results, indent=2))

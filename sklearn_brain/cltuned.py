@@ -26,6 +26,7 @@ from torch import nn
 
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, _alexnet_valid_layers
 from .featurizers._base import _as_image_items, _iter_batches, _load_image, _seeded
+from ._validation import check_subjects, factorize_ids, subject_index
 from .losses import info_nce_loss
 
 logger = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ def _check_images(X):
             )
         if X.dtype != np.uint8:
             raise ValueError(f"Image arrays must be uint8 in [0, 255]; got dtype {X.dtype}.")
+        if X.shape[0] == 0:
+            raise ValueError("No images were given: X holds 0 images.")
         return X
     items = _as_image_items(X)
     arrays = []
@@ -489,12 +492,7 @@ class CLTunedAlexNet(NeuralNet):
         n = len(fmri)
         if subjects is None:
             subjects = np.zeros(n, dtype=np.int64)
-        subjects = np.asarray(subjects)
-        if subjects.shape != (n,):
-            raise ValueError(
-                f"subjects must be 1-D with one id per sample ({n}), got shape {subjects.shape}."
-            )
-        self.subjects_, codes = np.unique(subjects, return_inverse=True)
+        self.subjects_, codes = factorize_ids(check_subjects(subjects, n))
         columns = []
         for s, name in enumerate(self.subjects_):
             finite = np.isfinite(fmri[codes == s]).all(axis=0)
@@ -737,11 +735,7 @@ class CLTunedAlexNet(NeuralNet):
                 raise ValueError("subjects is required: several subjects were fitted.")
             codes = np.zeros(len(fmri), dtype=np.int64)
         else:
-            subjects = np.asarray(subjects)
-            unknown = np.setdiff1d(subjects, self.subjects_)
-            if unknown.size:
-                raise ValueError(f"Unknown subjects {unknown.tolist()}; fitted: {self.subjects_.tolist()}.")
-            codes = np.searchsorted(self.subjects_, subjects)
+            codes = subject_index(self.subjects_, check_subjects(subjects, len(fmri)))
         module = self.module_.eval()
         with torch.inference_mode():
             z = module.embed_fmri(torch.from_numpy(np.nan_to_num(fmri)).to(self.device_),

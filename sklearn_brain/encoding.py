@@ -47,7 +47,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
 from ._ridge import _pearson_columns, ridge_coef_from_factors, ridge_factorize
-from ._validation import check_alphas
+from ._validation import as_float, check_alphas, check_ids, check_stimulus_ids, factorize_ids
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ def _layer_factors(X, k, *, fit_intercept, device, dtype):
 def _resolve_splits(cv, n_samples, groups):
     from sklearn.model_selection import GroupKFold, KFold, check_cv
 
+    if groups is not None:  # any hashable ids, mixed types too (codes from one factorizer)
+        groups = check_stimulus_ids(groups, n_samples)
     if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if cv < 2:
             raise ValueError(f"cv={cv}: need at least 2 folds.")
@@ -145,6 +147,20 @@ def _resolve_splits(cv, n_samples, groups):
     else:
         splitter = check_cv(cv)
     return list(splitter.split(np.zeros((n_samples, 1)), None, groups))
+
+
+def _check_encoding_arrays(X, Y):
+    if X.ndim != 2 or Y.ndim != 2:
+        raise ValueError(f"X and Y must be 2-D (n_samples, n_features) and (n_samples, "
+                         f"n_voxels), got shapes {X.shape} and {Y.shape}.")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must have one row per sample: X has {X.shape[0]} rows, Y has "
+                         f"{Y.shape[0]}.")
+    for name, A in (("X", X), ("Y", Y)):
+        if not np.all(np.isfinite(A)):
+            bad = np.argwhere(~np.isfinite(A))[0]
+            raise ValueError(f"{name} contains NaN or inf (row {bad[0]}, column {bad[1]}); "
+                             "remove or impute these values (e.g. drop NaN voxels) first.")
 
 
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=None,
@@ -185,10 +201,11 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=
         ``"alphas"``, ``"n_folds"``, ``"n_factorizations"`` (number of ridge
         decompositions computed: n_layers x n_folds).
     """
-    X = np.asarray(X)
-    Y = np.asarray(Y)
+    X = as_float(X, name="X")
+    Y = as_float(Y, name="Y")
     if Y.ndim == 1:
         Y = Y[:, None]
+    _check_encoding_arrays(X, Y)
     alphas = check_alphas(alphas)
     slices = _normalize_slices(layer_slices, X.shape[1])
     folds = _resolve_splits(cv, len(X), groups)
@@ -265,6 +282,13 @@ def noise_ceiling(Y, stimulus_ids, *, n_average=None):
         ``"explainable_variance"``: ndarrays of shape (n_voxels,);
         ``"n_average"``; ``"n_stimuli"`` (repeated stimuli used).
 
+    Warns
+    -----
+    UserWarning
+        When a voxel's ceiling is undefined: a voxel with no trial-to-trial
+        variance (constant across the repeats, e.g. a constant voxel) or with
+        NaN/inf gets NaN in all three arrays, and the warning counts them.
+
     Examples
     --------
     >>> import numpy as np
@@ -280,10 +304,9 @@ def noise_ceiling(Y, stimulus_ids, *, n_average=None):
     Y = np.asarray(Y, dtype=np.float64)
     if Y.ndim == 1:
         Y = Y[:, None]
-    ids = np.asarray(stimulus_ids)
-    if ids.shape != (len(Y),):
-        raise ValueError(f"stimulus_ids must have shape ({len(Y)},), got {ids.shape}.")
-    uniq, codes, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    ids = check_ids(stimulus_ids, len(Y), name="stimulus_ids")
+    _, codes = factorize_ids(ids)
+    counts = np.bincount(codes)
     rep = counts >= 2
     if rep.sum() < 2:
         raise ValueError(
@@ -303,6 +326,15 @@ def noise_ceiling(Y, stimulus_ids, *, n_average=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         ncsnr = np.sqrt(np.clip(signal_var, 0, None) / noise_var)
     ncsnr[~np.isfinite(ncsnr)] = np.nan
+    undefined = np.isnan(ncsnr)
+    if undefined.any():
+        n_const = int(np.sum(noise_var == 0))
+        warnings.warn(
+            f"noise_ceiling is NaN for {int(undefined.sum())} of {len(ncsnr)} voxels: "
+            f"{n_const} have no trial-to-trial variance (constant across repeats, e.g. a "
+            "constant voxel)" + ("" if n_const == int(undefined.sum()) else
+                                 ", the others contain NaN/inf")
+            + "; exclude them before normalising by the ceiling.", UserWarning, stacklevel=2)
     if n_average is None:
         n_average = int(np.median(k))
     elif isinstance(n_average, bool) or not isinstance(n_average, numbers.Integral) or n_average < 1:
@@ -579,6 +611,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         X, Y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float64, np.float32])
+        Y = as_float(Y, X.dtype)  # numeric strings, as RidgeDecoder accepts them
         self._y_1d = Y.ndim == 1
         Y2 = Y[:, None] if self._y_1d else Y
         if self.layer_selection not in ("roi", "voxel"):

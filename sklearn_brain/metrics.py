@@ -30,11 +30,14 @@ id counts as correct. Alternatively average the repeats with
 :func:`average_repeats` (MindEye's protocol).
 """
 
+import inspect
 from typing import NamedTuple
 
 import numpy as np
 from sklearn.metrics import make_scorer
 from sklearn.utils import check_random_state
+
+from ._validation import check_ids, factorize_ids
 
 __all__ = [
     "SCORERS",
@@ -97,14 +100,8 @@ def _stimulus_codes(stimulus_ids, y_true):
                 "stimulus_ids=... or average the repeats with average_repeats()."
             )
         return np.arange(n_samples), n_samples
-    stimulus_ids = np.asarray(stimulus_ids)
-    if stimulus_ids.ndim != 1 or stimulus_ids.shape[0] != n_samples:
-        raise ValueError(
-            f"stimulus_ids must be 1-D with one id per sample ({n_samples}), got "
-            f"shape {stimulus_ids.shape}."
-        )
-    _, codes = np.unique(stimulus_ids, return_inverse=True)
-    return codes.ravel(), int(codes.max()) + 1
+    _, codes = factorize_ids(check_ids(stimulus_ids, n_samples, name="stimulus_ids"))
+    return codes, int(codes.max()) + 1
 
 
 def _normalize_rows(X, similarity, name):
@@ -439,13 +436,12 @@ def average_repeats(X, stimulus_ids, *others):
     >>> X_avg.ravel().tolist(), ids.tolist()
     ([10.0, 2.0], ['a', 'b'])
     """
-    stimulus_ids = np.asarray(stimulus_ids)
-    if stimulus_ids.ndim != 1 or stimulus_ids.shape[0] == 0:
+    stimulus_ids = check_ids(stimulus_ids, name="stimulus_ids")
+    if stimulus_ids.shape[0] == 0:
         raise ValueError(
             f"stimulus_ids must be a non-empty 1-D array, got shape "
             f"{stimulus_ids.shape}.")
-    unique_ids, codes = np.unique(stimulus_ids, return_inverse=True)
-    codes = codes.ravel()
+    unique_ids, codes = factorize_ids(stimulus_ids)
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(unique_ids.shape[0]))
     counts = np.bincount(codes)
@@ -459,6 +455,24 @@ def average_repeats(X, stimulus_ids, *others):
         sums = np.add.reduceat(A[order], starts, axis=0)
         outputs.append(sums / counts.reshape((-1,) + (1,) * (A.ndim - 1)))
     return (*outputs, unique_ids)
+
+
+def _check_per_item_metric(metric):
+    """``metric`` must accept ``average=`` and ``stimulus_ids=`` (per-sample scores)."""
+    if not callable(metric):
+        raise TypeError(f"metric must be a callable such as top_k_accuracy, got {metric!r}.")
+    try:
+        params = inspect.signature(metric).parameters
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    missing = [name for name in ("average", "stimulus_ids") if name not in params]
+    if missing:
+        raise TypeError(
+            f"metric {getattr(metric, '__name__', metric)!r} does not accept "
+            f"{' and '.join(missing)}=; bootstrap_ci needs a metric that returns per-sample "
+            "scores with average=False, such as top_k_accuracy or identification_accuracy.")
 
 
 class BootstrapResult(NamedTuple):
@@ -521,12 +535,18 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
     n_boot = _check_int(n_boot, "n_boot", 1)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
+    _check_per_item_metric(metric)
     per_item = np.asarray(metric(y_true, y_pred, stimulus_ids=stimulus_ids,
                                  average=False, **metric_kwargs), dtype=float)
+    n_samples = _check_2d(y_true, "y_true").shape[0]
+    if per_item.shape != (n_samples,):
+        raise ValueError(
+            f"metric {getattr(metric, '__name__', metric)!r} returned shape {per_item.shape} "
+            f"with average=False; bootstrap_ci needs one score per sample ({n_samples},).")
     if stimulus_ids is None:
         codes = np.arange(per_item.shape[0])
     else:
-        codes = np.unique(np.asarray(stimulus_ids), return_inverse=True)[1].ravel()
+        codes = factorize_ids(check_ids(stimulus_ids, n_samples, name="stimulus_ids"))[1]
     keep = ~np.isnan(per_item)  # samples never drawn as candidates
     sums = np.bincount(codes[keep], weights=per_item[keep])
     counts = np.bincount(codes[keep]).astype(float)

@@ -139,7 +139,7 @@ def test_pooled_contrastive_embeds_each_subject(data):
     assert net.embed_fmri(fmri, subjects).shape == (12, 4)
     with pytest.raises(ValueError, match="subjects is required"):
         net.embed_fmri(fmri)
-    with pytest.raises(ValueError, match="Unknown subjects"):
+    with pytest.raises(ValueError, match="not seen in fit"):
         net.embed_fmri(fmri, np.repeat([1, 3], 6))
 
 

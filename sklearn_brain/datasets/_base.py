@@ -8,6 +8,7 @@ and ``_nod.py`` build on these functions.
 
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -103,15 +104,46 @@ def _zscore_inplace(block):
     block : ndarray of shape (n_samples, n_features), float
         A view into the output array; modified in place.
 
+    Returns
+    -------
+    n_missing : int
+        Number of non-finite (missing) betas in ``block``.
+
     Notes
     -----
-    Population standard deviation (``ddof=0``), accumulated in float64; a
-    column that is constant within the block is centred and left at zero
-    instead of being divided by zero.
+    Population standard deviation (``ddof=0``), accumulated in float64,
+    over the finite values of each column (``nanmean``/``nanstd``): a NaN
+    beta stays NaN and only there, instead of turning its whole column NaN.
+    A column that is constant within the block is centred and left at zero
+    instead of being divided by zero; a column with no finite value stays NaN.
     """
-    mean = block.mean(axis=0, dtype=np.float64)
-    std = block.std(axis=0, dtype=np.float64)
+    finite = np.isfinite(block)
+    n_missing = int(finite.size - np.count_nonzero(finite))
+    if not n_missing:
+        mean = block.mean(axis=0, dtype=np.float64)
+        std = block.std(axis=0, dtype=np.float64)
+    else:
+        block[~finite] = np.nan  # +-inf is missing data too
+        with warnings.catch_warnings():  # all-NaN columns: NaN statistics, kept NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(block, axis=0, dtype=np.float64)
+            std = np.nanstd(block, axis=0, dtype=np.float64)
     std[std == 0] = 1.0
     block -= mean.astype(block.dtype)
     block /= std.astype(block.dtype)
-    return block
+    return n_missing
+
+
+def _count_missing(block):
+    """Number of non-finite values of ``block``."""
+    return int(block.size - np.count_nonzero(np.isfinite(block)))
+
+
+def _warn_missing_betas(n_missing, n_total, where):
+    """One warning counting the NaN/inf betas a loader returns."""
+    if n_missing:
+        warnings.warn(
+            f"{n_missing} of {n_total} betas ({100 * n_missing / n_total:.3g}%) are NaN or inf "
+            f"in {where}; they are returned as NaN (z-scoring ignores them and leaves them "
+            "in place). Drop or impute them before fitting (EncodingVoxelSelector never selects "
+            "a voxel with NaN).", UserWarning, stacklevel=3)

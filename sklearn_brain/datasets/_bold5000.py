@@ -7,6 +7,7 @@ one list of stimulus names per subject, in trial order across sessions.
 """
 
 import logging
+import numbers
 import re
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from ._base import (
     _read_text_lines,
     _require_file,
     _resolve_data_dir,
+    _count_missing,
+    _warn_missing_betas,
     _zscore_inplace,
 )
 
@@ -82,7 +85,14 @@ def _parse_sessions(sessions, subject):
     n_max = N_SESSIONS[subject]
     if sessions is None:
         return list(range(1, n_max + 1))
-    out = [int(s) for s in np.atleast_1d(sessions)]
+    values = np.atleast_1d(np.asarray(sessions, dtype=object)).ravel().tolist()
+    bad_type = [s for s in values
+                if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral)]
+    if bad_type:
+        raise ValueError(
+            f"sessions must be integers in [1, {n_max}] for {subject} (session numbers); got "
+            f"{bad_type[0]!r} in {sessions!r}.")
+    out = [int(s) for s in values]
     bad = [s for s in out if not 1 <= s <= n_max]
     if bad or not out:
         raise ValueError(
@@ -133,7 +143,11 @@ def _betas_path(folder, subject, session):
 
 def _load_mask(path):
     img = _load_nifti_like(path, what="brain mask")
-    data = np.asarray(img.dataobj)
+    try:  # nibabel reads the (gzipped) data lazily: a truncated file fails here
+        data = np.asarray(img.dataobj)
+    except Exception as exc:  # EOFError, OSError, zlib.error, ValueError, ...
+        raise OSError(f"Cannot read brain mask {str(path)!r}: {type(exc).__name__}: {exc}") \
+            from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -319,7 +333,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
     n_trials = sum(images[s][1].shape[3] for s in wanted)
     betas = np.empty((n_trials, n_voxels), dtype=np.float32)
     names, session_of_trial = [], []
-    row = 0
+    row, n_missing = 0, 0
     for session in wanted:
         path, img = images[session]
         n_vol = img.shape[3]
@@ -336,14 +350,14 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
             _masked_session(img, mask, block)
         except (OSError, EOFError, ValueError) as exc:
             raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
-        if zscore == "session":
-            _zscore_inplace(block)
+        n_missing += _zscore_inplace(block) if zscore == "session" else _count_missing(block)
         session_of_trial.append(np.full(n_vol, session, dtype=np.int64))
         row += n_vol
         if verbose:
             logger.info("%s session %02d: %d trials x %d voxels", subject, session,
                         n_vol, n_voxels)
 
+    _warn_missing_betas(n_missing, betas.size, f"the betas of {subject}")
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
     source = np.asarray([_source_dataset(n) for n in stimulus_names], dtype=str)

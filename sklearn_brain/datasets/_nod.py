@@ -15,6 +15,8 @@ from ._base import (
     _read_text_lines,
     _require_file,
     _resolve_data_dir,
+    _count_missing,
+    _warn_missing_betas,
     _zscore_inplace,
 )
 
@@ -293,13 +295,15 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
 
     # Pass 2: read each run straight into its rows of the output.
     betas = np.empty((len(names), len(first_axis)), dtype=np.float32)
-    row = 0
+    row, n_missing = 0, 0
     for img, beta_path, run_dir in opened:
         n_maps = img.shape[0]
         block = betas[row:row + n_maps]
         _read_into(img, beta_path, block)
         if zscore == "run":
-            _zscore_inplace(block)
+            n_missing += _zscore_inplace(block)
+        elif zscore is None:
+            n_missing += _count_missing(block)
         row += n_maps
         if verbose:
             logger.info("%s %s: %d trials x %d grayordinates", subject, run_dir,
@@ -308,7 +312,8 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     if zscore == "session":
         for session in np.unique(sessions_arr):
             rows = np.flatnonzero(sessions_arr == session)  # contiguous: sorted runs
-            _zscore_inplace(betas[rows[0]:rows[-1] + 1])
+            n_missing += _zscore_inplace(betas[rows[0]:rows[-1] + 1])
+    _warn_missing_betas(n_missing, betas.size, f"the betas of {subject} ({task})")
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
     return Bunch(

@@ -131,6 +131,11 @@ def _resolve_params(preset, overrides):
             raise ValueError(f"n_voxels must be >= 1, got {nv!r}.")
         counts = [max(1, round(nv * _VOXEL_FACTORS[j % 4])) for j in range(n_sub)]
     else:
+        if isinstance(nv, (str, bytes)) or not hasattr(nv, "__iter__"):
+            raise ValueError(
+                f"n_voxels must be an int >= 1 or {n_sub} ints >= 1 (one per subject), got "
+                f"{nv!r}" + (f"; use n_voxels={int(nv)}" if isinstance(nv, numbers.Real)
+                              and float(nv).is_integer() and nv >= 1 else "") + ".")
         counts = list(nv)
         if len(counts) != n_sub or not all(_is_int(c) and c >= 1 for c in counts):
             raise ValueError(
@@ -428,6 +433,11 @@ def make_bold5000_like(
                                  if k not in ("preset", "random_state")})
     if isinstance(random_state, np.random.RandomState):
         random_state = random_state.randint(2**31 - 1)
+    if not (random_state is None or isinstance(random_state, np.random.Generator)
+            or (_is_int(random_state) and random_state >= 0)):
+        raise ValueError(
+            "random_state must be None, an int >= 0, a numpy Generator or RandomState, got "
+            f"{random_state!r}.")
     rng = np.random.default_rng(random_state)
     seeds = rng.integers(2**63, size=1 + p["n_subjects"])
     srng = np.random.default_rng(seeds[0])

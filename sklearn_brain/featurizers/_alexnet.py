@@ -74,6 +74,10 @@ def _fit_layer_pcas(batches, slices, n_components, *, incremental, random_state)
     return pcas
 
 
+#: Smallest input side for which AlexNet's feature stack yields a non-empty map.
+_MIN_IMAGE_SIZE = 63
+
+
 class AlexNetFeaturizer(_BaseFeaturizer):
     """Activations of named torchvision AlexNet layers, flattened and concatenated.
 
@@ -104,7 +108,7 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         (bounded memory). ``"auto"`` does so when one layer's float32 feature
         matrix on the fit images exceeds 1 GiB.
     image_size : int, default=224
-        Side of the square network input.
+        Side of the square network input, >= 63 (AlexNet's pooling needs it).
     mean, std : tuple of 3 floats, default=ImageNet statistics
         Channel normalisation.
     batch_size : int, default=64
@@ -231,6 +235,11 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         if len(set(layers)) != len(layers):
             raise ValueError(f"layers contains duplicates: {layers!r}.")
         _check_positive_int(self.image_size, "image_size")
+        if self.image_size < _MIN_IMAGE_SIZE:
+            raise ValueError(
+                f"image_size must be >= {_MIN_IMAGE_SIZE} (AlexNet's three max-poolings need it), "
+                f"got {self.image_size!r}; smaller images are upsampled to image_size, so keep "
+                "the default 224 or any value >= 63.")
         if self.pca is not None:
             _check_positive_int(self.pca, "pca")
         if self.incremental_pca not in ("auto", True, False):
