@@ -18,7 +18,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._ridge import loo_residuals, ridge_factorize
-from ._validation import check_stimulus_ids, infer_stimulus_ids, subject_name
+from ._validation import check_ids, check_stimulus_ids, infer_stimulus_ids, subject_name
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
     if per_subject:
         if train_subjects is None:
             raise ValueError("This selector was fitted per subject: pass train_subjects=.")
-        train_subjects = np.asarray(train_subjects)
+        train_subjects = check_ids(train_subjects, name="train_subjects")
         names = list(selector.subjects_) if subjects is None else list(subjects)
     else:
         names = [None]

@@ -136,7 +136,10 @@ def run_demo(args):
     subjects = args.subjects or list(ds.subjects)
     unknown = sorted(set(subjects) - set(ds.subjects))
     if unknown:
-        raise SystemExit(f"unknown subject(s) {unknown}; the simulator has {list(ds.subjects)}")
+        message = f"unknown subject(s) {unknown}; the simulator has {list(ds.subjects)}"
+        if getattr(args, "_parser", None) is not None:
+            args._parser.error(f"argument --subjects: {message}")  # usage, exit code 2
+        raise SystemExit(message)
     fit_modalities = [m for m in ("image", "text")
                       if m in args.modalities or "multi" in args.modalities]
     requested = args.n_voxels

@@ -272,6 +272,14 @@ CASES = [
     Case("identifiers", "voxelwise-encoder-mixed-type-ids",
          lambda: VoxelwiseEncoder(cv=2).fit(F_REP, X_REP, MIXED_IDS).predict(F_REP).shape,
          handled(lambda: (N, 12))),
+    Case("identifiers", "cltuned-mixed-type-subjects",
+         lambda: CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64)
+         .initialize_for(X, subjects=MIXED_SUBJ).subjects_.tolist(),
+         handled(lambda: [1, "a"])),
+    Case("identifiers", "cltuned-None-subject",
+         lambda: CLTunedAlexNet(weights=None, image_size=64).initialize_for(
+             X, subjects=NONE_SUBJ),
+         raises(ValueError, "subjects contains a missing id")),
     # --------------------------------------------- fit / transform consistency
     Case("consistency", "contrastive-subjects-at-predict-only",
          lambda: _contrastive().fit(X, F).predict(X, subjects=STR_SUBJ),
@@ -459,6 +467,9 @@ CASES = [
     Case("cli", "demo-device-cuda-without-cuda",
          lambda: _cli(["--device", "cuda"], no_cuda=True),
          raises(SystemExit, r"argument --device: 'cuda' was requested but CUDA is not available")),
+    Case("cli", "demo-unknown-subject",
+         lambda: _cli(["--preset", "tiny", "--subjects", "CSI9"]),
+         raises(SystemExit, r"argument --subjects: unknown subject\(s\) \['CSI9'\]")),
     Case("cli", "demo-n-voxels-above-available",
          lambda: _cli(["--n-voxels", "1000000", "--preset", "tiny", "--subjects", "CSI4",
                        "--modalities", "image", "--n-boot", "0", "--no-figure", "--quiet"],
@@ -662,8 +673,10 @@ ESTIMATORS = {
         lambda est: est.fit(F_REP, X_REP, IDS),
         lambda est: est.predict(F_REP)),
     "CLTunedAlexNet": (
+        # fine-tuning determinism: tests/test_cltuned.py; here the heads are trained
         lambda rs: CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64,
-                                  max_epochs=1, batch_size=4, random_state=rs),
+                                  max_epochs=1, batch_size=4, freeze_backbone=True,
+                                  random_state=rs),
         lambda est: est.fit(_images(), X[:8]),
         lambda est: est.transform(_images())),
     "AlexNetFeaturizer": (

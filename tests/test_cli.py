@@ -43,8 +43,10 @@ def test_demo_is_deterministic(tmp_path):
 
 
 def test_bad_subject_and_help(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="unknown subject"):
+    with pytest.raises(SystemExit) as info:
         main(["demo", "--preset", "tiny", "--subjects", "CSI9", "--output", str(tmp_path)])
+    assert info.value.code == 2  # a usage error, as argparse's own
+    assert "unknown subject" in capsys.readouterr().err
     assert main([]) == 2
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
