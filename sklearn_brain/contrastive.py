@@ -62,7 +62,6 @@ from ._backend import resolve_device
 from ._ridge import ridge
 from ._validation import (
     check_alphas,
-    check_ids,
     check_int_sequence,
     check_params,
     check_stimulus_ids,

@@ -186,7 +186,8 @@ CASES = [
          raises(ValueError, r"subjects contains NaN or inf \(sample 39\)")),
     Case("identifiers", "selector-mixed-type-stimulus-ids",
          lambda: _selector().fit(X_REP, F_REP, stimulus_ids=MIXED_IDS).scores_.round(6).tolist(),
-         handled(lambda: _selector().fit(X_REP, F_REP, stimulus_ids=IDS).scores_.round(6).tolist())),
+         handled(lambda: _selector().fit(X_REP, F_REP, stimulus_ids=IDS).scores_.round(6)
+                 .tolist())),
     Case("identifiers", "selector-None-stimulus-id",
          lambda: _selector().fit(X_REP, F_REP, stimulus_ids=MIXED_IDS[:-1] + [None]),
          raises(ValueError, "stimulus_ids contains a missing id")),
