@@ -77,6 +77,12 @@ def voxel_correlations(Y_true, Y_pred):
     Returns
     -------
     r : ndarray of shape (n_voxels,)
+
+    Warns
+    -----
+    UserWarning
+        When some columns are constant (in ``Y_true`` or ``Y_pred``) or
+        contain NaN: their r is NaN, and the warning counts them.
     """
     A = np.asarray(Y_true, dtype=np.float64)
     B = np.asarray(Y_pred, dtype=np.float64)
@@ -84,7 +90,17 @@ def voxel_correlations(Y_true, Y_pred):
         A, B = A[:, None], B.reshape(-1, 1)
     if A.shape != B.shape:
         raise ValueError(f"Y_true and Y_pred have different shapes: {A.shape} and {B.shape}.")
-    return to_numpy(_pearson_columns(torch.from_numpy(A), torch.from_numpy(B)))
+    if A.shape[0] < 2:
+        raise ValueError(f"A Pearson r needs at least 2 samples, got {A.shape[0]}.")
+    r = to_numpy(_pearson_columns(torch.from_numpy(np.ascontiguousarray(A)),
+                                  torch.from_numpy(np.ascontiguousarray(B))))
+    undefined = np.isnan(r)
+    if undefined.any():
+        warnings.warn(
+            f"voxel_correlations: r is NaN for {int(undefined.sum())} of {r.size} voxels "
+            "(constant over the samples in Y_true or Y_pred, e.g. a constant voxel, or "
+            "containing NaN).", UserWarning, stacklevel=2)
+    return r
 
 
 def _normalize_slices(layer_slices, n_features):

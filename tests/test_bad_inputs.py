@@ -48,7 +48,7 @@ from sklearn_brain import (
 from sklearn_brain.cli import main as cli_main
 from sklearn_brain.contrastive import make_subject_scorer
 from sklearn_brain.datasets import make_bold5000_like
-from sklearn_brain.encoding import encoding_layer_scores, noise_ceiling
+from sklearn_brain.encoding import encoding_layer_scores, noise_ceiling, voxel_correlations
 from sklearn_brain.featurizers import AlexNetFeaturizer
 from sklearn_brain.metrics import (
     average_repeats,
@@ -430,6 +430,15 @@ CASES = [
     Case("metrics", "noise_ceiling-constant-voxel",
          _constant_voxel_ceiling,
          warns(UserWarning, r"NaN for 1 of 12 voxels: 1 have no trial-to-trial variance")),
+    Case("metrics", "voxel_correlations-constant-voxel",
+         lambda: voxel_correlations(np.where(np.arange(12) == 3, 1.0, X), X[::-1]),
+         warns(UserWarning, "r is NaN for 1 of 12 voxels .constant")),
+    Case("metrics", "voxel_correlations-reversed-view-input",
+         lambda: voxel_correlations(X[::-1], X[::-1]).round(6).tolist(),
+         handled(lambda: [1.0] * 12)),
+    Case("metrics", "voxel_correlations-one-sample",
+         lambda: voxel_correlations(X[:1], X[1:2]),
+         raises(ValueError, "needs at least 2 samples, got 1")),
     # --------------------------------------------------------------- loaders
     Case("loaders", "bold5000-truncated-brain-mask",
          lambda: _bold5000_case("truncated_mask"),
