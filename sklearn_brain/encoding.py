@@ -43,11 +43,19 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
 from ._ridge import _pearson_columns, ridge_coef_from_factors, ridge_factorize
-from ._validation import as_float, check_alphas, check_ids, check_stimulus_ids, factorize_ids
+from ._validation import (
+    as_float,
+    check_alphas,
+    check_ids,
+    check_params,
+    check_stimulus_ids,
+    factorize_ids,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -504,6 +512,12 @@ class LayerPCA(TransformerMixin, BaseEstimator):
     ((20, 10), slice(5, 10, None))
     """
 
+    _parameter_constraints = {
+        "layer_slices": [dict, None],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, layer_slices=None, *, n_components=100, random_state=0):
         self.layer_slices = layer_slices
         self.n_components = n_components
@@ -511,6 +525,7 @@ class LayerPCA(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Fit one PCA per layer on ``X`` of shape (n_samples, n_features)."""
+        check_params(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
         if isinstance(self.n_components, bool) or not isinstance(self.n_components, numbers.Integral) \
                 or self.n_components < 1:
@@ -596,6 +611,19 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ['a', 'a', 'a', 'a', 'a']
     """
 
+    _parameter_constraints = {
+        "alphas": ["array-like", None],
+        "layer_slices": [dict, None],
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "cv": ["cv_object"],
+        "rois": [dict, None],
+        "layer_selection": [StrOptions({"roi", "voxel"})],
+        "fit_intercept": ["boolean"],
+        "device": "no_validation",  # resolved (with its own messages) by _backend
+        "dtype": "no_validation",
+        "verbose": ["verbose"],
+    }
+
     def __init__(self, alphas=None, *, layer_slices=None, n_components=None, cv=5, rois=None,
                  layer_selection="roi", fit_intercept=True, device="cpu", dtype="float32",
                  verbose=0):
@@ -625,6 +653,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : VoxelwiseEncoder
         """
+        check_params(self)
         X, Y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float64, np.float32])
         Y = as_float(Y, X.dtype)  # numeric strings, as RidgeDecoder accepts them

@@ -16,7 +16,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_subjects, factorize_ids, subject_index
+from ._validation import check_params, check_subjects, factorize_ids, subject_index
 
 __all__ = ["SubjectStandardScaler"]
 
@@ -80,6 +80,8 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
     __metadata_request__fit = {"subjects": True}
     __metadata_request__transform = {"subjects": True}
 
+    _parameter_constraints = {"with_mean": ["boolean"], "with_std": ["boolean"]}
+
     def __init__(self, *, with_mean=True, with_std=True):
         self.with_mean = with_mean
         self.with_std = with_std
@@ -103,6 +105,7 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         -------
         self
         """
+        check_params(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         if np.isinf(X).any():
             raise ValueError("X contains inf.")
