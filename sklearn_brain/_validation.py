@@ -38,7 +38,9 @@ __all__ = ["check_alphas", "check_ids", "check_params", "check_stimulus_ids", "c
 
 
 def _is_missing(value):
-    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+    """None, a float NaN, or pandas' NA / NaT (recognised without importing pandas)."""
+    return (value is None or (isinstance(value, (float, np.floating)) and np.isnan(value))
+            or type(value).__name__ in ("NAType", "NaTType"))
 
 
 def check_ids(ids, n_samples=None, *, name="ids"):
