@@ -47,6 +47,10 @@ _PRESETS = {
         constant_fraction=0.01,
         session_sd=0.5,
         drift_sd=0.3,
+        idiosyncratic=0.0,
+        correlated_noise=0.0,
+        correlated_noise_rank=1,
+        data_poor_sessions=None,
     ),
     "tiny": dict(
         n_subjects=4,
@@ -72,6 +76,44 @@ _PRESETS = {
         constant_fraction=0.02,
         session_sd=0.5,
         drift_sd=0.3,
+        idiosyncratic=0.0,
+        correlated_noise=0.0,
+        correlated_noise_rank=1,
+        data_poor_sessions=None,
+    ),
+    # BOLD5000's proportions (Chang et al. 2019; the CLIP study's SEEDS notes):
+    # CSI1-3 5,254 trials = 4,802 images once + 113 test images x 4; CSI4 3,108
+    # trials (2,656 + 452) in 9 of 15 sessions.  10,000 voxels stand for the
+    # top-10,000 voxels the study kept; the SNR of the responsive voxels is set so
+    # that the ncsnr distribution resembles published ones (see the docstring).
+    "bold5000": dict(
+        n_subjects=4,
+        n_train_stimuli=4802,
+        n_test_stimuli=113,
+        n_test_repeats=4,
+        n_voxels=10000,
+        n_train_repeated=0,
+        n_train_repeats=4,
+        data_poor_fraction=2656 / 4802,
+        n_sessions=15,
+        n_categories=80,
+        image_dim=768,
+        text_dim=512,
+        n_semantic=48,
+        n_visual=16,
+        n_caption=16,
+        n_latent=64,
+        responsive_fraction=0.5,
+        snr_scale=0.015,
+        snr_sigma=1.0,
+        nan_fraction=0.0,
+        constant_fraction=0.0,
+        session_sd=0.5,
+        drift_sd=0.3,
+        idiosyncratic=0.3,
+        correlated_noise=0.2,
+        correlated_noise_rank=3,
+        data_poor_sessions=9,
     ),
 }
 
@@ -91,8 +133,10 @@ _INT_PARAMS = {
     "n_visual": 1,
     "n_caption": 1,
     "n_latent": 1,
+    "correlated_noise_rank": 1,
 }
-_FRACTION_PARAMS = ("responsive_fraction", "nan_fraction", "constant_fraction")
+_FRACTION_PARAMS = ("responsive_fraction", "nan_fraction", "constant_fraction",
+                    "idiosyncratic", "correlated_noise")
 _NONNEG_PARAMS = ("snr_scale", "snr_sigma", "session_sd", "drift_sd")
 
 
@@ -118,6 +162,20 @@ def _resolve_params(preset, overrides):
     if not 0.0 < float(p["data_poor_fraction"]) <= 1.0:
         raise ValueError(
             f"data_poor_fraction must lie in (0, 1], got {p['data_poor_fraction']!r}."
+        )
+    dps = p["data_poor_sessions"]
+    if dps is not None and (not _is_int(dps) or not 1 <= dps <= p["n_sessions"]):
+        raise ValueError(
+            f"data_poor_sessions must be None or an integer in [1, n_sessions="
+            f"{p['n_sessions']}], got {dps!r}."
+        )
+    n_stim = p["n_train_stimuli"] + p["n_test_stimuli"]
+    n_codes = (p["n_subjects"] + 1) * p["n_latent"]
+    if float(p["idiosyncratic"]) > 0 and n_stim <= n_codes:
+        raise ValueError(
+            f"idiosyncratic > 0 needs more stimuli than (n_subjects + 1) * n_latent = "
+            f"{n_codes} (the subject-specific codes are orthogonal to the shared code "
+            f"and to each other over the stimuli), got {n_stim}."
         )
     if p["n_train_repeated"] > p["n_train_stimuli"]:
         raise ValueError(
@@ -199,7 +257,33 @@ def _stimuli(rng, p):
     b = 0.5 * rng.standard_normal(p["n_latent"])
     latent = np.tanh(1.5 * u @ g + b)
     latent = (latent - latent.mean(axis=0)) / latent.std(axis=0)
-    return categories, semantic, image, text, latent
+    return categories, semantic, image, text, latent, u
+
+
+def _idiosyncratic_codes(rng, u, latent, n_subjects):
+    """One subject-specific code per subject, not shared with anyone.
+
+    Each is drawn like the shared code (a random tanh layer of the stimulus
+    latents ``u``, with the subject's own weights), then made orthogonal, over
+    the stimuli, to the shared code and to the codes of the previous subjects,
+    and standardised: no linear map of the shared code or of another subject's
+    code predicts any of it.
+    """
+    n_stim, n_latent = latent.shape
+    basis, _ = np.linalg.qr(latent - latent.mean(axis=0))
+    codes = []
+    for _ in range(n_subjects):
+        g = rng.standard_normal((u.shape[1], n_latent))
+        b = 0.5 * rng.standard_normal(n_latent)
+        code = np.tanh(1.5 * u @ g + b)
+        code -= code.mean(axis=0)
+        for _ in range(2):  # twice: Gram-Schmidt in floating point
+            code -= basis @ (basis.T @ code)
+        code /= code.std(axis=0)
+        codes.append(code)
+        q, _ = np.linalg.qr(code)
+        basis = np.hstack([basis, q])
+    return codes
 
 
 def _schedule(rng, stim_ids, n_sessions):
@@ -209,14 +293,32 @@ def _schedule(rng, stim_ids, n_sessions):
     return order, sessions
 
 
-def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids):
-    """Trials, responses and ground truth of subject ``j``."""
+def _unit_variance_signal(code, rng, n_vox):
+    """``code @ mixing`` with Gaussian mixing rescaled to unit variance per voxel."""
+    mixing = rng.standard_normal((code.shape[1], n_vox))
+    signal = code @ mixing
+    scale = signal.std(axis=0)
+    mixing /= scale
+    signal /= scale
+    return signal, mixing
+
+
+def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids, xrng, own_code):
+    """Trials, responses and ground truth of subject ``j``.
+
+    ``rng`` draws everything the generator drew before ``idiosyncratic`` and
+    correlated noise existed, in the same order (so that with both at zero the
+    output is unchanged); ``xrng`` draws the new components.
+    """
     n_vox = p["n_voxels"][j]
     frac = p["data_poor_fraction"] if j == _POOR_SUBJECT else 1.0
     n_train = max(1, round(frac * train_ids.size))
     own_train = train_ids[:n_train]
     own_rep = np.intersect1d(own_train, repeated_ids)
-    n_sessions = max(1, round(frac * p["n_sessions"]))
+    if j == _POOR_SUBJECT and p["data_poor_sessions"] is not None:
+        n_sessions = p["data_poor_sessions"]
+    else:
+        n_sessions = max(1, round(frac * p["n_sessions"]))
     trials = np.concatenate([
         own_train,
         np.repeat(own_rep, p["n_train_repeats"] - 1),
@@ -224,11 +326,13 @@ def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids):
     ])
     stim, sess = _schedule(rng, trials, n_sessions)
     # Signal: subject-specific mixing of the shared code, unit variance/voxel.
-    mixing = rng.standard_normal((latent.shape[1], n_vox))
-    signal = latent @ mixing
-    scale = signal.std(axis=0)
-    mixing /= scale
-    signal /= scale
+    signal, mixing = _unit_variance_signal(latent, rng, n_vox)
+    iota = float(p["idiosyncratic"])
+    own_mixing = None
+    if iota > 0:
+        # Orthogonal to the shared code over the stimuli: variances add exactly.
+        own, own_mixing = _unit_variance_signal(own_code, xrng, n_vox)
+        signal = np.sqrt(1.0 - iota) * signal + np.sqrt(iota) * own
     # SNR: spike at zero plus a log-normal tail over responsive voxels.
     n_nan = int(round(p["nan_fraction"] * n_vox))
     n_const = int(round(p["constant_fraction"] * n_vox))
@@ -252,14 +356,35 @@ def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids):
         pos[idx] = (np.arange(idx.size) + 0.5) / idx.size - 0.5
     base = rng.standard_normal(n_vox)
     gain = np.exp(0.5 * rng.standard_normal(n_vox))
-    noise = rng.standard_normal((stim.size, n_vox))
-    X = np.sqrt(snr) * signal[stim] + offsets[sess] + slopes[sess] * pos[:, None]
-    X += noise
-    X = base + gain * X
+    kappa = float(p["correlated_noise"])
+    factors = loadings = None
+    if kappa > 0:
+        # Low-rank fluctuation shared by many voxels; the first factor loads
+        # mostly positively (a global signal).  Unit-norm loadings per voxel,
+        # so each voxel's noise keeps unit variance, a fraction kappa shared.
+        rank = p["correlated_noise_rank"]
+        loadings = xrng.standard_normal((rank, n_vox))
+        loadings[0] += 2.0
+        loadings /= np.linalg.norm(loadings, axis=0)
+        factors = xrng.standard_normal((stim.size, rank))
+    X = np.empty((stim.size, n_vox), dtype=np.float32)
+    # Consecutive blocks of trials: the draws of one big standard_normal call,
+    # without its float64 copy of the whole array.
+    block = max(1, 2**22 // n_vox)
+    for start in range(0, stim.size, block):
+        rows = slice(start, min(start + block, stim.size))
+        noise = rng.standard_normal((rows.stop - start, n_vox))
+        if kappa > 0:
+            noise *= np.sqrt(1.0 - kappa)
+            noise += np.sqrt(kappa) * (factors[rows] @ loadings)
+        Xb = (np.sqrt(snr) * signal[stim[rows]] + offsets[sess[rows]]
+              + slopes[sess[rows]] * pos[rows, None])
+        Xb += noise
+        X[rows] = base + gain * Xb
     X[:, const_vox] = base[const_vox]
     X[:, nan_vox] = np.nan
     return Bunch(
-        X=X.astype(np.float32),
+        X=X,
         stimulus_ids=stim.astype(np.int64),
         session_ids=sess.astype(np.int64),
         is_test=np.isin(stim, test_ids),
@@ -268,6 +393,10 @@ def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids):
         nan_voxels=nan_vox,
         constant_voxels=const_vox,
         mixing=mixing.astype(np.float32),
+        idiosyncratic_code=own_code if iota > 0 else None,
+        idiosyncratic_mixing=None if own_mixing is None else own_mixing.astype(np.float32),
+        noise_factors=factors,
+        noise_loadings=None if loadings is None else loadings.astype(np.float32),
     )
 
 
@@ -297,6 +426,10 @@ def make_bold5000_like(
     constant_fraction=None,
     session_sd=None,
     drift_sd=None,
+    idiosyncratic=None,
+    correlated_noise=None,
+    correlated_noise_rank=None,
+    data_poor_sessions=None,
     random_state=0,
 ):
     r"""Simulate a BOLD5000-shaped fMRI dataset with CLIP-like embeddings.
@@ -440,8 +573,16 @@ def make_bold5000_like(
             f"{random_state!r}.")
     rng = np.random.default_rng(random_state)
     seeds = rng.integers(2**63, size=1 + p["n_subjects"])
+    # Drawn after ``seeds``, so the streams of the components that existed
+    # before ``idiosyncratic`` and correlated noise are unchanged.
+    xseeds = rng.integers(2**63, size=1 + p["n_subjects"])
     srng = np.random.default_rng(seeds[0])
-    categories, semantic, image, text, latent = _stimuli(srng, p)
+    categories, semantic, image, text, latent, u = _stimuli(srng, p)
+    if float(p["idiosyncratic"]) > 0:
+        own_codes = _idiosyncratic_codes(np.random.default_rng(xseeds[0]), u, latent,
+                                         p["n_subjects"])
+    else:
+        own_codes = [None] * p["n_subjects"]
     n_stim = categories.size
     ids = srng.permutation(n_stim)
     test_ids = np.sort(ids[:p["n_test_stimuli"]])
@@ -450,7 +591,8 @@ def make_bold5000_like(
     subjects = [f"CSI{j + 1}" for j in range(p["n_subjects"])]
     data = {
         name: _subject(np.random.default_rng(seeds[j + 1]), p, j, latent,
-                       train_ids, test_ids, repeated_ids)
+                       train_ids, test_ids, repeated_ids,
+                       np.random.default_rng(xseeds[j + 1]), own_codes[j])
         for j, name in enumerate(subjects)
     }
     descr = (
