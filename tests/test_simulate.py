@@ -252,3 +252,169 @@ def test_bad_parameters(kwargs, match):
     kwargs = {"preset": "tiny", **kwargs}
     with pytest.raises(ValueError, match=match):
         make_bold5000_like(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# subject-specific signal, correlated noise, the "bold5000" preset
+# --------------------------------------------------------------------------
+# np.nansum(X of CSI1, float64) of the tiny preset, seed 0, as generated before
+# idiosyncratic and correlated noise existed (commit d147c7c).
+_REFERENCE_SUM = -2703.9099256584823
+
+
+def _quiet(**kwargs):
+    """Tiny preset without nuisance (offsets, drifts, NaN and constant voxels)."""
+    return dict(preset="tiny", session_sd=0.0, drift_sd=0.0, nan_fraction=0.0,
+                constant_fraction=0.0, **kwargs)
+
+
+def test_new_components_off_by_default_leave_output_unchanged(tiny):
+    explicit = make_bold5000_like(preset="tiny", random_state=0, idiosyncratic=0.0,
+                                  correlated_noise=0.0, correlated_noise_rank=4)
+    for name in tiny.subjects:
+        np.testing.assert_array_equal(tiny.data[name].X, explicit.data[name].X)
+        for key in ("idiosyncratic_code", "idiosyncratic_mixing", "noise_factors",
+                    "noise_loadings"):
+            assert tiny.data[name][key] is None
+    # Reference: the generator before these parameters existed (commit d147c7c),
+    # tiny preset, seed 0, CSI1.
+    X = tiny.data["CSI1"].X
+    np.testing.assert_allclose(np.nansum(X, dtype=np.float64), _REFERENCE_SUM, rtol=1e-12)
+
+
+def test_idiosyncratic_changes_only_the_signal():
+    base = make_bold5000_like(**_quiet(), random_state=4)
+    mixed = make_bold5000_like(**_quiet(idiosyncratic=0.5), random_state=4)
+    np.testing.assert_array_equal(base.image_embeddings, mixed.image_embeddings)
+    np.testing.assert_array_equal(base.latent, mixed.latent)
+    for name in base.subjects:
+        a, b = base.data[name], mixed.data[name]
+        for key in ("stimulus_ids", "session_ids", "snr", "responsive", "mixing"):
+            np.testing.assert_array_equal(a[key], b[key])
+        silent = a.snr == 0
+        np.testing.assert_array_equal(a.X[:, silent], b.X[:, silent])
+        assert not np.allclose(a.X[:, ~silent], b.X[:, ~silent])
+
+
+@pytest.mark.parametrize("iota", [0.3, 0.9])
+def test_idiosyncratic_fraction_of_signal_variance(iota):
+    ds = make_bold5000_like(preset="tiny", idiosyncratic=iota, random_state=1)
+    codes = [ds.data[s].idiosyncratic_code for s in ds.subjects]
+    n_latent = ds.latent.shape[1]
+    for j, name in enumerate(ds.subjects):
+        d = ds.data[name]
+        shared = np.sqrt(1 - iota) * ds.latent @ d.mixing
+        own = np.sqrt(iota) * codes[j] @ d.idiosyncratic_mixing
+        np.testing.assert_allclose(own.var(axis=0), iota, rtol=1e-5)
+        np.testing.assert_allclose((shared + own).var(axis=0), 1.0, rtol=1e-5)
+        # not shared: orthogonal to the shared code and to every other subject's code
+        np.testing.assert_allclose(ds.latent.T @ codes[j] / len(codes[j]),
+                                   np.zeros((n_latent, n_latent)), atol=1e-10)
+        for k in range(j):
+            np.testing.assert_allclose(codes[k].T @ codes[j] / len(codes[j]),
+                                       np.zeros((n_latent, n_latent)), atol=1e-10)
+
+
+@pytest.mark.parametrize("iota", [0.0, 0.4, 0.8])
+def test_idiosyncratic_fraction_seen_in_the_responses(iota):
+    # Noise-free enough that each voxel's stimulus means are its signal: the
+    # shared code explains 1 - iota of their variance, shared + own code all.
+    ds = make_bold5000_like(**_quiet(idiosyncratic=iota, snr_scale=1e4, snr_sigma=0.0,
+                                     responsive_fraction=1.0), random_state=2)
+    d = ds.data["CSI2"]
+    ids = np.unique(d.stimulus_ids)
+    means = _test_average(d.X.astype(np.float64), d.stimulus_ids, ids)
+    means -= means.mean(axis=0)
+
+    def r2(design):
+        design = np.hstack([design, np.ones((len(ids), 1))])
+        coef = np.linalg.lstsq(design, means, rcond=None)[0]
+        return 1 - ((means - design @ coef) ** 2).sum(0) / (means ** 2).sum(0)
+
+    np.testing.assert_allclose(np.median(r2(ds.latent[ids])), 1 - iota, atol=0.03)
+    if iota > 0:
+        both = np.hstack([ds.latent[ids], d.idiosyncratic_code[ids]])
+        assert np.median(r2(both)) > 0.99
+        # another subject's code explains none of it beyond chance fitting
+        other = ds.data["CSI1"].idiosyncratic_code[ids]
+        assert np.median(r2(np.hstack([ds.latent[ids], other]))) < 1 - iota + 0.15
+
+
+def test_idiosyncratic_needs_enough_stimuli():
+    with pytest.raises(ValueError, match="idiosyncratic > 0 needs more stimuli"):
+        make_bold5000_like(preset="tiny", n_train_stimuli=40, n_test_stimuli=10,
+                           idiosyncratic=0.2)
+    with pytest.raises(ValueError, match="idiosyncratic"):
+        make_bold5000_like(preset="tiny", idiosyncratic=1.2)
+
+
+@pytest.mark.parametrize("kappa, rank", [(0.3, 1), (0.5, 3)])
+def test_correlated_noise_rank_and_variance(kappa, rank):
+    ds = make_bold5000_like(**_quiet(responsive_fraction=0.0, correlated_noise=kappa,
+                                     correlated_noise_rank=rank, n_train_stimuli=2000,
+                                     n_voxels=300), random_state=5)
+    d = ds.data["CSI1"]
+    assert d.noise_factors.shape == (d.X.shape[0], rank)
+    assert d.noise_loadings.shape == (rank, d.X.shape[1])
+    np.testing.assert_allclose(np.linalg.norm(d.noise_loadings, axis=0), 1.0, rtol=1e-5)
+    Z = (d.X - d.X.mean(0)) / d.X.std(0)  # noise only: gains and baselines removed
+    eig = np.linalg.eigvalsh(Z.T @ Z / len(Z))[::-1]
+    n = Z.shape[1]
+    # rank components carry kappa of the variance (plus their share of the rest)
+    assert eig[:rank].sum() / n == pytest.approx(kappa + (1 - kappa) * rank / n, abs=0.04)
+    assert eig[rank] / n < 0.02
+    # each voxel: the factors explain a fraction kappa of its noise
+    F = np.hstack([d.noise_factors, np.ones((len(Z), 1))])
+    resid = Z - F @ np.linalg.lstsq(F, Z, rcond=None)[0]
+    r2 = 1 - resid.var(0)
+    np.testing.assert_allclose(np.median(r2), kappa, atol=0.03)
+    # a global signal: the first factor raises the mean correlation of voxel pairs
+    corr = Z.T @ Z / len(Z)
+    assert corr[np.triu_indices(n, 1)].mean() > 0.5 * kappa
+
+
+def test_correlated_noise_keeps_snr_and_ncsnr():
+    from sklearn_brain.encoding import noise_ceiling
+
+    kw = _quiet(responsive_fraction=1.0, snr_scale=0.25, snr_sigma=0.0, n_test_stimuli=100,
+                n_test_repeats=4, n_voxels=200)
+    plain = make_bold5000_like(**kw, random_state=6)
+    corr = make_bold5000_like(**kw, correlated_noise=0.6, correlated_noise_rank=2,
+                              random_state=6)
+    for ds in (plain, corr):
+        d = ds.data["CSI1"]
+        nc = noise_ceiling(d.X[d.is_test], d.stimulus_ids[d.is_test])["ncsnr"]
+        assert np.median(nc) == pytest.approx(0.5, abs=0.06)  # sqrt(snr)
+
+
+def test_bad_new_parameters():
+    with pytest.raises(ValueError, match="correlated_noise"):
+        make_bold5000_like(preset="tiny", correlated_noise=-0.1)
+    with pytest.raises(ValueError, match="correlated_noise_rank"):
+        make_bold5000_like(preset="tiny", correlated_noise_rank=0)
+    with pytest.raises(ValueError, match="data_poor_sessions"):
+        make_bold5000_like(preset="tiny", data_poor_sessions=4)  # tiny has 3 sessions
+
+
+def test_data_poor_sessions_override():
+    ds = make_bold5000_like(preset="tiny", n_sessions=6, data_poor_sessions=2, random_state=0)
+    assert ds.data["CSI4"].session_ids.max() + 1 == 2
+    assert ds.data["CSI1"].session_ids.max() + 1 == 6
+
+
+@pytest.mark.slow
+def test_bold5000_preset_proportions():
+    ds = make_bold5000_like(preset="bold5000", random_state=0)
+    n_trials = {s: ds.data[s].X.shape[0] for s in ds.subjects}
+    assert n_trials == {"CSI1": 5254, "CSI2": 5254, "CSI3": 5254, "CSI4": 3108}
+    n_sessions = {s: int(ds.data[s].session_ids.max()) + 1 for s in ds.subjects}
+    assert n_sessions == {"CSI1": 15, "CSI2": 15, "CSI3": 15, "CSI4": 9}
+    assert ds.test_stimuli.size == 113 and ds.train_stimuli.size == 4802
+    for s in ds.subjects:
+        d = ds.data[s]
+        counts = np.bincount(d.stimulus_ids, minlength=ds.image_embeddings.shape[0])
+        assert np.all(counts[ds.test_stimuli] == 4)
+        assert np.all(counts[np.unique(d.stimulus_ids[~d.is_test])] == 1)
+        assert d.X.dtype == np.float32
+    assert ds.params["idiosyncratic"] == 0.3 and ds.params["correlated_noise"] == 0.2
+    assert ds.data["CSI1"].X.shape[1] == 10000 and ds.image_embeddings.shape[1] == 768

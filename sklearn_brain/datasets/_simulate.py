@@ -466,13 +466,33 @@ def make_bold5000_like(
     .. math::
 
         x_{iv} = \beta_v + \gamma_v\big(\sqrt{\mathrm{snr}_v}\,
-              W_{j,v}^\top h_{s_i} + o_{q_i v} + \delta_{q_i v}\tau_i
-              + \varepsilon_{iv}\big),\quad \varepsilon_{iv} \sim
-              \mathcal{N}(0, 1)
+              (\sqrt{1-\iota}\,W_{j,v}^\top h_{s_i}
+              + \sqrt{\iota}\,V_{j,v}^\top c_{j,s_i})
+              + o_{q_i v} + \delta_{q_i v}\tau_i
+              + \sqrt{1-\kappa}\,\varepsilon_{iv}
+              + \sqrt{\kappa}\,L_{j,v}^\top f_{ji}\big),\quad
+              \varepsilon_{iv} \sim \mathcal{N}(0, 1)
 
-    where :math:`W_j` (``mixing``) is Gaussian, rescaled so that each voxel's
-    signal has unit variance over stimuli (so ``snr`` is exactly the
-    signal-to-noise variance ratio); :math:`\mathrm{snr}_v = 0` except on
+    where :math:`W_j` (``mixing``) and :math:`V_j` (``idiosyncratic_mixing``)
+    are Gaussian, rescaled so that each part of each voxel's signal has unit
+    variance over stimuli (so ``snr`` is exactly the signal-to-noise variance
+    ratio). :math:`\iota` is ``idiosyncratic``: the fraction of every voxel's
+    signal variance that comes from :math:`c_j` (``idiosyncratic_code``,
+    n_latent), the subject's own code. It is drawn like :math:`h` (a tanh
+    layer of :math:`u` with the subject's own weights), then made orthogonal,
+    over the stimuli, to :math:`h` and to the codes of the other subjects and
+    standardised; so the two parts' variances add exactly, and no linear map
+    of the shared code or of another subject's responses predicts it.  It is
+    stimulus-driven (repeats agree; it counts in the noise ceiling) and partly
+    related to the embeddings (with the default preset's sizes a ridge from
+    the image and caption embeddings explains about 20% of its variance, 85%
+    of :math:`h`'s).  :math:`\kappa` is ``correlated_noise``: the fraction of
+    each voxel's trial-to-trial noise variance that comes from
+    ``correlated_noise_rank`` factors :math:`f_{ji} \sim \mathcal{N}(0, I)`
+    common to all voxels of subject :math:`j` (``noise_factors``), with
+    unit-norm loadings :math:`L_{j,v}` (``noise_loadings``) whose first row is
+    mostly positive (a global signal, as in BOLD), so the noise keeps unit
+    variance. :math:`\mathrm{snr}_v = 0` except on
     ``responsive`` voxels (probability ``responsive_fraction``) where it is
     log-normal, ``snr_scale * exp(snr_sigma * N(0, 1))``: most voxels carry
     no or little signal and a few carry much. Session offsets
@@ -492,13 +512,30 @@ def make_bold5000_like(
     training stimuli in ``round(data_poor_fraction * n_sessions)`` sessions.
     Trials are shuffled and cut into consecutive sessions.
 
+    **The "bold5000" preset** has the real dataset's proportions (Chang et
+    al. 2019, BOLD5000): 4 subjects; CSI1-3 see 4,802 images once and 113
+    test images 4 times (5,254 trials in 15 sessions), CSI4 the first 2,656
+    of the training images and the 113 test images 4 times (3,108 trials in 9
+    sessions); 10,000 voxels per subject (x 0.87, 1.13, 0.78) stand for the
+    10,000 selected voxels of the BOLD5000 CLIP study (a whole brain has about
+    190,000), half of them responsive; ``idiosyncratic=0.3``,
+    ``correlated_noise=0.2`` with rank 3 (assumed levels, not fitted to data).
+    Its float32 responses take about 0.6 GB; it is generated in about a
+    minute.  Its ncsnr (noise-ceiling SNR of Allen et al. 2022, from the test
+    repeats, betas z-scored within session) over all voxels is compared with
+    published values in ``examples/decoding/plot_idiosyncratic_sweep.py``'s
+    sibling notes and in the package README.
+
     Parameters
     ----------
-    preset : {"default", "tiny"}, default="default"
+    preset : {"default", "tiny", "bold5000"}, default="default"
         ``"default"``: 4 subjects, 1000 training stimuli (600 for CSI4), 150
         test stimuli x 3 repeats, 3276-4746 voxels, 768/512-d embeddings
         (about 1 s). ``"tiny"``: 120 training and 20 test stimuli, 156-226
-        voxels and 64/48-d embeddings, for unit tests (a few ms).
+        voxels and 64/48-d embeddings, for unit tests (a few ms). Both have
+        ``idiosyncratic=0`` and ``correlated_noise=0`` (the generator's output
+        before these existed, unchanged). ``"bold5000"``: BOLD5000's
+        proportions (above).
     n_subjects : int, default=None
         Number of subjects, named ``CSI1``, ``CSI2``, ...
     n_train_stimuli, n_test_stimuli : int, default=None
@@ -530,6 +567,21 @@ def make_bold5000_like(
         Fractions of all-NaN and constant voxels.
     session_sd, drift_sd : float, default=None
         Standard deviations of session offsets and drift slopes (noise units).
+    idiosyncratic : float in [0, 1], default=None
+        Fraction of each voxel's signal variance that is subject-specific
+        (from a code orthogonal to the shared code and to the other subjects'
+        codes); needs more stimuli than ``(n_subjects + 1) * n_latent`` when
+        positive. Presets: 0 ("default", "tiny"), 0.3 ("bold5000").
+    correlated_noise : float in [0, 1], default=None
+        Fraction of each voxel's trial-to-trial noise variance that is a
+        low-rank fluctuation shared by the subject's voxels. Presets: 0
+        ("default", "tiny"), 0.2 ("bold5000").
+    correlated_noise_rank : int >= 1, default=None
+        Rank of that fluctuation. Presets: 1 ("default", "tiny"), 3
+        ("bold5000").
+    data_poor_sessions : int, default=None
+        Sessions of ``CSI4``; ``None`` in the preset: ``round(data_poor_fraction
+        * n_sessions)``. Preset "bold5000": 9 (of 15).
     random_state : int, numpy.random.Generator, RandomState or None, default=0
         Seed of every random draw (``None``: not reproducible).
 
@@ -542,7 +594,12 @@ def make_bold5000_like(
           (n_trials,), ``session_ids`` int64 (n_trials,), ``is_test`` bool
           (n_trials,), and the ground truth ``responsive`` bool (n_voxels,),
           ``snr`` float64 (n_voxels,), ``nan_voxels`` and ``constant_voxels``
-          bool (n_voxels,), ``mixing`` float32 (n_latent, n_voxels).
+          bool (n_voxels,), ``mixing`` float32 (n_latent, n_voxels);
+          ``idiosyncratic_code`` float64 (n_stimuli, n_latent) and
+          ``idiosyncratic_mixing`` float32 (n_latent, n_voxels), ``None``
+          when ``idiosyncratic=0``; ``noise_factors`` float64 (n_trials,
+          rank) and ``noise_loadings`` float32 (rank, n_voxels), ``None``
+          when ``correlated_noise=0``.
         - ``image_embeddings``: float32 (n_stimuli, image_dim), unit rows.
         - ``text_embeddings``: float32 (n_stimuli, text_dim), unit rows.
         - ``categories``: int64 (n_stimuli,).
