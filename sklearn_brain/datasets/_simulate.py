@@ -331,8 +331,12 @@ def _subject(rng, p, j, latent, train_ids, test_ids, repeated_ids, xrng, own_cod
     own_mixing = None
     if iota > 0:
         # Orthogonal to the shared code over the stimuli: variances add exactly.
-        own, own_mixing = _unit_variance_signal(own_code, xrng, n_vox)
-        signal = np.sqrt(1.0 - iota) * signal + np.sqrt(iota) * own
+        # (In place: the big presets hold several (n_stimuli, n_voxels) arrays.)
+        own_mixing = xrng.standard_normal((own_code.shape[1], n_vox))
+        cov = own_code.T @ own_code / own_code.shape[0]  # centred code
+        own_mixing /= np.sqrt(np.einsum("kv,kl,lv->v", own_mixing, cov, own_mixing))
+        signal *= np.sqrt(1.0 - iota)
+        signal += own_code @ (np.sqrt(iota) * own_mixing)
     # SNR: spike at zero plus a log-normal tail over responsive voxels.
     n_nan = int(round(p["nan_fraction"] * n_vox))
     n_const = int(round(p["constant_fraction"] * n_vox))
@@ -520,11 +524,20 @@ def make_bold5000_like(
     10,000 selected voxels of the BOLD5000 CLIP study (a whole brain has about
     190,000), half of them responsive; ``idiosyncratic=0.3``,
     ``correlated_noise=0.2`` with rank 3 (assumed levels, not fitted to data).
-    Its float32 responses take about 0.6 GB; it is generated in about a
-    minute.  Its ncsnr (noise-ceiling SNR of Allen et al. 2022, from the test
-    repeats, betas z-scored within session) over all voxels is compared with
-    published values in ``examples/decoding/plot_idiosyncratic_sweep.py``'s
-    sibling notes and in the package README.
+    Its float32 responses take 0.73 GB (peak memory about twice that); it is
+    generated in about a minute. Its ncsnr (noise-ceiling SNR, Allen et al.
+    2022: ``sqrt(max(signal variance, 0)) / noise sd`` from repeats, see
+    :func:`sklearn_brain.encoding.noise_ceiling`), from the 113 test images x
+    4 with each voxel z-scored within session, seed 0, over all voxels of a
+    subject: median 0.07-0.14, mean 0.10-0.13, 99th percentile 0.38-0.41,
+    maximum 0.72-1.0 (the true value of the responsive voxels, ``sqrt(snr)``,
+    has median 0.12; correlated noise shifts a subject's estimates together).
+    For comparison, NSD's released ncsnr maps (GLMsingle betas, 1.8 mm) over
+    the nsdgeneral visual mask have per-subject medians 0.09-0.13, means
+    0.12-0.17, maxima 1.2-1.6 (tabulated in cvnlab/nsddatapaper issue #1), and
+    the same thread reports about 0.67 for BOLD5000's visual-ROI voxels: the
+    preset is NSD-like on average, with a shorter tail, and noisier than
+    BOLD5000's visual ROIs.
 
     Parameters
     ----------
@@ -659,7 +672,10 @@ def make_bold5000_like(
         f"shown {p['n_train_repeats']}x; CSI4 sees {p['data_poor_fraction']:.0%}) "
         f"and {p['n_test_stimuli']} test stimuli shown {p['n_test_repeats']}x; "
         f"{p['n_categories']} categories; image embeddings {p['image_dim']}-d, "
-        f"caption embeddings {p['text_dim']}-d; shared code {p['n_latent']}-d. "
+        f"caption embeddings {p['text_dim']}-d; shared code {p['n_latent']}-d; "
+        f"subject-specific fraction of the signal {p['idiosyncratic']:g}; shared "
+        f"fraction of the noise {p['correlated_noise']:g} (rank "
+        f"{p['correlated_noise_rank']}). "
         "See make_bold5000_like's docstring for the generative model."
     )
     return Bunch(
