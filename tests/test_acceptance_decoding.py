@@ -1,10 +1,13 @@
 """Acceptance: the cross-subject network against per-subject ridge on the simulator.
 
-The issue's target, checked on a simulated dataset (seed 7) that played no
-part in choosing the network's settings (chosen on seeds 0-4; see
-``examples/decoding/plot_compare_decoders.py``, which repeats this on seeds
-5-9 with a paired bootstrap).  Everything runs as a user would: raw ragged
-multi-subject responses through a Pipeline with metadata routing.
+Checked over five simulated datasets (seeds 5-9; the network's settings were
+chosen on seeds 0-4), not one: the mean Top-1 gap and the number of datasets
+the network wins.  Protocol: brain -> image, test repeats averaged, 150-way
+Top-1.  The setting is that of ``examples/decoding/plot_idiosyncratic_sweep.py``
+at ``idiosyncratic=0`` (every subject's signal from one shared code; the
+example shows how the gap shrinks as subject-specific signal grows).
+Everything runs as a user would: raw ragged multi-subject responses through a
+Pipeline with metadata routing.
 """
 
 import numpy as np
@@ -21,37 +24,43 @@ from sklearn_brain import (
     SubjectStandardScaler,
 )
 from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
-from sklearn_brain.metrics import top_k_accuracy
+from sklearn_brain.metrics import average_repeats, top_k_accuracy
 
-SEED = 7
+SEEDS = (5, 6, 7, 8, 9)
+SIM = dict(n_voxels=1200, image_dim=256, text_dim=128)
+N_VOXELS = 300
 NET = dict(shared_dim=64, hidden_dims=(256,), lr=3e-5, max_epochs=12, patience=3)
+
+
+def _top1_gap(seed):
+    """Mean over subjects of network minus ridge Top-1 (repeats averaged)."""
+    ds = make_bold5000_like(random_state=seed, **SIM)
+    X, Y, stim, subj, is_test = multi_subject_arrays(ds)
+    tr = ~is_test
+    net = make_pipeline(SubjectStandardScaler(), EncodingVoxelSelector(n_voxels=N_VOXELS),
+                        MultiSubjectContrastiveDecoder(**NET, random_state=seed))
+    gaps = []
+    with sklearn.config_context(enable_metadata_routing=True):
+        net.fit(X[tr], Y[tr], subjects=subj[tr], stimulus_ids=stim[tr])
+        for s in ds.subjects:
+            rows = subj == s
+            keep = ~np.isnan(X[rows][0])
+            ridge = make_pipeline(StandardScaler(), EncodingVoxelSelector(n_voxels=N_VOXELS),
+                                  RidgeDecoder())
+            ridge.fit(X[tr & rows][:, keep], Y[tr & rows], stimulus_ids=stim[tr & rows])
+            X_avg, ids = average_repeats(X[is_test & rows], stim[is_test & rows])
+            target = ds.image_embeddings[ids]
+            top1_net = top_k_accuracy(target, net.predict(X_avg, subjects=np.full(len(ids), s)))
+            top1_ridge = top_k_accuracy(target, ridge.predict(X_avg[:, keep]))
+            gaps.append(top1_net - top1_ridge)
+    return np.mean(gaps)
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:.*contain NaN")
-def test_cross_subject_network_beats_per_subject_ridge():
+def test_cross_subject_network_beats_per_subject_ridge_over_seeds():
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    ds = make_bold5000_like(random_state=SEED)
-    X, Y, stim, subj, is_test = multi_subject_arrays(ds)
-    tr, te = ~is_test, is_test
-    net = make_pipeline(SubjectStandardScaler(), EncodingVoxelSelector(n_voxels=1000),
-                        MultiSubjectContrastiveDecoder(**NET, random_state=SEED))
-    with sklearn.config_context(enable_metadata_routing=True):
-        net.fit(X[tr], Y[tr], subjects=subj[tr], stimulus_ids=stim[tr])
-        top1 = {"net": {}, "ridge": {}}
-        for s in ds.subjects:
-            rows = subj == s
-            ridge = make_pipeline(StandardScaler(), EncodingVoxelSelector(n_voxels=1000),
-                                  RidgeDecoder())
-            keep = ~np.isnan(X[rows][0])
-            ridge.fit(X[tr & rows][:, keep], Y[tr & rows], stimulus_ids=stim[tr & rows])
-            q = te & rows
-            top1["ridge"][s] = top_k_accuracy(Y[q], ridge.predict(X[q][:, keep]),
-                                              stimulus_ids=stim[q])
-            top1["net"][s] = top_k_accuracy(Y[q], net.predict(X[q], subjects=subj[q]),
-                                            stimulus_ids=stim[q])
-    poor = ds.subjects[-1]
-    mean = {k: np.mean(list(v.values())) for k, v in top1.items()}
-    # chance is 1/150; measured: data-poor 7.6% vs 4.7%, mean 9.3% vs 6.8%
-    assert top1["net"][poor] > top1["ridge"][poor] + 0.01, top1
-    assert mean["net"] > mean["ridge"] + 0.01, top1
+    gaps = np.array([_top1_gap(seed) for seed in SEEDS])
+    # chance is 1/150; measured per seed (points): +3.7 +2.1 +1.4 +3.0 +2.2
+    assert gaps.mean() > 0.01, gaps
+    assert (gaps > 0).sum() >= 4, gaps

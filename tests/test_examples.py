@@ -64,3 +64,17 @@ def test_bold5000_example_runs_on_fixture(tmp_path):
     assert "betas (90," in proc.stdout
     assert "CLIP features (90, 768)" in proc.stdout
     assert "top-1 accuracy" in proc.stdout and "top-5 accuracy" in proc.stdout
+
+
+@pytest.mark.slow
+def test_idiosyncratic_sweep_example_small():
+    # CI runs the sweep at SKLEARN_BRAIN_EXAMPLE_SIZE=small (2 seeds, 2 levels)
+    example = EXAMPLE.parents[1] / "decoding" / "plot_idiosyncratic_sweep.py"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKLEARN_BRAIN_")}
+    env.update(SKLEARN_BRAIN_EXAMPLE_SIZE="small", MPLBACKEND="Agg")
+    proc = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "test repeats averaged, 50-way (chance 2.00%)" in proc.stdout
+    table = proc.stdout.split("-" * 20)[-1]
+    assert [line.split()[0] for line in table.strip().splitlines()[:2]] == ["0.0", "0.9"]
