@@ -82,6 +82,9 @@ def _build_parser():
     demo.add_argument("--no-figure", action="store_true", help="do not write results.png")
     demo.add_argument("--quiet", "-q", action="store_true", help="no progress bar or table")
     demo.set_defaults(_parser=demo)
+    from .study.cli import add_study_parser
+
+    add_study_parser(sub)
     return parser
 
 
@@ -273,6 +276,10 @@ def main(argv=None):
             print(f"\nfinished in {results['elapsed_s']:.1f} s; wrote {args.output}/results.json"
                   + ("" if args.no_figure else f" and {args.output}/results.png"))
         return 0
+    if args.command == "study":
+        from .study.cli import run_study_command
+
+        return run_study_command(args, parser)
     parser.print_help()
     return 2
 

@@ -1,0 +1,21 @@
+"""The two studies end to end: ``sklearn-brain study decoding`` and ``sklearn-brain study encoding``.
+
+* :func:`run_decoding_study` -- study 1: CLIP image / caption embeddings decoded
+  from fMRI by linear and contrastive models (single- and cross-subject, with and
+  without augmentation), Top-1 / Top-5 / identification over seeds;
+* :func:`run_encoding_study` -- study 2: AlexNet untuned vs regression- vs
+  contrastive-tuned with fMRI, voxelwise encoding r per ROI and layer, per subject
+  and pooled.
+
+Each study is described by a TOML configuration (:mod:`sklearn_brain.study.config`;
+``--print-config`` prints the documented default), writes its table (CSV and JSON),
+figure and provenance to an output folder, and resumes: every finished
+(model, seed) unit is stored atomically and not recomputed.
+"""
+
+from .config import ConfigError, default_config, resolve_config
+from .decoding import run_decoding_study
+from .encoding import run_encoding_study
+
+__all__ = ["ConfigError", "default_config", "resolve_config", "run_decoding_study",
+           "run_encoding_study"]

@@ -1,0 +1,447 @@
+"""Study configuration: documented TOML defaults, presets, ``--set`` overrides, validation.
+
+The default configuration of each study *is* the commented TOML text below
+(printed by ``sklearn-brain study <name> --print-config``); it is parsed with
+:mod:`tomllib`, so the documentation and the defaults cannot drift apart.
+A user file is merged over it field by field; every field must exist in the
+default and have the default's type, so a typo or a wrong type fails with a
+message naming the field, instead of being silently ignored.
+"""
+
+import copy
+import numbers
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["ConfigError", "DEFAULT_TOML", "PRESETS", "DECODING_MODELS", "ENCODING_NETWORKS",
+           "decoding_model_spec", "default_config", "load_config", "parse_override",
+           "resolve_config"]
+
+
+class ConfigError(ValueError):
+    """A study configuration that cannot run (the message names the field and the fix)."""
+
+
+DECODING_TOML = """\
+# sklearn-brain study decoding -- default configuration (TOML).
+# Write a file with the fields to change and pass it with --config FILE;
+# or override one field with --set key=value (dotted key, TOML value), e.g.
+#   --set seeds=[0,1] --set data.n_voxels=500 --set protocol.n_way=50
+#
+# models: names from the catalogue (columns of the results table in brackets)
+#   ridge-{image,text,multi}[-aug]               per-subject ridge decoder
+#                                                [linear, MSE, single-subject]
+#   contrastive-single-{image,text,multi}[-aug]  one network per subject
+#                                                [contrastive, InfoNCE + MSE]
+#   contrastive-cross-{image,text,multi}[-aug]   one network for all subjects: subject
+#                                                layers + shared trunk [cross-subject]
+#   image = CLIP image embedding, text = CLIP embedding of the caption,
+#   multi = both predicted and concatenated; -aug = training set augmented with
+#   responses synthesised by the encoding model ([augmentation] below).
+models = ["ridge-image", "ridge-text", "ridge-multi", "ridge-image-aug",
+          "contrastive-single-image", "contrastive-cross-image", "contrastive-cross-text",
+          "contrastive-cross-multi", "contrastive-cross-image-aug"]
+# One run per seed: on the simulator a fresh simulated dataset (and model seed);
+# on real data the seed of the train/test split and of the models.
+seeds = [0, 1, 2, 3, 4]
+device = "cpu"               # "cpu", "cuda" or "auto" (CUDA when available)
+
+[data]
+dataset = "simulator"        # "simulator" or "bold5000"
+preset = "default"           # simulator size: "default" (4 subjects, 150 test stimuli) or "tiny"
+data_dir = ""                # real data: the dataset folder (--data-dir)
+subjects = []                # [] = all (CSI1..CSI4)
+sessions = []                # bold5000: sessions to load per subject ([] = all)
+test_size = 0.15             # real data: fraction of stimuli held out (all repeats together)
+n_voxels = 1000              # voxels kept per subject by the ridge encoding model CLIP -> voxel
+
+[features]                   # real data only; features are cached under cache_dir
+clip_model = "ViT-B-32"      # open_clip architecture
+clip_weights = ""            # local open_clip state dict (--clip-weights); "none" = random init
+caption_model = ""           # local GIT folder, needed by text / multi models on real data
+cache_dir = ""               # "" = <output>/cache
+
+[protocol]
+repeats = "averaged"         # "averaged" (test repeats averaged, MindEye) or "single-trial"
+n_way = 0                    # candidates per draw; 0 = all test stimuli of the subject
+n_draws = 30                 # random candidate sets when n_way > 0
+
+[ridge]
+alphas = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0]   # chosen per subject by held-out top-1
+
+[contrastive]                # MultiSubjectContrastiveDecoder, as in the compare example
+shared_dim = 64
+hidden_dims = [256]
+alpha = 0.5                  # weight of InfoNCE (1 - alpha: MSE)
+temperature = 0.1
+lr = 3e-5
+weight_decay = 0.01
+batch_size = 256
+max_epochs = 12
+patience = 3
+
+[augmentation]               # models ending in -aug
+n_extra = 500                # extra stimuli synthesised per subject
+noise = "gaussian"           # "gaussian" (held-out residual sd) or "residuals" (covariance)
+threshold = 0.95             # extra stimuli with cosine > threshold to any test stimulus are dropped
+extra_images = ""            # real data: folder of extra images (simulator: same-category mixtures)
+
+[search]                     # random search of the contrastive networks, training set only
+n_iter = 0                   # 0 = no search: [contrastive] as given
+cv = 3                       # folds grouped by stimulus
+[search.space]               # MultiSubjectContrastiveDecoder parameter -> values
+lr = [1e-4, 3e-5, 1e-5]
+alpha = [0.5, 0.8]
+weight_decay = [0.0, 1e-5, 1e-4, 1e-2]
+activation = ["relu", "identity"]
+hidden_dims = [[256], [128, 64]]
+"""
+
+ENCODING_TOML = """\
+# sklearn-brain study encoding -- default configuration (TOML).
+# Write a file with the fields to change and pass it with --config FILE;
+# or override one field with --set key=value (dotted key, TOML value).
+#
+# networks: untuned, regression-tuned (per subject), cl-tuned (per subject),
+#           cl-tuned-pooled (all subjects, subject-specific fMRI projections)
+networks = ["untuned", "regression-tuned", "cl-tuned", "cl-tuned-pooled"]
+seeds = [0, 1, 2, 3, 4]      # simulator: a fresh image world; real data: split + network seed
+device = "cpu"               # "cpu", "cuda" or "auto"
+
+[data]
+dataset = "simulator"        # "simulator", "algonauts2023" or "nod"
+data_dir = ""                # real data folder (--data-dir)
+subjects = []                # [] = all (simulator: S1, S2)
+rois = []                    # real data ROI names ([] = all; nod: the whole cortex)
+n_train_images = 800         # simulator: images split into tune / encoding sets
+n_test_images = 100          # simulator: held-out test images (shown n_test_repeats times)
+n_test_repeats = 3
+n_subjects = 2
+n_voxels_per_roi = 40
+snr = 0.5
+tune_fraction = 0.625        # fraction of the non-test images used to fine-tune (rest: encoding)
+test_fraction = 0.15         # real data: images held out for the final r
+
+[features]
+alexnet_weights = ""         # local torchvision state dict (--alexnet-weights); "none" = random
+layers = ["features.2", "features.5", "features.7", "features.9", "features.12",
+          "classifier.2", "classifier.5", "classifier.6"]
+image_size = 64              # network input side (study 2: 224)
+cache_dir = ""               # "" = <output>/cache
+
+[tuning]                     # CLTunedAlexNet
+lr = 1e-4
+max_epochs = 6
+batch_size = 100
+temperature = 0.3
+
+[encoding]                   # VoxelwiseEncoder: PCA per layer, ridge per voxel, layer per ROI
+n_components = 100
+cv = 5
+alphas = [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0]
+"""
+
+DEFAULT_TOML = {"decoding": DECODING_TOML, "encoding": ENCODING_TOML}
+
+#: ``--preset`` overrides, applied over the defaults and under the user's file / --set
+PRESETS = {
+    "decoding": {
+        "default": {},
+        "tiny": {  # seconds: the CI check of the whole pipeline
+            "models": ["ridge-image", "ridge-multi", "ridge-image-aug",
+                       "contrastive-cross-image"],
+            "seeds": [0, 1],
+            "data": {"preset": "tiny", "n_voxels": 60},
+            "contrastive": {"shared_dim": 16, "hidden_dims": [32], "max_epochs": 2,
+                            "patience": 1, "batch_size": 64, "lr": 1e-3},
+            "augmentation": {"n_extra": 40},
+            "search": {"cv": 2, "space": {"lr": [1e-3, 1e-4], "hidden_dims": [[32], [32, 16]]}},
+        },
+    },
+    "encoding": {
+        "default": {},
+        "tiny": {
+            "seeds": [0, 1],
+            "data": {"n_train_images": 60, "n_test_images": 12, "n_voxels_per_roi": 8},
+            "features": {"layers": ["features.5", "classifier.5"], "image_size": 32},
+            "tuning": {"max_epochs": 1, "batch_size": 32},
+            "encoding": {"n_components": 10, "cv": 3},
+        },
+    },
+}
+
+MODALITIES = ("image", "text", "multi")
+ENCODING_NETWORKS = ("untuned", "regression-tuned", "cl-tuned", "cl-tuned-pooled")
+
+
+def _decoding_catalogue():
+    out = {}
+    for aug in (False, True):
+        for m in MODALITIES:
+            out[f"ridge-{m}" + "-aug" * aug] = dict(
+                model_type="linear", subjects="single", modality=m, augmentation=aug,
+                training_objective="MSE (ridge)")
+            for mode in ("single", "cross"):
+                out[f"contrastive-{mode}-{m}" + "-aug" * aug] = dict(
+                    model_type="contrastive", subjects=mode, modality=m, augmentation=aug,
+                    training_objective="InfoNCE + MSE")
+    return out
+
+
+#: model name -> description (the columns of the results table)
+DECODING_MODELS = _decoding_catalogue()
+
+
+def decoding_model_spec(name, config=None):
+    """Columns of a decoding model's row: type, subjects, modality, augmentation, objective."""
+    spec = dict(DECODING_MODELS[name])
+    if config is not None and spec["model_type"] == "contrastive":
+        a = config["contrastive"]["alpha"]
+        spec["training_objective"] = f"{a:g} InfoNCE + {1 - a:g} MSE"
+    return spec
+
+
+def default_config(study):
+    """The default configuration of ``study`` ("decoding" or "encoding") as a dict."""
+    if study not in DEFAULT_TOML:
+        raise ConfigError(f"unknown study {study!r}; choose 'decoding' or 'encoding'.")
+    return tomllib.loads(DEFAULT_TOML[study])
+
+
+def _merge(base, update, path=""):
+    """Merge ``update`` into a copy of ``base``; keys must exist in ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        where = f"{path}{key}"
+        if key not in base:
+            raise ConfigError(
+                f"unknown config field {where!r}; valid fields here: {sorted(base)}.")
+        if isinstance(base[key], dict) and key != "space":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config field {where!r} must be a table, got {value!r}.")
+            out[key] = _merge(base[key], value, where + ".")
+        else:
+            out[key] = value
+    return out
+
+
+def _type_name(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, numbers.Integral):
+        return "int"
+    if isinstance(value, numbers.Real):
+        return "float"
+    return type(value).__name__
+
+
+def _check_types(config, default, path=""):
+    for key, ref in default.items():
+        value, where = config[key], f"{path}{key}"
+        if isinstance(ref, dict):
+            if key == "space":
+                if not isinstance(value, dict) or not all(
+                        isinstance(v, list) and v for v in value.values()):
+                    raise ConfigError(
+                        f"config field {where!r} must map parameter names to non-empty lists "
+                        f"of values, got {value!r}.")
+                continue
+            _check_types(value, ref, where + ".")
+            continue
+        want, got = _type_name(ref), _type_name(value)
+        if want == "float" and got == "int":
+            config[key] = float(value)
+            continue
+        if want != got:
+            raise ConfigError(
+                f"config field {where!r} must be of type {want} (like the default "
+                f"{ref!r}), got {got} {value!r}.")
+        if isinstance(ref, list) and ref:
+            item_type = _type_name(ref[0])
+            for item in value:
+                t = _type_name(item)
+                if t != item_type and not (item_type == "float" and t == "int"):
+                    raise ConfigError(
+                        f"config field {where!r} must be a list of {item_type}, got "
+                        f"{t} {item!r} in {value!r}.")
+            if item_type == "float":
+                config[key] = [float(v) for v in value]
+
+
+def _choice(value, allowed, where):
+    if value not in allowed:
+        raise ConfigError(f"config field {where!r} must be one of {list(allowed)}, got {value!r}.")
+
+
+def _validate_decoding(c):
+    if not c["models"]:
+        raise ConfigError("config field 'models' is empty; name at least one model.")
+    unknown = [m for m in c["models"] if m not in DECODING_MODELS]
+    if unknown:
+        raise ConfigError(
+            f"unknown model name(s) {unknown} in 'models'; valid names: {sorted(DECODING_MODELS)}.")
+    if len(set(c["models"])) != len(c["models"]):
+        raise ConfigError(f"config field 'models' has duplicates: {c['models']}.")
+    _choice(c["data"]["dataset"], ("simulator", "bold5000"), "data.dataset")
+    _choice(c["data"]["preset"], ("default", "tiny"), "data.preset")
+    _choice(c["protocol"]["repeats"], ("averaged", "single-trial"), "protocol.repeats")
+    _choice(c["augmentation"]["noise"], ("gaussian", "residuals"), "augmentation.noise")
+    if c["protocol"]["n_way"] == 1 or c["protocol"]["n_way"] < 0:
+        raise ConfigError("config field 'protocol.n_way' must be 0 (all test stimuli) or >= 2, "
+                          f"got {c['protocol']['n_way']}.")
+    if c["data"]["n_voxels"] < 1:
+        raise ConfigError(f"config field 'data.n_voxels' must be >= 1, got {c['data']['n_voxels']}.")
+    if not 0 < c["data"]["test_size"] < 1:
+        raise ConfigError(f"config field 'data.test_size' must be in (0, 1), "
+                          f"got {c['data']['test_size']}.")
+    a = c["contrastive"]["alpha"]
+    if not 0 <= a <= 1:
+        raise ConfigError(f"config field 'contrastive.alpha' must be in [0, 1], got {a}.")
+    if c["search"]["n_iter"] < 0 or c["search"]["cv"] < 2:
+        raise ConfigError("config fields 'search.n_iter' must be >= 0 and 'search.cv' >= 2.")
+    from ..contrastive import MultiSubjectContrastiveDecoder
+
+    valid = set(MultiSubjectContrastiveDecoder().get_params(deep=False))
+    bad = sorted(set(c["search"]["space"]) - valid)
+    if bad:
+        raise ConfigError(
+            f"search.space has unknown MultiSubjectContrastiveDecoder parameter(s) {bad}; "
+            f"valid: {sorted(valid)}.")
+
+
+def _validate_encoding(c):
+    if not c["networks"]:
+        raise ConfigError("config field 'networks' is empty; name at least one network.")
+    unknown = [n for n in c["networks"] if n not in ENCODING_NETWORKS]
+    if unknown:
+        raise ConfigError(f"unknown network name(s) {unknown} in 'networks'; valid names: "
+                          f"{list(ENCODING_NETWORKS)}.")
+    _choice(c["data"]["dataset"], ("simulator", "algonauts2023", "nod"), "data.dataset")
+    if not 0 < c["data"]["tune_fraction"] < 1:
+        raise ConfigError("config field 'data.tune_fraction' must be in (0, 1), "
+                          f"got {c['data']['tune_fraction']}.")
+    if not c["features"]["layers"]:
+        raise ConfigError("config field 'features.layers' is empty.")
+    if c["data"]["dataset"] == "simulator" and c["data"]["n_subjects"] < 2 \
+            and "cl-tuned-pooled" in c["networks"]:
+        raise ConfigError("network 'cl-tuned-pooled' needs data.n_subjects >= 2.")
+
+
+def _validate(study, c):
+    if not c["seeds"]:
+        raise ConfigError("config field 'seeds' is empty; give at least one seed.")
+    if len(set(c["seeds"])) != len(c["seeds"]):
+        raise ConfigError(f"config field 'seeds' has duplicates: {c['seeds']}.")
+    if c["device"] not in ("cpu", "auto") and not c["device"].startswith("cuda"):
+        raise ConfigError(f"config field 'device' must be 'cpu', 'cuda', 'cuda:N' or 'auto', "
+                          f"got {c['device']!r}.")
+    (_validate_decoding if study == "decoding" else _validate_encoding)(c)
+
+
+def parse_override(text):
+    """``"a.b=value"`` -> nested dict; the value is read as TOML, else kept as a string.
+
+    Examples
+    --------
+    >>> parse_override("data.n_voxels=500")
+    {'data': {'n_voxels': 500}}
+    >>> parse_override("models=['ridge-image']")
+    {'models': ['ridge-image']}
+    >>> parse_override("data.dataset=bold5000")
+    {'data': {'dataset': 'bold5000'}}
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set expects key=value, got {text!r}.")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set expects key=value with a dotted key, got {text!r}.")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    out = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(path):
+    """Read a TOML config file (raises ConfigError naming the file on a syntax error)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}.") from None
+
+
+def resolve_config(study, *, preset="default", user=None, overrides=()):
+    """Defaults, then the preset, then the user's file, then each ``--set``; validated.
+
+    Parameters
+    ----------
+    study : {"decoding", "encoding"}
+    preset : {"default", "tiny"}, default="default"
+    user : dict or None
+        Parsed config file.
+    overrides : sequence of str or dict
+        ``"key=value"`` strings (``--set``) or nested dicts, applied in order.
+
+    Returns
+    -------
+    config : dict
+        The complete, validated configuration.
+
+    Examples
+    --------
+    >>> c = resolve_config("decoding", preset="tiny", overrides=["seeds=[3]"])
+    >>> c["seeds"], c["data"]["preset"]
+    ([3], 'tiny')
+    """
+    base = default_config(study)
+    if preset not in PRESETS[study]:
+        raise ConfigError(f"unknown preset {preset!r}; choose one of {list(PRESETS[study])}.")
+    config = _merge(base, PRESETS[study][preset])
+    if user:
+        config = _merge(config, user)
+    for item in overrides:
+        config = _merge(config, parse_override(item) if isinstance(item, str) else item)
+    _check_types(config, base)
+    _validate(study, config)
+    return config
+
+
+def dumps_toml(config):
+    """Write a resolved config back as TOML (scalars, lists and tables only)."""
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    lines, tables = [], []
+
+    def emit(table, prefix):
+        for k, v in table.items():
+            if isinstance(v, dict):
+                tables.append((prefix + k, v))
+            else:
+                lines.append(f"{k} = {value(v)}")
+
+    emit(config, "")
+    while tables:
+        name, table = tables.pop(0)
+        lines.append(f"\n[{name}]")
+        emit(table, name + ".")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,579 @@
+"""Study 1: decoding CLIP image / caption embeddings from fMRI, model by model.
+
+For each seed: the data (a fresh simulated BOLD5000-like dataset, or the real
+betas with a new split by stimulus), per-subject z-scoring with training
+statistics (:class:`~sklearn_brain.SubjectStandardScaler`), voxel selection
+by a ridge encoding model CLIP image -> voxel fitted on the training trials
+(:class:`~sklearn_brain.EncodingVoxelSelector`), then every configured model
+is fitted on the training trials and scored per subject on the test
+stimuli: Top-1 / Top-5 retrieval and pairwise identification
+(:mod:`sklearn_brain.metrics`), under the configured protocol (repeats
+averaged or single trials; all test stimuli or N-way with random draws).
+
+The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
+:func:`blockwise` are the ones of ``examples/decoding/plot_compare_decoders.py``.
+"""
+
+import logging
+from contextlib import contextmanager, nullcontext
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights
+from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from .config import DECODING_MODELS, ConfigError, decoding_model_spec
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["blockwise", "evaluate_retrieval", "fit_cross_subject", "fit_per_subject",
+           "run_decoding_study"]
+
+BOLD5000_SUBJECTS = ("CSI1", "CSI2", "CSI3", "CSI4")
+METRICS = ("top1", "top5", "identification")
+_SYNTHETIC_ID_OFFSET = 10_000_000  # ids of synthetic stimuli, disjoint from real ones
+
+
+# --------------------------------------------------------------------------
+# fitting helpers (shared with the compare example)
+# --------------------------------------------------------------------------
+def _synthetic(syn, rows):
+    return {} if syn is None else {"synthetic": syn[rows]}
+
+
+def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
+    """One decoder per subject; returns ``predict(X, subjects)``.
+
+    Parameters
+    ----------
+    make : callable
+        ``make(subject)`` returns an unfitted decoder accepting ``stimulus_ids``
+        (and ``synthetic``) in ``fit``.
+    X : ndarray of shape (n_samples, n_voxels)
+    Y : ndarray of shape (n_samples, n_targets)
+    stimulus_ids, subjects : ndarray of shape (n_samples,)
+    synthetic : ndarray of bool of shape (n_samples,) or None
+        Rows synthesised by augmentation (the decoders select on real rows).
+
+    Returns
+    -------
+    predict : callable
+        ``predict(X, subjects)`` -> ndarray of shape (n_queries, n_targets).
+    """
+    fitted = {}
+    for s in np.unique(subjects):
+        rows = subjects == s
+        fitted[s] = make(s).fit(X[rows], Y[rows], stimulus_ids=stimulus_ids[rows],
+                                **_synthetic(synthetic, rows))
+
+    def predict(Xq, sq):
+        out = np.zeros((Xq.shape[0], Y.shape[1]))
+        for s in np.unique(sq):
+            out[sq == s] = fitted[s].predict(Xq[sq == s])
+        return out
+    return predict
+
+
+def fit_cross_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
+    """One decoder for all subjects (``make(None)``); returns ``predict(X, subjects)``."""
+    dec = make(None).fit(X, Y, subjects=subjects, stimulus_ids=stimulus_ids,
+                         **_synthetic(synthetic, slice(None)))
+    return lambda Xq, sq: dec.predict(Xq, subjects=sq)
+
+
+def blockwise(make, block_sizes):
+    """``make`` turned into a decoder of concatenated targets, one decoder per block."""
+    from ..multimodal import BlockwiseDecoder
+
+    return lambda s: BlockwiseDecoder(make(s), block_sizes=tuple(block_sizes))
+
+
+def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_way=0, n_draws=30,
+                       random_state=0):
+    """Top-1 / Top-5 / identification of one subject's test predictions, with chance levels.
+
+    Parameters
+    ----------
+    Y_true, Y_pred : ndarray of shape (n_trials, n_targets)
+    stimulus_ids : ndarray of shape (n_trials,)
+    repeats : {"averaged", "single-trial"}, default="averaged"
+        Average the predictions (and targets) of a stimulus's repeats first
+        (MindEye), or query with every trial (repeats never count as wrong
+        candidates).
+    n_way : int, default=0
+        Candidates per draw; 0: all test stimuli.
+    n_draws : int, default=30
+        Random candidate sets when ``n_way`` > 0.
+    random_state : int, default=0
+
+    Returns
+    -------
+    scores : dict
+        ``top1``, ``top5``, ``identification``, their ``chance_*`` levels,
+        ``n_candidates`` and ``n_queries``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.eye(6)
+    >>> s = evaluate_retrieval(Y, Y, np.arange(6))
+    >>> s["top1"], s["chance_top1"], s["identification"]
+    (1.0, 0.16666666666666666, 1.0)
+    """
+    from ..metrics import average_repeats, identification_accuracy, top_k_accuracy
+
+    if repeats == "averaged":
+        P, T, ids = average_repeats(Y_pred, stimulus_ids, Y_true)
+    else:
+        P, T, ids = Y_pred, Y_true, stimulus_ids
+    n_stim = len(np.unique(ids))
+    if n_way and n_way > n_stim:
+        raise ConfigError(f"protocol.n_way={n_way} exceeds the {n_stim} test stimuli; lower it "
+                          "or set protocol.n_way=0 (all test stimuli).")
+    m = n_way or n_stim
+    kw = dict(stimulus_ids=ids, n_candidates=n_way or None, n_draws=n_draws,
+              random_state=random_state)
+    k5 = min(5, m)
+    return {
+        "top1": top_k_accuracy(T, P, k=1, **kw),
+        "top5": top_k_accuracy(T, P, k=k5, **kw),
+        "identification": identification_accuracy(T, P, **kw),
+        "chance_top1": 1 / m, "chance_top5": k5 / m, "chance_identification": 0.5,
+        "n_candidates": m, "n_queries": int(len(T)),
+    }
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def _unit_rows(a):
+    return (a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
+
+
+def _simulator_data(config, seed):
+    from ..datasets import make_bold5000_like, multi_subject_arrays
+
+    ds = make_bold5000_like(preset=config["data"]["preset"], random_state=seed)
+    subjects = config["data"]["subjects"] or list(ds.subjects)
+    unknown = sorted(set(subjects) - set(ds.subjects))
+    if unknown:
+        raise ConfigError(f"unknown subject(s) {unknown} in data.subjects; the simulator has "
+                          f"{list(ds.subjects)}.")
+    X, _, stim, subj, is_test = multi_subject_arrays(ds, subjects=subjects)
+    # extra stimuli for augmentation: normalised mixtures of two training stimuli of the
+    # same category (the simulator has no other images), as in the compare example
+    rng = np.random.default_rng(seed)
+    pairs = []
+    train_ids = ds.train_stimuli
+    while len(pairs) < 2 * config["augmentation"]["n_extra"]:
+        i, j = rng.choice(train_ids, 2, replace=False)
+        if ds.categories[i] == ds.categories[j]:
+            pairs.append((i, j))
+    pairs = np.array(pairs)
+    extra = {m: _unit_rows(e[pairs[:, 0]] + e[pairs[:, 1]])
+             for m, e in (("image", ds.image_embeddings), ("text", ds.text_embeddings))}
+    return Bunch(X=X, subjects=subj, stimulus_ids=stim, is_test=is_test,
+                 embeddings={"image": ds.image_embeddings, "text": ds.text_embeddings},
+                 extra=extra, description=ds.DESCR)
+
+
+def _clip(config, weights, modality, cache_dir):
+    from ..featurizers import CLIPFeaturizer
+
+    return CLIPFeaturizer(config["features"]["clip_model"], pretrained=weights, modality=modality,
+                          embedding="pooled", device=config["device"], memory=str(cache_dir),
+                          random_state=0)
+
+
+def _text_features(config, paths, weights, cache_dir):
+    from ..featurizers import ImageCaptioner
+
+    model = config["features"]["caption_model"]
+    if not model:
+        raise ConfigError("text and multi models on real data need features.caption_model "
+                          "(--caption-model PATH: a local GIT folder saved with save_pretrained, "
+                          "e.g. microsoft/git-base-coco) to caption the images.")
+    if not Path(model).exists():
+        raise ConfigError(f"features.caption_model {model!r} does not exist; expected a local "
+                          "GIT folder (AutoProcessor + AutoModelForCausalLM files).")
+    captions = ImageCaptioner(model, device=config["device"], memory=str(cache_dir)).fit() \
+        .transform(list(paths))
+    return _clip(config, weights, "text", cache_dir).fit_transform(list(captions))
+
+
+def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
+    from ..datasets import _bold5000, load_bold5000
+
+    d = config["data"]
+    root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'bold5000'",
+                       layout=_bold5000.LAYOUT)
+    weights = require_weights(config["features"]["clip_weights"], flag="--clip-weights",
+                              what="dataset 'bold5000'",
+                              expected=f"an open_clip {config['features']['clip_model']} state "
+                                       "dict (.pt/.pth read with weights_only=True, or "
+                                       ".safetensors)")
+    subjects = d["subjects"] or list(BOLD5000_SUBJECTS)
+    loaded = {s: load_bold5000(s, data_dir=root, sessions=d["sessions"] or None)
+              for s in subjects}
+    names = np.unique(np.concatenate([b.stimulus_names for b in loaded.values()]))
+    path_of = {}
+    for b in loaded.values():
+        path_of.update(zip(b.stimulus_names, b.image_paths))
+    paths = [path_of[n] for n in names]
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise ConfigError(f"{len(missing)} stimulus images are missing, e.g. {missing[0]!r}; "
+                          f"expected them under {str(root / _bold5000.STIMULI_DIR)!r}. Layout:\n"
+                          f"{_bold5000.LAYOUT}")
+    clip = _clip(config, weights, "image", cache_dir)
+    emb = {"image": clip.fit_transform(paths)}
+    if need_text:
+        emb["text"] = _text_features(config, paths, weights, cache_dir)
+    rng = np.random.default_rng(seed)
+    test_names = rng.choice(len(names), max(2, int(round(d["test_size"] * len(names)))),
+                            replace=False)
+    width = max(b.betas.shape[1] for b in loaded.values())
+    n = sum(b.betas.shape[0] for b in loaded.values())
+    X = np.full((n, width), np.nan, dtype=np.float32)
+    stim, subj, start = [], [], 0
+    for s, b in loaded.items():
+        X[start:start + len(b.betas), :b.betas.shape[1]] = b.betas
+        start += len(b.betas)
+        stim.append(np.searchsorted(names, b.stimulus_names))
+        subj.append(np.full(len(b.betas), s))
+    stim = np.concatenate(stim).astype(np.int64)
+    extra = None
+    if need_extra:
+        folder = config["augmentation"]["extra_images"]
+        if not folder or not Path(folder).is_dir():
+            raise ConfigError("models ending in -aug on real data need augmentation.extra_images: "
+                              f"a folder of extra images (got {folder!r}).")
+        extra_paths = sorted(str(p) for p in Path(folder).iterdir()
+                             if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        extra = {"image": clip.transform(extra_paths)}
+        if need_text:
+            extra["text"] = _text_features(config, extra_paths, weights, cache_dir)
+    return Bunch(X=X, subjects=np.concatenate(subj), stimulus_ids=stim,
+                 is_test=np.isin(stim, test_names), embeddings=emb, extra=extra,
+                 description=f"BOLD5000 {subjects}, {len(names)} images, {n} trials")
+
+
+class _SeedData:
+    """Data of one seed, prepared on first use only (a rerun with every unit done loads nothing)."""
+
+    def __init__(self, config, seed, cache_dir):
+        self.config, self.seed, self.cache_dir = config, seed, cache_dir
+        models = [DECODING_MODELS[m] for m in config["models"]]
+        self.need_text = any(m["modality"] != "image" for m in models)
+        self.need_extra = any(m["augmentation"] for m in models)
+
+    @cached_property
+    def data(self):
+        if self.config["data"]["dataset"] == "simulator":
+            return _simulator_data(self.config, self.seed)
+        return _bold5000_data(self.config, self.seed, self.cache_dir, self.need_text,
+                              self.need_extra)
+
+    @cached_property
+    def prepared(self):
+        from ..preprocessing import SubjectStandardScaler
+        from ..selection import EncodingVoxelSelector
+
+        d, c = self.data, self.config
+        tr = ~d.is_test
+        for s in np.unique(d.subjects):
+            n_test = len(np.unique(d.stimulus_ids[d.is_test & (d.subjects == s)]))
+            if c["protocol"]["n_way"] > n_test:
+                raise ConfigError(f"protocol.n_way={c['protocol']['n_way']} exceeds the {n_test} "
+                                  f"test stimuli of {s}; lower it or use 0 (all).")
+        IMG = d.embeddings["image"][d.stimulus_ids]
+        with quiet_fmri_warnings():
+            scaler = SubjectStandardScaler().fit(d.X[tr], subjects=d.subjects[tr])
+            X = scaler.transform(d.X, subjects=d.subjects)
+            n_valid = min(int(np.isfinite(X[tr & (d.subjects == s)]).all(axis=0).sum())
+                          for s in np.unique(d.subjects))
+            n_vox = min(c["data"]["n_voxels"], n_valid)
+            if n_vox < c["data"]["n_voxels"]:
+                logger.warning("data.n_voxels=%d but a subject has %d valid voxels: keeping %d",
+                               c["data"]["n_voxels"], n_valid, n_vox)
+            selector = EncodingVoxelSelector(n_voxels=n_vox, device=c["device"]).fit(
+                X[tr], IMG[tr], subjects=d.subjects[tr], stimulus_ids=d.stimulus_ids[tr])
+            Xsel = selector.transform(X, subjects=d.subjects)
+        return Bunch(X=X, Xsel=Xsel, selector=selector, IMG=IMG, n_voxels=n_vox)
+
+    @cached_property
+    def augmented(self):
+        """Synthetic selected-voxel trials for extra stimuli (encoding model + held-out noise)."""
+        from ..augmentation import synthesize_responses
+
+        d, p, a = self.data, self.prepared, self.config["augmentation"]
+        tr, te = ~d.is_test, d.is_test
+        E = d.embeddings["image"]
+        test_sets = {s: E[np.unique(d.stimulus_ids[te & (d.subjects == s)])]
+                     for s in np.unique(d.subjects)}
+        with quiet_fmri_warnings():
+            aug = synthesize_responses(p.selector, p.X[tr], p.IMG[tr], d.extra["image"], test_sets,
+                                       train_subjects=d.subjects[tr],
+                                       train_stimulus_ids=d.stimulus_ids[tr],
+                                       n_extra=a["n_extra"], noise=a["noise"],
+                                       threshold=a["threshold"], random_state=self.seed)
+        logger.info("seed %s: augmentation excluded %d extra stimuli, %d synthetic trials",
+                    self.seed, aug.n_excluded_by_similarity, aug.X.shape[0])
+        return aug
+
+    def target(self, modality, stimulus_ids, extra_index=None):
+        E = self.data.extra if extra_index is not None else self.data.embeddings
+        idx = extra_index if extra_index is not None else stimulus_ids
+        if modality == "multi":
+            return np.hstack([E["image"][idx], E["text"][idx]])
+        return E[modality][idx]
+
+
+# --------------------------------------------------------------------------
+# models
+# --------------------------------------------------------------------------
+def _contrastive_params(config, seed):
+    c = dict(config["contrastive"])
+    c["hidden_dims"] = tuple(c["hidden_dims"])
+    return dict(c, device=config["device"], random_state=seed)
+
+
+@contextmanager
+def dask_backend(scheduler):
+    """Run joblib-parallel work (the hyperparameter search) on a Dask cluster."""
+    if not scheduler:
+        yield 1
+        return
+    try:
+        import distributed
+    except ImportError as exc:  # pragma: no cover - dask is a test dependency
+        raise ConfigError('--scheduler needs dask: pip install "sklearn-brain[dask]"') from exc
+    import joblib
+
+    with distributed.Client(scheduler) as client, joblib.parallel_config(backend="dask"):
+        logger.info("hyperparameter search on the Dask cluster %s", client.scheduler.address)
+        yield -1
+
+
+def _search(config, base, X, Y, stim, subj, seed, n_jobs):
+    """Random search of the contrastive decoder on training trials, folds grouped by stimulus."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold, RandomizedSearchCV
+
+    from ..contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
+
+    s = config["search"]
+    space = {k: [tuple(v) if isinstance(v, list) else v for v in vals]
+             for k, vals in s["space"].items()}
+    search = RandomizedSearchCV(MultiSubjectContrastiveDecoder(**base), space, n_iter=s["n_iter"],
+                                cv=GroupKFold(n_splits=s["cv"]),
+                                scoring=make_subject_scorer("top1"), refit=False,
+                                random_state=seed, n_jobs=n_jobs)
+    with sklearn.config_context(enable_metadata_routing=True), quiet_fmri_warnings():
+        search.fit(X, Y, subjects=subj, stimulus_ids=stim, groups=stim)
+    best = {k: list(v) if isinstance(v, tuple) else v for k, v in search.best_params_.items()}
+    return best, float(search.best_score_)
+
+
+def _fit_model(name, seed, sd, config, n_jobs):
+    spec = decoding_model_spec(name)
+    d, p = sd.data, sd.prepared
+    tr, te = ~d.is_test, d.is_test
+    X, stim, subj = p.Xsel[tr], d.stimulus_ids[tr], d.subjects[tr]
+    Y = sd.target(spec["modality"], stim)
+    syn = None
+    if spec["augmentation"]:
+        aug = sd.augmented
+        X = np.vstack([X, aug.X])
+        Y = np.vstack([Y, sd.target(spec["modality"], None, aug.extra_index)])
+        stim = np.concatenate([stim, _SYNTHETIC_ID_OFFSET + aug.extra_index])
+        subj = np.concatenate([subj, np.asarray(aug.subjects).astype(subj.dtype)])
+        syn = np.r_[np.zeros(int(tr.sum()), bool), np.ones(aug.X.shape[0], bool)]
+    info = {"n_voxels": p.n_voxels, "n_train_trials": int(X.shape[0]),
+            "n_synthetic_trials": 0 if syn is None else int(syn.sum())}
+    if spec["model_type"] == "linear":
+        from ..decoding import RidgeDecoder
+
+        def make(s):
+            return RidgeDecoder(alphas=config["ridge"]["alphas"], device=config["device"])
+    else:
+        from ..contrastive import MultiSubjectContrastiveDecoder
+
+        base = _contrastive_params(config, seed)
+        params = {s: base for s in [None, *np.unique(subj)]}
+        if config["search"]["n_iter"]:
+            # searched on the real training trials only; a multi model uses the
+            # parameters found for its image block
+            real = np.ones(len(stim), bool) if syn is None else ~syn
+            Ys = Y[:, :d.embeddings["image"].shape[1]] if spec["modality"] == "multi" else Y
+            groups = [None] if spec["subjects"] == "cross" else list(np.unique(subj))
+            info["search"] = {}
+            for g in groups:
+                rows = real if g is None else real & (subj == g)
+                best, score = _search(config, base, X[rows], Ys[rows], stim[rows], subj[rows],
+                                      seed, n_jobs)
+                params[g] = dict(base, **{k: tuple(v) if isinstance(v, list) else v
+                                         for k, v in best.items()})
+                info["search"]["all" if g is None else str(g)] = {"best_params": best,
+                                                                  "cv_top1": score}
+
+        def make(s):
+            return MultiSubjectContrastiveDecoder(**params[s])
+    if spec["modality"] == "multi":
+        sizes = (d.embeddings["image"].shape[1], d.embeddings["text"].shape[1])
+        make = blockwise(make, sizes)
+    fit = fit_cross_subject if spec["subjects"] == "cross" else fit_per_subject
+    with quiet_fmri_warnings():
+        predict = fit(make, X, Y, stim, subj, syn)
+    scores = {}
+    prot = config["protocol"]
+    for s in np.unique(d.subjects):
+        q = te & (d.subjects == s)
+        with quiet_fmri_warnings():
+            pred = predict(p.Xsel[q], d.subjects[q])
+        scores[str(s)] = evaluate_retrieval(
+            sd.target(spec["modality"], d.stimulus_ids[q]), pred, d.stimulus_ids[q],
+            repeats=prot["repeats"], n_way=prot["n_way"], n_draws=prot["n_draws"],
+            random_state=seed)
+    return {"subjects": scores, "info": info}
+
+
+# --------------------------------------------------------------------------
+# aggregation
+# --------------------------------------------------------------------------
+def protocol_name(config):
+    """E.g. ``"repeats averaged, all test stimuli (150-way)"`` or ``"single-trial, 50-way x 30"``."""
+    p = config["protocol"]
+    rep = "repeats averaged" if p["repeats"] == "averaged" else "single-trial"
+    way = f"{p['n_way']}-way x {p['n_draws']} draws" if p["n_way"] else "all test stimuli"
+    return f"{rep}, {way}"
+
+
+def aggregate(results, config):
+    """Rows of the results table (one per model) and of the per-subject table."""
+    by_model = {}
+    for r in results:
+        by_model.setdefault(r["name"], []).append(r)
+    rows, subject_rows = [], []
+    for name in config["models"]:
+        units = sorted(by_model.get(name, []), key=lambda u: u["seed"])
+        if not units:
+            continue
+        spec = decoding_model_spec(name, config)
+        row = {"model": name, "model_type": spec["model_type"], "subjects": spec["subjects"],
+               "augmentation": "yes" if spec["augmentation"] else "no",
+               "modality": spec["modality"], "training_objective": spec["training_objective"],
+               "protocol": protocol_name(config), "n_seeds": len(units),
+               "n_candidates": float(np.mean([s["n_candidates"] for u in units
+                                              for s in u["subjects"].values()]))}
+        for m in METRICS:
+            per_seed = [np.mean([s[m] for s in u["subjects"].values()]) for u in units]
+            chance = float(np.mean([s[f"chance_{m}"] for u in units
+                                    for s in u["subjects"].values()]))
+            mean, sd, lo, hi = mean_ci(per_seed)
+            row.update({m: mean, f"{m}_std": sd, f"{m}_ci_low": lo, f"{m}_ci_high": hi,
+                        f"{m}_baseline": chance, f"{m}_improvement": mean - chance,
+                        f"{m}_per_seed": [float(v) for v in per_seed]})
+        rows.append(row)
+        for s in units[0]["subjects"]:
+            srow = {"model": name, "subject": s, "n_seeds": len(units),
+                    "n_candidates": units[0]["subjects"][s]["n_candidates"]}
+            for m in METRICS:
+                vals = [u["subjects"][s][m] for u in units if s in u["subjects"]]
+                mean, sd, lo, hi = mean_ci(vals)
+                srow.update({m: mean, f"{m}_std": sd, f"{m}_baseline":
+                             units[0]["subjects"][s][f"chance_{m}"]})
+            subject_rows.append(srow)
+    return rows, subject_rows
+
+
+TABLE_COLUMNS = ["model", "model_type", "subjects", "augmentation", "modality",
+                 "training_objective", "protocol", "n_seeds", "n_candidates"] + [
+    f"{m}{suffix}" for m in METRICS
+    for suffix in ("", "_std", "_ci_low", "_ci_high", "_baseline", "_improvement")]
+
+
+def format_results(rows):
+    """The printed table: percentages, mean ± std over seeds, baseline and improvement."""
+    shown = []
+    for r in rows:
+        s = {k: r[k] for k in ("model", "model_type", "augmentation", "modality",
+                               "training_objective")}
+        for m, label in (("top1", "Top-1"), ("top5", "Top-5"), ("identification", "Ident.")):
+            sd = r[f"{m}_std"]
+            s[f"{label} %"] = (f"{100 * r[m]:.1f}" + ("" if not np.isfinite(sd)
+                                                     else f" ± {100 * sd:.1f}"))
+            s[f"{label} base"] = r[f"{m}_baseline"]
+            s[f"{label} +"] = r[f"{m}_improvement"]
+        shown.append(s)
+    cols = list(shown[0]) if shown else []
+    return format_table(shown, cols, percent=[c for c in cols if c.endswith(("base", "+"))])
+
+
+# --------------------------------------------------------------------------
+# the study
+# --------------------------------------------------------------------------
+def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1, argv=None):
+    """Run (or resume) the decoding study described by ``config`` into ``output``.
+
+    Parameters
+    ----------
+    config : dict
+        A resolved configuration (:func:`~sklearn_brain.study.config.resolve_config`).
+    output : path
+        Output folder; finished (model, seed) units found there are not refitted.
+    scheduler : str or None, default=None
+        Address of a Dask scheduler for the hyperparameter search.
+    figure : bool, default=True
+        Write ``figure.png``.
+    verbose : int, default=1
+        Progress bar when > 0.
+
+    Returns
+    -------
+    summary : dict
+        ``rows`` (the table), ``subject_rows``, ``n_computed``, ``n_skipped``,
+        ``elapsed_s`` and ``output``.
+    """
+    run = StudyRun("decoding", config, output, verbose=verbose, argv=argv)
+    cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
+    seeds = {s: _SeedData(config, s, cache_dir) for s in config["seeds"]}
+    shared = {k: config[k] for k in ("data", "features", "protocol", "ridge", "device")}
+    units = []
+    for seed in config["seeds"]:
+        for name in config["models"]:
+            spec = DECODING_MODELS[name]
+            part = dict(shared, model=name)
+            if spec["model_type"] == "contrastive":
+                part.update(contrastive=config["contrastive"], search=config["search"])
+            if spec["augmentation"]:
+                part["augmentation"] = config["augmentation"]
+            units.append((name, seed, fingerprint(part)))
+    with dask_backend(scheduler) as n_jobs:
+        results = run.run_units(units, lambda name, seed: _fit_model(
+            name, seed, seeds[seed], config, n_jobs))
+    rows, subject_rows = aggregate(results, config)
+    out = run.output
+    write_csv(out / "results.csv", rows, TABLE_COLUMNS)
+    write_csv(out / "results_per_subject.csv", subject_rows,
+              ["model", "subject", "n_seeds", "n_candidates"]
+              + [f"{m}{x}" for m in METRICS for x in ("", "_std", "_baseline")])
+    atomic_write_json(out / "results.json", {"study": "decoding", "protocol": protocol_name(config),
+                                             "rows": rows, "per_subject": subject_rows})
+    if figure:
+        from .. import plotting
+
+        fig = plotting.results_bars(
+            rows, metrics=METRICS, labels=("Top-1", "Top-5", "Identification"), error="ci",
+            title=f"Decoding CLIP embeddings ({config['data']['dataset']}; {protocol_name(config)}; "
+                  f"mean over subjects, 95% CI over {len(config['seeds'])} seeds)")
+        fig.savefig(out / "figure.png", dpi=100)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    elapsed = run.finish()
+    (out / "results.txt").write_text(format_results(rows) + "\n")
+    return {"rows": rows, "subject_rows": subject_rows, "n_computed": run.n_computed,
+            "n_skipped": run.n_skipped, "elapsed_s": elapsed, "output": out}
