@@ -142,6 +142,7 @@ temperature = 0.3
 n_components = 100
 cv = 5
 alphas = [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0]
+probe = true                 # downstream linear probe of classifier.5 on image categories (simulator)
 """
 
 DEFAULT_TOML = {"decoding": DECODING_TOML, "encoding": ENCODING_TOML}
@@ -166,9 +167,9 @@ PRESETS = {
         "tiny": {
             "seeds": [0, 1],
             "data": {"n_train_images": 60, "n_test_images": 12, "n_voxels_per_roi": 8},
-            "features": {"layers": ["features.5", "classifier.5"], "image_size": 32},
+            "features": {"layers": ["features.5", "classifier.5"], "image_size": 64},
             "tuning": {"max_epochs": 1, "batch_size": 32},
-            "encoding": {"n_components": 10, "cv": 3},
+            "encoding": {"n_components": 10, "cv": 3, "probe": False},
         },
     },
 }

@@ -541,9 +541,10 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
     seeds = {s: _SeedData(config, s, cache_dir) for s in config["seeds"]}
     shared = {k: config[k] for k in ("data", "features", "protocol", "ridge", "device")}
-    units = []
-    for seed in config["seeds"]:
-        for name in config["models"]:
+    shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
+    units = []  # model by model, so that an interrupted run leaves complete rows
+    for name in config["models"]:
+        for seed in config["seeds"]:
             spec = DECODING_MODELS[name]
             part = dict(shared, model=name)
             if spec["model_type"] == "contrastive":

@@ -1,1 +1,492 @@
-def run_encoding_study(*a, **k): raise NotImplementedError
+"""Study 2: AlexNet untuned vs regression- vs contrastive-tuned with fMRI, voxelwise encoding.
+
+For each seed: the images are split three ways -- **tune** images fine-tune
+AlexNet (:class:`~sklearn_brain.CLTunedAlexNet`; contrastive InfoNCE or
+regression to the voxels; per subject, or pooled over subjects with
+subject-specific fMRI projections), **encoding** images fit a
+:class:`~sklearn_brain.VoxelwiseEncoder` on each network's layer features (PCA
+per layer inside the folds, one alpha per voxel, one layer per ROI), and
+**test** images give the reported per-voxel Pearson r (repeats averaged when the
+data have repeats).  Unlike study 2, no r is computed on images that tuned the
+network or fitted the encoding model.
+
+The evaluation (:func:`evaluate_features`) is the one of
+``examples/encoding/plot_cltuned_alexnet.py``.
+"""
+
+import logging
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights
+from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from .config import ConfigError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["evaluate_features", "run_encoding_study", "tune_network"]
+
+EXPECTED_WEIGHTS = ("a torchvision AlexNet state dict, e.g. alexnet-owt-7be5be79.pth "
+                    "(read with weights_only=True) or .safetensors")
+
+
+# --------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------
+def _load_images(paths, size):
+    """Images as one (n, size, size, 3) uint8 array (real images differ in size)."""
+    from PIL import Image
+
+    out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        try:
+            with Image.open(p) as img:
+                out[i] = np.asarray(img.convert("RGB").resize((size, size), Image.BILINEAR))
+        except OSError as exc:
+            raise ConfigError(f"cannot read image {str(p)!r}: {exc}") from exc
+    return out
+
+
+def _split_images(n_images, config, seed, test_ids=None):
+    """tune / encoding / test image ids (test given by the data, or drawn)."""
+    d = config["data"]
+    rng = np.random.default_rng(seed)
+    ids = np.arange(n_images)
+    if test_ids is None:
+        perm = rng.permutation(ids)
+        n_test = max(2, int(round(d["test_fraction"] * n_images)))
+        test_ids, rest = np.sort(perm[:n_test]), perm[n_test:]
+    else:
+        rest = rng.permutation(np.setdiff1d(ids, test_ids))
+    n_tune = int(round(d["tune_fraction"] * len(rest)))
+    if n_tune < 2 or len(rest) - n_tune < 2 * config["encoding"]["cv"]:
+        raise ConfigError(f"{len(rest)} non-test images cannot be split into tune "
+                          f"({n_tune}) and encoding images for {config['encoding']['cv']}-fold "
+                          "CV; use more images or change data.tune_fraction.")
+    return np.sort(rest[:n_tune]), np.sort(rest[n_tune:]), np.sort(test_ids)
+
+
+def _simulator(config, seed):
+    from ..datasets import make_image_world
+
+    d = config["data"]
+    world = make_image_world(n_train_images=d["n_train_images"], n_test_images=d["n_test_images"],
+                             n_test_repeats=d["n_test_repeats"], n_subjects=d["n_subjects"],
+                             n_voxels_per_roi=d["n_voxels_per_roi"], snr=d["snr"],
+                             random_state=seed)
+    names = d["subjects"] or list(world.subjects)
+    unknown = sorted(set(names) - set(world.subjects))
+    if unknown:
+        raise ConfigError(f"unknown subject(s) {unknown} in data.subjects; the simulator has "
+                          f"{list(world.subjects)}.")
+    tune, enc, test = _split_images(len(world.images), config, seed, world.test_stimuli)
+    subjects = {s: Bunch(X=world.data[s].X, stimulus_ids=world.data[s].stimulus_ids,
+                         rois=world.data[s].roi_masks) for s in names}
+    return Bunch(images=world.images, categories=world.categories, subjects=subjects,
+                 tune_ids=tune, enc_ids=enc, test_ids=test, description=world.DESCR)
+
+
+def _pick_rois(rois, wanted, where):
+    if not wanted:
+        return {k: v for k, v in rois.items() if v.any()}
+    missing = sorted(set(wanted) - set(rois))
+    if missing:
+        raise ConfigError(f"ROI(s) {missing} in data.rois are not in {where}; available: "
+                          f"{sorted(rois)}.")
+    return {k: rois[k] for k in wanted}
+
+
+def _algonauts(config, seed):
+    from ..datasets import _algonauts, load_algonauts2023
+
+    d = config["data"]
+    root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'algonauts2023'",
+                       layout=_algonauts.LAYOUT)
+    names = d["subjects"] or sorted(p.name for p in root.glob("subj0[1-8]") if p.is_dir())
+    if not names:
+        raise ConfigError(f"no subj01 ... subj08 folder in {str(root)!r}. Expected layout:\n"
+                          f"{_algonauts.LAYOUT}")
+    loaded = {s: load_algonauts2023(s, data_dir=root) for s in names}
+    nsd = np.unique(np.concatenate([b.train_nsd_ids for b in loaded.values()]))
+    path_of = {}
+    for b in loaded.values():
+        path_of.update(zip(b.train_nsd_ids.tolist(), b.train_image_paths))
+    images = _load_images([path_of[i] for i in nsd.tolist()], config["features"]["image_size"])
+    subjects = {}
+    for s, b in loaded.items():
+        X = np.hstack([np.asarray(b.fmri["lh"], dtype=np.float32),
+                       np.asarray(b.fmri["rh"], dtype=np.float32)])
+        rois = {r: np.concatenate([b.roi_masks["lh"][r], b.roi_masks["rh"][r]])
+                for r in b.roi_masks["lh"]}
+        subjects[s] = Bunch(X=X, stimulus_ids=np.searchsorted(nsd, b.train_nsd_ids),
+                            rois=_pick_rois(rois, d["rois"], f"{s}'s roi_masks"))
+    tune, enc, test = _split_images(len(nsd), config, seed)
+    return Bunch(images=images, categories=None, subjects=subjects, tune_ids=tune, enc_ids=enc,
+                 test_ids=test, description=f"Algonauts 2023 {names}, {len(nsd)} images")
+
+
+def _nod(config, seed):
+    from ..datasets import _nod, load_nod
+
+    d = config["data"]
+    root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'nod'", layout=_nod.LAYOUT)
+    results = root / "derivatives" / "ciftify"
+    names = d["subjects"] or sorted(p.name for p in results.glob("sub-*") if p.is_dir())
+    if not names:
+        raise ConfigError(f"no derivatives/ciftify/sub-* folder in {str(root)!r}. Expected "
+                          f"layout:\n{_nod.LAYOUT}")
+    loaded = {s: load_nod(s, data_dir=root) for s in names}
+    stim_names = np.unique(np.concatenate([b.stimulus_names for b in loaded.values()]))
+    path_of = {}
+    for b in loaded.values():
+        path_of.update(zip(b.stimulus_names, b.image_paths))
+    images = _load_images([path_of[n] for n in stim_names], config["features"]["image_size"])
+    subjects = {}
+    for s, b in loaded.items():
+        rois = {"cortex": np.ones(b.betas.shape[1], bool)}
+        subjects[s] = Bunch(X=np.asarray(b.betas, dtype=np.float32),
+                            stimulus_ids=np.searchsorted(stim_names, b.stimulus_names),
+                            rois=_pick_rois(rois, d["rois"], "NOD (one ROI: 'cortex')"))
+    tune, enc, test = _split_images(len(stim_names), config, seed)
+    return Bunch(images=images, categories=None, subjects=subjects, tune_ids=tune, enc_ids=enc,
+                 test_ids=test, description=f"NOD {names}, {len(stim_names)} images")
+
+
+# --------------------------------------------------------------------------
+# networks and evaluation (shared with the CL-tuned AlexNet example)
+# --------------------------------------------------------------------------
+def _rows(subject, ids):
+    return np.flatnonzero(np.isin(subject.stimulus_ids, ids))
+
+
+def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
+    """Fine-tune AlexNet on the ``tune_ids`` trials of one or several subjects.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, height, width, 3), uint8
+    subjects : dict of str to Bunch
+        Each with ``X`` (n_trials, n_voxels) and ``stimulus_ids`` (n_trials,).
+        Several subjects: the pooled variant (NaN-padded responses, one fMRI
+        projection per subject, shared network).
+    tune_ids : ndarray of int
+        Images used for tuning.
+    objective : {"contrastive", "regression"}
+    layers : sequence of str
+    **params
+        Other :class:`~sklearn_brain.CLTunedAlexNet` parameters.
+
+    Returns
+    -------
+    net : fitted CLTunedAlexNet
+    """
+    from ..cltuned import CLTunedAlexNet
+
+    names = list(subjects)
+    blocks = [subjects[s].X[_rows(subjects[s], tune_ids)] for s in names]
+    width = max(b.shape[1] for b in blocks)
+    fmri = np.full((sum(len(b) for b in blocks), width), np.nan, dtype=np.float32)
+    start = 0
+    for b in blocks:
+        fmri[start:start + len(b), :b.shape[1]] = b
+        start += len(b)
+    shown = images[np.concatenate([subjects[s].stimulus_ids[_rows(subjects[s], tune_ids)]
+                                   for s in names])]
+    subj = np.concatenate([[s] * len(b) for s, b in zip(names, blocks)])
+    net = CLTunedAlexNet(tuple(layers), objective=objective, **params)
+    return net.fit(shown, fmri, subjects=subj if len(names) > 1 else None)
+
+
+def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_components=100,
+                      cv=5, alphas=None, device="cpu", categories=None, probe_layer=None):
+    """Held-out encoding r of one subject's voxels from one network's features.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_images, n_features)
+        Layer activations of every image, columns ``layer_slices``.
+    layer_slices : dict of str to slice
+    subject : Bunch
+        ``X`` (n_trials, n_voxels), ``stimulus_ids`` (n_trials,), ``rois`` (dict of masks).
+    enc_ids, test_ids : ndarray of int
+        Images fitting the encoding model / scoring it.
+    n_components, cv, alphas, device
+        :class:`~sklearn_brain.VoxelwiseEncoder` parameters.
+    categories : ndarray of shape (n_images,), default=None
+        Image labels for the downstream linear probe (on ``probe_layer``).
+    probe_layer : str, default=None
+
+    Returns
+    -------
+    result : dict
+        ``roi_r`` (held-out mean r per ROI), ``roi_layer`` (chosen layer per ROI),
+        ``layer_cv_r`` (ROI -> layer -> cross-validated r on the encoding
+        images), ``r_voxels``, ``mean_r``, ``noise_ceiling`` per ROI (when the
+        test images are repeated) and ``probe`` (accuracy, when categories are given).
+    """
+    from ..encoding import VoxelwiseEncoder, linear_probe_score, noise_ceiling, roi_summary
+    from ..metrics import average_repeats
+
+    enc_rows, test_rows = _rows(subject, enc_ids), _rows(subject, test_ids)
+    enc = VoxelwiseEncoder(alphas=alphas, layer_slices=layer_slices, n_components=n_components,
+                           cv=cv, rois=subject.rois, device=device)
+    with quiet_fmri_warnings():
+        enc.fit(features[subject.stimulus_ids[enc_rows]], subject.X[enc_rows],
+                groups=subject.stimulus_ids[enc_rows])
+        Y_test, ids = average_repeats(subject.X[test_rows], subject.stimulus_ids[test_rows])
+        r = enc.score_voxels(features[ids], Y_test)
+    layer_r = enc.cv_scores_.max(axis=1)  # (n_layers, n_voxels)
+    out = {
+        "roi_r": roi_summary(r, subject.rois),
+        "roi_layer": dict(enc.roi_layers_),
+        "layer_cv_r": {roi: {name: float(np.nanmean(layer_r[i, mask]))
+                             for i, name in enumerate(enc.layer_names_)}
+                       for roi, mask in subject.rois.items() if mask.any()},
+        "r_voxels": r,
+        "mean_r": float(np.nanmean(r)),
+    }
+    if len(test_rows) > len(ids):
+        with quiet_fmri_warnings():
+            nc = noise_ceiling(subject.X[test_rows], subject.stimulus_ids[test_rows])
+        out["noise_ceiling"] = roi_summary(nc["noise_ceiling"], subject.rois)
+    if categories is not None and probe_layer in layer_slices:
+        fc = features[:, layer_slices[probe_layer]]
+        out["probe"] = linear_probe_score(fc[enc_ids], categories[enc_ids], fc[test_ids],
+                                          categories[test_ids])
+    return out
+
+
+class _SeedData:
+    def __init__(self, config, seed):
+        self.config, self.seed = config, seed
+
+    @cached_property
+    def data(self):
+        loader = {"simulator": _simulator, "algonauts2023": _algonauts, "nod": _nod}
+        return loader[self.config["data"]["dataset"]](self.config, self.seed)
+
+
+def _weights(config):
+    if config["data"]["dataset"] == "simulator":
+        w = config["features"]["alexnet_weights"]
+        return require_weights(w, flag="--alexnet-weights", what="the encoding study",
+                               expected=EXPECTED_WEIGHTS) if w else None
+    return require_weights(config["features"]["alexnet_weights"], flag="--alexnet-weights",
+                           what=f"dataset {config['data']['dataset']!r}",
+                           expected=EXPECTED_WEIGHTS)
+
+
+def _run_network(name, seed, sd, config, cache_dir):
+    from ..featurizers import AlexNetFeaturizer
+
+    d = sd.data
+    f, t, e = config["features"], config["tuning"], config["encoding"]
+    weights = _weights(config)
+    layers = tuple(f["layers"])
+    probe = "classifier.5" if "classifier.5" in layers else layers[-1]
+    ev = dict(n_components=e["n_components"], cv=e["cv"], alphas=e["alphas"],
+              device=config["device"], categories=d.categories if e["probe"] else None,
+              probe_layer=probe)
+    tuning = dict(weights=weights, image_size=f["image_size"], lr=t["lr"],
+                  max_epochs=t["max_epochs"], batch_size=t["batch_size"],
+                  temperature=t["temperature"], device=config["device"], random_state=seed)
+    out, info = {}, {}
+    if name == "untuned":
+        feat = AlexNetFeaturizer(layers, weights=weights, image_size=f["image_size"],
+                                 device=config["device"], random_state=seed,
+                                 memory=str(cache_dir)).fit()
+        features = feat.transform(d.images)
+        for s, subj in d.subjects.items():
+            out[s] = evaluate_features(features, feat.layer_slices_, subj, d.enc_ids, d.test_ids,
+                                       **ev)
+    elif name == "cl-tuned-pooled":
+        net = tune_network(d.images, d.subjects, d.tune_ids, objective="contrastive",
+                           layers=layers, **tuning)
+        features = net.transform(d.images)
+        info["train_loss"] = [float(net.history[0, "train_loss"]),
+                              float(net.history[-1, "train_loss"])]
+        for s, subj in d.subjects.items():
+            out[s] = evaluate_features(features, net.layer_slices_, subj, d.enc_ids, d.test_ids,
+                                       **ev)
+    else:
+        objective = "regression" if name == "regression-tuned" else "contrastive"
+        for s, subj in d.subjects.items():
+            net = tune_network(d.images, {s: subj}, d.tune_ids, objective=objective,
+                               layers=layers, **tuning)
+            info[f"train_loss_{s}"] = [float(net.history[0, "train_loss"]),
+                                       float(net.history[-1, "train_loss"])]
+            out[s] = evaluate_features(net.transform(d.images), net.layer_slices_, subj,
+                                       d.enc_ids, d.test_ids, **ev)
+    info.update(n_tune_images=len(d.tune_ids), n_encoding_images=len(d.enc_ids),
+                n_test_images=len(d.test_ids))
+    return {"subjects": out, "info": info}
+
+
+# --------------------------------------------------------------------------
+# aggregation
+# --------------------------------------------------------------------------
+def _mode(values):
+    vals, counts = np.unique(values, return_counts=True)
+    return str(vals[np.argmax(counts)]) if len(vals) else ""
+
+
+def aggregate(results, config):
+    """Rows: network x subject (and the subject mean) x ROI (and 'all'); layer rows."""
+    by = {}
+    for r in results:
+        by.setdefault(r["name"], {})[r["seed"]] = r
+    base = by.get("untuned", {})
+    rows, layer_rows = [], []
+    for name in config["networks"]:
+        units = by.get(name, {})
+        if not units:
+            continue
+        seeds = sorted(units)
+        subjects = list(units[seeds[0]]["subjects"])
+        rois = list(units[seeds[0]]["subjects"][subjects[0]]["roi_r"])
+        for subj in subjects + ["mean"]:
+            subs = subjects if subj == "mean" else [subj]
+            for roi in rois + ["all"]:
+                def value(seed, s, unit=None):
+                    res = (unit or units)[seed]["subjects"][s]
+                    if roi == "all":
+                        return float(np.nanmean(list(res["roi_r"].values())))
+                    return res["roi_r"].get(roi, np.nan)
+                per_seed = [np.nanmean([value(k, s) for s in subs]) for k in seeds]
+                mean, sd, lo, hi = mean_ci(per_seed)
+                row = {"network": name, "subject": subj, "roi": roi, "n_seeds": len(seeds),
+                       "r": mean, "r_std": sd, "r_ci_low": lo, "r_ci_high": hi}
+                if roi != "all":
+                    row["layer"] = _mode([units[k]["subjects"][s]["roi_layer"].get(roi, "")
+                                          for k in seeds for s in subs])
+                    nc = [units[k]["subjects"][s].get("noise_ceiling", {}).get(roi)
+                          for k in seeds for s in subs]
+                    if all(v is not None for v in nc):
+                        row["noise_ceiling"] = float(np.mean(nc))
+                common = [k for k in seeds if k in base]
+                if name != "untuned" and common:
+                    d = [np.nanmean([value(k, s) - value(k, s, base) for s in subs])
+                         for k in common]
+                    dm, dsd, dlo, dhi = mean_ci(d)
+                    row.update(delta_vs_untuned=dm, delta_ci_low=dlo, delta_ci_high=dhi,
+                               seeds_improved=f"{sum(v > 0 for v in d)}/{len(d)}")
+                probes = [units[k]["subjects"][s].get("probe") for k in seeds for s in subs]
+                if roi == "all" and all(p is not None for p in probes):
+                    row["probe"] = float(np.mean(probes))
+                rows.append(row)
+        for roi in rois:
+            layers = list(units[seeds[0]]["subjects"][subjects[0]]["layer_cv_r"][roi])
+            for layer in layers:
+                v = [units[k]["subjects"][s]["layer_cv_r"][roi][layer] for k in seeds
+                     for s in subjects]
+                layer_rows.append({"network": name, "roi": roi, "layer": layer,
+                                   "cv_r": float(np.nanmean(v)), "n_seeds": len(seeds)})
+    return rows, layer_rows
+
+
+TABLE_COLUMNS = ["network", "subject", "roi", "layer", "n_seeds", "r", "r_std", "r_ci_low",
+                 "r_ci_high", "noise_ceiling", "delta_vs_untuned", "delta_ci_low",
+                 "delta_ci_high", "seeds_improved", "probe"]
+
+
+def format_results(rows):
+    """Held-out r per ROI (subject mean and per subject), mean ± std over seeds."""
+    shown = []
+    for r in rows:
+        s = {"network": r["network"], "subject": r["subject"], "roi": r["roi"],
+             "layer": r.get("layer", ""),
+             "r": f"{r['r']:.3f}" + (f" ± {r['r_std']:.3f}" if np.isfinite(r["r_std"]) else ""),
+             "Δr vs untuned": ("" if "delta_vs_untuned" not in r else
+                               f"{r['delta_vs_untuned']:+.3f} [{r['delta_ci_low']:+.3f}, "
+                               f"{r['delta_ci_high']:+.3f}] {r['seeds_improved']}")}
+        if "noise_ceiling" in r:
+            s["ceiling"] = r["noise_ceiling"]
+        if "probe" in r:
+            s["probe"] = r["probe"]
+        shown.append(s)
+    cols = ["network", "subject", "roi", "layer", "r", "Δr vs untuned", "ceiling", "probe"]
+    return format_table(shown, cols)
+
+
+def _figures(rows, layer_rows, config, out):
+    import matplotlib.pyplot as plt
+
+    from .. import plotting
+
+    main = [dict(r, model=r["network"]) for r in rows if r["subject"] == "mean" and r["roi"] == "all"]
+    fig = plotting.results_bars(
+        main, metrics=("r",), labels=("held-out voxelwise r",), error="ci", percent=False,
+        baseline=False,
+        title=f"Encoding r, mean over ROIs and subjects (95% CI over {len(config['seeds'])} seeds)")
+    fig.savefig(out / "figure.png", dpi=100)
+    plt.close(fig)
+    grid = {r["network"]: {} for r in rows}
+    for r in rows:
+        if r["subject"] == "mean" and r["roi"] != "all":
+            grid[r["network"]][r["roi"]] = r["r"]
+    fig = plotting.encoding_heatmap(grid, title="held-out r per ROI (subject mean)")
+    fig.savefig(out / "figure_rois.png", dpi=100)
+    plt.close(fig)
+    layers = {}
+    for r in layer_rows:
+        if r["network"] == layer_rows[0]["network"]:
+            layers.setdefault(r["roi"], {})[r["layer"]] = r["cv_r"]
+    fig = plotting.encoding_heatmap(
+        layers, title=f"{layer_rows[0]['network']}: cross-validated r per ROI and layer")
+    fig.savefig(out / "figure_layers.png", dpi=100)
+    plt.close(fig)
+
+
+def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1, argv=None):
+    """Run (or resume) the encoding study described by ``config`` into ``output``.
+
+    Parameters
+    ----------
+    config : dict
+        A resolved configuration (:func:`~sklearn_brain.study.config.resolve_config`).
+    output : path
+        Output folder; finished (network, seed) units found there are not recomputed.
+    scheduler : str or None, default=None
+        Accepted for symmetry with the decoding study; the encoding study has
+        no random search (its alpha and layer choice is a closed-form CV).
+    figure : bool, default=True
+    verbose : int, default=1
+
+    Returns
+    -------
+    summary : dict
+        ``rows``, ``layer_rows``, ``n_computed``, ``n_skipped``, ``elapsed_s``, ``output``.
+    """
+    if scheduler:
+        logger.warning("--scheduler is ignored by the encoding study (no random search)")
+    _weights(config)  # fail before any work on a missing weights file
+    run = StudyRun("encoding", config, output, verbose=verbose, argv=argv)
+    cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
+    seeds = {s: _SeedData(config, s) for s in config["seeds"]}
+    shared = {k: config[k] for k in ("data", "features", "encoding", "device")}
+    shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
+    units = []
+    for seed in config["seeds"]:
+        for name in config["networks"]:
+            part = dict(shared, network=name)
+            if name != "untuned":
+                part["tuning"] = config["tuning"]
+            units.append((name, seed, fingerprint(part)))
+    results = run.run_units(units, lambda name, seed: _run_network(name, seed, seeds[seed],
+                                                                     config, cache_dir))
+    rows, layer_rows = aggregate(results, config)
+    out = run.output
+    write_csv(out / "results.csv", rows, TABLE_COLUMNS)
+    write_csv(out / "results_layers.csv", layer_rows, ["network", "roi", "layer", "cv_r",
+                                                        "n_seeds"])
+    atomic_write_json(out / "results.json", {"study": "encoding", "rows": rows,
+                                             "layers": layer_rows})
+    if figure and rows:
+        _figures(rows, layer_rows, config, out)
+    elapsed = run.finish()
+    (out / "results.txt").write_text(format_results(rows) + "\n")
+    return {"rows": rows, "layer_rows": layer_rows, "n_computed": run.n_computed,
+            "n_skipped": run.n_skipped, "elapsed_s": elapsed, "output": out}
