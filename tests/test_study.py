@@ -1,0 +1,350 @@
+"""`sklearn-brain study decoding|encoding`: config, tiny runs, resume, errors, real-data fixtures."""
+
+import json
+import os
+import tomllib
+
+import numpy as np
+import pytest
+
+from sklearn_brain.cli import main
+from sklearn_brain.study import config as C
+from sklearn_brain.study import decoding as D
+from sklearn_brain.study import run_decoding_study, run_encoding_study
+from sklearn_brain.study._io import atomic_write_json
+
+
+def _csv(path):
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+# --------------------------------------------------------------------------- config
+@pytest.mark.parametrize("study", ["decoding", "encoding"])
+def test_print_config_is_the_documented_default(study, capsys):
+    assert main(["study", study, "--print-config"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("#") > 20  # documented
+    assert tomllib.loads(text) == C.default_config(study)
+    # with overrides it prints the resolved config, which parses back to itself
+    assert main(["study", study, "--preset", "tiny", "--set", "seeds=[7]", "--print-config"]) == 0
+    resolved = tomllib.loads(capsys.readouterr().out)
+    assert resolved == C.resolve_config(study, preset="tiny", overrides=["seeds=[7]"])
+    assert resolved["seeds"] == [7]
+
+
+def test_overrides_file_and_flags(tmp_path, capsys):
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('models = ["ridge-text"]\n[protocol]\nn_way = 10\nrepeats = "single-trial"\n')
+    assert main(["study", "decoding", "--config", str(cfg), "--set", "contrastive.lr=1",
+                 "--device", "auto", "--dataset", "bold5000", "--data-dir", "/x",
+                 "--clip-weights", "w.pt", "--print-config"]) == 0
+    c = tomllib.loads(capsys.readouterr().out)
+    assert c["models"] == ["ridge-text"] and c["protocol"]["n_way"] == 10
+    assert c["protocol"]["repeats"] == "single-trial"
+    assert c["contrastive"]["lr"] == 1.0 and isinstance(c["contrastive"]["lr"], float)
+    assert c["device"] == "auto" and c["data"]["dataset"] == "bold5000"
+    assert c["features"]["clip_weights"] == "w.pt" and c["data"]["data_dir"] == "/x"
+    assert C.parse_override("data.subjects=['CSI1', 'CSI2']") == {
+        "data": {"subjects": ["CSI1", "CSI2"]}}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "models=['ridge-image', 'lasso-image']"], "unknown model name(s) ['lasso-image']"),
+    (["--set", "data.n_voxels=many"], "'data.n_voxels' must be of type int"),
+    (["--set", "seeds=[0, 'one']"], "'seeds' must be a list of int"),
+    (["--set", "data.n_voxel=10"], "unknown config field 'data.n_voxel'"),
+    (["--set", "protocol.repeats=twice"], "'protocol.repeats' must be one of"),
+    (["--set", "protocol.n_way=1"], "'protocol.n_way' must be 0"),
+    (["--set", "search.space.momentum=[0.9]"], "unknown MultiSubjectContrastiveDecoder"),
+    (["--set", "nokey"], "--set expects key=value"),
+    (["--config", "/nonexistent/study.toml"], "does not exist"),
+    (["--set", "device=tpu"], "'device' must be"),
+])
+def test_bad_config_is_a_clear_error(args, message, tmp_path, capsys):
+    assert main(["study", "decoding", "-o", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [\n")
+    assert main(["study", "decoding", "--config", str(bad)]) == 2
+    assert "is not valid TOML" in capsys.readouterr().err
+    assert main(["study", "encoding", "--set", "networks=['cl-tuned', 'vgg']"]) == 2
+    assert "unknown network name(s) ['vgg']" in capsys.readouterr().err
+
+
+def test_missing_data_folder_and_weights_name_path_and_layout(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    assert main(["study", "decoding", "--dataset", "bold5000", "-o", out, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "--data-dir" in err and "CSI1_brainmask.nii.gz" in err  # the expected layout
+    missing = tmp_path / "no_such_folder"
+    assert main(["study", "decoding", "--dataset", "bold5000", "--data-dir", str(missing),
+                 "-o", out, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "does not exist" in err and "GLMbetas" in err
+    assert main(["study", "decoding", "--dataset", "bold5000", "--data-dir", str(tmp_path),
+                 "--clip-weights", str(tmp_path / "clip.pt"), "-o", out, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "clip.pt") in err and "open_clip ViT-B-32 state dict" in err
+    assert main(["study", "encoding", "--dataset", "algonauts2023", "--data-dir", str(tmp_path),
+                 "--alexnet-weights", "none", "-o", out, "-q"]) == 2
+    assert "no subj01 ... subj08 folder" in capsys.readouterr().err
+    assert main(["study", "encoding", "--alexnet-weights", str(tmp_path / "alexnet.pth"),
+                 "-o", out, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "alexnet.pth") in err and "torchvision AlexNet state dict" in err
+
+
+def test_evaluate_retrieval_protocols_and_chance():
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(30, 16))
+    ids = np.repeat(np.arange(30), 2)
+    s = D.evaluate_retrieval(E[ids], E[ids] + 0.05 * rng.normal(size=(60, 16)), ids)
+    assert s["top1"] == 1.0 and s["n_candidates"] == 30 and s["n_queries"] == 30
+    noise = rng.normal(size=(60, 16))  # a null model scores chance
+    s = D.evaluate_retrieval(E[ids], noise, ids, repeats="single-trial", n_way=10, n_draws=200)
+    assert s["n_queries"] == 60 and s["chance_top1"] == 0.1 and s["chance_top5"] == 0.5
+    assert abs(s["top1"] - 0.1) < 0.05 and abs(s["identification"] - 0.5) < 0.06
+    with pytest.raises(C.ConfigError, match="exceeds the 30 test stimuli"):
+        D.evaluate_retrieval(E[ids], E[ids], ids, n_way=40)
+
+
+# --------------------------------------------------------------------------- decoding runs
+def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
+    out = tmp_path / "dec"
+    rc = main(["study", "decoding", "--preset", "tiny", "-o", str(out),
+               "--set", "models=['ridge-image', 'ridge-multi']"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "ridge-multi" in printed and "Top-1" in printed and "4 unit(s) computed" in printed
+    rows = _csv(out / "results.csv")
+    assert [r["model"] for r in rows] == ["ridge-image", "ridge-multi"]
+    for col in D.TABLE_COLUMNS:
+        assert col in rows[0]
+    for r in rows:
+        assert r["model_type"] == "linear" and r["augmentation"] == "no" and r["n_seeds"] == "2"
+        assert r["protocol"] == "repeats averaged, all test stimuli"
+        assert float(r["top1_baseline"]) == pytest.approx(1 / 20)  # 20 test stimuli (tiny)
+        assert float(r["identification_baseline"]) == 0.5
+        # the simulator's signal is decodable: well above chance
+        assert float(r["top1"]) > 5 * float(r["top1_baseline"])
+        assert float(r["top1_ci_low"]) <= float(r["top1"]) <= float(r["top1_ci_high"])
+        assert float(r["top1_improvement"]) == pytest.approx(
+            float(r["top1"]) - float(r["top1_baseline"]), abs=1e-5)
+    per_subject = _csv(out / "results_per_subject.csv")
+    assert {r["subject"] for r in per_subject} == {"CSI1", "CSI2", "CSI3", "CSI4"}
+    res = json.loads((out / "results.json").read_text())
+    assert len(res["rows"][0]["top1_per_seed"]) == 2
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["seeds"] == [0, 1] and prov["device"]["resolved"] == "cpu"
+    assert prov["versions"]["numpy"] == np.__version__ and prov["versions"]["torch"]
+    assert prov["units_computed"] == 4 and prov["units_skipped"] == 0
+    assert tomllib.loads((out / "config.toml").read_text()) == C.resolve_config(
+        "decoding", preset="tiny", overrides=["models=['ridge-image', 'ridge-multi']"])
+    assert (out / "figure.png").stat().st_size > 10_000
+
+
+def _counting(monkeypatch, fail_at=None):
+    calls = []
+    real = D._fit_model
+
+    def wrapped(name, seed, *args, **kwargs):
+        calls.append((name, seed))
+        if fail_at is not None and len(calls) == fail_at:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C during this model
+        return real(name, seed, *args, **kwargs)
+    monkeypatch.setattr(D, "_fit_model", wrapped)
+    return calls
+
+
+def test_decoding_resumes_without_refitting(tmp_path, monkeypatch):
+    out = tmp_path / "dec"
+    config = C.resolve_config("decoding", preset="tiny",
+                              overrides=["models=['ridge-image', 'ridge-text']", "seeds=[0]"])
+    calls = _counting(monkeypatch, fail_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_decoding_study(config, out, figure=False, verbose=0)
+    units = sorted(p.name for p in (out / "units").iterdir())
+    assert units == ["ridge-image__seed-0.json"]  # the finished model is kept, complete
+    first = (out / "units" / units[0])
+    stamp = first.stat().st_mtime_ns
+    assert json.loads(first.read_text())["subjects"]["CSI1"]["top1"] > 0.05
+    assert not (out / "results.csv").exists()
+
+    calls = _counting(monkeypatch)
+    summary = run_decoding_study(config, out, figure=False, verbose=0)
+    assert calls == [("ridge-text", 0)]  # only the unfinished model is fitted
+    assert summary["n_computed"] == 1 and summary["n_skipped"] == 1
+    assert first.stat().st_mtime_ns == stamp
+
+    calls = _counting(monkeypatch)
+    summary = run_decoding_study(config, out, figure=False, verbose=0)
+    assert calls == [] and summary["n_skipped"] == 2
+    assert json.loads((out / "provenance.json").read_text())["units_computed"] == 0
+    assert [r["model"] for r in summary["rows"]] == ["ridge-image", "ridge-text"]
+
+    # a changed setting that the models depend on is recomputed, not reused
+    changed = C.resolve_config("decoding", preset="tiny", overrides=[
+        "models=['ridge-image', 'ridge-text']", "seeds=[0]", "ridge.alphas=[1.0, 10.0]"])
+    calls = _counting(monkeypatch)
+    run_decoding_study(changed, out, figure=False, verbose=0)
+    assert len(calls) == 2
+
+
+def test_unreadable_unit_is_recomputed(tmp_path, monkeypatch):
+    out = tmp_path / "dec"
+    config = C.resolve_config("decoding", preset="tiny",
+                              overrides=["models=['ridge-image']", "seeds=[1]"])
+    run_decoding_study(config, out, figure=False, verbose=0)
+    unit = out / "units" / "ridge-image__seed-1.json"
+    unit.write_text('{"truncated": ')
+    calls = _counting(monkeypatch)
+    run_decoding_study(config, out, figure=False, verbose=0)
+    assert calls == [("ridge-image", 1)]
+    assert json.loads(unit.read_text())["seed"] == 1
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "u.json"
+    atomic_write_json(target, {"a": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"a": object()})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["u.json"]
+
+
+@pytest.mark.slow
+def test_decoding_search_on_dask_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    config = C.resolve_config("decoding", preset="tiny", overrides=[
+        "models=['contrastive-cross-image']", "seeds=[0]", "search.n_iter=2"])
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client, \
+            distributed.get_task_stream(client) as tasks:
+        summary = run_decoding_study(config, tmp_path / "dec", scheduler=cluster.scheduler_address,
+                                     figure=False, verbose=0)
+    assert len(tasks.data) >= 4  # 2 candidates x 2 folds ran as Dask tasks
+    unit = json.loads((tmp_path / "dec" / "units" / "contrastive-cross-image__seed-0.json")
+                      .read_text())
+    best = unit["info"]["search"]["all"]["best_params"]
+    assert best["lr"] in (1e-3, 1e-4) and best["hidden_dims"] in ([32], [32, 16])
+    assert summary["rows"][0]["top1"] > summary["rows"][0]["top1_baseline"]
+
+
+# --------------------------------------------------------------------------- encoding runs
+def test_encoding_tiny_table_layers_and_resume(tmp_path, capsys):
+    out = tmp_path / "enc"
+    args = ["study", "encoding", "--preset", "tiny", "-o", str(out), "--set", "seeds=[0]",
+            "--set", "networks=['untuned', 'cl-tuned']"]
+    assert main(args) == 0
+    assert "2 unit(s) computed" in capsys.readouterr().out
+    rows = _csv(out / "results.csv")
+    assert {(r["network"], r["subject"]) for r in rows} >= {
+        ("untuned", "S1"), ("untuned", "S2"), ("cl-tuned", "mean")}
+    assert {r["roi"] for r in rows} == {"V1", "V4", "IT", "all"}
+    untuned = [r for r in rows if r["network"] == "untuned" and r["roi"] != "all"]
+    assert all(r["layer"] in ("features.5", "classifier.5") for r in untuned)
+    # held-out r: a random AlexNet still predicts the simulated visual cortex
+    assert float(next(r["r"] for r in rows if r["network"] == "untuned"
+                      and r["subject"] == "mean" and r["roi"] == "all")) > 0.05
+    cl = [r for r in rows if r["network"] == "cl-tuned"]
+    assert all(r["delta_vs_untuned"] != "" for r in cl)
+    for r in rows:
+        if r["roi"] != "all":
+            assert 0 < float(r["noise_ceiling"]) <= 1  # test images are repeated
+    layers = _csv(out / "results_layers.csv")
+    assert len(layers) == 2 * 3 * 2  # networks x ROIs x layers
+    for name in ("figure.png", "figure_rois.png", "figure_layers.png"):
+        assert (out / name).stat().st_size > 5_000
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()}
+    assert main(args + ["-q"]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "units").iterdir()} == stamps
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["units_computed"] == 0 and prov["units_skipped"] == 2
+
+
+# --------------------------------------------------------------------------- real-data fixtures
+@pytest.mark.slow
+def test_decoding_on_bold5000_fixture(tmp_path, capsys):
+    pytest.importorskip("open_clip")
+    from test_examples import _write_bold5000_fixture
+
+    data = tmp_path / "bold5000"
+    data.mkdir()
+    _write_bold5000_fixture(data)  # 60 images, 90 trials of CSI1 in the release's format
+    out = tmp_path / "dec"
+    args = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
+            "--clip-weights", "none", "-o", str(out), "--set", "models=['ridge-image']",
+            "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']",
+            "--set", "data.n_voxels=20", "--set", "data.test_size=0.2"]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    assert main(args) == 0
+    row = _csv(out / "results.csv")[0]
+    assert row["model"] == "ridge-image" and float(row["top1_baseline"]) == pytest.approx(1 / 12)
+    assert 0 <= float(row["top1"]) <= 1
+    assert any((out / "cache").rglob("*.pkl"))  # CLIP features went through the cache
+    unit = json.loads((out / "units" / "ridge-image__seed-0.json").read_text())
+    assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
+    # text models on real data need a captioning model
+    assert main(args[:-10] + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']",
+                              "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']"]) == 2
+    assert "caption_model" in capsys.readouterr().err
+
+
+def _write_algonauts_fixture(root, n_images=40, subject="subj01", seed=0):
+    """The Algonauts 2023 layout (as in test_datasets_real) with real PNG images."""
+    from PIL import Image
+    from test_datasets_real import MAPPINGS, N_VERT, _roi_label_array
+
+    rng = np.random.default_rng(seed)
+    base = root / subject
+    fmri_dir = base / "training_split" / "training_fmri"
+    train_dir = base / "training_split" / "training_images"
+    roi_dir = base / "roi_masks"
+    for folder in (fmri_dir, train_dir, base / "test_split" / "test_images", roi_dir):
+        folder.mkdir(parents=True)
+    for i in range(n_images):
+        pixels = rng.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(train_dir / f"train-{i + 1:04d}_nsd-{100 + i:05d}.png")
+    for hemi in ("lh", "rh"):
+        np.save(fmri_dir / f"{hemi}_training_fmri.npy",
+                rng.normal(size=(n_images, N_VERT[hemi])).astype(np.float32))
+        for family in MAPPINGS:
+            np.save(roi_dir / f"{hemi}.{family}_challenge_space.npy",
+                    _roi_label_array(hemi, family))
+    for family, mapping in MAPPINGS.items():
+        np.save(roi_dir / f"mapping_{family}.npy", mapping)
+
+
+@pytest.mark.slow
+def test_encoding_on_algonauts_fixture(tmp_path):
+    pytest.importorskip("torchvision")
+    pytest.importorskip("PIL")
+    data = tmp_path / "nsd"
+    _write_algonauts_fixture(data)
+    out = tmp_path / "enc"
+    assert main(["study", "encoding", "--dataset", "algonauts2023", "--data-dir", str(data),
+                 "--alexnet-weights", "none", "-o", str(out), "-q",
+                 "--set", "networks=['untuned', 'regression-tuned']", "--set", "seeds=[0]",
+                 "--set", "features.layers=['features.5', 'classifier.5']",
+                 "--set", "features.image_size=64", "--set", "encoding.n_components=4",
+                 "--set", "encoding.cv=2", "--set", "tuning.max_epochs=1",
+                 "--set", "data.rois=['V1v', 'hV4', 'FFA-1']"]) == 0
+    rows = _csv(out / "results.csv")
+    assert {r["network"] for r in rows} == {"untuned", "regression-tuned"}
+    assert {r["subject"] for r in rows} == {"subj01", "mean"}
+    assert {r["roi"] for r in rows} <= {"V1v", "hV4", "FFA-1", "all"}
+    assert all(-1 <= float(r["r"]) <= 1 for r in rows)
+    unit = json.loads((out / "units" / "untuned__seed-0.json").read_text())
+    info = unit["info"]
+    assert info["n_test_images"] == 6 and info["n_tune_images"] + info["n_encoding_images"] == 34
+    assert len(unit["subjects"]["subj01"]["r_voxels"]) == 11  # lh 6 + rh 5 vertices
+    assert any((out / "cache").rglob("*.pkl"))  # untuned features through the cache
