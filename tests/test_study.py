@@ -1,4 +1,4 @@
-"""`sklearn-brain study decoding|encoding`: config, tiny runs, resume, errors, real-data fixtures."""
+"""`sklearn-brain study decoding|encoding`: config, tiny runs, resume, errors, real data."""
 
 import json
 import os
@@ -10,7 +10,7 @@ import pytest
 from sklearn_brain.cli import main
 from sklearn_brain.study import config as C
 from sklearn_brain.study import decoding as D
-from sklearn_brain.study import run_decoding_study, run_encoding_study
+from sklearn_brain.study import run_decoding_study
 from sklearn_brain.study._io import atomic_write_json
 
 

@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 from sklearn_brain import (
-    BlockwiseDecoder,
     EncodingVoxelSelector,
     MultiSubjectContrastiveDecoder,
     RidgeDecoder,
@@ -46,6 +45,7 @@ from sklearn_brain import (
 from sklearn_brain.augmentation import synthesize_responses
 from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
 from sklearn_brain.metrics import bootstrap_ci, identification_accuracy, top_k_accuracy
+from sklearn_brain.study.decoding import blockwise, fit_cross_subject, fit_per_subject
 
 SEED = 0
 N_VOXELS = 1000
@@ -185,32 +185,13 @@ def net():
     return MultiSubjectContrastiveDecoder(**NET)
 
 
-def _synthetic(syn, rows):
-    return {} if syn is None else {"synthetic": syn[rows]}
-
-
-def per_subject(make, Xtr, Ytr, stim_tr, subj_tr, syn):
-    """One decoder per subject; returns predict(X, subjects)."""
-    fitted = {s: make().fit(Xtr[subj_tr == s], Ytr[subj_tr == s],
-                            stimulus_ids=stim_tr[subj_tr == s],
-                            **_synthetic(syn, subj_tr == s)) for s in ds.subjects}
-
-    def predict(Xq, sq):
-        out = np.zeros((Xq.shape[0], Ytr.shape[1]))
-        for s in np.unique(sq):
-            out[sq == s] = fitted[s].predict(Xq[sq == s])
-        return out
-    return predict
-
-
-def cross_subject(make, Xtr, Ytr, stim_tr, subj_tr, syn):
-    dec = make().fit(Xtr, Ytr, subjects=subj_tr, stimulus_ids=stim_tr,
-                     **_synthetic(syn, slice(None)))
-    return lambda Xq, sq: dec.predict(Xq, subjects=sq)
+# the fitting helpers of ``sklearn-brain study decoding``: one decoder per
+# subject, one for all subjects, and one decoder per target block ("multi")
+per_subject, cross_subject = fit_per_subject, fit_cross_subject
 
 
 def multi(make):
-    return lambda: BlockwiseDecoder(make(), block_sizes=(IMG.shape[1], TXT.shape[1]))
+    return blockwise(make, (IMG.shape[1], TXT.shape[1]))
 
 
 real = (Xsel[tr], stim[tr], subjects[tr], None)

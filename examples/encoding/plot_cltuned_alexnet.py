@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from sklearn_brain import CLTunedAlexNet, VoxelwiseEncoder
+from sklearn_brain import VoxelwiseEncoder
 from sklearn_brain.cltuned import info_nce_mi_lower_bound
 from sklearn_brain.datasets import make_image_world
 from sklearn_brain.encoding import (
@@ -45,6 +45,7 @@ from sklearn_brain.encoding import (
 )
 from sklearn_brain.featurizers import AlexNetFeaturizer
 from sklearn_brain.metrics import average_repeats
+from sklearn_brain.study.encoding import tune_network
 
 SEED = 0
 LAYERS = ("features.2", "features.5", "features.7", "features.9", "features.12",
@@ -96,18 +97,9 @@ def evaluate(featurizer):
 
 
 def tune(objective, subjects):
-    subj = np.concatenate([[s] * len(trials(s, tune_ids)) for s in subjects])
-    width = max(world.data[s].X.shape[1] for s in subjects)
-    fmri = np.full((len(subj), width), np.nan, dtype=np.float32)  # NaN-pad smaller subjects
-    start = 0
-    for s in subjects:
-        block = world.data[s].X[trials(s, tune_ids)]
-        fmri[start:start + len(block), :block.shape[1]] = block
-        start += len(block)
-    images = world.images[np.concatenate(
-        [world.data[s].stimulus_ids[trials(s, tune_ids)] for s in subjects])]
-    net = CLTunedAlexNet(LAYERS, objective=objective, **TUNING)
-    return net.fit(images, fmri, subjects=subj if len(subjects) > 1 else None)
+    """Fine-tune on the tune images of ``subjects`` (several: pooled, NaN-padded fMRI)."""
+    return tune_network(world.images, {s: world.data[s] for s in subjects}, tune_ids,
+                        objective=objective, layers=LAYERS, **TUNING)
 
 
 # %%

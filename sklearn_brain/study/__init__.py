@@ -1,4 +1,4 @@
-"""The two studies end to end: ``sklearn-brain study decoding`` and ``sklearn-brain study encoding``.
+"""Both studies end to end: ``sklearn-brain study decoding`` and ``... study encoding``.
 
 * :func:`run_decoding_study` -- study 1: CLIP image / caption embeddings decoded
   from fMRI by linear and contrastive models (single- and cross-subject, with and

@@ -86,7 +86,7 @@ patience = 3
 [augmentation]               # models ending in -aug
 n_extra = 500                # extra stimuli synthesised per subject
 noise = "gaussian"           # "gaussian" (held-out residual sd) or "residuals" (covariance)
-threshold = 0.95             # extra stimuli with cosine > threshold to any test stimulus are dropped
+threshold = 0.95             # extra stimuli with cosine > threshold to a test stimulus: dropped
 extra_images = ""            # real data: folder of extra images (simulator: same-category mixtures)
 
 [search]                     # random search of the contrastive networks, training set only
@@ -142,7 +142,7 @@ temperature = 0.3
 n_components = 100
 cv = 5
 alphas = [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.0]
-probe = true                 # downstream linear probe of classifier.5 on image categories (simulator)
+probe = true                 # downstream linear probe of classifier.5 on categories (simulator)
 """
 
 DEFAULT_TOML = {"decoding": DECODING_TOML, "encoding": ENCODING_TOML}
@@ -294,7 +294,8 @@ def _validate_decoding(c):
         raise ConfigError("config field 'protocol.n_way' must be 0 (all test stimuli) or >= 2, "
                           f"got {c['protocol']['n_way']}.")
     if c["data"]["n_voxels"] < 1:
-        raise ConfigError(f"config field 'data.n_voxels' must be >= 1, got {c['data']['n_voxels']}.")
+        raise ConfigError("config field 'data.n_voxels' must be >= 1, "
+                          f"got {c['data']['n_voxels']}.")
     if not 0 < c["data"]["test_size"] < 1:
         raise ConfigError(f"config field 'data.test_size' must be in (0, 1), "
                           f"got {c['data']['test_size']}.")

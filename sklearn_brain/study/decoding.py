@@ -15,8 +15,8 @@ The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
 """
 
 import logging
-from contextlib import contextmanager, nullcontext
-from functools import cached_property
+from contextlib import contextmanager
+from functools import cached_property, partial
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +43,19 @@ def _synthetic(syn, rows):
     return {} if syn is None else {"synthetic": syn[rows]}
 
 
+def _factory(make, subject):
+    return make[subject] if isinstance(make, dict) else make
+
+
 def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
     """One decoder per subject; returns ``predict(X, subjects)``.
 
     Parameters
     ----------
-    make : callable
-        ``make(subject)`` returns an unfitted decoder accepting ``stimulus_ids``
-        (and ``synthetic``) in ``fit``.
+    make : callable or dict of subject -> callable
+        ``make()`` returns an unfitted decoder accepting ``stimulus_ids`` (and
+        ``synthetic``) in ``fit``; a dict gives each subject its own factory
+        (e.g. hyperparameters searched per subject).
     X : ndarray of shape (n_samples, n_voxels)
     Y : ndarray of shape (n_samples, n_targets)
     stimulus_ids, subjects : ndarray of shape (n_samples,)
@@ -65,8 +70,8 @@ def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
     fitted = {}
     for s in np.unique(subjects):
         rows = subjects == s
-        fitted[s] = make(s).fit(X[rows], Y[rows], stimulus_ids=stimulus_ids[rows],
-                                **_synthetic(synthetic, rows))
+        fitted[s] = _factory(make, s)().fit(X[rows], Y[rows], stimulus_ids=stimulus_ids[rows],
+                                            **_synthetic(synthetic, rows))
 
     def predict(Xq, sq):
         out = np.zeros((Xq.shape[0], Y.shape[1]))
@@ -77,17 +82,22 @@ def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
 
 
 def fit_cross_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
-    """One decoder for all subjects (``make(None)``); returns ``predict(X, subjects)``."""
-    dec = make(None).fit(X, Y, subjects=subjects, stimulus_ids=stimulus_ids,
-                         **_synthetic(synthetic, slice(None)))
+    """One decoder for all subjects; returns ``predict(X, subjects)``.
+
+    ``make`` is a callable, or a dict whose ``None`` entry is used.
+    """
+    dec = _factory(make, None)().fit(X, Y, subjects=subjects, stimulus_ids=stimulus_ids,
+                                     **_synthetic(synthetic, slice(None)))
     return lambda Xq, sq: dec.predict(Xq, subjects=sq)
 
 
 def blockwise(make, block_sizes):
-    """``make`` turned into a decoder of concatenated targets, one decoder per block."""
+    """``make`` turned into a factory of decoders of concatenated targets, one per block."""
     from ..multimodal import BlockwiseDecoder
 
-    return lambda s: BlockwiseDecoder(make(s), block_sizes=tuple(block_sizes))
+    if isinstance(make, dict):
+        return {k: blockwise(v, block_sizes) for k, v in make.items()}
+    return lambda: BlockwiseDecoder(make(), block_sizes=tuple(block_sizes))
 
 
 def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_way=0, n_draws=30,
@@ -396,7 +406,7 @@ def _fit_model(name, seed, sd, config, n_jobs):
     if spec["model_type"] == "linear":
         from ..decoding import RidgeDecoder
 
-        def make(s):
+        def make():
             return RidgeDecoder(alphas=config["ridge"]["alphas"], device=config["device"])
     else:
         from ..contrastive import MultiSubjectContrastiveDecoder
@@ -414,13 +424,13 @@ def _fit_model(name, seed, sd, config, n_jobs):
                 rows = real if g is None else real & (subj == g)
                 best, score = _search(config, base, X[rows], Ys[rows], stim[rows], subj[rows],
                                       seed, n_jobs)
-                params[g] = dict(base, **{k: tuple(v) if isinstance(v, list) else v
-                                         for k, v in best.items()})
+                best_params = {k: tuple(v) if isinstance(v, list) else v
+                               for k, v in best.items()}
+                params[g] = dict(base, **best_params)
                 info["search"]["all" if g is None else str(g)] = {"best_params": best,
                                                                   "cv_top1": score}
 
-        def make(s):
-            return MultiSubjectContrastiveDecoder(**params[s])
+        make = {g: partial(MultiSubjectContrastiveDecoder, **p) for g, p in params.items()}
     if spec["modality"] == "multi":
         sizes = (d.embeddings["image"].shape[1], d.embeddings["text"].shape[1])
         make = blockwise(make, sizes)
@@ -444,7 +454,7 @@ def _fit_model(name, seed, sd, config, n_jobs):
 # aggregation
 # --------------------------------------------------------------------------
 def protocol_name(config):
-    """E.g. ``"repeats averaged, all test stimuli (150-way)"`` or ``"single-trial, 50-way x 30"``."""
+    """E.g. ``"repeats averaged, all test stimuli"`` or ``"single-trial, 50-way x 30 draws"``."""
     p = config["protocol"]
     rep = "repeats averaged" if p["repeats"] == "averaged" else "single-trial"
     way = f"{p['n_way']}-way x {p['n_draws']} draws" if p["n_way"] else "all test stimuli"
@@ -503,8 +513,8 @@ def format_results(rows):
                                "training_objective")}
         for m, label in (("top1", "Top-1"), ("top5", "Top-5"), ("identification", "Ident.")):
             sd = r[f"{m}_std"]
-            s[f"{label} %"] = (f"{100 * r[m]:.1f}" + ("" if not np.isfinite(sd)
-                                                     else f" ± {100 * sd:.1f}"))
+            spread = f" ± {100 * sd:.1f}" if np.isfinite(sd) else ""
+            s[f"{label} %"] = f"{100 * r[m]:.1f}{spread}"
             s[f"{label} base"] = r[f"{m}_baseline"]
             s[f"{label} +"] = r[f"{m}_improvement"]
         shown.append(s)
@@ -568,7 +578,8 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
 
         fig = plotting.results_bars(
             rows, metrics=METRICS, labels=("Top-1", "Top-5", "Identification"), error="ci",
-            title=f"Decoding CLIP embeddings ({config['data']['dataset']}; {protocol_name(config)}; "
+            title=f"Decoding CLIP embeddings ({config['data']['dataset']}; "
+                  f"{protocol_name(config)}; "
                   f"mean over subjects, 95% CI over {len(config['seeds'])} seeds)")
         fig.savefig(out / "figure.png", dpi=100)
         import matplotlib.pyplot as plt

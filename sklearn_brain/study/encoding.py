@@ -416,7 +416,8 @@ def _figures(rows, layer_rows, config, out):
 
     from .. import plotting
 
-    main = [dict(r, model=r["network"]) for r in rows if r["subject"] == "mean" and r["roi"] == "all"]
+    main = [dict(r, model=r["network"]) for r in rows
+            if r["subject"] == "mean" and r["roi"] == "all"]
     fig = plotting.results_bars(
         main, metrics=("r",), labels=("held-out voxelwise r",), error="ci", percent=False,
         baseline=False,
@@ -475,13 +476,13 @@ def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1
             if name != "untuned":
                 part["tuning"] = config["tuning"]
             units.append((name, seed, fingerprint(part)))
-    results = run.run_units(units, lambda name, seed: _run_network(name, seed, seeds[seed],
-                                                                     config, cache_dir))
+    results = run.run_units(
+        units, lambda name, seed: _run_network(name, seed, seeds[seed], config, cache_dir))
     rows, layer_rows = aggregate(results, config)
     out = run.output
     write_csv(out / "results.csv", rows, TABLE_COLUMNS)
-    write_csv(out / "results_layers.csv", layer_rows, ["network", "roi", "layer", "cv_r",
-                                                        "n_seeds"])
+    write_csv(out / "results_layers.csv", layer_rows,
+              ["network", "roi", "layer", "cv_r", "n_seeds"])
     atomic_write_json(out / "results.json", {"study": "encoding", "rows": rows,
                                              "layers": layer_rows})
     if figure and rows:
