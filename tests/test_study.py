@@ -37,12 +37,13 @@ def test_print_config_is_the_documented_default(study, capsys):
 
 def test_overrides_file_and_flags(tmp_path, capsys):
     cfg = tmp_path / "study.toml"
-    cfg.write_text('models = ["ridge-text"]\n[protocol]\nn_way = 10\nrepeats = "single-trial"\n')
+    cfg.write_text('models = ["ridge-image-aug"]\n'
+                   '[protocol]\nn_way = 10\nrepeats = "single-trial"\n')
     assert main(["study", "decoding", "--config", str(cfg), "--set", "contrastive.lr=1",
                  "--device", "auto", "--dataset", "bold5000", "--data-dir", "/x",
                  "--clip-weights", "w.pt", "--print-config"]) == 0
     c = tomllib.loads(capsys.readouterr().out)
-    assert c["models"] == ["ridge-text"] and c["protocol"]["n_way"] == 10
+    assert c["models"] == ["ridge-image-aug"] and c["protocol"]["n_way"] == 10
     assert c["protocol"]["repeats"] == "single-trial"
     assert c["contrastive"]["lr"] == 1.0 and isinstance(c["contrastive"]["lr"], float)
     assert c["device"] == "auto" and c["data"]["dataset"] == "bold5000"
@@ -70,6 +71,12 @@ def test_bad_config_is_a_clear_error(args, message, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing started
 
 
+def test_real_data_text_models_need_a_captioner():
+    with pytest.raises(C.ConfigError, match="need features.caption_model"):
+        C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
+    C.resolve_config("decoding", overrides=["data.dataset=bold5000", "models=['ridge-image']"])
+
+
 def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("models = [\n")
@@ -81,16 +88,17 @@ def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
 
 def test_missing_data_folder_and_weights_name_path_and_layout(tmp_path, capsys):
     out = str(tmp_path / "out")
-    assert main(["study", "decoding", "--dataset", "bold5000", "-o", out, "-q"]) == 2
+    one = ["--set", "models=['ridge-image']"]
+    assert main(["study", "decoding", "--dataset", "bold5000", "-o", out, "-q", *one]) == 2
     err = capsys.readouterr().err
     assert "--data-dir" in err and "CSI1_brainmask.nii.gz" in err  # the expected layout
     missing = tmp_path / "no_such_folder"
     assert main(["study", "decoding", "--dataset", "bold5000", "--data-dir", str(missing),
-                 "-o", out, "-q"]) == 2
+                 "-o", out, "-q", *one]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "does not exist" in err and "GLMbetas" in err
     assert main(["study", "decoding", "--dataset", "bold5000", "--data-dir", str(tmp_path),
-                 "--clip-weights", str(tmp_path / "clip.pt"), "-o", out, "-q"]) == 2
+                 "--clip-weights", str(tmp_path / "clip.pt"), "-o", out, "-q", *one]) == 2
     err = capsys.readouterr().err
     assert str(tmp_path / "clip.pt") in err and "open_clip ViT-B-32 state dict" in err
     assert main(["study", "encoding", "--dataset", "algonauts2023", "--data-dir", str(tmp_path),
@@ -281,12 +289,12 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
     data.mkdir()
     _write_bold5000_fixture(data)  # 60 images, 90 trials of CSI1 in the release's format
     out = tmp_path / "dec"
-    args = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
-            "--clip-weights", "none", "-o", str(out), "--set", "models=['ridge-image']",
-            "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']",
-            "--set", "data.n_voxels=20", "--set", "data.test_size=0.2"]
+    common = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
+              "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']",
+              "--set", "data.sessions=[1, 2, 3]"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    assert main(args) == 0
+    assert main(common + ["-o", str(out), "--set", "models=['ridge-image']",
+                          "--set", "data.n_voxels=20", "--set", "data.test_size=0.2"]) == 0
     row = _csv(out / "results.csv")[0]
     assert row["model"] == "ridge-image" and float(row["top1_baseline"]) == pytest.approx(1 / 12)
     assert 0 <= float(row["top1"]) <= 1
@@ -294,9 +302,9 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
     unit = json.loads((out / "units" / "ridge-image__seed-0.json").read_text())
     assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
     # text models on real data need a captioning model
-    assert main(args[:-10] + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']",
-                              "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']"]) == 2
-    assert "caption_model" in capsys.readouterr().err
+    assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']"]) == 2
+    assert "features.caption_model (--caption-model PATH" in capsys.readouterr().err
+    assert not (tmp_path / "dec2").exists()  # refused before any work
 
 
 def _write_algonauts_fixture(root, n_images=40, subject="subj01", seed=0):
@@ -348,3 +356,46 @@ def test_encoding_on_algonauts_fixture(tmp_path):
     assert info["n_test_images"] == 6 and info["n_tune_images"] + info["n_encoding_images"] == 34
     assert len(unit["subjects"]["subj01"]["r_voxels"]) == 11  # lh 6 + rh 5 vertices
     assert any((out / "cache").rglob("*.pkl"))  # untuned features through the cache
+
+
+def _write_nod_fixture(root, n_images=36, subject="sub-01", seed=0):
+    """A ds004496 (NOD) folder (as in test_datasets_real) with real JPEG stimuli."""
+    from PIL import Image
+    from test_datasets_real import _write_dscalar
+
+    rng = np.random.default_rng(seed)
+    names = [f"n0{1440764 + i:07d}_{i + 1}.JPEG" for i in range(n_images)]
+    for name in names:
+        folder = root / "stimuli" / "imagenet" / name.split("_")[0]
+        folder.mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / name)
+    results = root / "derivatives" / "ciftify" / subject / "results"
+    for run in (1, 2, 3):
+        run_dir = f"ses-imagenet01_task-imagenet_run-{run}"
+        (results / run_dir).mkdir(parents=True)
+        shown = names[(run - 1) * 12: run * 12]
+        _write_dscalar(results / run_dir / f"{run_dir}_beta.dscalar.nii",
+                       rng.normal(size=(len(shown), 7)).astype(np.float32), shown)
+        (results / run_dir / f"{run_dir}_label.txt").write_text("\n".join(shown) + "\n")
+
+
+@pytest.mark.slow
+def test_encoding_on_nod_fixture(tmp_path):
+    pytest.importorskip("torchvision")
+    pytest.importorskip("nibabel")
+    data = tmp_path / "nod"
+    _write_nod_fixture(data)
+    out = tmp_path / "enc"
+    assert main(["study", "encoding", "--dataset", "nod", "--data-dir", str(data),
+                 "--alexnet-weights", "none", "-o", str(out), "-q",
+                 "--set", "networks=['untuned', 'cl-tuned']", "--set", "seeds=[0]",
+                 "--set", "features.layers=['features.5', 'classifier.5']",
+                 "--set", "encoding.n_components=4", "--set", "encoding.cv=2",
+                 "--set", "tuning.max_epochs=1"]) == 0
+    rows = _csv(out / "results.csv")
+    assert {(r["network"], r["subject"], r["roi"]) for r in rows} == {
+        (n, s, roi) for n in ("untuned", "cl-tuned") for s in ("sub-01", "mean")
+        for roi in ("cortex", "all")}
+    unit = json.loads((out / "units" / "cl-tuned__seed-0.json").read_text())
+    assert len(unit["subjects"]["sub-01"]["r_voxels"]) == 7  # the CIFTI brain-model vertices
+    assert unit["info"]["n_test_images"] == 5  # 15% of 36 images, split by image

@@ -287,6 +287,13 @@ def _validate_decoding(c):
     if len(set(c["models"])) != len(c["models"]):
         raise ConfigError(f"config field 'models' has duplicates: {c['models']}.")
     _choice(c["data"]["dataset"], ("simulator", "bold5000"), "data.dataset")
+    real = c["data"]["dataset"] != "simulator"
+    text = [m for m in c["models"] if DECODING_MODELS[m]["modality"] != "image"]
+    if real and text and not c["features"]["caption_model"]:
+        raise ConfigError(
+            f"models {text} decode caption embeddings: on real data they need "
+            "features.caption_model (--caption-model PATH: a local GIT folder saved with "
+            "save_pretrained, e.g. microsoft/git-base-coco) to caption the images.")
     _choice(c["data"]["preset"], ("default", "tiny"), "data.preset")
     _choice(c["protocol"]["repeats"], ("averaged", "single-trial"), "protocol.repeats")
     _choice(c["augmentation"]["noise"], ("gaussian", "residuals"), "augmentation.noise")
