@@ -127,7 +127,7 @@ def test_evaluate_retrieval_protocols_and_chance():
 # --------------------------------------------------------------------------- decoding runs
 def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
     out = tmp_path / "dec"
-    rc = main(["study", "decoding", "--preset", "tiny", "-o", str(out),
+    rc = main(["study", "decoding", "--preset", "tiny", "-o", str(out), "--device", "auto",
                "--set", "models=['ridge-image', 'ridge-multi']"])
     assert rc == 0
     printed = capsys.readouterr().out
@@ -151,11 +151,14 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
     res = json.loads((out / "results.json").read_text())
     assert len(res["rows"][0]["top1_per_seed"]) == 2
     prov = json.loads((out / "provenance.json").read_text())
-    assert prov["seeds"] == [0, 1] and prov["device"]["resolved"] == "cpu"
+    torch = pytest.importorskip("torch")
+    assert prov["seeds"] == [0, 1] and prov["device"]["requested"] == "auto"
+    assert prov["device"]["resolved"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert prov["versions"]["numpy"] == np.__version__ and prov["versions"]["torch"]
     assert prov["units_computed"] == 4 and prov["units_skipped"] == 0
     assert tomllib.loads((out / "config.toml").read_text()) == C.resolve_config(
-        "decoding", preset="tiny", overrides=["models=['ridge-image', 'ridge-multi']"])
+        "decoding", preset="tiny",
+        overrides=["models=['ridge-image', 'ridge-multi']", "device='auto'"])
     assert (out / "figure.png").stat().st_size > 10_000
 
 
