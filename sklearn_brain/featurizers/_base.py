@@ -44,17 +44,18 @@ def _import_optional(module, *, what):
 # devices and precision
 # --------------------------------------------------------------------------
 def _resolve_device(device):
-    """Return the torch device name for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``."""
+    """Return the torch device name for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    The checks are :func:`sklearn_brain._backend.resolve_device`'s (one set of
+    messages: unknown strings, ``"mps"`` and other backends, CUDA unavailable).
+    """
     import torch
 
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, (str, torch.device)):
+    from .._backend import resolve_device
+
+    if device is not None and not isinstance(device, (str, torch.device)):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}.")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return str(dev)
+    return str(resolve_device(device))
 
 
 def _check_precision(precision):
