@@ -448,6 +448,12 @@ class CLTunedAlexNet(NeuralNet):
         self.std = std
         self.random_state = random_state
 
+    def get_default_callbacks(self):
+        from ._callbacks import DivergenceCheck
+
+        # a non-finite training loss stops training with an error naming lr
+        return [*super().get_default_callbacks(), ("divergence_check", DivergenceCheck())]
+
     # ------------------------------------------------------------- device
     def _torch_device(self):
         from ._backend import resolve_device

@@ -59,6 +59,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from . import metrics as _metrics
 from ._backend import resolve_device
+from ._callbacks import DivergenceCheck
 from ._ridge import ridge
 from ._validation import (
     check_alphas,
@@ -508,6 +509,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     # --------------------------------------------------------------- skorch hooks
     def get_default_callbacks(self):
         cbs = [("epoch_timer", EpochTimer()),
+               ("divergence_check", DivergenceCheck()),
                ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
                ("valid_loss", PassthroughScoring(name="valid_loss")),
                ("valid_top1", EpochScoring(_valid_top1, lower_is_better=False,
