@@ -329,8 +329,8 @@ class CLTunedAlexNet(NeuralNet):
         before training.
     weights : {"DEFAULT", "IMAGENET1K_V1"}, path or None, default="DEFAULT"
         Initial AlexNet weights, loaded like ``AlexNetFeaturizer``'s: a
-        torchvision name (needs the file in the torch hub cache: nothing is
-        downloaded here), a local ``.pth`` (``weights_only=True``) or
+        torchvision name (read from the torch hub cache; downloaded only when
+        download.pytorch.org answers a ~2 s probe), a local ``.pth`` (``weights_only=True``) or
         ``.safetensors`` state dict, or ``None`` (random, seeded by
         ``random_state``).
     objective : {"contrastive", "regression"}, default="contrastive"
@@ -357,7 +357,14 @@ class CLTunedAlexNet(NeuralNet):
     train_split : callable or None, default=None
         skorch validation split.
     callbacks : list or None, default=None
-        skorch callbacks (EarlyStopping, Checkpoint, LRScheduler...).
+        skorch callbacks (EarlyStopping, Checkpoint, LRScheduler...).  A
+        training step whose loss (or an epoch whose weights) is not finite
+        stops with a :class:`FloatingPointError` suggesting a lower ``lr``.
+        To resume an interrupted fit, skorch's pattern:
+        ``cp = Checkpoint(monitor=None, dirname=d)`` and
+        ``callbacks=[cp, LoadInitState(cp)]``: a rerun loads the last saved
+        epoch (network, optimizer, history) and, by skorch's rule, trains
+        ``max_epochs`` *more* epochs, so set ``max_epochs`` to those left.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Resolved in ``fit`` (``"auto"``: CUDA when available).
     random_state : int or None, default=None

@@ -516,6 +516,26 @@ def test_resume_refuses_a_checkpoint_of_other_data(tmp_path):
         _decoder(tmp_path, on_existing_checkpoint="resume", valid_fraction=0.0).fit(X[:60], Y[:60])
 
 
+@pytest.mark.slow
+def test_cltuned_resumes_with_skorchs_checkpoint_and_load_init_state(tmp_path):
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    images, fmri = _images(16)
+
+    def make(*extra):
+        cp = Checkpoint(monitor=None, dirname=str(tmp_path))
+        return CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64,
+                              max_epochs=2, batch_size=8, device="cpu", random_state=0,
+                              callbacks=[cp, LoadInitState(cp), *extra])
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        make(_Crash(2)).fit(images, fmri)  # the checkpoint runs first: epochs 1-2 saved
+    net = make().fit(images, fmri)
+    # the saved epochs are continued (skorch trains max_epochs more), not restarted
+    assert [row["epoch"] for row in net.history_] == [1, 2, 3, 4]
+    assert np.isfinite(net.transform(images[:2])).all()
+
+
 # --------------------------------------------------------------------------
 # featurization cache: a killed run resumes; a corrupt entry is recomputed
 # --------------------------------------------------------------------------
