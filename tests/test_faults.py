@@ -153,6 +153,8 @@ _OFFLINE_SCRIPT = textwrap.dedent(
         "alexnet": lambda: AlexNetFeaturizer(device="cpu"),
         "open_clip-openai": lambda: CLIPFeaturizer("ViT-B-32", "openai", device="cpu"),
         "hf-clip-id": lambda: CLIPFeaturizer("openai/clip-vit-base-patch32", device="cpu"),
+        "open_clip-hf-hub": lambda: CLIPFeaturizer("hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+                                                   device="cpu"),
         "captioner-default": lambda: ImageCaptioner(device="cpu"),
     }
     out = {}
@@ -192,6 +194,7 @@ def silent_server():
 OFFLINE_CASES = [
     ("open_clip-openai", "pretrained='/path/to/open_clip_pytorch_model.bin'"),
     ("hf-clip-id", "CLIPFeaturizer('/path/to/clip-dir', backend='hf')"),
+    ("open_clip-hf-hub", "CLIPFeaturizer('local-dir:/path/to/folder')"),
     ("captioner-default", "ImageCaptioner('/path/to/git-base-coco')"),
 ]
 

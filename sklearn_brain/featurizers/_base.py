@@ -457,12 +457,12 @@ def _offline_error(what, name, alternative, exc=None, *, reason=None):
     )
 
 
-def _hf_cached(repo_id):
-    """True when the local Hugging Face cache holds ``repo_id``'s config.json (no network)."""
+def _hf_cached(repo_id, filename="config.json"):
+    """True when the local Hugging Face cache holds ``repo_id``'s ``filename`` (no network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
 
-        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
     except Exception:  # not a valid repo id, no cache
         return False
 

@@ -16,6 +16,7 @@ from ._base import (
     _ImageDataset,
     _import_optional,
     _iter_batches,
+    _hf_cached,
     _ListDataset,
     _load_from_hub,
     _load_local_dir,
@@ -199,6 +200,19 @@ def _load_open_clip_tag(open_clip, model_name, tag):
         f"CLIPFeaturizer({model_name!r}, pretrained='/path/to/open_clip_pytorch_model.bin') "
         "(a state-dict file, .bin/.pt/.safetensors)."
     )
+    name = os.fspath(model_name)
+    if name.startswith(("hf-hub:", "local-dir:")):
+        # open_clip's schemas carry their own weights (``pretrained`` is ignored)
+        if name.startswith("hf-hub:") and not _hf_cached(name[len("hf-hub:"):],
+                                                         "open_clip_config.json"):
+            reason = _offline_reason()
+            if reason is not None:
+                raise _offline_error(
+                    "open_clip model", name,
+                    "CLIPFeaturizer('local-dir:/path/to/folder'), a folder holding the "
+                    "repository's open_clip_config.json and weights.", reason=reason)
+        model, _, preprocess = open_clip.create_model_and_transforms(name)
+        return model, preprocess
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
     if not cfg:
         raise ValueError(
