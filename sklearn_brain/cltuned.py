@@ -611,6 +611,7 @@ class CLTunedAlexNet(NeuralNet):
         """
         if y is None:
             raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")
+        self._torch_device()  # an unusable device fails here, before any work
         layers = self._validate_params()
         images = _check_images(X)
         fmri, codes = self._setup(y, subjects)
