@@ -37,8 +37,9 @@ def resolve_device(device):
     Raises
     ------
     ValueError
-        If the string is not a device torch knows, or CUDA is requested but
-        not available.
+        If the string is not a device torch knows, names a backend other than
+        CPU and CUDA (e.g. ``"mps"``), or CUDA (or that CUDA index) is
+        requested but not available.
     """
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -48,10 +49,20 @@ def resolve_device(device):
         raise ValueError(
             f"device={device!r} is not a valid device; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
         ) from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device={device!r} is not supported: sklearn_brain runs on 'cpu' or 'cuda' "
+            f"(the {dev.type!r} backend is not supported); use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+        )
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was requested but CUDA is not available on this machine; "
             "use device='cpu' or device='auto'."
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(
+            f"device={device!r} was requested but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s); use 'cuda:0' ... or device='auto'."
         )
     return dev
 

@@ -10,7 +10,9 @@ averaged, as in MindEye's protocol), with all test stimuli as candidates.
 import argparse
 import json
 import logging
+import os
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -58,8 +60,12 @@ def _build_parser():
             "results.png to --output."
         ),
     )
-    demo.add_argument("--output", "-o", type=Path, default=Path("sklearn_brain_demo"),
-                      help="folder for results.json and results.png (default: %(default)s)")
+    demo.add_argument("--output", "-o", type=_output_dir, default=Path("sklearn_brain_demo"),
+                      help="folder for results.json and results.png, checked for writability "
+                           "before computing (default: %(default)s)")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace results.json / results.png already in --output "
+                           "(default: refuse)")
     demo.add_argument("--preset", choices=("default", "tiny"), default="default",
                       help="simulator size (default: %(default)s)")
     demo.add_argument("--random-state", type=_int_at_least(0), default=0,
@@ -96,6 +102,59 @@ def _check_demo_args(args):
         if not torch.cuda.is_available():
             args._parser.error("argument --device: 'cuda' was requested but CUDA is not "
                                "available on this machine; use --device cpu or auto")
+
+
+def _output_dir(value):
+    """argparse type of ``--output``: a non-empty folder path."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("the output folder must not be empty "
+                                         "(use --output . for the current folder)")
+    return Path(value)
+
+
+def _output_files(args):
+    return [args.output / "results.json"] + ([] if args.no_figure else [args.output / "results.png"])
+
+
+def _check_output(args):
+    """Why ``--output`` cannot receive the results (None when it can), checked before computing.
+
+    Refuses a path under a file, existing results unless ``--overwrite``, and
+    a folder that cannot be created or written to (a file is created and
+    removed there).
+    """
+    out = args.output
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                return f"--output {out}: {parent} is a file, not a folder"
+            break
+    existing = [f for f in _output_files(args) if f.exists() or f.is_symlink()]
+    for f in existing:
+        if f.is_dir():
+            return f"--output {out}: {f} is a folder; choose another --output"
+    if existing and not args.overwrite:
+        names = " and ".join(f.name for f in existing)
+        return (f"--output {out} already holds {names} from an earlier run; pass --overwrite "
+                "to replace them, or choose another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".sklearn-brain-write-test-"):
+            pass
+    except OSError as exc:
+        return f"--output {out} is not writable: {exc.strerror or exc}"
+    return None
+
+
+def _write_atomic(path, write):
+    """``write(tmp_path)`` then rename over ``path``: a crash never leaves half a file."""
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _normalise(Y):
@@ -266,11 +325,15 @@ def main(argv=None):
                         format="%(message)s")
     if args.command == "demo":
         _check_demo_args(args)
+        error = _check_output(args)  # last: it creates the folder
+        if error is not None:
+            args._parser.error(error)
         results = run_demo(args)
-        args.output.mkdir(parents=True, exist_ok=True)
-        (args.output / "results.json").write_text(json.dumps(results, indent=2))
+        _write_atomic(args.output / "results.json",
+                      lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
         if not args.no_figure:
-            _figure(results, args.modalities, args.output / "results.png")
+            _write_atomic(args.output / "results.png",
+                          lambda tmp: _figure(results, args.modalities, tmp))
         if not args.quiet:
             print(_table(results, args.modalities))
             print(f"\nfinished in {results['elapsed_s']:.1f} s; wrote {args.output}/results.json"

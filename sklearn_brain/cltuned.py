@@ -329,8 +329,8 @@ class CLTunedAlexNet(NeuralNet):
         before training.
     weights : {"DEFAULT", "IMAGENET1K_V1"}, path or None, default="DEFAULT"
         Initial AlexNet weights, loaded like ``AlexNetFeaturizer``'s: a
-        torchvision name (needs the file in the torch hub cache: nothing is
-        downloaded here), a local ``.pth`` (``weights_only=True``) or
+        torchvision name (read from the torch hub cache; downloaded only when
+        download.pytorch.org answers a ~2 s probe), a local ``.pth`` (``weights_only=True``) or
         ``.safetensors`` state dict, or ``None`` (random, seeded by
         ``random_state``).
     objective : {"contrastive", "regression"}, default="contrastive"
@@ -357,7 +357,14 @@ class CLTunedAlexNet(NeuralNet):
     train_split : callable or None, default=None
         skorch validation split.
     callbacks : list or None, default=None
-        skorch callbacks (EarlyStopping, Checkpoint, LRScheduler...).
+        skorch callbacks (EarlyStopping, Checkpoint, LRScheduler...).  A
+        training step whose loss (or an epoch whose weights) is not finite
+        stops with a :class:`FloatingPointError` suggesting a lower ``lr``.
+        To resume an interrupted fit, skorch's pattern:
+        ``cp = Checkpoint(monitor=None, dirname=d)`` and
+        ``callbacks=[cp, LoadInitState(cp)]``: a rerun loads the last saved
+        epoch (network, optimizer, history) and, by skorch's rule, trains
+        ``max_epochs`` *more* epochs, so set ``max_epochs`` to those left.
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Resolved in ``fit`` (``"auto"``: CUDA when available).
     random_state : int or None, default=None
@@ -447,6 +454,12 @@ class CLTunedAlexNet(NeuralNet):
         self.mean = mean
         self.std = std
         self.random_state = random_state
+
+    def get_default_callbacks(self):
+        from ._callbacks import DivergenceCheck
+
+        # a non-finite training loss stops training with an error naming lr
+        return [*super().get_default_callbacks(), ("divergence_check", DivergenceCheck())]
 
     # ------------------------------------------------------------- device
     def _torch_device(self):
@@ -598,6 +611,7 @@ class CLTunedAlexNet(NeuralNet):
         """
         if y is None:
             raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")
+        self._torch_device()  # an unusable device fails here, before any work
         layers = self._validate_params()
         images = _check_images(X)
         fmri, codes = self._setup(y, subjects)

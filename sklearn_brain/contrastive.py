@@ -27,8 +27,11 @@ ragged array.
 """
 
 import contextlib
+import json
 import logging
 import numbers
+import os
+import tempfile
 import warnings
 from copy import deepcopy
 
@@ -36,7 +39,6 @@ import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import (
-    Checkpoint,
     EarlyStopping,
     EpochScoring,
     EpochTimer,
@@ -59,6 +61,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from . import metrics as _metrics
 from ._backend import resolve_device
+from ._callbacks import AtomicCheckpoint, DivergenceCheck
 from ._ridge import ridge
 from ._validation import (
     check_alphas,
@@ -323,7 +326,24 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         refit's ridge initialisation keeps the alphas selected on the
         training split.
     checkpoint_dir : str or None, default=None
-        Save the best model there (skorch ``Checkpoint``).
+        Folder (created if missing) where training is saved with skorch
+        ``Checkpoint`` callbacks, each file written atomically:
+        ``params.pt``, ``optimizer.pt``, ``criterion.pt``, ``history.json``
+        hold the best epoch of the validation run, then the refit's last
+        epoch (the final network); ``last_*.pt``, ``last_history.json`` and
+        ``progress.json`` the last epoch of the run in progress, from which
+        an interrupted fit resumes.  An existing file there is an error at
+        the start of ``fit``.
+    on_existing_checkpoint : {"error", "overwrite", "resume"}, default="error"
+        What ``fit`` does when ``checkpoint_dir`` already holds checkpoint
+        files: ``"error"`` refuses to touch them (:class:`FileExistsError`);
+        ``"overwrite"`` replaces them; ``"resume"`` continues an interrupted
+        fit on the same data and settings from its last saved epoch (the
+        network, optimizer, criterion, history, learning-rate schedule and
+        early-stopping state are restored; a finished validation run is not
+        repeated), and starts from scratch when there is nothing to resume.
+        The resumed fit is not bitwise identical to an uninterrupted one
+        (the batch order restarts from the seed).
     extra_callbacks : list of skorch callbacks or (name, callback) or None, default=None
         Callbacks added to the built-in ones.
     device : {"cpu", "cuda", "auto"}, default="cpu"
@@ -417,6 +437,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         "patience": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "refit": ["boolean"],
         "checkpoint_dir": "no_validation",
+        "on_existing_checkpoint": [StrOptions({"error", "overwrite", "resume"})],
         "extra_callbacks": [list, tuple, None],
         "device": "no_validation",  # resolved (with its own messages) by _backend
         "random_state": ["random_state"],
@@ -447,8 +468,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                  lr=1e-3,
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
-                 refit=True, checkpoint_dir=None, extra_callbacks=None, device="cpu",
-                 random_state=None, verbose=0):
+                 refit=True, checkpoint_dir=None, on_existing_checkpoint="error",
+                 extra_callbacks=None, device="cpu", random_state=None, verbose=0):
         self.shared_dim = shared_dim
         self.hidden_dims = hidden_dims
         self.activation = activation
@@ -474,6 +495,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self.patience = patience
         self.refit = refit
         self.checkpoint_dir = checkpoint_dir
+        self.on_existing_checkpoint = on_existing_checkpoint
         self.extra_callbacks = extra_callbacks
         self.device = device
         self.random_state = random_state
@@ -508,6 +530,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     # --------------------------------------------------------------- skorch hooks
     def get_default_callbacks(self):
         cbs = [("epoch_timer", EpochTimer()),
+               ("divergence_check", DivergenceCheck()),
                ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
                ("valid_loss", PassthroughScoring(name="valid_loss")),
                ("valid_top1", EpochScoring(_valid_top1, lower_is_better=False,
@@ -534,8 +557,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         if self.checkpoint_dir is not None:
             monitor = "valid_top1_best" if has_valid else None
-            extra.append(("checkpoint", Checkpoint(monitor=monitor, dirname=self.checkpoint_dir,
-                                                   sink=logger.info)))
+            dirname = os.fspath(self.checkpoint_dir)
+            extra.append(("checkpoint", AtomicCheckpoint(monitor=monitor, dirname=dirname,
+                                                         sink=logger.info)))
+            # every epoch, for resuming an interrupted fit
+            extra.append(("checkpoint_last", AtomicCheckpoint(
+                monitor=None, dirname=dirname, fn_prefix="last_", sink=logger.info)))
         defaults = self.get_default_callbacks()
         if not has_valid:
             defaults = [(n, cb) for n, cb in defaults if n not in ("valid_top1", "valid_loss")]
@@ -847,35 +874,184 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self._fit_synthetic = is_synthetic
         x = self._inputs(X, codes, stimulus)
         self.ridge_alphas_ = None
+        progress = self._prepare_checkpoint_dir(
+            {"n_samples": n, "n_features": X.shape[1], "n_targets": self.n_targets_,
+             "max_epochs": self.max_epochs})
         try:
             with torch.random.fork_rng(devices=[]), self._on_device(), _flush_denormal():
-                self._train(x, Y, seed, self.max_epochs)
-                es = dict(self.callbacks_).get("early_stopping")
-                self.best_epoch_ = None if es is None else int(es.best_epoch_)
-                self.validation_history_ = self.history_
-                if self.refit and self._split_indices[1] is not None:
+                has_valid = self._split_indices[1] is not None
+                if (has_valid and self.refit and progress is not None
+                        and progress.get("phase") == "refit"):
+                    # resumed after the validation run had finished: not repeated
+                    self.best_epoch_ = progress["best_epoch"]
+                    self.ridge_alphas_ = (None if progress["ridge_alphas"] is None
+                                          else np.asarray(progress["ridge_alphas"]))
+                    self.validation_history_ = History.from_file(
+                        self._checkpoint_file("validation_history.json"))
+                else:
+                    self._train(x, Y, seed, self.max_epochs,
+                                phase="validation" if has_valid else "train", progress=progress)
+                    es = dict(self.callbacks_).get("early_stopping")
+                    self.best_epoch_ = None if es is None else int(es.best_epoch_)
+                    self.validation_history_ = self.history_
+                if self.refit and has_valid:
                     # the same schedule for the selected number of epochs, on all data
                     n_epochs = self.max_epochs if self.best_epoch_ is None else self.best_epoch_
                     self._split_indices = (np.arange(n), None)
                     self._ridge_alpha_cache = self.ridge_alphas_
                     self._rng = np.random.default_rng(seed)
                     self._generator = torch.Generator().manual_seed(seed)
-                    self._train(x, Y, seed, n_epochs)
+                    self._train(x, Y, seed, n_epochs, phase="refit", progress=progress)
+                self._write_progress({"phase": "done"})
         finally:
             del self._fit_arrays, self._fit_stimulus, self._fit_synthetic, self._split_indices
             del self._rng, self._generator
             self.__dict__.pop("_ridge_alpha_cache", None)
+            self.__dict__.pop("_progress_signature", None)
         return self
 
-    def _train(self, x, Y, seed, n_epochs):
+    def _train(self, x, Y, seed, n_epochs, phase="train", progress=None):
+        """One training run (``phase``: "train", "validation" or "refit"), resumable."""
         torch.manual_seed(seed)
         self.initialize()
         self.notify("on_train_begin", X=x, y=Y)
+        stopped = False
+        if self.checkpoint_dir is not None:
+            if (progress is not None and progress.get("phase") == phase
+                    and os.path.exists(self._checkpoint_file("last_history.json"))):
+                stopped = self._resume_from_last_checkpoint(x, Y)
+            else:
+                self._start_phase(phase)
         try:
-            self.fit_loop(x, Y, epochs=n_epochs, _routing_method="fit")
+            remaining = n_epochs - len(self.history_)
+            if remaining > 0 and not stopped:
+                self.fit_loop(x, Y, epochs=remaining, _routing_method="fit")
         except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
             pass
         self.notify("on_train_end", X=x, y=Y)
+
+    # ------------------------------------------------------------ checkpoints
+    _CHECKPOINT_FILES = ("params.pt", "optimizer.pt", "criterion.pt", "history.json")
+    _RESUME_FILES = ("last_params.pt", "last_optimizer.pt", "last_criterion.pt",
+                     "last_history.json", "progress.json", "validation_history.json")
+
+    def _checkpoint_file(self, name):
+        return os.path.join(os.fspath(self.checkpoint_dir), name)
+
+    def _write_progress(self, progress):
+        if self.checkpoint_dir is None:
+            return
+        progress = {**getattr(self, "_progress_signature", {}), **progress}
+        path = self._checkpoint_file("progress.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(progress, f)
+        os.replace(path + ".tmp", path)
+
+    def _start_phase(self, phase):
+        """Forget the previous run's last epoch; record the phase (and what refit needs)."""
+        for name in self._RESUME_FILES[:4]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._checkpoint_file(name))
+        progress = {"phase": phase}
+        if phase == "refit":
+            self.validation_history_.to_file(self._checkpoint_file("validation_history.json"))
+            progress.update(best_epoch=self.best_epoch_, ridge_alphas=(
+                None if self.ridge_alphas_ is None else np.asarray(self.ridge_alphas_).tolist()))
+        self._write_progress(progress)
+
+    def _prepare_checkpoint_dir(self, signature):
+        """Check ``checkpoint_dir`` before training; the progress record to resume, or None."""
+        if self.on_existing_checkpoint not in ("error", "overwrite", "resume"):
+            raise ValueError("on_existing_checkpoint must be 'error', 'overwrite' or 'resume', "
+                             f"got {self.on_existing_checkpoint!r}.")
+        if self.checkpoint_dir is None:
+            return None
+        d = os.fspath(self.checkpoint_dir)
+        if os.path.exists(d) and not os.path.isdir(d):
+            raise ValueError(f"checkpoint_dir={d!r} is an existing file; checkpoints need a "
+                             "folder (created if missing).")
+        try:
+            os.makedirs(d, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"checkpoint_dir={d!r} cannot be written to: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        self._progress_signature = signature
+        existing = [f for f in self._CHECKPOINT_FILES + self._RESUME_FILES
+                    if os.path.exists(os.path.join(d, f))]
+        if not existing:
+            return None
+        if self.on_existing_checkpoint == "error":
+            raise FileExistsError(
+                f"checkpoint_dir={d!r} already holds {', '.join(existing)} from an earlier fit; "
+                "pass on_existing_checkpoint='resume' to continue that fit, or 'overwrite' to "
+                "replace the files, or choose another folder.")
+        progress = None
+        if self.on_existing_checkpoint == "resume":
+            try:
+                with open(os.path.join(d, "progress.json")) as f:
+                    progress = json.load(f)
+            except (OSError, ValueError):
+                progress = None
+            if progress is not None and progress.get("phase") == "done":
+                warnings.warn(f"checkpoint_dir={d!r} holds a finished fit: nothing to resume; "
+                              "training from the start and replacing its files.", UserWarning,
+                              stacklevel=3)
+                progress = None
+            elif progress is not None:
+                theirs = {k: progress.get(k) for k in signature}
+                if theirs != signature:
+                    raise ValueError(
+                        f"The checkpoint in {d!r} was written for other data or settings "
+                        f"({theirs}; this fit: {signature}); use "
+                        "on_existing_checkpoint='overwrite' to start again.")
+            else:
+                logger.info("checkpoint_dir=%r has no interrupted fit to resume; training "
+                            "from the start.", d)
+        if progress is None:
+            for name in self._RESUME_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(d, name))
+        return progress
+
+    def _resume_from_last_checkpoint(self, x, Y):
+        """Load the last saved epoch; restore the callbacks' state. True if training had stopped."""
+        d = os.fspath(self.checkpoint_dir)
+        try:
+            self.load_params(f_params=self._checkpoint_file("last_params.pt"),
+                             f_optimizer=self._checkpoint_file("last_optimizer.pt"),
+                             f_criterion=self._checkpoint_file("last_criterion.pt"),
+                             f_history=self._checkpoint_file("last_history.json"))
+        except Exception as exc:
+            raise ValueError(
+                f"Could not resume from the checkpoint in {d!r}: {type(exc).__name__}: {exc}. "
+                "It was written for other data or settings, or is damaged; use "
+                "on_existing_checkpoint='overwrite' to start again.") from exc
+        logger.info("resuming from epoch %d of the checkpoint in %r", len(self.history_), d)
+        for name, cb in self.callbacks_:
+            if name != "early_stopping":  # scorers' best so far, LR schedule position
+                cb.on_train_begin(self, X=x, y=Y)
+        es = dict(self.callbacks_).get("early_stopping")
+        if es is None:
+            return False
+        # replay early stopping over the saved epochs (from its initial state)
+        for row in self.history_:
+            score = row.get("valid_top1")
+            if score is None:
+                continue
+            if es._is_score_improved(score):
+                es.misses_ = 0
+                es.dynamic_threshold_ = es._calc_new_threshold(score)
+                es.best_epoch_ = row["epoch"]
+            else:
+                es.misses_ += 1
+        if es.best_epoch_ == len(self.history_):
+            es.best_model_weights_ = deepcopy(self.module_.state_dict())
+        elif es.best_epoch_ > 0:  # the best epoch's weights are params.pt
+            es.best_model_weights_ = torch.load(self._checkpoint_file("params.pt"),
+                                                map_location=self.device, weights_only=True)
+        return es.misses_ >= es.patience
 
     def _split(self, stimulus, seed, synthetic=None):
         """(train, valid) row indices, grouped by stimulus; valid holds real rows only.

@@ -17,6 +17,7 @@ from ._base import (
     _iter_batches,
     _load_weights_file,
     _offline_error,
+    _offline_reason,
     _random_weights_id,
     _seeded,
 )
@@ -29,6 +30,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # "auto" switches to IncrementalPCA when one layer's feature matrix would
 # exceed this many bytes as float32.
 _IPCA_AUTO_BYTES = 1 << 30
+
+
+def _torch_hub_file(url):
+    """Where ``torch.hub.load_state_dict_from_url`` caches ``url``."""
+    import torch
+    from urllib.parse import urlsplit
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlsplit(url).path))
 
 
 def _alexnet_valid_layers(model):
@@ -121,7 +130,10 @@ class AlexNetFeaturizer(_BaseFeaturizer):
     memory : str, joblib.Memory or None, default=None
         Cache of the (pre-PCA) activations, keyed on the inputs (file path,
         size and modification time, or pixel content) and on the model
-        identity; as in ``Pipeline(memory=...)``.
+        identity; as in ``Pipeline(memory=...)``. One entry per batch (per 4 batches per
+        worker when ``num_workers > 0``), written atomically and checksummed:
+        an interrupted run resumes from the entries already written, and a
+        truncated or corrupt entry is recomputed, never loaded.
     random_state : int or None, default=None
         Seed of the random initialisation (``weights=None``) and of PCA.
     verbose : int, default=0
@@ -203,8 +215,9 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         if isinstance(weights, os.PathLike) or (
             isinstance(weights, str) and (os.path.sep in weights or os.path.exists(weights))
         ):
+            state = _load_weights_file(weights)  # before building the model: fail fast
             model = tv_models.alexnet(weights=None)
-            model.load_state_dict(_load_weights_file(weights))
+            model.load_state_dict(state)
             return model, ("file",) + _file_identity(weights)
         names = [w.name for w in tv_models.AlexNet_Weights]
         if not isinstance(weights, str) or weights not in names + ["DEFAULT"]:
@@ -213,17 +226,21 @@ class AlexNetFeaturizer(_BaseFeaturizer):
                 f"state-dict file, or None; got {weights!r}."
             )
         enum = tv_models.AlexNet_Weights[weights]
+        alternative = (
+            "AlexNetFeaturizer(weights='/path/to/alexnet-owt-7be5be79.pth') "
+            f"(the file at {enum.url}), or place it in the torch hub cache "
+            "($TORCH_HOME/hub/checkpoints)."
+        )
+        if not os.path.isfile(_torch_hub_file(enum.url)):
+            # not cached: a ~2 s probe instead of urllib's own timeouts when offline
+            reason = _offline_reason(enum.url, hf=False)
+            if reason is not None:
+                raise _offline_error("AlexNet weights", weights, alternative, reason=reason)
         model = tv_models.alexnet(weights=None)
         try:
             state = enum.get_state_dict(progress=bool(self.verbose), check_hash=True)
         except Exception as exc:  # network / hub errors of all kinds
-            raise _offline_error(
-                "AlexNet weights", weights,
-                "AlexNetFeaturizer(weights='/path/to/alexnet-owt-7be5be79.pth') "
-                f"(the file at {enum.url}), or place it in the torch hub cache "
-                "($TORCH_HOME/hub/checkpoints).",
-                exc,
-            ) from exc
+            raise _offline_error("AlexNet weights", weights, alternative, exc) from exc
         model.load_state_dict(state)
         return model, f"torchvision:{enum}"
 

@@ -44,17 +44,18 @@ def _import_optional(module, *, what):
 # devices and precision
 # --------------------------------------------------------------------------
 def _resolve_device(device):
-    """Return the torch device name for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``."""
+    """Return the torch device name for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+
+    The checks are :func:`sklearn_brain._backend.resolve_device`'s (one set of
+    messages: unknown strings, ``"mps"`` and other backends, CUDA unavailable).
+    """
     import torch
 
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not isinstance(device, (str, torch.device)):
+    from .._backend import resolve_device
+
+    if device is not None and not isinstance(device, (str, torch.device)):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}.")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available.")
-    return str(dev)
+    return str(resolve_device(device))
 
 
 def _check_precision(precision):
@@ -288,11 +289,25 @@ def _load_weights_file(path):
     import torch
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(
+            f"Weights path {path!r} is a directory; expected a state-dict file "
+            "(.safetensors, or .pt/.pth/.bin saved with torch.save(model.state_dict(), path))."
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Weights file {path!r} does not exist.")
     if path.endswith(".safetensors"):
         safetensors_torch = _import_optional("safetensors.torch", what="Loading .safetensors weights")
-        state = safetensors_torch.load_file(path, device="cpu")
+        try:
+            state = safetensors_torch.load_file(path, device="cpu")
+        except Exception as exc:
+            raise ValueError(
+                f"Could not read {path!r} as a .safetensors file: {type(exc).__name__}: {exc}. "
+                "It is truncated or in another format (e.g. a torch.save pickle renamed "
+                ".safetensors); nothing in it was executed. Save the weights with "
+                "safetensors.torch.save_file(model.state_dict(), path), or as a .pt file "
+                "with torch.save(model.state_dict(), path)."
+            ) from exc
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -354,14 +369,173 @@ def _seeded(random_state):
     return _Ctx()
 
 
-def _offline_error(what, name, alternative, exc):
+# --------------------------------------------------------------------------
+# model hubs: fail fast when offline
+# --------------------------------------------------------------------------
+#: seconds a TCP connection to a hub may take before it counts as unreachable
+_HUB_PROBE_TIMEOUT = 2.0
+_TRUE = ("1", "ON", "YES", "TRUE")
+
+
+def _hub_endpoint():
+    """The Hugging Face hub URL (``HF_ENDPOINT``, default https://huggingface.co)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _env_offline():
+    """``"HF_HUB_OFFLINE=1 is set"`` (or TRANSFORMERS_OFFLINE), else None."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = os.environ.get(var, "")
+        if value.strip().upper() in _TRUE:
+            return f"{var}={value} is set"
+    return None
+
+
+def _probe(url, timeout=_HUB_PROBE_TIMEOUT):
+    """None if the server at ``url`` answers an HTTP ``HEAD`` within ``timeout`` s.
+
+    Otherwise a one-line reason.  Any HTTP answer counts (even an error code);
+    no answer, a refused connection, a failed name resolution or TLS
+    verification (a network that intercepts connections) do not.  Environment
+    proxies are used as ``urllib`` uses them.  Name resolution has no timeout
+    of its own, so the request runs in a daemon thread that is abandoned after
+    ``timeout`` (plus a margin): the probe never takes much longer than that.
+    """
+    import threading
+    import urllib.error
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return f"{url!r} names no host"
+    root = f"{parts.scheme or 'https'}://{parts.netloc}/"
+    result = {}
+
+    def ask():
+        try:
+            urllib.request.urlopen(urllib.request.Request(root, method="HEAD"), timeout=timeout).close()
+            result["ok"] = True
+        except urllib.error.HTTPError:  # the server answered, with an error code
+            result["ok"] = True
+        except Exception as exc:  # URLError, timeouts, TLS errors, ...
+            result["error"] = getattr(exc, "reason", exc)
+
+    thread = threading.Thread(target=ask, name="sklearn-brain-hub-probe", daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    if result.get("ok"):
+        return None
+    if "error" in result:
+        exc = result["error"]
+        detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
+        return f"{root} is unreachable ({detail})"
+    return f"{root} did not answer within {timeout:g} s"
+
+
+def _offline_reason(url=None, *, hf=True):
+    """Why the hub at ``url`` cannot be used now, or None when it answers.
+
+    ``hf=True``: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` count as offline
+    and ``url`` defaults to ``HF_ENDPOINT``.  Takes at most ~2.5 s
+    (:func:`_probe`).
+    """
+    if hf:
+        reason = _env_offline()
+        if reason is not None:
+            return reason
+    return _probe(url or _hub_endpoint())
+
+
+def _offline_error(what, name, alternative, exc=None, *, reason=None):
+    cause = f"{type(exc).__name__}: {exc}" if exc is not None else "not in the local cache"
+    why = reason or "no network, or HF_HUB_OFFLINE=1"
     return RuntimeError(
-        f"Could not load pretrained weights for {what} {name!r}: "
-        f"{type(exc).__name__}: {exc}\n"
-        "Weights cannot be downloaded from this machine (no network, or "
-        "HF_HUB_OFFLINE=1). Download them elsewhere and pass a local path "
-        f"instead: {alternative}"
+        f"Could not load pretrained weights for {what} {name!r}: {cause}\n"
+        f"Weights cannot be downloaded from this machine ({why}). Download them "
+        f"elsewhere and pass a local path instead: {alternative}"
     )
+
+
+def _hf_cached(repo_id, filename="config.json"):
+    """True when the local Hugging Face cache holds ``repo_id``'s ``filename`` (no network)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, filename), str)
+    except Exception:  # not a valid repo id, no cache
+        return False
+
+
+def _load_from_hub(load, name, *, what, alternative):
+    """``load(local_files_only)`` from the local cache, downloading only when the hub answers.
+
+    A model in the Hugging Face cache loads without the network.  Otherwise
+    :func:`_offline_reason` (``HF_HUB_OFFLINE``, then a probe of at most ~2.5 s)
+    decides: offline raises at once, instead of the minutes of retries the
+    hub clients spend; online, ``load(False)`` downloads the files.
+    """
+    if _hf_cached(name):
+        try:
+            return load(True)
+        except Exception:  # an incomplete cache: the hub may complete it
+            pass
+    reason = _offline_reason()
+    if reason is not None:
+        raise _offline_error(what, name, alternative, reason=reason)
+    try:
+        return load(False)
+    except Exception as exc:
+        raise _offline_error(what, name, alternative, exc) from exc
+
+
+def _looks_like_path(name):
+    """True for strings written as file-system paths (``/x``, ``./x``, ``~/x``)."""
+    name = os.fspath(name)
+    return name.startswith(("/", "./", "../", "~")) or (os.sep != "/" and os.sep in name)
+
+
+_HF_DIR_FILES = (
+    "config.json, the weights (model.safetensors or pytorch_model.bin), "
+    "preprocessor_config.json and the tokenizer files"
+)
+
+
+def _check_hf_dir(path, *, what, needs_weights, example):
+    """Raise a clear error when ``path`` is not a ``save_pretrained`` directory."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{what}: the local directory {path!r} does not exist.")
+    if not os.path.isdir(path):
+        raise ValueError(
+            f"{what}: {path!r} is a file; expected a directory made with save_pretrained "
+            f"({_HF_DIR_FILES})."
+        )
+    files = sorted(os.listdir(path))
+    missing = [] if "config.json" in files else ["config.json"]
+    weights = (".safetensors", ".bin", ".index.json")
+    if needs_weights and not any(f.endswith(weights) for f in files):
+        missing.append("model.safetensors / pytorch_model.bin")
+    if missing:
+        found = ", ".join(files[:8]) + (", ..." if len(files) > 8 else "") if files else "nothing"
+        raise ValueError(
+            f"{what}: the directory {path!r} has no {' and no '.join(missing)} (it contains "
+            f"{found}). Expected a directory made with save_pretrained ({_HF_DIR_FILES}), "
+            f"e.g. {example}"
+        )
+
+
+def _load_local_dir(load, path, *, what, needs_weights, example):
+    """``load(True)`` from a local ``save_pretrained`` directory, errors naming it."""
+    _check_hf_dir(path, what=what, needs_weights=needs_weights, example=example)
+    try:
+        return load(True)
+    except Exception as exc:
+        raise ValueError(
+            f"{what}: could not load the local directory {os.fspath(path)!r}: "
+            f"{type(exc).__name__}: {exc}\nExpected a directory made with save_pretrained "
+            f"({_HF_DIR_FILES}), e.g. {example}"
+        ) from exc
 
 
 # --------------------------------------------------------------------------
@@ -394,9 +568,109 @@ def _inputs_fingerprint(items, kind):
     return f"{kind}:{len(items)}:{h.hexdigest()}"
 
 
-def _compute_cached(featurizer, items, cache_key):
-    """Body of the joblib-cached call; only ``cache_key`` is hashed."""
-    return featurizer._compute(items)
+#: a cache entry holds this many batches (x num_workers when DataLoader workers
+#: decode images, so that their start-up cost is paid once per entry)
+_CACHE_CHUNK_BATCHES = 4
+_CACHE_MAGIC = b"SKBFEAT1"
+_CACHE_HEADER = len(_CACHE_MAGIC) + 1 + 8 + 32  # magic, kind, payload length, sha256
+
+
+def _cache_chunk_size(batch_size, num_workers):
+    """Items per cache entry: one batch, or 4 batches per DataLoader worker."""
+    return batch_size * (1 if num_workers == 0 else _CACHE_CHUNK_BATCHES * num_workers)
+
+
+def _encode_entry(value):
+    """Bytes of a cache entry: header (magic, kind, length, sha256) + payload.
+
+    Float arrays are stored as ``.npy`` (read back with ``allow_pickle=False``),
+    captions as JSON: loading an entry never unpickles anything.
+    """
+    import io
+    import json
+
+    if value.dtype == object:
+        kind, payload = b"J", json.dumps([str(v) for v in value]).encode()
+    else:
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        kind, payload = b"N", buf.getvalue()
+    return (_CACHE_MAGIC + kind + len(payload).to_bytes(8, "little")
+            + hashlib.sha256(payload).digest() + payload)
+
+
+def _decode_entry(data):
+    """The value of a cache entry, or None when it is truncated or corrupt."""
+    import io
+    import json
+
+    if len(data) < _CACHE_HEADER or not data.startswith(_CACHE_MAGIC):
+        return None
+    n = len(_CACHE_MAGIC)
+    kind, length = data[n:n + 1], int.from_bytes(data[n + 1:n + 9], "little")
+    digest, payload = data[n + 9:_CACHE_HEADER], data[_CACHE_HEADER:]
+    if len(payload) != length or hashlib.sha256(payload).digest() != digest:
+        return None
+    try:
+        if kind == b"J":
+            texts = json.loads(payload.decode())
+            value = np.empty(len(texts), dtype=object)
+            value[:] = texts
+            return value
+        if kind == b"N":
+            return np.load(io.BytesIO(payload), allow_pickle=False)
+    except ValueError:
+        return None
+    return None
+
+
+class _ChunkCache:
+    """Feature cache with one file per chunk of inputs, safe against interruptions.
+
+    Entries live in ``<location>/sklearn_brain_features/<model key>/``; each is
+    written to a temporary file and renamed into place (:func:`os.replace`),
+    so a killed process leaves complete entries and, at worst, a stray
+    ``.tmp-*`` file; a rerun computes only the chunks that are missing.  An
+    entry whose length or SHA-256 does not match its header (truncated, or
+    corrupted on disk) is never used: it is recomputed, with a warning.
+    """
+
+    def __init__(self, location, model_key):
+        self.directory = os.path.join(os.fspath(location), "sklearn_brain_features", model_key)
+
+    def path(self, key):
+        return os.path.join(self.directory, key[:2], f"{key}.feat")
+
+    def load(self, key):
+        path = self.path(key)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        value = _decode_entry(data)
+        if value is None:
+            warnings.warn(
+                f"Feature cache entry {path!r} is truncated or corrupt "
+                f"({len(data)} bytes); it is recomputed.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return value
+
+    def store(self, key, value):
+        path = self.path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(_encode_entry(value))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 class _BaseFeaturizer(TransformerMixin, BaseEstimator):
@@ -439,13 +713,31 @@ class _BaseFeaturizer(TransformerMixin, BaseEstimator):
         }
 
     def _featurize(self, items, kind="image"):
-        """Run ``self._compute(items)`` through ``self.memory`` (joblib) if set."""
+        """``self._compute(items)``, chunk by chunk through the cache in ``self.memory``.
+
+        Each chunk of inputs (:func:`_cache_chunk_size`) is one entry of a
+        :class:`_ChunkCache` under ``memory.location``, keyed on the model
+        identity and the chunk's inputs: an interrupted run resumes from the
+        chunks already stored, and a changed input recomputes only its chunk.
+        """
+        import joblib
+
         memory = check_memory(self.memory)
-        if getattr(memory, "location", None) is None:
+        location = getattr(memory, "location", None)
+        if location is None or not items:
             return self._compute(items)
-        key = {"model": self._model_identity(), "inputs": _inputs_fingerprint(items, kind)}
-        cached = memory.cache(_compute_cached, ignore=["featurizer", "items"])
-        return cached(self, items, key)
+        cache = _ChunkCache(location, joblib.hash(self._model_identity()))
+        size = _cache_chunk_size(self.batch_size, self.num_workers)
+        parts = []
+        for start in range(0, len(items), size):
+            chunk = items[start:start + size]
+            key = hashlib.sha256(_inputs_fingerprint(chunk, kind).encode()).hexdigest()
+            value = cache.load(key)
+            if value is None:
+                value = self._compute(chunk)
+                cache.store(key, value)
+            parts.append(value)
+        return np.concatenate(parts)
 
     def _check_fitted(self):
         check_is_fitted(self, "model_")

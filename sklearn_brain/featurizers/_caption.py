@@ -15,7 +15,9 @@ from ._base import (
     _ImageDataset,
     _import_optional,
     _iter_batches,
-    _offline_error,
+    _load_from_hub,
+    _load_local_dir,
+    _looks_like_path,
 )
 from ._clip import _HFImageTransform, _is_local, _quiet_transformers
 
@@ -50,7 +52,10 @@ class ImageCaptioner(_BaseFeaturizer):
     precision : {"float32", "float16", "bfloat16"}, default="float32"
     num_workers : int, default=0
     memory : str, joblib.Memory or None, default=None
-        Cache of the captions, keyed on the images and the model identity.
+        Cache of the captions, keyed on the images and the model identity. One entry per batch (per 4 batches per
+        worker when ``num_workers > 0``), written atomically and checksummed:
+        an interrupted run resumes from the entries already written, and a
+        truncated or corrupt entry is recomputed, never loaded.
     verbose : int, default=0
 
     Attributes
@@ -111,20 +116,23 @@ class ImageCaptioner(_BaseFeaturizer):
         _check_positive_int(self.max_length, "max_length")
         _check_positive_int(self.num_beams, "num_beams")
         source = os.fspath(self.model)
+
+        def load(local_files_only):
+            kwargs = {"local_files_only": local_files_only}
+            processor = transformers.AutoProcessor.from_pretrained(source, **kwargs)
+            model = transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            return processor, model
+
+        example = ("ImageCaptioner('/path/to/git-base-coco'), a directory made with "
+                   "save_pretrained (model and processor) or a snapshot of the hub "
+                   "repository.")
         with _quiet_transformers(self.verbose):
-            try:
-                processor = transformers.AutoProcessor.from_pretrained(source)
-                model = transformers.AutoModelForCausalLM.from_pretrained(source)
-            except Exception as exc:
-                if _is_local(source):
-                    raise
-                raise _offline_error(
-                    "captioning model", source,
-                    "ImageCaptioner('/path/to/git-base-coco'), a directory made with "
-                    "save_pretrained (model and processor) or a snapshot of the hub "
-                    "repository.",
-                    exc,
-                ) from exc
+            if _is_local(source) or _looks_like_path(source):
+                processor, model = _load_local_dir(
+                    load, source, what="ImageCaptioner", needs_weights=True, example=example)
+            else:
+                processor, model = _load_from_hub(
+                    load, source, what="captioning model", alternative=example)
         self.processor_ = processor
         self.model_ = model.eval().to(self.device_)
         self.weights_id_ = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"

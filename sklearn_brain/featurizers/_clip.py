@@ -16,9 +16,14 @@ from ._base import (
     _ImageDataset,
     _import_optional,
     _iter_batches,
+    _hf_cached,
     _ListDataset,
+    _load_from_hub,
+    _load_local_dir,
     _load_weights_file,
+    _looks_like_path,
     _offline_error,
+    _offline_reason,
     _random_weights_id,
     _seeded,
 )
@@ -148,51 +153,124 @@ def _load_open_clip(model_name, pretrained, random_state, verbose):
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
         weights_id = _random_weights_id(random_state)
     elif _is_local(pretrained):
+        state = _load_weights_file(pretrained)  # before building the model: fail fast
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
-        model.load_state_dict(_load_weights_file(pretrained))
+        model.load_state_dict(state)
         weights_id = ("file",) + _file_identity(pretrained)
+    elif _looks_like_path(pretrained):
+        raise FileNotFoundError(f"CLIPFeaturizer: the weights file pretrained={pretrained!r} does not exist.")
     else:
-        try:
-            model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=pretrained)
-        except Exception as exc:
-            raise _offline_error(
-                "open_clip model", f"{model_name}/{pretrained}",
-                f"CLIPFeaturizer({model_name!r}, pretrained='/path/to/open_clip_pytorch_model.bin') "
-                "(a state-dict file, .bin/.pt/.safetensors). Set HF_HUB_OFFLINE=1 to fail "
-                "fast instead of retrying the network.",
-                exc,
-            ) from exc
+        model, preprocess = _load_open_clip_tag(open_clip, model_name, pretrained)
         weights_id = f"open_clip:{model_name}:{pretrained}"
     tokenizer = open_clip.get_tokenizer(model_name)
     return model, preprocess, _OpenClipTokenize(tokenizer), weights_id
+
+
+def _open_clip_cached_weights(open_clip, cfg):
+    """Path of a tag's weights in the local Hugging Face cache, or None (no network)."""
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    from open_clip import pretrained as oc_pretrained
+
+    # "org/model/file.bin", or "org/model/" for open_clip's default file name
+    repo_id, filename = os.path.split(hub)
+    filename = filename or getattr(oc_pretrained, "HF_WEIGHTS_NAME", "open_clip_pytorch_model.bin")
+    safe = getattr(oc_pretrained, "_get_safe_alternatives", lambda name: [])
+    for name in [*safe(filename), filename]:
+        try:
+            path = try_to_load_from_cache(repo_id, name)
+        except Exception:  # invalid repo id / cache layout: not cached
+            path = None
+        if isinstance(path, str) and os.path.isfile(path):
+            return path
+    return None
+
+
+def _load_open_clip_tag(open_clip, model_name, tag):
+    """``(model, preprocess)`` for an open_clip pretrained tag, failing fast offline.
+
+    Weights in the local Hugging Face cache load without the network (with the
+    tag's QuickGELU and preprocessing settings); otherwise a ~2 s probe of the
+    hub decides between downloading and an immediate error naming a local path.
+    """
+    alternative = (
+        f"CLIPFeaturizer({model_name!r}, pretrained='/path/to/open_clip_pytorch_model.bin') "
+        "(a state-dict file, .bin/.pt/.safetensors)."
+    )
+    name = os.fspath(model_name)
+    if name.startswith(("hf-hub:", "local-dir:")):
+        # open_clip's schemas carry their own weights (``pretrained`` is ignored)
+        if name.startswith("hf-hub:") and not _hf_cached(name[len("hf-hub:"):],
+                                                         "open_clip_config.json"):
+            reason = _offline_reason()
+            if reason is not None:
+                raise _offline_error(
+                    "open_clip model", name,
+                    "CLIPFeaturizer('local-dir:/path/to/folder'), a folder holding the "
+                    "repository's open_clip_config.json and weights.", reason=reason)
+        model, _, preprocess = open_clip.create_model_and_transforms(name)
+        return model, preprocess
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    if not cfg:
+        raise ValueError(
+            f"Unknown pretrained tag {tag!r} for open_clip model {model_name!r}; known tags: "
+            f"{open_clip.list_pretrained_tags_by_model(model_name)}, or pass a local "
+            "state-dict file, or pretrained=None for random weights."
+        )
+    cached = _open_clip_cached_weights(open_clip, cfg)
+    if cached is not None:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=cached, force_quick_gelu=bool(cfg.get("quick_gelu", False)),
+            image_mean=cfg.get("mean"), image_std=cfg.get("std"),
+            image_interpolation=cfg.get("interpolation"), image_resize_mode=cfg.get("resize_mode"),
+        )
+        return model, preprocess
+    url_only = not cfg.get("hf_hub")
+    reason = _offline_reason(cfg.get("url") if url_only else None, hf=not url_only)
+    if reason is not None:
+        raise _offline_error("open_clip model", f"{model_name}/{tag}", alternative, reason=reason)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=tag)
+    except Exception as exc:
+        raise _offline_error("open_clip model", f"{model_name}/{tag}", alternative, exc) from exc
+    return model, preprocess
 
 
 def _load_hf_clip(model_name, pretrained, random_state, verbose):
     """Return ``(model, image_transform, tokenizer, weights_id)`` from transformers."""
     transformers = _import_optional("transformers", what="CLIPFeaturizer(backend='hf')")
     source = os.fspath(model_name)
+
+    def load(local_files_only):
+        kwargs = {"local_files_only": local_files_only}
+        if pretrained is None:
+            config = transformers.CLIPConfig.from_pretrained(source, **kwargs)
+            with _seeded(random_state):
+                model = transformers.CLIPModel(config)
+        else:
+            model = transformers.CLIPModel.from_pretrained(source, **kwargs)
+        image_processor = transformers.AutoImageProcessor.from_pretrained(source, **kwargs)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+        return model, image_processor, tokenizer
+
+    example = ("CLIPFeaturizer('/path/to/clip-dir', backend='hf'), a directory made "
+               "with CLIPModel.save_pretrained and CLIPProcessor.save_pretrained (or "
+               "a snapshot of the hub repository).")
     with _quiet_transformers(verbose):
-        try:
-            if pretrained is None:
-                config = transformers.CLIPConfig.from_pretrained(source)
-                with _seeded(random_state):
-                    model = transformers.CLIPModel(config)
-                weights_id = _random_weights_id(random_state)
-            else:
-                model = transformers.CLIPModel.from_pretrained(source)
-                weights_id = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"
-            image_processor = transformers.AutoImageProcessor.from_pretrained(source)
-            tokenizer = transformers.AutoTokenizer.from_pretrained(source)
-        except Exception as exc:
-            if _is_local(source):
-                raise
-            raise _offline_error(
-                "Hugging Face CLIP model", source,
-                "CLIPFeaturizer('/path/to/clip-dir', backend='hf'), a directory made "
-                "with CLIPModel.save_pretrained and CLIPProcessor.save_pretrained (or "
-                "a snapshot of the hub repository).",
-                exc,
-            ) from exc
+        if _is_local(source) or _looks_like_path(source):
+            model, image_processor, tokenizer = _load_local_dir(
+                load, source, what="CLIPFeaturizer", needs_weights=pretrained is not None,
+                example=example)
+        else:
+            model, image_processor, tokenizer = _load_from_hub(
+                load, source, what="Hugging Face CLIP model", alternative=example)
+    if pretrained is None:
+        weights_id = _random_weights_id(random_state)
+    else:
+        weights_id = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"
     max_length = model.config.text_config.max_position_embeddings
     return model, _HFImageTransform(image_processor), _HFTokenize(tokenizer, max_length), weights_id
 
@@ -237,7 +315,10 @@ class CLIPFeaturizer(_BaseFeaturizer):
     num_workers : int, default=0
         DataLoader workers decoding images.
     memory : str, joblib.Memory or None, default=None
-        Cache keyed on the inputs and the model identity.
+        Cache keyed on the inputs and the model identity. One entry per batch (per 4 batches per
+        worker when ``num_workers > 0``), written atomically and checksummed:
+        an interrupted run resumes from the entries already written, and a
+        truncated or corrupt entry is recomputed, never loaded.
     random_state : int or None, default=None
         Seed of the random initialisation when ``pretrained=None``.
     verbose : int, default=0

@@ -1,0 +1,91 @@
+"""skorch callbacks shared by the neural estimators.
+
+:class:`DivergenceCheck` stops training at the first training batch whose loss
+is not finite, with an error that names the learning rate, instead of letting
+the network train on NaN weights and predict NaN.  :class:`AtomicCheckpoint`
+is skorch's ``Checkpoint`` whose files are never left half-written.
+"""
+
+import math
+import os
+
+from skorch.callbacks import Callback, Checkpoint
+
+__all__ = ["AtomicCheckpoint", "DivergenceCheck"]
+
+
+class AtomicCheckpoint(Checkpoint):
+    """skorch ``Checkpoint`` that writes each file atomically and raises on failure.
+
+    Every file (parameters, optimizer, criterion, history) is written to
+    ``<name>.tmp`` and renamed over ``<name>`` with :func:`os.replace`, so a
+    process killed while saving leaves the previous checkpoint intact; a
+    save that fails (disk full, folder removed) raises :class:`OSError`
+    instead of skorch's log message, because the user asked for the files.
+    """
+
+    def _save_params(self, f, net, f_name, log_name):
+        if not isinstance(f, (str, os.PathLike)):
+            return super()._save_params(f, net, f_name, log_name)
+        f = os.fspath(f)
+        tmp = f"{f}.tmp"
+        try:
+            net.save_params(**{f_name: tmp, "use_safetensors": self.use_safetensors})
+            os.replace(tmp, f)
+        except Exception as exc:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise OSError(
+                f"Could not save the {log_name} checkpoint to {f!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return None
+
+
+class DivergenceCheck(Callback):
+    """Raise :class:`FloatingPointError` when a training loss is NaN or infinite.
+
+    A non-finite loss poisons every weight at the next optimizer step, so
+    training cannot recover from it: the usual cause is a learning rate that
+    is too large for the problem (the weights overflow), more rarely inputs
+    with huge values.  The loss is checked after each training batch (one
+    ``.item()`` of a loss skorch already reads for its history), the weights
+    at the end of each epoch (the last step of an epoch can overflow them
+    before any loss sees it).
+    """
+
+    def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+        if not training or loss is None:
+            return
+        value = float(loss.item()) if hasattr(loss, "item") else float(loss)
+        if math.isfinite(value):
+            return
+        n_batches = len(net.history[-1]["batches"]) if len(net.history) else 0
+        _diverged(net, f"the training loss is {value} at epoch {len(net.history)}, "
+                       f"batch {n_batches}")
+
+    def on_epoch_end(self, net, **kwargs):
+        import torch
+
+        module = getattr(net, "module_", None)
+        if module is None:
+            return
+        with torch.no_grad():
+            if all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+                return
+        _diverged(net, f"the weights are NaN or infinite after epoch {len(net.history)}")
+
+
+def _diverged(net, what):
+    lr = getattr(net, "lr", None)
+    raise FloatingPointError(
+        f"Training of {type(net).__name__} diverged: {what} (lr={lr!r}). Use a lower "
+        f"learning rate (try lr={_suggest(lr)}); if it persists, check X and y for huge "
+        "values."
+    )
+
+
+def _suggest(lr):
+    try:
+        return f"{min(float(lr) / 10, 1e-3):g}"
+    except (TypeError, ValueError):
+        return "1e-4"
