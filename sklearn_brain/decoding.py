@@ -53,28 +53,33 @@ def _retrieval_candidates(y_true, stimulus_ids, k):
     if len(first) < k + 1:
         raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
                          f"got {len(first)}.")
-    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float32))
+    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float64))
     return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
 
 
 def _retrieval_with_tiebreak(candidates, y_pred, k):
     """Top-k accuracy and cosine identification of held-out predictions, one matmul.
 
-    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy` (candidates
-    are the unique stimuli, a candidate beats the truth only if strictly more
-    similar); the identification accuracy (fraction of distractors beaten)
-    breaks ties between alphas.  ``candidates`` come from
-    :func:`_retrieval_candidates`, computed once for all alphas.
+    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy`
+    (``direction="brain_to_image"``: candidates are the unique stimuli; ties
+    with the truth are scored by their expectation under random
+    tie-breaking, within the same rounding tolerance); the identification
+    accuracy (fraction of distractors beaten, a tie counting one half) breaks
+    ties between alphas.  ``candidates`` come from
+    :func:`_retrieval_candidates`, computed once for all alphas.  Float64, so
+    that rounding cannot create or break ties.
     """
     Yu, codes = candidates
     n_stim = Yu.shape[0]
-    P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float32))
+    P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float64))
     P = P / P.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    S = P @ Yu.T  # (n_samples, n_stimuli)
-    true = S.gather(1, codes[:, None])
-    beaten_by = (S > true).sum(dim=1).double()
-    topk = float((beaten_by < k).double().mean())
-    ident = float((1.0 - beaten_by / (n_stim - 1)).mean())
+    D = P @ Yu.T  # (n_samples, n_stimuli)
+    D -= D.gather(1, codes[:, None])
+    tol = 4 * Yu.shape[1] * np.finfo(np.float64).eps
+    n_beat = to_numpy((D > tol).sum(dim=1))
+    n_tie = to_numpy((D.abs_() <= tol).sum(dim=1)) - 1
+    topk = float(_metrics._top_k_expected(n_beat, n_tie, k).mean())
+    ident = float(_metrics._identification_expected(n_beat, n_tie, n_stim).mean())
     return topk, ident
 
 
