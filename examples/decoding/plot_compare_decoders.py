@@ -261,6 +261,9 @@ def fmt(r):
     return f"{100 * r.estimate:5.1f} [{100 * r.low:4.1f}, {100 * r.high:4.1f}]"
 
 
+n_way = np.unique(stim[te & (subjects == ds.subjects[0])]).size
+print(f"Test retrieval per subject, single-trial (every test trial is a query), {n_way}-way "
+      "(candidates: the subject's test stimuli); 95% bootstrap intervals")
 header = f"{'model':<47} {'subject':<7} {'Top-1 %':<19} {'Top-5 %':<19} {'ident. %':<19}"
 print(header)
 print("-" * len(header))
@@ -326,6 +329,7 @@ def paired_bootstrap(runs, subject, n_boot=2000, seed=0):
 runs = [target_run(seed) for seed in range(5, 10)]
 names = runs[0][0]
 poor = names[-1]
+print(f"Top-1 %, single-trial, {n_way}-way, per fresh dataset (ridge / cross-subject network)")
 print(f"{'seed':<6}" + "".join(f"{s + ' ridge/net':>20}" for s in names)
       + f"{'mean ridge/net':>20}")
 for seed, (_, res) in zip(range(5, 10), runs):
