@@ -229,7 +229,10 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     retrieval: per-target squared error (what
     :class:`sklearn.linear_model.RidgeCV` minimises) picks alphas that are
     good for each embedding dimension but shrink predictions towards the
-    mean embedding, which hurts retrieval by cosine similarity.
+    mean embedding, which hurts retrieval by cosine similarity.  The
+    held-out predictions are scored at the noise level of the test inputs
+    (``test_repeats``): a test protocol that averages the repeats of each
+    test stimulus wants a smaller alpha than single trials.
 
     Parameters
     ----------

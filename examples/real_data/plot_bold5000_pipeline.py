@@ -107,7 +107,7 @@ n_voxels = min(10_000, data.betas.shape[1] // 2)  # the seed kept the top 10,000
 decoder = make_pipeline(
     StandardScaler(),
     EncodingVoxelSelector(n_voxels=n_voxels),
-    RidgeDecoder(),
+    RidgeDecoder(test_repeats=1),  # evaluated on single test trials below
 )
 ids_train = data.stimulus_ids[train]
 decoder.fit(data.betas[train], features[train],
