@@ -389,8 +389,9 @@ def top_k_accuracy(y_true, y_pred, *, k=1, direction="brain_to_image",
     stimuli most similar to it; ties are scored by the expectation under a
     random order of the tied candidates, ``clip((k - g) / (t + 1), 0, 1)``
     with ``g`` candidates strictly more similar and ``t`` distractors tied
-    (so constant predictions score exactly chance). This is the Top-1/Top-5 metric of the BOLD5000 CLIP seed study (cosine,
-    candidates = all test items) and the retrieval metric of MindEye (Scotti
+    (so constant predictions score exactly chance). This is the Top-1/Top-5
+    metric of the BOLD5000 CLIP seed study (cosine, candidates = all test
+    items) and the retrieval metric of MindEye (Scotti
     et al. 2023: 300-way top-1, averaged over 30 draws, both directions,
     test repeats averaged with :func:`average_repeats`).
 
