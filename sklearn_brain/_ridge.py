@@ -43,6 +43,7 @@ __all__ = [
     "ridge_cv",
     "iter_heldout_predictions",
     "loo_predictions",
+    "heldout_input_shift",
     "default_chunk_size",
 ]
 
@@ -642,13 +643,71 @@ def loo_residuals(factors, Y, alphas, alpha_per_target, groups=None):
     return to_numpy(_heldout_residuals(factors, R, idx, d, h, blocks))
 
 
+def heldout_input_shift(factors, D, UtY, heldout_residuals, alphas, groups=None):
+    """Change of each held-out prediction when its held-out input moves by ``-D``.
+
+    With leave-one-out (leave-one-group-out with ``groups``) models
+    ``f_{-g}``, returns ``Delta_i = f_{-g(i)}(x_i) - f_{-g(i)}(x_i - D_i)``
+    for every alpha, in closed form from the full-data decomposition: by
+    the Woodbury identity ``f_{-g}(z) = f(z) - H_{zg} E_g`` with ``E_g`` the
+    held-out residuals of group ``g`` and ``H_{zg} = (z - x_mean)^T
+    (Xc^T Xc + alpha I)^{-1} Xc_g^T``, so that
+    ``Delta_i = W D_i - sum_{j in g(i)} (D_i^T A^{-1} xc_j) E_j``.  The
+    intercept cancels in the difference.
+
+    Parameters
+    ----------
+    factors : RidgeFactors
+    D : array-like of shape (n_samples, n_features)
+        Input shift of each sample (zero rows leave a prediction unchanged).
+    UtY : tensor of shape (rank, n_targets)
+        From :func:`loo_predictions`.
+    heldout_residuals : list of array-like of shape (n_samples, n_targets)
+        ``Y`` minus the held-out predictions, one array per alpha.
+    alphas : ndarray of shape (n_alphas,)
+    groups : array-like of shape (n_samples,), default=None
+
+    Returns
+    -------
+    shifts : list of ndarray of shape (n_samples, n_targets)
+        ``Delta`` for each alpha: the held-out prediction at ``x_i - D_i``
+        is the held-out prediction at ``x_i`` minus ``Delta_i``.
+    """
+    U, wdtype = factors.U, factors.U.dtype
+    n = factors.n_samples
+    DV = to_tensor(D, device=U.device, dtype=wdtype) @ factors.V  # (n, r)
+    w = _coef_weights(factors.s, alphas, wdtype)  # (A, r)
+    by_size = {}
+    for idx in _group_blocks(groups, n):
+        by_size.setdefault(len(idx), []).append(idx)
+    blocks = [torch.as_tensor(np.stack(g), device=U.device) for g in by_size.values()]
+    single = torch.ones(n, dtype=torch.bool, device=U.device)
+    for index in blocks:
+        single[index.reshape(-1)] = False
+    out = []
+    for a in range(len(alphas)):
+        B = DV * w[a]  # rows: D_i^T A^{-1} V diag(s), so that B @ U^T = D A^{-1} Xc^T
+        E = to_tensor(heldout_residuals[a], device=U.device, dtype=wdtype)
+        Delta = B @ UtY
+        h_self = (B * U).sum(dim=1)
+        Delta[single] -= h_self[single, None] * E[single]
+        for index in blocks:  # (b, m)
+            H = torch.einsum("bik,bjk->bij", B[index], U[index])
+            Delta[index] -= torch.einsum("bij,bjt->bit", H, E[index])
+        out.append(to_numpy(Delta))
+    return out
+
+
 def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,
-                             device="cpu", dtype="float32"):
+                             device="cpu", dtype="float32", shift=None):
     """Held-out predictions of every alpha, fold by fold.
 
     For ``cv="loo"`` the predictions are exact leave-one-out (or, with
     ``groups``, leave-one-group-out) predictions for all samples in one
     "fold"; otherwise each fold of the (grouped) K-fold splitter is refitted.
+    With ``shift`` (an array like ``X``), the held-out models predict from
+    the inputs ``X - shift`` instead of ``X`` (they are still fitted on
+    ``X``).
 
     Yields
     ------
@@ -661,7 +720,11 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
         if cv != "loo":
             raise ValueError(f"cv must be 'loo', an int or a CV splitter here, got {cv!r}.")
         factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-        preds, _, _ = loo_predictions(factors, Y, alphas, groups)
+        preds, UtY, _ = loo_predictions(factors, Y, alphas, groups)
+        if shift is not None:
+            deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds], alphas,
+                                         groups)
+            preds = [p - d for p, d in zip(preds, deltas)]
         yield np.arange(factors.n_samples), preds
         return
     X = np.asarray(X)
@@ -669,6 +732,9 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
     for train, test in splitter.split(X, Y, groups):
         factors, XV = _fold_factors(X, train, test, fit_intercept=fit_intercept, device=device,
                                     dtype=dtype)
+        if shift is not None:
+            XV = XV - to_tensor(np.asarray(shift)[test], device=XV.device,
+                                dtype=XV.dtype) @ factors.V
         U, wdtype = factors.U, factors.U.dtype
         Ytr = to_tensor(Y[train], device=U.device, dtype=wdtype)
         y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])

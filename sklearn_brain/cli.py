@@ -41,6 +41,10 @@ def _int_at_least(low):
     return parse
 
 
+#: How the test inputs are formed before retrieval; named in every table and JSON entry.
+PROTOCOL = "repeats averaged"
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="sklearn-brain",
@@ -168,6 +172,7 @@ def _evaluate(Y_true, Y_pred, ids, n_boot, seed):
     P, T, _ = average_repeats(Y_pred, ids, Y_true)
     m = len(T)
     row = {
+        "protocol": PROTOCOL,
         "n_candidates": m,
         "top1": top_k_accuracy(T, P, k=1),
         "top5": top_k_accuracy(T, P, k=5),
@@ -265,7 +270,10 @@ def run_demo(args):
 
 
 def _table(results, modalities):
-    lines = []
+    first = next(iter(results["subjects"].values()))[modalities[0]]
+    lines = [f"Retrieval of the held-out test stimuli, {first['protocol']} "
+             f"({first['n_candidates']}-way, all test stimuli as candidates; "
+             "Top-1/Top-5 brain->image, identification by Pearson r)"]
     head = (f"{'subject':8} {'target':6} {'Top-1':>7} {'95% CI':>15} {'Top-5':>7} "
             f"{'Ident.':>7} {'chance T1/T5/Id':>19}")
     lines += [head, "-" * len(head)]
@@ -303,7 +311,8 @@ def _figure(results, modalities, path):
     chance = results["subjects"][subjects[0]][modalities[0]]
     axes[0].axhline(chance["chance_top1"], color="k", ls="--", lw=1, label="chance")
     axes[1].axhline(0.5, color="k", ls="--", lw=1, label="chance")
-    for ax, title in zip(axes, (f"Top-1 ({chance['n_candidates']}-way)", "Identification")):
+    for ax, title in zip(axes, (f"Top-1 ({chance['n_candidates']}-way, {chance['protocol']})",
+                                f"Identification ({chance['protocol']})")):
         ax.set_xticks(x + 0.4 - width / 2, subjects)
         ax.set_title(title)
         ax.legend(fontsize=8)

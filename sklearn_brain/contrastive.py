@@ -299,6 +299,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         Grid of the per-subject ridge (``None``: :class:`RidgeDecoder`'s),
         the alpha chosen per subject by :class:`~sklearn_brain.RidgeDecoder`'s
         closed-form held-out criterion.
+    ridge_test_repeats : int >= 1 or "auto", default="auto"
+        How the test inputs will be formed (presentations averaged per test
+        stimulus), for the alpha selection of the ridge initialisation: the
+        ``test_repeats`` of :class:`~sklearn_brain.RidgeDecoder` (``"auto"``:
+        each subject's training repeat count; 1: single trials).
     ridge_anchor : float >= 0, default=0.0
         Weight of a penalty that keeps each subject layer near its ridge
         initialisation (MindEye2's "regularised toward" the per-subject
@@ -427,6 +432,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         "ridge_init": ["boolean"],
         "ridge_alphas": ["array-like", None],
         "ridge_anchor": [Interval(numbers.Real, 0, None, closed="left")],
+        "ridge_test_repeats": [Interval(numbers.Integral, 1, None, closed="left"),
+                               StrOptions({"auto"})],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "optimizer": [callable],
@@ -465,7 +472,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                  residual=True, alpha=0.5, contrastive="infonce", regression="mse",
                  temperature=0.1, learnable_temperature=False, mixup_fraction=0.0,
                  mixup_beta=0.15, ridge_init=True, ridge_alphas=None, ridge_anchor=0.0,
-                 lr=1e-3,
+                 ridge_test_repeats="auto", lr=1e-3,
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
                  refit=True, checkpoint_dir=None, on_existing_checkpoint="error",
@@ -485,6 +492,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self.ridge_init = ridge_init
         self.ridge_alphas = ridge_alphas
         self.ridge_anchor = ridge_anchor
+        self.ridge_test_repeats = ridge_test_repeats
         self.lr = lr
         self.weight_decay = weight_decay
         self.optimizer = optimizer
@@ -690,7 +698,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 # refit on all data: keep the alphas selected on the training split
                 alpha = float(self._ridge_alpha_cache[i])
             elif Ys.shape[1] >= 2 and rows.sum() >= 3:
-                dec = RidgeDecoder(alphas=self.ridge_alphas)
+                dec = RidgeDecoder(alphas=self.ridge_alphas, test_repeats=self.ridge_test_repeats)
                 real = ~self._fit_synthetic[train][rows]
                 dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows],
                         synthetic=None if real.all() or not real.any()

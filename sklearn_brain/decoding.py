@@ -2,23 +2,33 @@
 
 import logging
 import warnings
+from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
 from ._backend import to_numpy
 from ._ridge import (
+    heldout_input_shift,
     iter_heldout_predictions,
     loo_predictions,
+    loo_residuals,
     ridge,
     ridge_coef_from_factors,
+    ridge_cv,
     ridge_factorize,
 )
-from ._validation import check_alphas, check_params, check_stimulus_ids, infer_stimulus_ids
+from ._validation import (
+    DEFAULT_ALPHAS,
+    check_alphas,
+    check_params,
+    check_stimulus_ids,
+    infer_stimulus_ids,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,28 +63,33 @@ def _retrieval_candidates(y_true, stimulus_ids, k):
     if len(first) < k + 1:
         raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
                          f"got {len(first)}.")
-    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float32))
+    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float64))
     return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
 
 
 def _retrieval_with_tiebreak(candidates, y_pred, k):
     """Top-k accuracy and cosine identification of held-out predictions, one matmul.
 
-    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy` (candidates
-    are the unique stimuli, a candidate beats the truth only if strictly more
-    similar); the identification accuracy (fraction of distractors beaten)
-    breaks ties between alphas.  ``candidates`` come from
-    :func:`_retrieval_candidates`, computed once for all alphas.
+    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy`
+    (``direction="brain_to_image"``: candidates are the unique stimuli; ties
+    with the truth are scored by their expectation under random
+    tie-breaking, within the same rounding tolerance); the identification
+    accuracy (fraction of distractors beaten, a tie counting one half) breaks
+    ties between alphas.  ``candidates`` come from
+    :func:`_retrieval_candidates`, computed once for all alphas.  Float64, so
+    that rounding cannot create or break ties.
     """
     Yu, codes = candidates
     n_stim = Yu.shape[0]
-    P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float32))
+    P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float64))
     P = P / P.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    S = P @ Yu.T  # (n_samples, n_stimuli)
-    true = S.gather(1, codes[:, None])
-    beaten_by = (S > true).sum(dim=1).double()
-    topk = float((beaten_by < k).double().mean())
-    ident = float((1.0 - beaten_by / (n_stim - 1)).mean())
+    D = P @ Yu.T  # (n_samples, n_stimuli)
+    D -= D.gather(1, codes[:, None])
+    tol = 4 * Yu.shape[1] * np.finfo(np.float64).eps
+    n_beat = to_numpy((D > tol).sum(dim=1))
+    n_tie = to_numpy((D.abs_() <= tol).sum(dim=1)) - 1
+    topk = float(_metrics._top_k_expected(n_beat, n_tie, k).mean())
+    ident = float(_metrics._identification_expected(n_beat, n_tie, n_stim).mean())
     return topk, ident
 
 
@@ -93,6 +108,85 @@ def check_synthetic(synthetic, n_samples):
     if mask.all():
         raise ValueError("synthetic marks every sample: selection needs real samples.")
     return mask
+
+
+def check_test_repeats(test_repeats, groups, real):
+    """Resolve ``test_repeats``: an int >= 1, or "auto" = the training repeat count.
+
+    "auto" is the median number of presentations of the (real) training
+    stimuli shown more than once, 1 when none is.
+    """
+    if isinstance(test_repeats, str):
+        if test_repeats != "auto":
+            raise ValueError(f"test_repeats must be 'auto' or an int >= 1, got {test_repeats!r}.")
+    elif (isinstance(test_repeats, bool) or not isinstance(test_repeats, (int, np.integer))
+          or test_repeats < 1):
+        raise ValueError(f"test_repeats must be 'auto' or an int >= 1, got {test_repeats!r}.")
+    counts = np.zeros(0, dtype=int)
+    if groups is not None:
+        counts = np.bincount(np.unique(groups[real], return_inverse=True)[1].ravel())
+    repeated = counts[counts > 1]
+    if test_repeats == "auto":
+        return int(np.median(repeated)) if repeated.size else 1
+    if test_repeats > 1 and not repeated.size:
+        raise ValueError(
+            f"test_repeats={test_repeats} needs training stimuli presented more than once, to "
+            "estimate the trial-to-trial noise; none is repeated (pass stimulus_ids, or "
+            "test_repeats=1 for single-trial test inputs).")
+    return int(test_repeats)
+
+
+def trial_noise_shift(X, Y, groups, real, test_repeats, *, device="cpu", dtype="float32"):
+    """Input shifts that bring held-out inputs to the noise level of the test inputs.
+
+    Model: a trial's response is ``x = G y + u + e``, with ``G y`` the part
+    linear in the stimulus embedding, ``u`` stimulus-specific signal that the
+    embedding does not explain, and ``e`` trial-to-trial noise of variance
+    ``sigma_v^2`` per voxel, independent across presentations.  A test input
+    averaged over ``r`` presentations has noise variance ``sigma_v^2 / r``.
+
+    * ``sigma_v^2``: pooled within-stimulus variance of the repeated
+      training stimuli (real samples only; the classical noise-ceiling
+      estimate, e.g. Allen et al. 2022, NSD).
+    * ``eps = x - G_hat y``: leave-one-stimulus-out residuals of a ridge
+      encoding model (embedding -> each voxel, alpha per voxel by GCV),
+      whose variance ``c_v^2 = Var(u_v) + sigma_v^2`` per voxel.
+    * Shrinking each residual by ``k_v = sqrt(1 - (1 - 1/r) sigma_v^2 / c_v^2)``
+      gives inputs ``G_hat y + k_v eps`` whose residual variance is
+      ``Var(u_v) + sigma_v^2 / r``: the per-voxel second moments of an
+      ``r``-averaged test input, the signal left untouched.
+
+    Returns
+    -------
+    D : ndarray of shape (n_samples, n_features)
+        ``(1 - k) * eps``: the held-out input of sample ``i`` at the test
+        noise level is ``x_i - D_i`` (zero rows for synthetic samples).
+    noise_variance : ndarray of shape (n_features,)
+        ``sigma_v^2``.
+    """
+    Xr, Yr, gr = X[real], Y[real], groups[real]
+    _, codes = np.unique(gr, return_inverse=True)
+    codes = codes.ravel()
+    counts = np.bincount(codes)
+    rep = counts[codes] > 1
+    means = np.zeros((counts.size, X.shape[1]))
+    np.add.at(means, codes[rep], Xr[rep])
+    means /= np.maximum(counts, 1)[:, None]
+    dev = Xr[rep] - means[codes[rep]]
+    noise_variance = (dev ** 2).sum(axis=0) / (counts[counts > 1] - 1).sum()
+    factors = ridge_factorize(Yr, device=device, dtype=dtype)
+    enc_alphas = np.asarray(DEFAULT_ALPHAS)
+    best = ridge_cv(Yr, Xr, enc_alphas, cv="gcv", return_coef=False, factors=factors,
+                    device=device, dtype=dtype).best_alphas
+    which = np.searchsorted(enc_alphas, best)
+    eps = loo_residuals(factors, Xr, enc_alphas, which, groups=gr)
+    c2 = np.mean(eps.astype(np.float64) ** 2, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.where(c2 > 0, noise_variance / c2, 0.0)
+    k = np.sqrt(np.clip(1.0 - (1.0 - 1.0 / test_repeats) * frac, 0.0, 1.0))
+    D = np.zeros(X.shape, dtype=X.dtype)
+    D[real] = (1.0 - k) * eps
+    return D, noise_variance
 
 
 def _shared_score(y_true, y_pred, scoring, stimulus_ids):
@@ -135,7 +229,10 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     retrieval: per-target squared error (what
     :class:`sklearn.linear_model.RidgeCV` minimises) picks alphas that are
     good for each embedding dimension but shrink predictions towards the
-    mean embedding, which hurts retrieval by cosine similarity.
+    mean embedding, which hurts retrieval by cosine similarity.  The
+    held-out predictions are scored at the noise level of the test inputs
+    (``test_repeats``): a test protocol that averages the repeats of each
+    test stimulus wants a smaller alpha than single trials.
 
     Parameters
     ----------
@@ -157,6 +254,24 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         stimuli are retrieval candidates).
     alpha_per_target : bool, default=False
         One alpha per embedding dimension (only with ``"r"`` or ``"mse"``).
+    test_repeats : int >= 1 or "auto", default="auto"
+        How the test inputs will be formed: the number of presentations of
+        a test stimulus averaged before decoding (MindEye and the BOLD5000
+        studies average 3 or 4; 1 for single-trial decoding).  Averaged
+        inputs are less noisy and want a smaller alpha than single trials, so
+        the held-out predictions are scored at the test noise level: each
+        held-out input's trial-to-trial noise is shrunk to ``1 / r`` of its
+        variance (see :func:`trial_noise_shift`; the noise variance of every
+        voxel is estimated from the repeated training stimuli) and the
+        held-out model (leave-one-stimulus-out, or the K-fold model)
+        predicts from the shrunk input, in closed form
+        (:func:`~sklearn_brain._ridge.heldout_input_shift`).  ``1``: the
+        single-trial criterion.  ``"auto"``: the training design's repeat
+        count, the median presentation count of the training stimuli shown
+        more than once (1 if none is): with BOLD5000 (113 images shown 4
+        times) or NSD (3 times) this is the test protocol of the literature.
+        Set it explicitly when the test protocol differs.  An int > 1 needs
+        repeated training stimuli.
     cv : "loo" or int or CV splitter, default="loo"
         ``"loo"``: closed-form leave-one-out (leave-one-stimulus-out with
         ``stimulus_ids``).  An int: (grouped) K-fold.
@@ -174,6 +289,12 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     cv_scores_ : ndarray of shape (n_alphas,) or (n_alphas, n_targets)
         Criterion of every alpha (and target).
     alphas_ : ndarray of shape (n_alphas,)
+    test_repeats_ : int
+        Resolved ``test_repeats``.
+    noise_variance_ : ndarray of shape (n_features,) or None
+        Trial-to-trial noise variance of each input feature, estimated from
+        the repeated training stimuli (``None`` when ``test_repeats_`` is 1
+        or a single alpha is given).
     n_features_in_ : int
 
     Examples
@@ -194,6 +315,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "alphas": ["array-like", None],
         "scoring": [StrOptions(set(_RETRIEVAL + _PER_TARGET)), callable],
         "alpha_per_target": ["boolean"],
+        "test_repeats": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "cv": [StrOptions({"loo"}), "cv_object"],
         "fit_intercept": ["boolean"],
         "device": "no_validation",  # resolved (with its own messages) by _backend
@@ -202,10 +324,12 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, alphas=None, *, scoring="top1", alpha_per_target=False,
-                 cv="loo", fit_intercept=True, device="cpu", dtype="float32", verbose=0):
+                 test_repeats="auto", cv="loo", fit_intercept=True, device="cpu",
+                 dtype="float32", verbose=0):
         self.alphas = alphas
         self.scoring = scoring
         self.alpha_per_target = alpha_per_target
+        self.test_repeats = test_repeats
         self.cv = cv
         self.fit_intercept = fit_intercept
         self.device = device
@@ -268,17 +392,26 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             groups = infer_stimulus_ids(Y)
         if isinstance(self.cv, str) and self.cv != "loo":
             raise ValueError(f"cv must be 'loo', an int or a CV splitter, got {self.cv!r}.")
+        self.test_repeats_ = check_test_repeats(self.test_repeats, groups, real)
+        self.noise_variance_ = shift = None
+        if self.test_repeats_ > 1 and len(alphas) > 1:
+            shift, self.noise_variance_ = trial_noise_shift(
+                X, Y, groups, real, self.test_repeats_, device=self.device, dtype=self.dtype)
         per_target = self.alpha_per_target
         factors = None
         if isinstance(self.cv, str):
             factors = ridge_factorize(X, fit_intercept=self.fit_intercept, device=self.device,
                                       dtype=self.dtype)
             preds, UtY, y_mean = loo_predictions(factors, Y, alphas, groups)
+            if shift is not None:
+                deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds],
+                                             alphas, groups)
+                preds = [p - d for p, d in zip(preds, deltas)]
             folds = [(np.arange(n_samples), preds)]
         else:
             folds = iter_heldout_predictions(X, Y, alphas, cv=self.cv, groups=groups,
                                              fit_intercept=self.fit_intercept,
-                                             device=self.device, dtype=self.dtype)
+                                             device=self.device, dtype=self.dtype, shift=shift)
         total, weight = 0.0, 0
         tie_break = 0.0
         for test, preds in folds:

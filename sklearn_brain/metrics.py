@@ -19,15 +19,41 @@ stimuli, row by row. They follow the definitions of the literature:
   *not* its own distractor (the seed counted it, biasing the score), so the
   chance level is exactly 0.5.
 
-Ties: a candidate beats the true stimulus only if its similarity is strictly
-greater, so ties are resolved in favour of the true stimulus.
+Ties: a query whose true stimulus is exactly as similar as some distractors
+is scored by the expectation of the score under a random ordering of its
+tied group (Kendall's mid-rank treatment of ties), in both directions and for
+every metric.  With ``g`` candidates strictly more similar than the truth
+and ``t`` distractors tied with it, top-k scores the probability that the
+truth lands among the first ``k`` of the group,
+``clip((k - g) / (t + 1), 0, 1)``, and identification counts each tied
+distractor as one half, ``1 - (g + t / 2) / (m - 1)``.  A decoder that
+predicts the same embedding for every stimulus therefore scores exactly
+chance (``k / m`` and 0.5), not a perfect score.  Similarities that differ by
+less than the rounding error of the similarity computation (a few
+``n_features * eps``) count as tied, so that identical predictions tie even
+when the matrix product rounds them differently.
 
 Repeated presentations: pass ``stimulus_ids`` so that trials of the same
-stimulus are never distractors of each other. Candidates are then unique
-stimuli; the similarity of a query with a stimulus is the maximum over the
-trials of that stimulus, so a candidate matching any trial with the query's
-id counts as correct. Alternatively average the repeats with
-:func:`average_repeats` (MindEye's protocol).
+stimulus are never distractors of each other; candidates are then unique
+stimuli.
+
+* ``"brain_to_image"``: every trial's prediction is a query (the
+  **single-trial** protocol when the inputs are single trials) and the
+  candidates are the true embeddings of the unique stimuli.
+* ``"image_to_brain"``: one query per stimulus (its true embedding) and one
+  candidate per stimulus, the **average of its predictions** over its
+  trials.  Unequal repeat counts therefore cannot bias the score: a
+  stimulus shown four times is one candidate like a stimulus shown once
+  (taking the best of its trials, as before, made often-repeated stimuli
+  win more often under a null model: identification 0.576 instead of 0.5
+  with 20 stimuli x 4 trials and 130 x 1).  The per-sample scores
+  (``average=False``) give each trial its stimulus's score, and the mean is
+  over stimuli.
+
+MindEye's protocol averages the repeats of the test responses first
+(:func:`average_repeats`), then scores one query per stimulus in both
+directions: report it as "repeats averaged", N-way with N the number of
+candidate stimuli.
 """
 
 import inspect
@@ -131,39 +157,83 @@ def _check_int(value, name, low):
 # --------------------------------------------------------------------------
 # core maths
 # --------------------------------------------------------------------------
-def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity):
-    """Query-by-stimulus similarity matrix of shape (n_samples, n_stimuli).
+def _group_mean(A, codes, n_groups):
+    """Mean of the rows of ``A`` sharing a code, row ``j`` for code ``j``."""
+    sums = np.zeros((n_groups, A.shape[1]))
+    np.add.at(sums, codes, A)
+    return sums / np.bincount(codes, minlength=n_groups)[:, None]
 
-    Rows are queries (``y_pred`` for brain_to_image, ``y_true`` for
-    image_to_brain); columns are candidate stimuli, each the maximum over the
-    candidate samples of that stimulus.
+
+def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity):
+    """Query-by-stimulus similarity matrix and the stimulus of each query.
+
+    ``"brain_to_image"``: rows are the samples' predictions; column ``j`` is
+    stimulus ``j``, the maximum over its samples of ``y_true`` (identical
+    rows for repeats).  ``"image_to_brain"``: one row per stimulus (its mean
+    ``y_true``) and one column per stimulus (its mean prediction), so that
+    repeat counts do not change the candidates.
+
+    Returns
+    -------
+    S : ndarray of shape (n_queries, n_stimuli)
+    query_codes : ndarray of shape (n_queries,)
     """
     if direction not in _DIRECTIONS:
         raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}.")
     if similarity not in _SIMILARITIES:
         raise ValueError(
             f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
+    one_each = n_stimuli == codes.shape[0]
+    if direction == "image_to_brain":
+        if one_each:
+            order = np.argsort(codes)
+            y_true, y_pred = y_true[order], y_pred[order]
+        else:
+            y_true = _group_mean(y_true, codes, n_stimuli)
+            y_pred = _group_mean(y_pred, codes, n_stimuli)
+        t = _normalize_rows(y_true, similarity, "y_true")
+        p = _normalize_rows(y_pred, similarity, "y_pred")
+        return t @ p.T, np.arange(n_stimuli)
     t = _normalize_rows(y_true, similarity, "y_true")
     p = _normalize_rows(y_pred, similarity, "y_pred")
-    queries, candidates = (p, t) if direction == "brain_to_image" else (t, p)
-    S = queries @ candidates.T
-    if n_stimuli == S.shape[1]:
+    S = p @ t.T
+    if one_each:
         # one sample per stimulus: reorder columns so that column j is code j
         out = np.empty_like(S)
         out[:, codes] = S
-        return out
+        return out, codes
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(n_stimuli))
-    return np.maximum.reduceat(S[:, order], starts, axis=1)
+    return np.maximum.reduceat(S[:, order], starts, axis=1), codes
+
+
+def _ranks(S_rows, truth, tol):
+    """Candidates strictly more similar than the truth, and distractors tied with it."""
+    D = S_rows - truth[:, None]
+    n_beat = np.count_nonzero(D > tol, axis=1)
+    np.abs(D, out=D)
+    n_tie = np.count_nonzero(D <= tol, axis=1) - 1  # the truth itself is not a distractor
+    return n_beat, n_tie
+
+
+def _top_k_expected(n_beat, n_tie, k):
+    """P(truth among the first ``k``) under a random order of its tied group."""
+    return np.clip((k - n_beat) / (n_tie + 1.0), 0.0, 1.0)
+
+
+def _identification_expected(n_beat, n_tie, m):
+    """Fraction of distractors beaten, a tied distractor counting one half."""
+    return 1.0 - (n_beat + 0.5 * n_tie) / (m - 1)
 
 
 def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
                       similarity, n_candidates, n_draws, random_state, k=None):
     """Per-sample scores and per-draw means of a rank-based retrieval score.
 
-    ``item_score(n_beat, m)`` maps, for each query, the number of candidates
-    with strictly greater similarity than the true stimulus (among ``m``
-    candidate stimuli) to a score.
+    ``item_score(n_beat, n_tie, m)`` maps, for each query, the number of
+    candidates with strictly greater similarity than the true stimulus and
+    the number of distractors tied with it (among ``m`` candidate stimuli)
+    to a score.
 
     Returns
     -------
@@ -197,12 +267,16 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
             raise ValueError(
                 f"k={k} is larger than the candidate set size ({m}).")
 
-    S = _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity)
-    truth = S[np.arange(S.shape[0]), codes]
+    S, qcodes = _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction,
+                                     similarity)
+    truth = S[np.arange(S.shape[0]), qcodes]
+    # similarities of unit vectors: rounding error of a few n_features * eps
+    tol = 4 * y_true.shape[1] * np.finfo(np.float64).eps
     if m == n_stimuli:
         # every draw would be the full candidate set: evaluate it once
-        per_item = item_score(np.count_nonzero(S > truth[:, None], axis=1), m)
-        return per_item, np.array([per_item.mean()]), m
+        scores = item_score(*_ranks(S, truth, tol), m)
+        per_item = scores if direction == "brain_to_image" else scores[codes]
+        return per_item, np.array([scores.mean()]), m
 
     rng = check_random_state(random_state)
     sums = np.zeros(S.shape[0])
@@ -212,14 +286,15 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
         cand = rng.choice(n_stimuli, size=m, replace=False)
         in_draw = np.zeros(n_stimuli, dtype=bool)
         in_draw[cand] = True
-        q = np.flatnonzero(in_draw[codes])
-        n_beat = np.count_nonzero(S[np.ix_(q, cand)] > truth[q, None], axis=1)
-        scores = item_score(n_beat, m)
+        q = np.flatnonzero(in_draw[qcodes])
+        scores = item_score(*_ranks(S[np.ix_(q, cand)], truth[q], tol), m)
         draw_means[d] = scores.mean()
         sums[q] += scores
         counts[q] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         per_item = np.where(counts > 0, sums / counts, np.nan)
+    if direction == "image_to_brain":
+        per_item = per_item[codes]  # one query per stimulus: each trial gets its score
     return per_item, draw_means, m
 
 
@@ -287,15 +362,19 @@ _COMMON_PARAMS = """
         Ignored when the candidate set is all stimuli.
     stimulus_ids : array-like of shape (n_samples,), default=None
         Stimulus of each sample. Samples sharing an id are never distractors
-        of each other; candidates are unique stimuli and the similarity to a
-        stimulus is the maximum over its samples. Without ids every row is
-        its own stimulus, and identical rows of ``y_true`` raise an error.
+        of each other and candidates are unique stimuli. In
+        ``"image_to_brain"`` there is one query (the true embedding) and one
+        candidate (the mean of the stimulus's predictions) per stimulus, so
+        repeat counts cannot bias the score; in ``"brain_to_image"`` every
+        sample is a query. Without ids every row is its own stimulus, and
+        identical rows of ``y_true`` raise an error.
     random_state : int, RandomState instance or None, default=None
         Seed of the candidate draws.
     average : bool, default=True
         If False, return the per-sample scores of shape (n_samples,) instead
         of the mean (averaged over the draws containing each sample; NaN for
-        samples never drawn).
+        samples never drawn; in ``"image_to_brain"`` each sample gets the
+        score of its stimulus).
     return_chance : bool, default=False
         If True, also return the chance level of the metric."""
 
@@ -306,10 +385,13 @@ def top_k_accuracy(y_true, y_pred, *, k=1, direction="brain_to_image",
                    return_chance=False):
     """Top-k retrieval accuracy of embeddings among a candidate set.
 
-    A query is correct when fewer than ``k`` candidate stimuli have a strictly
-    greater similarity to it than its true stimulus (ties favour the truth).
-    This is the Top-1/Top-5 metric of the BOLD5000 CLIP seed study (cosine,
-    candidates = all test items) and the retrieval metric of MindEye (Scotti
+    A query is correct when its true stimulus is among the ``k`` candidate
+    stimuli most similar to it; ties are scored by the expectation under a
+    random order of the tied candidates, ``clip((k - g) / (t + 1), 0, 1)``
+    with ``g`` candidates strictly more similar and ``t`` distractors tied
+    (so constant predictions score exactly chance). This is the Top-1/Top-5
+    metric of the BOLD5000 CLIP seed study (cosine, candidates = all test
+    items) and the retrieval metric of MindEye (Scotti
     et al. 2023: 300-way top-1, averaged over 30 draws, both directions,
     test repeats averaged with :func:`average_repeats`).
 
@@ -326,7 +408,8 @@ def top_k_accuracy(y_true, y_pred, *, k=1, direction="brain_to_image",
     Returns
     -------
     score : float or ndarray of shape (n_samples,)
-        Fraction of correct queries (or per-sample correctness).
+        Fraction of correct queries, ties counted fractionally (or
+        per-sample scores).
     chance : float
         ``k / m``; only returned when ``return_chance=True``.
 
@@ -342,7 +425,7 @@ def top_k_accuracy(y_true, y_pred, *, k=1, direction="brain_to_image",
     (1.0, 0.6666666666666666)
     """
     per_item, draw_means, m = _retrieval_scores(
-        y_true, y_pred, lambda n_beat, m: (n_beat < k).astype(float),
+        y_true, y_pred, lambda n_beat, n_tie, m: _top_k_expected(n_beat, n_tie, k),
         stimulus_ids=stimulus_ids, direction=direction, similarity=similarity,
         n_candidates=n_candidates, n_draws=n_draws, random_state=random_state,
         k=k)
@@ -357,9 +440,11 @@ def identification_accuracy(y_true, y_pred, *, direction="brain_to_image",
 
     For each query, the fraction of the ``m - 1`` distractor stimuli whose
     similarity (Pearson r by default, as in the BOLD5000 CLIP seed study) is
-    not strictly greater than that of the true stimulus. The true stimulus is
-    not counted as its own distractor, unlike the seed code, so chance is
-    exactly 0.5 and a perfect model scores 1.
+    lower than that of the true stimulus, a distractor tied with the truth
+    counting one half (the expectation under random tie-breaking). The true
+    stimulus is not counted as its own distractor, unlike the seed code, so
+    chance is exactly 0.5 (constant predictions included) and a perfect
+    model scores 1.
 
     Parameters
     ----------
@@ -386,7 +471,7 @@ def identification_accuracy(y_true, y_pred, *, direction="brain_to_image",
     0.8333333333333334
     """
     per_item, draw_means, _ = _retrieval_scores(
-        y_true, y_pred, lambda n_beat, m: 1.0 - n_beat / (m - 1),
+        y_true, y_pred, _identification_expected,
         stimulus_ids=stimulus_ids, direction=direction, similarity=similarity,
         n_candidates=n_candidates, n_draws=n_draws, random_state=random_state)
     return _finish(per_item, draw_means, 0.5, average, return_chance)
@@ -490,7 +575,9 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
 
     Per-sample scores are computed **once** on the full candidate set with
     ``metric(..., average=False)``; stimuli (not trials) are then resampled
-    with replacement and the per-sample scores of the drawn stimuli averaged.
+    with replacement and the per-sample scores of the drawn stimuli averaged
+    (with ``direction="image_to_brain"``, one score per stimulus, as in the
+    metric).
     Resampling the embeddings themselves would put duplicates of a stimulus
     in the candidate set as distinct distractors and bias the score; this
     scheme leaves the candidate set intact and only reflects the sampling
@@ -550,6 +637,11 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
     keep = ~np.isnan(per_item)  # samples never drawn as candidates
     sums = np.bincount(codes[keep], weights=per_item[keep])
     counts = np.bincount(codes[keep]).astype(float)
+    if metric_kwargs.get("direction") == "image_to_brain":
+        # one query per stimulus: every stimulus weighs the same, whatever its repeats
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sums = np.where(counts > 0, sums / counts, 0.0)
+        counts = (counts > 0).astype(float)
     sums, counts = sums[counts > 0], counts[counts > 0]
     rng = check_random_state(random_state)
     idx = rng.randint(0, sums.shape[0], size=(n_boot, sums.shape[0]))

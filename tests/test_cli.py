@@ -16,10 +16,12 @@ def test_demo_tiny_writes_results_and_figure(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "Top-1" in printed and "CSI4" in printed and "chance" in printed
+    # every table names its protocol and the N of N-way
+    assert "repeats averaged" in printed and "20-way" in printed
     res = json.loads((out / "results.json").read_text())
     assert set(res["subjects"]) == {"CSI1", "CSI4"}
     r = res["subjects"]["CSI1"]["image"]
-    assert r["n_candidates"] == 20
+    assert r["n_candidates"] == 20 and r["protocol"] == "repeats averaged"
     assert r["chance_top1"] == pytest.approx(1 / 20)
     assert 0 <= r["top1_ci95"][0] <= r["top1"] <= r["top1_ci95"][1] <= 1
     # decoding works on the simulator: identification clearly above chance

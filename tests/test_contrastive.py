@@ -43,15 +43,18 @@ def _net(**kw):
 
 def test_ridge_init_equals_per_subject_ridge():
     X, Y, subj, stim = _data()
-    net = _net(max_epochs=0, valid_fraction=0.0, ridge_alphas=[10.0]).fit(
+    grid = [1e-1, 1e1, 1e3, 1e5]
+    net = _net(max_epochs=0, valid_fraction=0.0, ridge_alphas=grid).fit(
         X, Y, subjects=subj, stimulus_ids=stim)
-    for s, nv in N_VOXELS.items():
+    for i, (s, nv) in enumerate(N_VOXELS.items()):
         rows = subj == s
-        coef, intercept = ridge(X[rows][:, :nv], Y[rows], 10.0)
+        # each subject's alpha is the one RidgeDecoder selects on its data
+        ref = RidgeDecoder(alphas=grid).fit(X[rows][:, :nv], Y[rows], stimulus_ids=stim[rows])
+        assert net.ridge_alphas_[i] == ref.alpha_
+        coef, intercept = ridge(X[rows][:, :nv], Y[rows], ref.alpha_)
         expected = X[rows][:, :nv] @ coef + intercept
         np.testing.assert_allclose(net.predict(X[rows], subjects=subj[rows]), expected,
                                    rtol=1e-3, atol=1e-3)
-    assert net.ridge_alphas_.tolist() == [10.0] * 3
     assert [c.size for c in net.subject_columns_] == list(N_VOXELS.values())
 
 
@@ -189,9 +192,9 @@ def test_pipeline_cross_validate_routes_subjects():
             pipe, X, Y, cv=GroupKFold(n_splits=3),
             params={"subjects": subj, "stimulus_ids": stim, "groups": stim},
             scoring={"top1": make_subject_scorer("top1"), "top5": make_subject_scorer("top5")})
-    # 20 test stimuli per fold: chance top-5 is 0.25
+    # 20 test stimuli per fold: chance top-1 is 0.05, top-5 0.25
     assert np.all(res["test_top5"] > 0.5)
-    assert np.all(res["test_top1"] <= res["test_top5"])
+    assert np.all(res["test_top1"] > 0.15)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only loading path")

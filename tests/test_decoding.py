@@ -8,7 +8,7 @@ from sklearn.linear_model import Ridge, RidgeCV
 
 from sklearn_brain import RidgeDecoder
 from sklearn_brain._ridge import iter_heldout_predictions
-from sklearn_brain.metrics import top_k_accuracy
+from sklearn_brain.metrics import average_repeats, identification_accuracy, top_k_accuracy
 
 
 def _decoding_data(n=150, p=60, t=12, seed=0):
@@ -48,6 +48,32 @@ def test_top1_criterion_is_loo_retrieval_accuracy():
     # the brute-force held-out prediction of sample 0 at the chosen alpha
     ref = Ridge(alpha=dec.alpha_).fit(X[1:], Y[1:]).predict(X[:1])
     np.testing.assert_allclose(preds[list(alphas).index(dec.alpha_)][0], ref[0], atol=1e-9)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_selection_retrieval_scores_ties_like_the_metrics(k):
+    # the torch copy used for alpha selection and sklearn_brain.metrics agree,
+    # ties included: stimuli 0-9 share their embedding with stimuli 10-19 and
+    # half of the predictions are one constant vector
+    from sklearn_brain.decoding import _retrieval_candidates, _retrieval_with_tiebreak
+    from sklearn_brain.metrics import identification_accuracy
+
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((40, 8))
+    emb[10:20] = emb[:10]
+    ids = np.concatenate([np.arange(40), np.arange(10)])
+    Y = emb[ids]
+    P = Y + rng.standard_normal(Y.shape)
+    P[::2] = rng.standard_normal(8)
+    topk, ident = _retrieval_with_tiebreak(_retrieval_candidates(Y, ids, k), P, k)
+    assert topk == pytest.approx(top_k_accuracy(Y, P, k=k, stimulus_ids=ids))
+    assert ident == pytest.approx(identification_accuracy(Y, P, stimulus_ids=ids,
+                                                          similarity="cosine"))
+    # a collapsed decoder scores chance, not a perfect score
+    C = np.tile(rng.standard_normal(8), (len(Y), 1))
+    topk, ident = _retrieval_with_tiebreak(_retrieval_candidates(Y, ids, k), C, k)
+    assert topk == pytest.approx(top_k_accuracy(Y, C, k=k, stimulus_ids=ids))
+    assert ident == pytest.approx(0.5, abs=0.1)
 
 
 def test_retrieval_default_beats_per_target_mse_on_simulator():
@@ -157,3 +183,66 @@ def test_synthetic_rows_train_but_are_not_scored():
         RidgeDecoder().fit(Xa, Ya, synthetic=np.full(200, 2))
     with pytest.raises(ValueError, match="every sample"):
         RidgeDecoder().fit(Xa, Ya, synthetic=np.ones(200, bool))
+
+
+def _repeated_design(n_train=120, n_test=60, repeats=3, noise=6.0, seed=0):
+    """Every stimulus shown ``repeats`` times; noise sd ``noise`` per voxel (known)."""
+    rng = np.random.default_rng(seed)
+    t, p = 8, 60
+    emb = rng.standard_normal((n_train + n_test, t))
+    G = rng.standard_normal((t, p))
+    ids = np.repeat(np.arange(n_train + n_test), repeats)
+    X = emb[ids] @ G + noise * rng.standard_normal((ids.size, p))
+    return X, emb[ids], ids, ids >= n_train
+
+
+def test_test_repeats_selects_for_averaged_test_inputs():
+    X, Y, ids, te = _repeated_design()
+    tr = ~te
+    Xa, Ya, _ = average_repeats(X[te], ids[te], Y[te])
+    alphas = np.logspace(0, 5, 16)
+    single = RidgeDecoder(alphas=alphas, test_repeats=1).fit(X[tr], Y[tr], stimulus_ids=ids[tr])
+    averaged = RidgeDecoder(alphas=alphas, test_repeats=3).fit(X[tr], Y[tr],
+                                                               stimulus_ids=ids[tr])
+    auto = RidgeDecoder(alphas=alphas).fit(X[tr], Y[tr], stimulus_ids=ids[tr])
+    assert (single.test_repeats_, averaged.test_repeats_, auto.test_repeats_) == (1, 3, 3)
+    assert auto.alpha_ == averaged.alpha_
+    # averaged inputs are less noisy: a smaller alpha
+    assert averaged.alpha_ < single.alpha_
+    # the noise variance of every voxel is recovered from the repeats (true value 36)
+    assert single.noise_variance_ is None
+    np.testing.assert_allclose(np.median(averaged.noise_variance_), 36.0, rtol=0.1)
+    # ... and the averaged test set agrees: the hindsight-best fixed alpha is small too
+    fixed = [identification_accuracy(Ya, Ridge(alpha=a).fit(X[tr], Y[tr]).predict(Xa))
+             for a in alphas]
+    best = alphas[int(np.argmax(fixed))]
+    assert abs(np.log10(averaged.alpha_ / best)) < abs(np.log10(single.alpha_ / best))
+    # single-trial test inputs: test_repeats=1 is the right setting
+    fixed_single = [identification_accuracy(Y[te], Ridge(alpha=a).fit(X[tr], Y[tr]).predict(X[te]),
+                                            stimulus_ids=ids[te]) for a in alphas]
+    best_single = alphas[int(np.argmax(fixed_single))]
+    assert abs(np.log10(single.alpha_ / best_single)) <= abs(
+        np.log10(averaged.alpha_ / best_single))
+
+
+def test_test_repeats_kfold_and_validation():
+    X, Y, ids, te = _repeated_design(n_train=60, n_test=1, seed=1)
+    alphas = np.logspace(0, 5, 11)
+    one = RidgeDecoder(alphas=alphas, cv=3, test_repeats=1).fit(X, Y, stimulus_ids=ids)
+    three = RidgeDecoder(alphas=alphas, cv=3, test_repeats=3).fit(X, Y, stimulus_ids=ids)
+    assert three.alpha_ <= one.alpha_
+    assert not np.allclose(one.cv_scores_, three.cv_scores_)
+    # "auto" without repeated stimuli is the single-trial criterion
+    Xu, Yu = _decoding_data()
+    auto = RidgeDecoder(alphas=alphas).fit(Xu, Yu)
+    single = RidgeDecoder(alphas=alphas, test_repeats=1).fit(Xu, Yu)
+    assert auto.test_repeats_ == 1 and auto.noise_variance_ is None
+    np.testing.assert_array_equal(auto.cv_scores_, single.cv_scores_)
+    with pytest.raises(ValueError, match="presented more than once"):
+        RidgeDecoder(alphas=alphas, test_repeats=3).fit(Xu, Yu)
+    for bad in (0, -2, 1.5, True, "all", None):
+        with pytest.raises(ValueError, match="test_repeats must be"):
+            RidgeDecoder(test_repeats=bad).fit(X, Y, stimulus_ids=ids)
+    # a single alpha needs no selection: fixed-alpha ridge whatever the protocol
+    fixed = RidgeDecoder(alphas=[7.0], test_repeats=3).fit(X, Y, stimulus_ids=ids)
+    assert fixed.alpha_ == 7.0 and fixed.noise_variance_ is None

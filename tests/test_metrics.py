@@ -16,6 +16,7 @@ from sklearn.model_selection import (
 from sklearn.utils import check_random_state
 
 from sklearn_brain.metrics import (
+    _SCORER_SPECS,
     SCORERS,
     BootstrapResult,
     average_repeats,
@@ -53,24 +54,37 @@ def _reference(y_true, y_pred, *, kind, k=1, direction="brain_to_image",
         for _ in range(n_draws):
             picked = rng.choice(len(uniq), size=n_candidates, replace=False)
             draws.append([uniq[c] for c in picked])
-    queries, cands = (y_pred, y_true) if direction == "brain_to_image" else (
-        y_true, y_pred)
+    rows = {s: [j for j in range(n) if ids[j] == s] for s in uniq}
+    if direction == "brain_to_image":
+        # every trial is a query; a stimulus is as similar as its best row
+        queries = [(ids[i], y_pred[i]) for i in range(n)]
+
+        def sim_to(query, s):
+            return max(_sim(query, y_true[j], similarity) for j in rows[s])
+    else:
+        # one query (mean true embedding) and one candidate (mean prediction)
+        # per stimulus
+        queries = [(s, np.mean(y_true[rows[s]], axis=0)) for s in uniq]
+        mean_pred = {s: np.mean(y_pred[rows[s]], axis=0) for s in uniq}
+
+        def sim_to(query, s):
+            return _sim(query, mean_pred[s], similarity)
     draw_means = []
     for draw in draws:
         scores = []
-        for i in range(n):
-            if ids[i] not in draw:
+        for own, query in queries:
+            if own not in draw:
                 continue
-            per_stim = {}
-            for s in draw:
-                per_stim[s] = max(_sim(queries[i], cands[j], similarity)
-                                  for j in range(n) if ids[j] == s)
-            truth = per_stim[ids[i]]
-            n_beat = sum(1 for s in draw if s != ids[i] and per_stim[s] > truth)
+            per_stim = {s: sim_to(query, s) for s in draw}
+            truth = per_stim[own]
+            others = [per_stim[s] for s in draw if s != own]
+            g = sum(1 for v in others if v > truth + 1e-12)
+            t = sum(1 for v in others if abs(v - truth) <= 1e-12)
             if kind == "top_k":
-                scores.append(float(n_beat < k))
+                # probability that the truth is among the first k of its tied group
+                scores.append(min(1.0, max(0.0, (k - g) / (t + 1))))
             else:
-                scores.append(1.0 - n_beat / (len(draw) - 1))
+                scores.append(1.0 - (g + t / 2) / (len(draw) - 1))
         draw_means.append(np.mean(scores))
     return float(np.mean(draw_means))
 
@@ -107,7 +121,12 @@ def test_identification_hand_computed():
                                        average=False)
     np.testing.assert_allclose(per_item, [1.0, 0.5, 1.0])
     # perfect predictions score exactly 1 (the seed's self-count gave < 1)
-    assert identification_accuracy(Y_TRUE * 2 + 1, Y_TRUE * 2 + 1) == 1.0
+    perfect = np.eye(3) * 2 + 1
+    assert identification_accuracy(perfect, perfect) == 1.0
+    # with 2 features, rows 1 and 2 of Y_TRUE are the same after centring:
+    # Pearson cannot tell them apart, so each ties with the other (half a win)
+    np.testing.assert_allclose(identification_accuracy(
+        Y_TRUE * 2 + 1, Y_TRUE * 2 + 1, average=False), [1.0, 0.75, 0.75])
 
 
 def test_identification_pearson_hand_computed():
@@ -118,11 +137,95 @@ def test_identification_pearson_hand_computed():
         identification_accuracy(y_true, y_pred, average=False), [1.0, 0.5, 1.0])
 
 
-def test_ties_favour_the_truth():
+def test_ties_are_scored_by_their_expectation():
     y_true = np.array([[1.0, 0.0], [0.0, 1.0]])
     y_pred = np.array([[1.0, 1.0], [1.0, 1.0]])  # equal similarity to both
-    assert top_k_accuracy(y_true, y_pred) == 1.0
-    assert identification_accuracy(y_true, y_pred, similarity="cosine") == 1.0
+    for direction in ["brain_to_image", "image_to_brain"]:
+        assert top_k_accuracy(y_true, y_pred, direction=direction) == pytest.approx(0.5)
+        assert identification_accuracy(y_true, y_pred, similarity="cosine",
+                                        direction=direction) == pytest.approx(0.5)
+    # 4 candidates, query 0: one strictly better, two tied with the truth
+    y_true = np.array([[1.0, 0.0], [1.0, 1.0], [1.0, -1.0], [0.0, 1.0]])
+    y_pred = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, -1.0], [0.0, 1.0]])
+    per_item = top_k_accuracy(y_true, y_pred, average=False)
+    # query 0 = (1, 0): cos 1 with item 0 (its own) -> wins outright
+    assert per_item[0] == 1.0
+    # query 1 = (0, 1): item 3 is better (cos 1), item 1 (own) ties nothing
+    assert per_item[1] == 0.0
+    q = np.array([[0.0, 1.0]])
+    cands = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
+    # own candidate (row 0) tied with rows 1? no: cos 0 with rows 0, 1, 3; row 2 better
+    per = top_k_accuracy(cands, np.repeat(q, 4, axis=0), k=2, average=False)
+    # query of row 0: g = 1 (row 2), t = 2 (rows 1, 3): P(top-2) = (2 - 1) / 3
+    assert per[0] == pytest.approx(1 / 3)
+    ident = identification_accuracy(cands, np.repeat(q, 4, axis=0),
+                                    similarity="cosine", average=False)
+    assert ident[0] == pytest.approx(1 - (1 + 2 / 2) / 3)
+
+
+@pytest.mark.parametrize("direction", ["brain_to_image", "image_to_brain"])
+@pytest.mark.parametrize("n_candidates, n_draws", [(None, 1), (50, 30)])
+def test_constant_predictions_score_exactly_chance(direction, n_candidates, n_draws):
+    # a collapsed decoder (one prediction for every stimulus): 150-way
+    rng = np.random.default_rng(20)
+    y_true = rng.normal(size=(150, 32))
+    y_pred = np.tile(rng.normal(size=(1, 32)), (150, 1))
+    kw = dict(direction=direction, n_candidates=n_candidates, n_draws=n_draws,
+              random_state=0)
+    m = n_candidates or 150
+    for k in (1, 5):
+        assert top_k_accuracy(y_true, y_pred, k=k, **kw) == pytest.approx(k / m, rel=1e-12)
+    for similarity in ("cosine", "pearson"):
+        assert identification_accuracy(y_true, y_pred, similarity=similarity,
+                                       **kw) == pytest.approx(0.5, rel=1e-12)
+
+
+def test_constant_predictions_with_unequal_repeats_image_to_brain():
+    # BOLD5000 pattern: 20 stimuli x 4 trials, 130 x 1; every trial predicted the same
+    ids = np.concatenate([np.repeat(np.arange(20), 4), np.arange(20, 150)])
+    rng = np.random.default_rng(21)
+    y_true = rng.normal(size=(150, 16))[ids]
+    y_pred = np.tile(rng.normal(size=(1, 16)), (len(ids), 1))
+    kw = dict(direction="image_to_brain", stimulus_ids=ids)
+    assert top_k_accuracy(y_true, y_pred, **kw) == pytest.approx(1 / 150, rel=1e-12)
+    assert identification_accuracy(y_true, y_pred, **kw) == pytest.approx(0.5, rel=1e-12)
+
+
+def test_few_distinct_predictions_score_chance():
+    # predictions limited to 8 distinct embeddings: the old strict count gave
+    # image->brain Top-1 ~ 1/8 instead of 1/150; expectation over many draws
+    rng = np.random.default_rng(22)
+    top1, ident = [], []
+    for _ in range(40):
+        y_true = rng.normal(size=(150, 16))
+        y_pred = rng.normal(size=(8, 16))[rng.integers(8, size=150)]
+        top1.append(top_k_accuracy(y_true, y_pred, direction="image_to_brain"))
+        ident.append(identification_accuracy(y_true, y_pred, direction="image_to_brain"))
+    # sd of one 150-way Top-1 at chance ~ 0.0067; of the mean of 40 ~ 0.001
+    assert np.mean(top1) == pytest.approx(1 / 150, abs=0.004)
+    assert np.mean(ident) == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("name", sorted(SCORERS))
+def test_null_model_with_unequal_repeats_is_at_chance(name):
+    """Random predictions, 20 stimuli x 4 trials + 130 x 1: chance for every scorer.
+
+    Tolerance: 4 standard errors of the mean over 300 simulations (one
+    simulation's Top-1 at chance has sd ~ 0.0067, identification ~ 0.024).
+    Scoring a repeated candidate by its best trial gave image->brain
+    identification 0.573 and Top-1 0.0096 here.
+    """
+    ids = np.concatenate([np.repeat(np.arange(20), 4), np.arange(20, 150)])
+    func, kwargs = _SCORER_SPECS[name]
+    rng = np.random.default_rng(23)
+    scores = []
+    for _ in range(300):
+        y_true = rng.normal(size=(150, 8))[ids]
+        y_pred = rng.normal(size=y_true.shape)
+        scores.append(func(y_true, y_pred, stimulus_ids=ids, **kwargs))
+    chance = 0.5 if func is identification_accuracy else kwargs["k"] / 150
+    sem = np.std(scores) / np.sqrt(len(scores))
+    assert abs(np.mean(scores) - chance) < 4 * sem + 1e-4
 
 
 def test_return_chance_and_chance_level():
@@ -389,6 +492,20 @@ def test_bootstrap_resamples_stimuli_with_repeats():
         bootstrap_ci(y_true, y_pred, stimulus_ids=ids, confidence=1.5)
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap_ci(y_true, y_pred, stimulus_ids=ids, n_boot=0)
+
+
+def test_bootstrap_image_to_brain_weighs_stimuli_equally():
+    # unequal repeats: the estimate is the metric (one query per stimulus)
+    rng = np.random.default_rng(13)
+    ids = np.concatenate([np.repeat(np.arange(10), 4), np.arange(10, 40)])
+    y_true = rng.normal(size=(40, 6))[ids]
+    y_pred = y_true + 2.0 * rng.normal(size=y_true.shape)
+    for metric in (top_k_accuracy, identification_accuracy):
+        res = bootstrap_ci(y_true, y_pred, metric, stimulus_ids=ids, n_boot=200,
+                           random_state=0, direction="image_to_brain")
+        assert res.estimate == pytest.approx(
+            metric(y_true, y_pred, stimulus_ids=ids, direction="image_to_brain"))
+        assert res.low <= res.estimate <= res.high
 
 
 # --------------------------------------------------------------------------

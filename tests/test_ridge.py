@@ -8,7 +8,9 @@ from sklearn.linear_model import Ridge, RidgeCV
 
 from sklearn_brain._ridge import (
     default_chunk_size,
+    heldout_input_shift,
     iter_heldout_predictions,
+    loo_predictions,
     ridge,
     ridge_cv,
     ridge_factorize,
@@ -185,3 +187,34 @@ def test_cuda_matches_cpu():
     gpu = ridge_cv(X, Y, ALPHAS, return_heldout_r=True, device="cuda")
     np.testing.assert_array_equal(cpu.best_alphas, gpu.best_alphas)
     np.testing.assert_allclose(cpu.heldout_r, gpu.heldout_r, atol=1e-4)
+
+
+@pytest.mark.parametrize("n, p", [(40, 12), (30, 50)])  # primal and dual
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("cv", ["loo", 3])
+def test_heldout_predictions_at_shifted_inputs_equal_brute_force(n, p, grouped, cv):
+    """Held-out models predicting from ``X - shift`` (fitted on ``X``), closed form."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((n, p))
+    Y = X[:, :3] + rng.standard_normal((n, 3)) + 2.0
+    shift = 0.5 * rng.standard_normal((n, p))
+    groups = np.r_[[0, 0, 0, 1, 1, 2], np.arange(3, n - 3)] if grouped else None
+    alphas = np.array([0.5, 10.0])
+    for test, preds in iter_heldout_predictions(X, Y, alphas, cv=cv, groups=groups,
+                                                dtype="float64", shift=shift):
+        for alpha, pred in zip(alphas, preds):
+            for row, i in enumerate(test):
+                if cv != "loo":
+                    keep = ~np.isin(np.arange(n), test)
+                elif grouped:
+                    keep = groups != groups[i]
+                else:
+                    keep = np.arange(n) != i
+                ref = Ridge(alpha=alpha).fit(X[keep], Y[keep]).predict((X[i] - shift[i])[None])
+                np.testing.assert_allclose(pred[row], ref[0], atol=1e-9)
+    # a zero shift changes nothing
+    factors = ridge_factorize(X, dtype="float64")
+    preds, UtY, _ = loo_predictions(factors, Y, alphas, groups)
+    zero = heldout_input_shift(factors, np.zeros_like(X), UtY, [Y - q for q in preds], alphas,
+                               groups)
+    assert all(np.abs(z).max() == 0 for z in zero)

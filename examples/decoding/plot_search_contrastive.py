@@ -72,6 +72,10 @@ search.fit(X, Y, subjects=subjects, stimulus_ids=stim, groups=stim)
 # %%
 res = search.cv_results_
 order = np.argsort(-res["mean_test_top1"])
+n_way = int(np.mean([np.unique(stim[test]).size
+                     for _, test in GroupKFold(n_splits=3).split(X, Y, groups=stim)]))
+print(f"Validation retrieval, single-trial (every held-out trial is a query), about "
+      f"{n_way}-way (candidates: the held-out fold's stimuli), mean of subjects and folds")
 for i in order:
     params = {k.split("__")[1]: v for k, v in res["params"][i].items()}
     print(f"top1 {res['mean_test_top1'][i]:.3f}  top5 {res['mean_test_top5'][i]:.3f}  {params}")

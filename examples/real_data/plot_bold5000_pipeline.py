@@ -107,7 +107,7 @@ n_voxels = min(10_000, data.betas.shape[1] // 2)  # the seed kept the top 10,000
 decoder = make_pipeline(
     StandardScaler(),
     EncodingVoxelSelector(n_voxels=n_voxels),
-    RidgeDecoder(),
+    RidgeDecoder(test_repeats=1),  # evaluated on single test trials below
 )
 ids_train = data.stimulus_ids[train]
 decoder.fit(data.betas[train], features[train],
@@ -123,6 +123,8 @@ predicted = decoder.predict(data.betas[test])
 from sklearn_brain.metrics import top_k_accuracy
 
 ids_test = data.stimulus_ids[test]
+n_way = np.unique(ids_test).size
+print(f"retrieval, single-trial (every test trial is a query), {n_way}-way:")
 for k in (1, 5):
     score, chance = top_k_accuracy(features[test], predicted, k=k,
                                    stimulus_ids=ids_test, return_chance=True)
