@@ -1,7 +1,6 @@
 """Tests for sklearn_brain.metrics: hand-computed cases, a slow reference
 implementation, chance levels, repeats, scorers, routing and bootstrap."""
 
-import time
 
 import numpy as np
 import pytest
@@ -506,17 +505,6 @@ def test_bootstrap_image_to_brain_weighs_stimuli_equally():
         assert res.estimate == pytest.approx(
             metric(y_true, y_pred, stimulus_ids=ids, direction="image_to_brain"))
         assert res.low <= res.estimate <= res.high
-
-
-# --------------------------------------------------------------------------
-# efficiency
-# --------------------------------------------------------------------------
-def test_3000_items_is_fast():
-    y_true, y_pred = _noisy(3000, 64, 1.0, 13)
-    start = time.perf_counter()
-    top_k_accuracy(y_true, y_pred, k=5)
-    identification_accuracy(y_true, y_pred, direction="image_to_brain")
-    assert time.perf_counter() - start < 10.0
 
 
 # --------------------------------------------------------------------------
