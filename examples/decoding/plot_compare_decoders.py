@@ -256,7 +256,7 @@ for name in MODELS:
 
 # %%
 # Target: the cross-subject network against single-subject ridge
-# -------------------------------------------------------------
+# --------------------------------------------------------------
 # One test set of 150 stimuli gives a Top-1 with a standard error of about
 # one point, as large as the differences at stake; so the comparison is
 # repeated on five fresh simulated datasets (seeds 5-9, not used to choose
