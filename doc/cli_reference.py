@@ -27,7 +27,8 @@ def _help(parser):
 
 
 def _block(text):
-    return ["::", ""] + ["    " + line if line else "" for line in text.rstrip().splitlines()] + [""]
+    body = ["    " + line if line else "" for line in text.rstrip().splitlines()]
+    return [".. code-block:: text", ""] + body + [""]
 
 
 def render(parser):

@@ -20,10 +20,13 @@ and modality (image and caption embeddings), the test top-1 accuracy of
   on the test set*, an upper bound no honest procedure can use.
 
 Test responses are averaged over their 3 repeats and all 150 test stimuli are
-candidates (chance 0.7%).  Runs in about a minute on 2 CPU cores.
+candidates (chance 0.7%).  Runs in about a minute on 2 CPU cores
+(``SKLEARN_BRAIN_EXAMPLE_SIZE=small``: fewer training stimuli and voxels,
+every other alpha of the grid, in seconds).
 """
 
 # %%
+import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -37,8 +40,10 @@ from sklearn_brain.metrics import average_repeats, top_k_accuracy
 
 warnings.filterwarnings("ignore", category=UserWarning)  # NaN voxels outside the brain
 SEED = 0
-data = make_bold5000_like(random_state=SEED)
-alphas = DEFAULT_DECODER_ALPHAS
+SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE") == "small"  # quick run (tests, docs CI)
+data = make_bold5000_like(random_state=SEED,
+                          **(dict(n_train_stimuli=400, n_voxels=1500) if SMALL else {}))
+alphas = DEFAULT_DECODER_ALPHAS[::2] if SMALL else DEFAULT_DECODER_ALPHAS
 
 # %%
 # Fit every subject and modality; voxel selection uses the training trials only.
