@@ -99,7 +99,6 @@ sphinx_gallery_conf = {
                          "../examples/real_data"],
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("sklearn_brain",),
-    "reference_url": {"sklearn_brain": None},
     "backreferences_dir": "generated/backreferences",
     "inspect_global_variables": False,
     # examples set global state (metadata routing, warning filters): undone after each
