@@ -103,6 +103,7 @@ sphinx_gallery_conf = {
     "inspect_global_variables": False,
     # examples set global state (metadata routing, warning filters): undone after each
     "reset_modules": ("matplotlib", "gallery_utils.reset_global_state"),
+    "reset_modules_order": "both",
     "remove_config_comments": True,
     "show_memory": False,
     "min_reported_time": 5,
