@@ -28,6 +28,7 @@ SECTIONS = [
     ("sklearn_brain.augmentation", "Augmentation"),
     ("sklearn_brain.losses", "Losses"),
     ("sklearn_brain.plotting", "Plotting"),
+    ("sklearn_brain.study", "Study runners"),
 ]
 
 # modules documented elsewhere (the command line has its own page)
