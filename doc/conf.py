@@ -78,6 +78,7 @@ if os.environ.get("SKLEARN_BRAIN_DOC_INTERSPHINX") == "1":
         "nilearn": ("https://nilearn.github.io/stable/", None),
     }
 
+
 # -- sphinx-gallery ------------------------------------------------------------
 def _filename_pattern():
     """Which examples run: all of them, or those matching SKLEARN_BRAIN_DOC_EXAMPLES.
