@@ -78,3 +78,62 @@ def test_idiosyncratic_sweep_example_small():
     assert "test repeats averaged, 50-way (chance 2.00%)" in proc.stdout
     table = proc.stdout.split("-" * 20)[-1]
     assert [line.split()[0] for line in table.strip().splitlines()[:2]] == ["0.0", "0.9"]
+
+
+# --------------------------------------------------------------------------
+# every simulator example at its small size (SKLEARN_BRAIN_EXAMPLE_SIZE=small)
+# --------------------------------------------------------------------------
+EXAMPLES = Path(__file__).parents[1] / "examples"
+# examples with a test of their own above are not run twice
+DEDICATED = {"plot_bold5000_pipeline.py", "plot_idiosyncratic_sweep.py"}
+SIMULATOR_EXAMPLES = sorted(p for p in EXAMPLES.glob("*/plot_*.py") if p.name not in DEDICATED)
+
+# what each example must print (its tables) and the least number of figures it draws
+EXPECTED = {
+    "plot_ridge_alpha_selection.py": (
+        ["modality", "per-target mse", "best fixed", "default / best"], 1),
+    "plot_compare_decoders.py": (
+        ["Top-1 %", "ridge image + aug (chosen)", "contrastive cross-subject multi",
+         "extra stimuli chosen per subject", "datasets"], 0),
+    "plot_search_contrastive.py": (["top1", "top5", "best:"], 0),
+    "plot_cltuned_alexnet.py": (
+        ["untuned", "regression-tuned S1", "CL-tuned pooled S1+S2", "mean delta r vs untuned",
+         "best layer per ROI", "I(fMRI; image) >="], 0),
+}
+
+# runs the script as __main__ with a non-interactive backend, then counts its figures
+_RUNNER = """
+import runpy, sys
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+plt.show = lambda *args, **kwargs: None
+runpy.run_path(sys.argv[1], run_name="__main__")
+print("N_FIGURES", len(plt.get_fignums()))
+"""
+
+
+def test_every_simulator_example_is_run():
+    # the glob finds the examples (a new one is run with no check of its output
+    # until it gets an entry in EXPECTED); the dedicated tests exist
+    assert set(EXPECTED) <= {p.name for p in SIMULATOR_EXAMPLES}
+    assert all((EXAMPLES / sub / name).is_file() for sub, name in
+               [("real_data", "plot_bold5000_pipeline.py"),
+                ("decoding", "plot_idiosyncratic_sweep.py")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", SIMULATOR_EXAMPLES, ids=lambda p: p.stem)
+def test_example_runs_at_small_size(example):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SKLEARN_BRAIN_")}
+    env.update(SKLEARN_BRAIN_EXAMPLE_SIZE="small", HF_HUB_OFFLINE="1", MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join([str(EXAMPLES.parent), env.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", _RUNNER, str(example)], capture_output=True,
+                          text=True, env=env, timeout=900, cwd=example.parent)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    fragments, min_figures = EXPECTED.get(example.name, ([], 0))
+    assert proc.stdout.strip()
+    for fragment in fragments:
+        assert fragment in proc.stdout, (fragment, proc.stdout[-3000:])
+    n_figures = int(proc.stdout.rsplit("N_FIGURES", 1)[1])
+    assert n_figures >= min_figures

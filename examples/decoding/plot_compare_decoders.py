@@ -19,7 +19,10 @@ with and without augmentation (the seed's 500 extra stimuli, and an amount
 chosen on real held-out trials); columns: Top-1 / Top-5 / identification per
 subject, with 95% bootstrap intervals (test stimuli resampled).
 
-Runs in a few minutes on a laptop CPU.
+Runs in a few minutes on a laptop CPU.  ``SKLEARN_BRAIN_EXAMPLE_SIZE=small``
+runs a quick version (400 training stimuli and 1,500 voxels per subject, 500
+kept, 200 bootstrap resamples, the target checked on 2 fresh datasets instead
+of 5): the same tables, with wider intervals.
 """
 
 # %%
@@ -30,6 +33,7 @@ Runs in a few minutes on a laptop CPU.
 # ``subjects`` and ``stimulus_ids``.  Responses are z-scored per subject with
 # training statistics.
 import logging
+import os
 import time
 import warnings
 
@@ -48,7 +52,11 @@ from sklearn_brain.metrics import bootstrap_ci, identification_accuracy, top_k_a
 from sklearn_brain.study.decoding import blockwise, fit_cross_subject, fit_per_subject
 
 SEED = 0
-N_VOXELS = 1000
+SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE") == "small"  # quick run (tests, docs CI)
+SIM = dict(n_train_stimuli=400, n_voxels=1500) if SMALL else {}  # simulator overrides
+N_VOXELS = 500 if SMALL else 1000
+N_BOOT = 200 if SMALL else 1000
+TARGET_SEEDS = range(5, 7) if SMALL else range(5, 10)
 logging.basicConfig(level=logging.WARNING)
 # the NaN padding of the ragged array is reported once per subject by the selector
 warnings.filterwarnings("ignore", message=".*voxels of subject.*contain NaN")
@@ -63,7 +71,7 @@ def RidgeDecoder():  # noqa: N802
 
 def prepare(seed):
     """The simulator's ragged array, each subject z-scored with its training statistics."""
-    ds = make_bold5000_like(random_state=seed)
+    ds = make_bold5000_like(random_state=seed, **SIM)
     X, _, stim, subjects, is_test = multi_subject_arrays(ds)
     scaler = SubjectStandardScaler().fit(X[~is_test], subjects=subjects[~is_test])
     return ds, scaler.transform(X, subjects=subjects), subjects, stim, is_test
@@ -233,7 +241,7 @@ for name, (how, make, Xtr, Ytr, st, sj, syn, target) in MODELS.items():
         pred = predict(Xsel[q], subjects[q])
         row = {"model": name, "subject": s}
         for m, (fn, kw) in METRICS.items():
-            row[m] = bootstrap_ci(target[q], pred, fn, stimulus_ids=stim[q], n_boot=1000,
+            row[m] = bootstrap_ci(target[q], pred, fn, stimulus_ids=stim[q], n_boot=N_BOOT,
                                   random_state=SEED, **kw)
         rows.append(row)
     print(f"{name}: {time.perf_counter() - t0:.0f} s")
@@ -264,7 +272,7 @@ for name in MODELS:
 
 # %%
 # Target: the cross-subject network against single-subject ridge
-# -------------------------------------------------------------
+# --------------------------------------------------------------
 # One test set of 150 stimuli gives a Top-1 with a standard error of about
 # one point, as large as the differences at stake; so the comparison is
 # repeated on five fresh simulated datasets (seeds 5-9, not used to choose
@@ -312,13 +320,13 @@ def paired_bootstrap(runs, subject, n_boot=2000, seed=0):
     return np.percentile(diffs / len(runs), [2.5, 97.5])
 
 
-runs = [target_run(seed) for seed in range(5, 10)]
+runs = [target_run(seed) for seed in TARGET_SEEDS]
 names = runs[0][0]
 poor = names[-1]
 print(f"Top-1 %, single-trial, {n_way}-way, per fresh dataset (ridge / cross-subject network)")
 print(f"{'seed':<6}" + "".join(f"{s + ' ridge/net':>20}" for s in names)
       + f"{'mean ridge/net':>20}")
-for seed, (_, res) in zip(range(5, 10), runs):
+for seed, (_, res) in zip(TARGET_SEEDS, runs):
     cells = [(100 * res[s]["ridge"].mean(), 100 * res[s]["contrastive"].mean()) for s in names]
     mean = np.mean(cells, axis=0)
     print(f"{seed:<6}" + "".join(f"{a:>13.1f} /{b:>5.1f}" for a, b in cells)

@@ -34,10 +34,13 @@ under two protocols: **repeats averaged** (each test stimulus's 3
 presentations averaged, one query per stimulus) and **single-trial** (every
 test trial is a query); both 150-way (all test stimuli are candidates,
 chance 0.7%).  ``benchmarks/bench_alpha_selection.py`` runs the same
-comparison on other simulator settings.  About 10 minutes on 2 CPU cores.
+comparison on other simulator settings.  About 10 minutes on 2 CPU cores
+(``SKLEARN_BRAIN_EXAMPLE_SIZE=small``: two seeds, fewer training stimuli and
+voxels, every other alpha of the grid).
 """
 
 # %%
+import os
 import warnings
 
 import matplotlib.pyplot as plt
@@ -51,8 +54,10 @@ from sklearn_brain.decoding import DEFAULT_DECODER_ALPHAS
 from sklearn_brain.metrics import average_repeats, top_k_accuracy
 
 warnings.filterwarnings("ignore", category=UserWarning)  # NaN voxels outside the brain
-SEEDS = range(5)
-alphas = DEFAULT_DECODER_ALPHAS
+SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE") == "small"  # quick run (tests, docs CI)
+SEEDS = range(2) if SMALL else range(5)
+SIZE = dict(n_train_stimuli=400, n_voxels=1500) if SMALL else {}
+alphas = DEFAULT_DECODER_ALPHAS[::2] if SMALL else DEFAULT_DECODER_ALPHAS
 DECODERS = {
     "default": dict(),
     "test_repeats=1": dict(test_repeats=1),
@@ -65,7 +70,7 @@ PROTOCOLS = ("repeats averaged", "single-trial")
 # trials only.  The fixed alphas share one decomposition of the training data.
 results = {}
 for seed in SEEDS:
-    data = make_bold5000_like(random_state=seed)
+    data = make_bold5000_like(random_state=seed, **SIZE)
     for modality in ("image", "text"):
         for subject in data.subjects:
             X, Y, ids, is_test = subject_arrays(data, subject, modality=modality)

@@ -17,9 +17,11 @@ per-subject z-scoring and the voxel selection happen inside each fold.
 To run the same search on a Dask cluster, wrap ``search.fit`` in
 ``joblib.parallel_config(backend="dask")`` with a ``distributed.Client``
 connected (``pip install sklearn-brain[dask]``).
+``SKLEARN_BRAIN_EXAMPLE_SIZE=small`` draws 3 configurations instead of 6.
 """
 
 # %%
+import os
 import warnings
 
 import numpy as np
@@ -37,6 +39,7 @@ from sklearn_brain.contrastive import make_subject_scorer
 from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
 
 SEED = 0
+SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE") == "small"  # quick run (tests, docs CI)
 sklearn.set_config(enable_metadata_routing=True)
 # the NaN padding of the ragged array is reported per subject by the selector
 warnings.filterwarnings("ignore", message=".*voxels of subject.*contain NaN")
@@ -64,7 +67,7 @@ pipe = make_pipeline(
     MultiSubjectContrastiveDecoder(shared_dim=32, max_epochs=8, patience=3, random_state=SEED),
 )
 search = RandomizedSearchCV(
-    pipe, space, n_iter=6, cv=GroupKFold(n_splits=3),
+    pipe, space, n_iter=3 if SMALL else 6, cv=GroupKFold(n_splits=3),
     scoring={"top1": make_subject_scorer("top1"), "top5": make_subject_scorer("top5")},
     refit="top1", random_state=SEED, n_jobs=1)
 search.fit(X, Y, subjects=subjects, stimulus_ids=stim, groups=stim)

@@ -1,6 +1,6 @@
 """
 Fine-tuning AlexNet with fMRI: untuned vs regression-tuned vs contrastive-tuned
-==============================================================================
+===============================================================================
 
 Study 2 fine-tunes AlexNet so that its features predict visual cortex better,
 and measures that with voxelwise encoding models.  This example reproduces
@@ -23,12 +23,15 @@ network nor fitted the encoding model.
 There are no ImageNet weights on this machine, so every network starts from
 the same random initialisation (``weights=None``, ``random_state=0``); pass
 ``weights="/path/to/alexnet-owt-7be5be79.pth"`` for the study's setting.
-Runs in a few minutes on a CPU.
+Runs in a few minutes on a CPU.  ``SKLEARN_BRAIN_EXAMPLE_SIZE=small`` runs a
+quick version (250 tune, 150 encoding and 50 test images, 2 epochs of tuning):
+the same tables, from networks that have barely moved.
 """
 
 # %%
 # The image world and the three-way split
 # ---------------------------------------
+import os
 import time
 
 import numpy as np
@@ -52,12 +55,16 @@ LAYERS = ("features.2", "features.5", "features.7", "features.9", "features.12",
           "classifier.2", "classifier.5", "classifier.6")
 TUNING = dict(weights=None, image_size=64, lr=1e-4, max_epochs=6, batch_size=100,
               device="cpu", random_state=SEED)
+SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE") == "small"  # quick run (tests, docs CI)
+N_TRAIN, N_TUNE, N_TEST = (400, 250, 50) if SMALL else (800, 500, 100)
+if SMALL:
+    TUNING["max_epochs"] = 2
 
-world = make_image_world(n_train_images=800, n_test_images=100, n_test_repeats=3,
+world = make_image_world(n_train_images=N_TRAIN, n_test_images=N_TEST, n_test_repeats=3,
                          n_subjects=2, n_voxels_per_roi=40, snr=0.5, random_state=SEED)
 rng = np.random.default_rng(SEED)
 train = rng.permutation(world.train_stimuli)
-tune_ids, enc_ids = np.sort(train[:500]), np.sort(train[500:])
+tune_ids, enc_ids = np.sort(train[:N_TUNE]), np.sort(train[N_TUNE:])
 check_disjoint_stimuli(tune_ids, enc_ids, name="encoding")
 check_disjoint_stimuli(tune_ids, world.test_stimuli, name="test")
 

@@ -204,7 +204,9 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
         train_nsd_ids : ndarray of shape (n_train,), int64
             NSD image id (0-based ``nsd-XXXXX`` field) of each training row.
         test_image_paths : ndarray of shape (n_test,), str
+            Test images (the challenge withholds their responses).
         test_nsd_ids : ndarray of shape (n_test,), int64
+            NSD image id of each test image.
         roi_masks : dict of {"lh", "rh"} -> dict of str -> ndarray of shape (n_vertices_hemi,), bool
             One boolean mask per ROI name (e.g. ``"V1v"``, ``"FFA-1"``,
             ``"early"``); label 0 (``"Unknown"``) is not a ROI. If two

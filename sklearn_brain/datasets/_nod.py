@@ -207,7 +207,9 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         brain_model_axis : nibabel.cifti2.BrainModelAxis
             The axis itself, for writing results back to CIFTI.
         subject, task : str
+            The subject and the task loaded.
         zscore : str or None
+            How the betas were z-scored (the ``zscore`` argument).
 
     Raises
     ------
