@@ -334,7 +334,7 @@ def test_pretrain_alexnet_classifies_and_gives_loadable_weights(tmp_path):
     images = rng.integers(0, 60, (16, 32, 32, 3), dtype=np.uint8)
     images[:8, ..., 0] += 180  # red images
     images[8:, ..., 2] += 180  # blue images
-    net = pretrain_alexnet(images, labels, image_size=64, max_epochs=4, lr=1e-3,
+    net = pretrain_alexnet(images, labels, image_size=64, max_epochs=6, lr=1e-4,
                            batch_size=8, random_state=0)
     losses = net.history[:, "train_loss"]
     assert losses[-1] < losses[0] and len(losses) == 4
