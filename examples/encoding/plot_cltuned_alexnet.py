@@ -109,7 +109,7 @@ print(world.DESCR)
 t0 = time.perf_counter()
 WEIGHTS = os.environ.get("SKLEARN_BRAIN_ALEXNET_WEIGHTS")
 if WEIGHTS:
-    BASELINE = f"ImageNet-pretrained AlexNet ({WEIGHTS})"
+    BASELINE = f"AlexNet weights from {WEIGHTS} (e.g. ImageNet's alexnet-owt-7be5be79.pth)"
 else:
     clf = pretrain_alexnet(world.images[pre_ids], world.categories[pre_ids], **PRETRAIN)
     held = np.concatenate([enc_ids, world.test_stimuli])
@@ -117,6 +117,7 @@ else:
                   == world.categories[held])
     WEIGHTS = os.path.join(tempfile.mkdtemp(), "alexnet_image_world.pth")
     torch.save(clf.module_.alexnet.state_dict(), WEIGHTS)
+    del clf  # AlexNet and its optimizer state: ~1 GB
     n_cat = len(np.unique(world.categories))
     BASELINE = (f"pretrained stand-in: AlexNet trained from scratch on {N_PRE} images x "
                 f"{n_cat} categories of the image world, {PRETRAIN['max_epochs']} epochs at "
@@ -169,22 +170,51 @@ def tune(objective, subjects):
 # %%
 # Untuned, regression-tuned and contrastive-tuned networks
 # --------------------------------------------------------
-# Every tuned network starts from the baseline's weights.
-results, nets = {}, {}
+# Every tuned network starts from the baseline's weights.  Each result is
+# printed as soon as it exists, with its paired difference to the untuned
+# pretrained network (bootstrap over voxels); a network is dropped once
+# evaluated (each holds AlexNet and its optimizer state, ~1 GB).
+
+
+def paired_delta(r_voxels, ref, n_boot=2000):
+    """Mean per-voxel r difference and its 95% bootstrap CI over voxels."""
+    diff = r_voxels - ref
+    boot = np.random.default_rng(SEED).integers(0, len(diff), size=(n_boot, len(diff)))
+    lo, hi = np.percentile(diff[boot].mean(axis=1), [2.5, 97.5])
+    return diff.mean(), lo, hi, np.mean(diff > 0)
+
+
+def mi_bound(net):
+    """InfoNCE bound on held-out test images and S1's repeat-averaged responses."""
+    z_img = net.embed_images(world.images[test_ids])
+    fmri = np.full((len(Y_test), net.n_fmri_columns_), np.nan, dtype=np.float32)
+    fmri[:, :Y_test.shape[1]] = Y_test
+    z_brain = net.embed_fmri(fmri, ["S1"] * len(fmri) if len(net.subjects_) > 1 else None)
+    return info_nce_mi_lower_bound(z_brain, z_img)
+
+
+results = {}
 random_init = AlexNetFeaturizer(LAYERS, weights=None, image_size=IMAGE_SIZE, device="cpu",
                                 random_state=SEED).fit()
 results["random init (reference)"] = evaluate(random_init, tuned_stimuli=None)
 untuned = AlexNetFeaturizer(LAYERS, weights=WEIGHTS, image_size=IMAGE_SIZE, device="cpu").fit()
 results["untuned pretrained"] = evaluate(untuned, tuned_stimuli=pre_ids)
+del random_init, untuned
+ref = results["untuned pretrained"]["r_voxels"]
 for name, objective, subjects in [("regression-tuned S1", "regression", ["S1"]),
                                   ("CL-tuned S1", "contrastive", ["S1"]),
                                   ("CL-tuned pooled S1+S2", "contrastive", ["S1", "S2"])]:
     t = time.perf_counter()
-    nets[name] = tune(objective, subjects)
-    results[name] = evaluate(nets[name], np.union1d(pre_ids, nets[name].tuned_stimuli_))
+    net = tune(objective, subjects)
+    results[name] = evaluate(net, np.union1d(pre_ids, net.tuned_stimuli_))
+    if objective == "contrastive":
+        results[name]["mi"] = mi_bound(net)
+    d, lo, hi, won = paired_delta(results[name]["r_voxels"], ref)
     print(f"{name}: tuned and evaluated in {time.perf_counter() - t:.0f} s; train loss "
-          f"{nets[name].history[0, 'train_loss']:.3f} -> {nets[name].history[-1, 'train_loss']:.3f}"
-          f"; mean r {np.mean(list(results[name]['r'].values())):.3f}", flush=True)
+          f"{net.history[0, 'train_loss']:.3f} -> {net.history[-1, 'train_loss']:.3f}; "
+          f"mean r {np.mean(list(results[name]['r'].values())):.3f}; delta r vs untuned "
+          f"pretrained {d:+.4f} [95% CI {lo:+.4f}, {hi:+.4f}]", flush=True)
+    del net
 
 # %%
 # Held-out encoding r per ROI (S1's test images)
@@ -206,15 +236,12 @@ for name, res in results.items():
     print(f"{name:24s}" + "".join(f"{res['r'][roi]:8.3f}" for roi in rois)
           + f"{mean_r:8.3f}{mean_n:9.3f}{res['probe']:7.3f}")
 # paired comparison with the untuned pretrained network over voxels (bootstrap over voxels)
-boot = np.random.default_rng(SEED).integers(0, len(ceiling), size=(2000, len(ceiling)))
-ref = results["untuned pretrained"]["r_voxels"]
 for name, res in results.items():
     if name == "untuned pretrained":
         continue
-    diff = res["r_voxels"] - ref
-    lo, hi = np.percentile(diff[boot].mean(axis=1), [2.5, 97.5])
-    print(f"{name:24s} mean delta r vs untuned pretrained {diff.mean():+.4f} "
-          f"[95% CI {lo:+.4f}, {hi:+.4f}], {np.mean(diff > 0):.0%} of voxels improved")
+    d, lo, hi, won = paired_delta(res["r_voxels"], ref)
+    print(f"{name:24s} mean delta r vs untuned pretrained {d:+.4f} "
+          f"[95% CI {lo:+.4f}, {hi:+.4f}], {won:.0%} of voxels improved")
 print("best layer per ROI:", {name: res["layers"] for name, res in results.items()})
 print(f"ridge decompositions per evaluation: {results['untuned pretrained']['factorizations']} "
       f"(8 layers x 5 folds, shared by 9 alphas); total {time.perf_counter() - t0:.0f} s")
@@ -225,12 +252,6 @@ print(f"ridge decompositions per evaluation: {results['untuned pretrained']['fac
 # Embeddings of the held-out test images and of S1's repeat-averaged test
 # responses; ``log N - InfoNCE`` with a post-hoc temperature scan.
 for name in ("CL-tuned S1", "CL-tuned pooled S1+S2"):
-    net = nets[name]
-    z_img = net.embed_images(world.images[test_ids])
-    width = net.n_fmri_columns_
-    fmri = np.full((len(Y_test), width), np.nan, dtype=np.float32)
-    fmri[:, :Y_test.shape[1]] = Y_test
-    z_brain = net.embed_fmri(fmri, ["S1"] * len(fmri) if len(net.subjects_) > 1 else None)
-    mi = info_nce_mi_lower_bound(z_brain, z_img)
+    mi = results[name]["mi"]
     print(f"{name}: I(fMRI; image) >= {mi['bound']:.3f} nats at T={mi['temperature']:.3g} "
           f"(log N = {mi['log_n']:.3f})")
