@@ -343,12 +343,12 @@ def test_pretrain_alexnet_classifies_and_gives_loadable_weights(tmp_path):
     # a torchvision AlexNet state dict: loads as the weights of the featurizer
     path = tmp_path / "pretrained.pth"
     torch.save(net.module_.alexnet.state_dict(), path)
-    feats = AlexNetFeaturizer("classifier.6", weights=str(path), image_size=64,
-                              device="cpu").fit().transform(images)
-    x = (_prepare_images(images, 64).float() / 255 - net.module_.mean) / net.module_.std
-    with torch.no_grad():
-        logits = net.module_.alexnet.eval()(x).numpy()
-    np.testing.assert_allclose(feats, logits, rtol=1e-4, atol=1e-4)
+    loaded = AlexNetFeaturizer("classifier.6", weights=str(path), image_size=64,
+                               device="cpu").fit().model_.state_dict()
+    trained = net.module_.alexnet.state_dict()
+    assert set(loaded) <= set(trained) and len(loaded) >= 10
+    for name, value in loaded.items():
+        np.testing.assert_array_equal(value.numpy(), trained[name].numpy())
     with pytest.raises(ValueError, match="2 to 1000 classes"):
         pretrain_alexnet(images, np.zeros(16), image_size=64)
 
