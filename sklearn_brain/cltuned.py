@@ -45,7 +45,13 @@ from torch import nn
 
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, _alexnet_valid_layers
 from .featurizers._base import _as_image_items, _iter_batches, _load_image, _seeded
-from ._validation import check_stimulus_ids, check_subjects, factorize_ids, subject_index
+from ._validation import (
+    check_ids,
+    check_stimulus_ids,
+    check_subjects,
+    factorize_ids,
+    subject_index,
+)
 from .losses import info_nce_loss, positives_from_ids
 
 logger = logging.getLogger(__name__)
@@ -775,9 +781,12 @@ class CLTunedAlexNet(NeuralNet):
             )
         prepared = _prepare_images(images, self.image_size)
         hashes = _image_hashes(prepared)
-        ids = check_stimulus_ids(stimulus_ids, len(fmri), hashes[:, None])
+        ids = None
+        if stimulus_ids is not None:
+            ids = check_ids(stimulus_ids, len(fmri), name="stimulus_ids")
+            check_stimulus_ids(ids, len(fmri), hashes[:, None])  # one id, one image
         # stimulus code of each trial: its id, or its image content
-        _, stim_codes = np.unique(hashes if ids is None else ids, return_inverse=True)
+        _, stim_codes = factorize_ids(hashes.astype(str) if ids is None else ids)
         n_batch = min(self.batch_size if self.batch_size != -1 else len(fmri), len(fmri))
         if n_batch < 2:
             raise ValueError(
@@ -800,7 +809,7 @@ class CLTunedAlexNet(NeuralNet):
             "subject": torch.from_numpy(codes),
             "stimulus": torch.from_numpy(stim_codes.ravel().astype(np.int64)),
         }
-        self.tuned_stimuli_ = None if ids is None else np.unique(ids)
+        self.tuned_stimuli_ = None if ids is None else factorize_ids(ids)[0]
         self.tuned_image_hashes_ = np.unique(hashes.astype(str))
         with _seeded(self.random_state), self._DeviceContext(self):
             if not self.warm_start or not self.initialized_:

@@ -317,7 +317,7 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     alphas = check_alphas(alphas)
     slices = _normalize_slices(layer_slices, X.shape[1])
     stimulus_ids = _deprecated_groups(stimulus_ids, groups, "encoding_layer_scores")
-    ids = check_stimulus_ids(stimulus_ids, len(X))
+    ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X), name="stimulus_ids")
     check_tuning_overlap(tuned_stimuli, ids, allow_tuning_overlap=allow_tuning_overlap)
     if ids is None:
         ids = infer_stimulus_ids(X)
@@ -839,7 +839,8 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         r : ndarray of shape (n_voxels,)
         """
         check_is_fitted(self)
-        ids = check_stimulus_ids(stimulus_ids, len(X))
+        ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X),
+                                                            name="stimulus_ids")
         check_tuning_overlap(self.tuned_stimuli, ids,
                              allow_tuning_overlap=self.allow_tuning_overlap, name="test")
         return voxel_correlations(y, self.predict(X))
