@@ -11,27 +11,52 @@ tuned network's activations at named layers, with the interface of
 :class:`~sklearn_brain.featurizers.AlexNetFeaturizer`, so the tuned network
 drops into an encoding pipeline.
 
+Repeats are positives.  Trials that show the same stimulus (repeats, and the
+same image seen by several subjects in pooled training) are not negatives of
+each other: the InfoNCE targets spread over every trial of the stimulus
+(:func:`~sklearn_brain.losses.info_nce_loss` with ``positives``).  The
+stimulus of a trial is its ``stimulus_ids`` entry, or, without ids, the
+content hash of its image.
+
+Leak guard.  The network records what it was tuned on (``tuned_stimuli_``,
+``tuned_image_hashes_``); :meth:`CLTunedAlexNet.transform` refuses images it
+was tuned on and :func:`~sklearn_brain.encoding.encoding_layer_scores` /
+:class:`~sklearn_brain.encoding.VoxelwiseEncoder` refuse tuned stimulus ids,
+unless ``allow_tuning_overlap=True``: study 2 evaluated its encoding models on
+the fine-tuning images themselves.
+
+:func:`pretrain_alexnet` trains AlexNet on a supervised image task with skorch
+(a stand-in for ImageNet weights where none can be loaded); save
+``net.module_.alexnet.state_dict()`` and pass the file as ``weights``.
+
 The maths (InfoNCE, its mutual-information lower bound, image preparation)
 lives in private functions; the estimator only validates, wires and stores.
 """
 
+import hashlib
 import logging
 import math
 import numbers
 
 import numpy as np
 import torch
-from skorch import NeuralNet
+from skorch import NeuralNet, NeuralNetClassifier
 from torch import nn
 
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, _alexnet_valid_layers
 from .featurizers._base import _as_image_items, _iter_batches, _load_image, _seeded
-from ._validation import check_subjects, factorize_ids, subject_index
-from .losses import info_nce_loss
+from ._validation import (
+    check_ids,
+    check_stimulus_ids,
+    check_subjects,
+    factorize_ids,
+    subject_index,
+)
+from .losses import info_nce_loss, positives_from_ids
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLTunedAlexNet", "info_nce_mi_lower_bound"]
+__all__ = ["CLTunedAlexNet", "info_nce_mi_lower_bound", "pretrain_alexnet"]
 
 _OBJECTIVES = ("contrastive", "regression")
 
@@ -39,26 +64,43 @@ _OBJECTIVES = ("contrastive", "regression")
 # --------------------------------------------------------------------------
 # pure functions
 # --------------------------------------------------------------------------
-def _info_nce(z_a, z_b, temperature, *, symmetric=False):
+def _info_nce(z_a, z_b, temperature, *, symmetric=False, stimulus=None):
     """InfoNCE between matching rows of two embedding batches.
 
     Rows are L2-normalised; logits are cosine similarities divided by
     ``temperature``; row ``i`` of ``z_a`` must pick row ``i`` of ``z_b`` among
-    all rows (cross-entropy, mean over rows).  ``symmetric`` averages both
-    directions.
+    all rows (cross-entropy, mean over rows), or, with ``stimulus``, any row
+    of the same stimulus (uniform targets over them: repeats are positives,
+    as in :func:`~sklearn_brain.losses.info_nce_loss`).  ``symmetric``
+    averages both directions.
 
     Parameters
     ----------
     z_a, z_b : tensor of shape (n, d)
     temperature : float
+    stimulus : tensor of shape (n,), default=None
+        Stimulus code of each row; ``None``: every row is its own stimulus.
 
     Returns
     -------
     loss : scalar tensor
     """
-    # each image row has exactly one positive, its own fMRI row
-    eye = torch.eye(len(z_a), dtype=torch.bool, device=z_a.device)
-    return info_nce_loss(z_a, z_b, temperature, positives=eye, symmetric=symmetric)
+    if stimulus is None:
+        positives = torch.eye(len(z_a), dtype=torch.bool, device=z_a.device)
+    else:
+        positives = positives_from_ids(stimulus.to(z_a.device))
+    return info_nce_loss(z_a, z_b, temperature, positives=positives, symmetric=symmetric)
+
+
+def _image_hashes(prepared):
+    """Content hash (BLAKE2b, 128 bits, hex) of each prepared ``(n, 3, S, S)`` uint8 image.
+
+    Hashes are taken after resizing to ``image_size``, so the same image
+    given at the same size always gets the same hash.
+    """
+    arr = prepared.numpy() if isinstance(prepared, torch.Tensor) else np.asarray(prepared)
+    return np.array([hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
+                     for a in arr], dtype=object)
 
 
 def info_nce_mi_lower_bound(brain_embeddings, image_embeddings, *, temperatures=None,
@@ -216,6 +258,97 @@ def _resolve_width(value, n_voxels, name):
                      f"got {value!r}.")
 
 
+class _ImageClassifierModule(nn.Module):
+    """torchvision AlexNet on uint8 images (normalised inside); logits of the first classes.
+
+    The network keeps AlexNet's 1000 outputs, so that its state dict loads
+    wherever torchvision's ``alexnet()`` does; class ``k`` is output ``k``.
+    """
+
+    def __init__(self, n_classes, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        from torchvision.models import alexnet
+
+        self.alexnet = alexnet(weights=None)
+        self.n_classes = int(n_classes)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, images):
+        x = (images.float() / 255.0 - self.mean) / self.std
+        return self.alexnet(x)[:, :self.n_classes]
+
+
+def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, batch_size=128,
+                     optimizer=torch.optim.Adam, train_split=None, device="cpu",
+                     random_state=None, verbose=0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                     **kwargs):
+    """Train AlexNet from scratch to classify images: a stand-in for ImageNet weights.
+
+    Study 2 fine-tunes an ImageNet-pretrained AlexNet; where those weights
+    cannot be loaded, a network first trained on a supervised task of the
+    same image world (e.g. the categories of
+    :func:`~sklearn_brain.datasets.make_image_world`) is a fairer starting
+    point than a random one.  Training is a skorch
+    :class:`~skorch.NeuralNetClassifier` (cross-entropy, ``optimizer``,
+    shuffled mini-batches).  Save ``net.module_.alexnet.state_dict()`` with
+    ``torch.save`` and pass the file as ``weights`` to
+    :class:`CLTunedAlexNet` or :class:`~sklearn_brain.featurizers.AlexNetFeaturizer`.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, height, width, 3), uint8, or sequence of images
+        Use images that are neither tuning nor evaluation images.
+    labels : array-like of shape (n_images,)
+        Class of each image (at most 1000 classes); class ``k`` of
+        ``np.unique(labels)`` is AlexNet output ``k``.
+    image_size : int, default=224
+        Images are resized to ``image_size`` (use the size the network will
+        be tuned and evaluated at).
+    max_epochs : int, default=5
+    lr : float, default=3e-4
+    batch_size : int, default=128
+    optimizer : torch optimizer class, default=torch.optim.Adam
+    train_split : callable or None, default=None
+        skorch validation split (``None``: train on all images).
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    random_state : int or None, default=None
+        Seeds the initialisation and the shuffling (global torch RNG
+        restored afterwards).
+    verbose : int, default=0
+    mean, std : tuple of 3 floats, default=ImageNet statistics
+    **kwargs
+        Other :class:`~skorch.NeuralNetClassifier` parameters.
+
+    Returns
+    -------
+    net : skorch.NeuralNetClassifier
+        Fitted; ``net.module_.alexnet`` is a torchvision AlexNet.  ``predict``
+        takes images prepared as a ``(n, 3, image_size, image_size)`` uint8
+        tensor and returns codes ``k`` (label ``np.unique(labels)[k]``).
+    """
+    from ._backend import resolve_device
+
+    images = _check_images(images)
+    labels = np.asarray(labels)
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels must be 1-D with one label per image ({len(images)}), got "
+                         f"shape {labels.shape}.")
+    classes, codes = np.unique(labels, return_inverse=True)
+    if not 2 <= len(classes) <= 1000:
+        raise ValueError(f"pretrain_alexnet needs 2 to 1000 classes, got {len(classes)}.")
+    with _seeded(random_state):
+        net = NeuralNetClassifier(
+            _ImageClassifierModule, module__n_classes=len(classes), module__mean=tuple(mean),
+            module__std=tuple(std), criterion=nn.CrossEntropyLoss, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            iterator_train__shuffle=True, device=str(resolve_device(device)), verbose=verbose,
+            **kwargs,
+        )
+        net.fit(_prepare_images(images, image_size), codes.astype(np.int64))
+    return net
+
+
 # --------------------------------------------------------------------------
 # the torch module
 # --------------------------------------------------------------------------
@@ -279,7 +412,7 @@ class _CLAlexNetModule(nn.Module):
             hidden[idx] = h
         return self.head(hidden)
 
-    def forward(self, images, fmri=None, subject=None):
+    def forward(self, images, fmri=None, subject=None, stimulus=None):
         if self.objective == "regression":
             logits = self.backbone(self.normalise(images))
             pred = logits.new_full((len(images), self.n_columns), float("nan"))
@@ -296,7 +429,7 @@ class _CLAlexNetModule(nn.Module):
 class CLTunedAlexNet(NeuralNet):
     """AlexNet fine-tuned with fMRI responses; a transformer of images into tuned features.
 
-    ``fit(images, fmri, subjects=None)`` trains, for the ``"contrastive"``
+    ``fit(images, fmri, subjects=None, stimulus_ids=None)`` trains, for the ``"contrastive"``
     objective, images -> AlexNet (1000 outputs) -> linear (``hidden_size``) ->
     head, and fMRI -> subject-specific linear (``hidden_size``) -> the same
     head, where the head is Linear + BatchNorm + ReLU then Linear + BatchNorm
@@ -306,13 +439,16 @@ class CLTunedAlexNet(NeuralNet):
     images -> AlexNet -> subject-specific linear read-out -> voxels with the
     mean squared error.  With several ``subjects`` (sample-aligned ids), the
     network and head are shared and only the fMRI projections (read-outs)
-    are per subject: the pooled variant.
+    are per subject: the pooled variant.  Trials of the same stimulus
+    (``stimulus_ids``, or identical images) are positives of each other in
+    the InfoNCE loss, not negatives.
 
     :meth:`transform` then returns the tuned AlexNet's activations at
     ``layers``, flattened and concatenated, like
     :class:`~sklearn_brain.featurizers.AlexNetFeaturizer` (``layer_slices_``,
-    ``layer_shapes_``, ``get_feature_names_out``).  Evaluate on images that
-    were not used for tuning (see :mod:`sklearn_brain.encoding`).
+    ``layer_shapes_``, ``get_feature_names_out``).  It refuses the images it
+    was tuned on unless ``allow_tuning_overlap=True``: evaluate on images
+    that were not used for tuning (see :mod:`sklearn_brain.encoding`).
 
     Defaults follow study 2 (``temperature=0.3``, hidden 0.8 x voxels, latent
     0.2 x voxels, Adam, lr 1e-4, 30 epochs, batch 1024) except for two
@@ -372,6 +508,11 @@ class CLTunedAlexNet(NeuralNet):
         global torch RNG is restored afterwards.
     verbose : int, default=0
         skorch's per-epoch log when > 0.
+    allow_tuning_overlap : bool, default=False
+        ``False``: :meth:`transform` and :meth:`embed_images` raise an error
+        on images the network was tuned on (matched by content hash), so
+        that no encoding evaluation can use them by accident.  ``True``:
+        allow it (e.g. to inspect the tuning images' features).
     **kwargs
         Other skorch parameters (``optimizer__weight_decay``,
         ``iterator_train__num_workers``...).
@@ -392,6 +533,14 @@ class CLTunedAlexNet(NeuralNet):
     n_fmri_columns_ : int
     device_ : str
     weights_id_ : str or tuple
+    tuned_stimuli_ : ndarray or None
+        Distinct ``stimulus_ids`` given to ``fit`` (``None`` when none were
+        given); pass the fitted network as ``tuned_stimuli`` to
+        :class:`~sklearn_brain.encoding.VoxelwiseEncoder` to refuse them.
+    tuned_image_hashes_ : ndarray of str
+        Content hashes of the distinct tuning images (after resizing to
+        ``image_size``).  A network restored with ``initialize_for`` +
+        ``load_params`` does not know them (``None``: no check).
     history_ : skorch History
         Per-epoch losses.
 
@@ -404,8 +553,9 @@ class CLTunedAlexNet(NeuralNet):
     >>> fmri = rng.normal(size=(16, 20)).astype(np.float32)
     >>> net = CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64,
     ...                      max_epochs=1, batch_size=8, device="cpu", random_state=0)
-    >>> net.fit(images, fmri).transform(images).shape
-    (16, 256)
+    >>> held_out = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    >>> net.fit(images, fmri).transform(held_out).shape
+    (4, 256)
     """
 
     def __init__(
@@ -431,6 +581,7 @@ class CLTunedAlexNet(NeuralNet):
         device="auto",
         random_state=None,
         verbose=0,
+        allow_tuning_overlap=False,
         **kwargs,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -454,6 +605,7 @@ class CLTunedAlexNet(NeuralNet):
         self.mean = mean
         self.std = std
         self.random_state = random_state
+        self.allow_tuning_overlap = allow_tuning_overlap
 
     def get_default_callbacks(self):
         from ._callbacks import DivergenceCheck
@@ -584,14 +736,15 @@ class CLTunedAlexNet(NeuralNet):
             fmri = X["fmri"].to(out.device)
             mask = torch.isfinite(out)
             return nn.functional.mse_loss(out[mask], fmri[mask])
-        return _info_nce(out, z_fmri, self.temperature, symmetric=self.symmetric)
+        return _info_nce(out, z_fmri, self.temperature, symmetric=self.symmetric,
+                         stimulus=X["stimulus"])
 
     def infer(self, x, **fit_params):
         with self._DeviceContext(self):
             return super().infer(x, **fit_params)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, subjects=None, **fit_params):
+    def fit(self, X, y=None, subjects=None, stimulus_ids=None, **fit_params):
         """Fine-tune AlexNet on ``images`` and their ``fmri`` responses.
 
         Parameters
@@ -604,6 +757,12 @@ class CLTunedAlexNet(NeuralNet):
             samples.
         subjects : array-like of shape (n_samples,), default=None
             Subject of each sample (pooled training); ``None``: one subject.
+        stimulus_ids : array-like of shape (n_samples,), default=None
+            Stimulus of each sample, shared across subjects: trials of the
+            same stimulus are positives of each other (not negatives) in the
+            InfoNCE loss, and the ids are recorded in ``tuned_stimuli_``.
+            ``None``: identical images are one stimulus.  Routed by
+            metadata routing (``set_fit_request(stimulus_ids=True)``).
 
         Returns
         -------
@@ -620,6 +779,14 @@ class CLTunedAlexNet(NeuralNet):
                 f"images and fmri have different lengths: {len(images)} images but "
                 f"{len(fmri)} fMRI samples (one image per trial is needed)."
             )
+        prepared = _prepare_images(images, self.image_size)
+        hashes = _image_hashes(prepared)
+        ids = None
+        if stimulus_ids is not None:
+            ids = check_ids(stimulus_ids, len(fmri), name="stimulus_ids")
+            check_stimulus_ids(ids, len(fmri), hashes[:, None])  # one id, one image
+        # stimulus code of each trial: its id, or its image content
+        _, stim_codes = factorize_ids(hashes.astype(str) if ids is None else ids)
         n_batch = min(self.batch_size if self.batch_size != -1 else len(fmri), len(fmri))
         if n_batch < 2:
             raise ValueError(
@@ -636,11 +803,14 @@ class CLTunedAlexNet(NeuralNet):
             raise ValueError(f"Unknown AlexNet layer(s) {unknown}; valid layer names are: {valid}.")
         self.layers_ = layers
         data = {
-            "images": _prepare_images(images, self.image_size),
+            "images": prepared,
             "fmri": torch.from_numpy(np.nan_to_num(fmri, nan=0.0) if self.objective == "contrastive"
                                      else fmri),
             "subject": torch.from_numpy(codes),
+            "stimulus": torch.from_numpy(stim_codes.ravel().astype(np.int64)),
         }
+        self.tuned_stimuli_ = None if ids is None else factorize_ids(ids)[0]
+        self.tuned_image_hashes_ = np.unique(hashes.astype(str))
         with _seeded(self.random_state), self._DeviceContext(self):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
@@ -677,8 +847,23 @@ class CLTunedAlexNet(NeuralNet):
 
         check_is_fitted(self)
 
+    def _check_tuning_overlap(self, prepared):
+        tuned = getattr(self, "tuned_image_hashes_", None)
+        if self.allow_tuning_overlap or tuned is None:
+            return
+        hit = np.flatnonzero(np.isin(_image_hashes(prepared).astype(str), tuned))
+        if hit.size:
+            raise ValueError(
+                f"{hit.size} of the {len(prepared)} images were used to tune this network "
+                f"(same content as images given to fit; e.g. positions {hit[:5].tolist()}). "
+                "Their features are not held out: an encoding model fitted or scored on them "
+                "repeats study 2's leak. Pass only images the network was not tuned on, or set "
+                "allow_tuning_overlap=True to inspect the tuning images themselves."
+            )
+
     def _batches(self, images, forward):
         prepared = _prepare_images(_check_images(images), self.image_size)
+        self._check_tuning_overlap(prepared)
         return np.concatenate(list(_iter_batches(
             _TensorDataset(prepared), forward, batch_size=256, num_workers=0,
             device=self.device_,
@@ -694,6 +879,12 @@ class CLTunedAlexNet(NeuralNet):
         Returns
         -------
         features : ndarray of shape (n_images, n_features_out_), float32
+
+        Raises
+        ------
+        ValueError
+            If an image was used to tune the network and
+            ``allow_tuning_overlap=False``.
         """
         self._check_fitted()
         extractor = self._extractor()
@@ -706,7 +897,14 @@ class CLTunedAlexNet(NeuralNet):
         return self._batches(X, forward)
 
     def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then return :meth:`transform` of ``X``."""
+        """Fit, then return :meth:`transform` of ``X``.
+
+        The features of the tuning images themselves are not held out, so
+        this raises unless ``allow_tuning_overlap=True`` (a pipeline that
+        tunes the network and fits an encoding model on the same images is
+        study 2's leak; put a tuned network in a pipeline as
+        ``FrozenEstimator(net)``).
+        """
         return self.fit(X, y, **fit_params).transform(X)
 
     def get_feature_names_out(self, input_features=None):

@@ -16,20 +16,30 @@ composable pieces:
   repeated presentations; :func:`roi_summary`;
 * :func:`linear_probe_score`: the downstream linear-probe classification.
 
-Avoid study 2's leak: the images used to *tune* a network must not be the
-encoding pool nor the test images (:func:`check_disjoint_stimuli`).  A
-pipeline refits every step, so a tuned network enters an encoding pipeline
-frozen, after being fitted on its own tuning images::
+Study 2's leak is an error by default: the images used to *tune* a network
+must not be the encoding pool nor the test images.  A fitted
+:class:`~sklearn_brain.cltuned.CLTunedAlexNet` refuses to transform the
+images it was tuned on (content hashes), and :func:`encoding_layer_scores` /
+:class:`VoxelwiseEncoder` given ``tuned_stimuli`` (the network, or its
+``tuned_stimuli_``) refuse tuned stimulus ids (:func:`check_disjoint_stimuli`);
+``allow_tuning_overlap=True`` lifts either check.  A pipeline refits every
+step, so a tuned network enters an encoding pipeline frozen, after being
+fitted on its own tuning images::
 
     from sklearn.frozen import FrozenEstimator
     from sklearn.pipeline import make_pipeline
 
-    net = CLTunedAlexNet(layers, weights=path).fit(tune_images, tune_fmri)
-    check_disjoint_stimuli(tune_ids, encoding_ids)
+    net = CLTunedAlexNet(layers, weights=path).fit(tune_images, tune_fmri,
+                                                    stimulus_ids=tune_ids)
     model = make_pipeline(
         FrozenEstimator(net),  # features of the tuned network, never refitted
-        VoxelwiseEncoder(layer_slices=net.layer_slices_, n_components=1000, rois=rois),
-    ).fit(encoding_images, encoding_fmri)
+        VoxelwiseEncoder(layer_slices=net.layer_slices_, n_components=1000, rois=rois,
+                         tuned_stimuli=net.tuned_stimuli_),
+    ).fit(encoding_images, encoding_fmri, voxelwiseencoder__stimulus_ids=encoding_ids)
+    # raises if an image or a stimulus id tuned the network
+
+Repeats of a stimulus stay in one cross-validation fold: pass
+``stimulus_ids``; without them, identical feature rows are one stimulus.
     r = voxel_correlations(test_fmri_averaged, model.predict(test_images))
 
 For many voxels, compute the features once (``net.transform``) and fit
@@ -55,6 +65,7 @@ from ._validation import (
     check_params,
     check_stimulus_ids,
     factorize_ids,
+    infer_stimulus_ids,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,6 +74,7 @@ __all__ = [
     "LayerPCA",
     "VoxelwiseEncoder",
     "check_disjoint_stimuli",
+    "check_tuning_overlap",
     "encoding_layer_scores",
     "linear_probe_score",
     "noise_ceiling",
@@ -159,6 +171,68 @@ def _layer_factors(X, k, *, fit_intercept, device, dtype):
     return f._replace(U=f.U[:, top], s=f.s[top], V=f.V[:, top])
 
 
+def _tuned_ids(tuned_stimuli):
+    """Stimulus ids from ``tuned_stimuli``: ids, or a fitted network's ``tuned_stimuli_``."""
+    if tuned_stimuli is None:
+        return None
+    if hasattr(tuned_stimuli, "fit"):
+        ids = getattr(tuned_stimuli, "tuned_stimuli_", None)
+        if ids is None:
+            raise ValueError(
+                f"tuned_stimuli is a {type(tuned_stimuli).__name__} without tuned_stimuli_ "
+                "(not fitted, fitted without stimulus_ids, or an unfitted clone), so the "
+                "stimuli it was tuned on are unknown here. Fit it with stimulus_ids=... and "
+                "pass net.tuned_stimuli_ (an array survives clone), or the tuning ids."
+            )
+        return np.asarray(ids)
+    return np.asarray(tuned_stimuli)
+
+
+def check_tuning_overlap(tuned_stimuli, stimulus_ids, *, allow_tuning_overlap=False,
+                         name="encoding"):
+    """Raise if stimuli given to an encoding evaluation were used to tune the network.
+
+    The default-on form of :func:`check_disjoint_stimuli` used by
+    :func:`encoding_layer_scores` and :class:`VoxelwiseEncoder`.
+
+    Parameters
+    ----------
+    tuned_stimuli : array-like, fitted network or None
+        Ids of the tuning stimuli, or a network with ``tuned_stimuli_``
+        (e.g. a fitted :class:`~sklearn_brain.cltuned.CLTunedAlexNet`);
+        ``None``: nothing to check.
+    stimulus_ids : array-like of shape (n_samples,) or None
+        Stimuli of the evaluation samples.
+    allow_tuning_overlap : bool, default=False
+        ``True`` skips the check (for a deliberate in-sample analysis).
+    name : str, default="encoding"
+    """
+    tuned = _tuned_ids(tuned_stimuli)
+    if tuned is None or allow_tuning_overlap:
+        return
+    if stimulus_ids is None:
+        raise ValueError(
+            f"tuned_stimuli was given but the {name} samples have no stimulus_ids: pass "
+            "stimulus_ids so that the stimuli the network was tuned on can be refused "
+            "(or set allow_tuning_overlap=True)."
+        )
+    check_disjoint_stimuli(tuned, stimulus_ids, name=name)
+
+
+def _deprecated_groups(stimulus_ids, groups, where):
+    """``groups`` is the old name of ``stimulus_ids``: FutureWarning, then use it."""
+    if groups is None:
+        return stimulus_ids
+    if stimulus_ids is not None:
+        raise ValueError(f"{where}: pass stimulus_ids only (groups is its deprecated name).")
+    warnings.warn(
+        f"{where}: 'groups' was renamed 'stimulus_ids' (the name used everywhere in "
+        "sklearn_brain); 'groups' will be removed in a future release.",
+        FutureWarning, stacklevel=3,
+    )
+    return groups
+
+
 def _resolve_splits(cv, n_samples, groups):
     from sklearn.model_selection import GroupKFold, KFold, check_cv
 
@@ -187,9 +261,10 @@ def _check_encoding_arrays(X, Y):
                              "remove or impute these values (e.g. drop NaN voxels) first.")
 
 
-def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=None,
+def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
                           n_components=None, fit_intercept=True, device="cpu",
-                          dtype="float32"):
+                          dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
+                          groups=None):
     """Cross-validated Pearson r of every voxel, layer and alpha.
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
@@ -210,12 +285,21 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=
     alphas : array-like of shape (n_alphas,), default=None
         ``None``: ``np.logspace(-1, 7, 9)`` as in study 2.
     cv : int or CV splitter, default=5
-        K-fold (grouped by ``groups`` when given, so that repeats of a
-        stimulus stay in one fold).
-    groups : array-like of shape (n_samples,), default=None
-        Stimulus ids.
+        Grouped K-fold over stimuli, so that repeats of a stimulus stay in
+        one fold (plain K-fold when every sample is a distinct stimulus).
+    stimulus_ids : array-like of shape (n_samples,), default=None
+        Stimulus of each sample; ``None``: identical rows of ``X`` are
+        repeats of one stimulus.
     n_components : int or None, default=None
         PCA components per layer (capped by the fold size and layer width).
+    tuned_stimuli : array-like, fitted network or None, default=None
+        Stimuli the feature network was tuned on (ids, or a fitted
+        :class:`~sklearn_brain.cltuned.CLTunedAlexNet`): an error is raised
+        if ``stimulus_ids`` contains one (:func:`check_tuning_overlap`).
+    allow_tuning_overlap : bool, default=False
+        Skip that check.
+    groups : array-like of shape (n_samples,), default=None
+        Deprecated name of ``stimulus_ids`` (FutureWarning).
 
     Returns
     -------
@@ -232,7 +316,12 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=
     _check_encoding_arrays(X, Y)
     alphas = check_alphas(alphas)
     slices = _normalize_slices(layer_slices, X.shape[1])
-    folds = _resolve_splits(cv, len(X), groups)
+    stimulus_ids = _deprecated_groups(stimulus_ids, groups, "encoding_layer_scores")
+    ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X), name="stimulus_ids")
+    check_tuning_overlap(tuned_stimuli, ids, allow_tuning_overlap=allow_tuning_overlap)
+    if ids is None:
+        ids = infer_stimulus_ids(X)
+    folds = _resolve_splits(cv, len(X), ids)
     dev, wdtype = resolve_device(device), resolve_dtype(dtype)
     scores = np.zeros((len(slices), len(alphas), Y.shape[1]))
     n_fact = 0
@@ -561,7 +650,11 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     used layer (PCA + ridge at the selected alphas) on all samples.
 
     Score the fitted model on held-out images (``score_voxels``), never on
-    the images a network was tuned on.
+    the images a network was tuned on: with ``tuned_stimuli`` (the fitted
+    network or its tuning ids), ``fit`` and ``score_voxels`` raise an error
+    on tuned ``stimulus_ids`` unless ``allow_tuning_overlap=True``.  Repeats
+    of a stimulus stay in one fold (``stimulus_ids``; without them identical
+    feature rows are one stimulus).
 
     Parameters
     ----------
@@ -578,6 +671,12 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     device : {"cpu", "cuda", "auto"}, default="cpu"
     dtype : {"float32", "float64"}, default="float32"
     verbose : int, default=0
+    tuned_stimuli : array-like, fitted network or None, default=None
+        Stimuli the feature network was tuned on: ids, or a fitted
+        :class:`~sklearn_brain.cltuned.CLTunedAlexNet` (its
+        ``tuned_stimuli_``).
+    allow_tuning_overlap : bool, default=False
+        Allow ``stimulus_ids`` that tuned the network (not held out).
 
     Attributes
     ----------
@@ -622,11 +721,13 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "device": "no_validation",  # resolved (with its own messages) by _backend
         "dtype": "no_validation",
         "verbose": ["verbose"],
+        "tuned_stimuli": "no_validation",  # ids or a fitted network (check_tuning_overlap)
+        "allow_tuning_overlap": ["boolean"],
     }
 
     def __init__(self, alphas=None, *, layer_slices=None, n_components=None, cv=5, rois=None,
                  layer_selection="roi", fit_intercept=True, device="cpu", dtype="float32",
-                 verbose=0):
+                 verbose=0, tuned_stimuli=None, allow_tuning_overlap=False):
         self.alphas = alphas
         self.layer_slices = layer_slices
         self.n_components = n_components
@@ -637,8 +738,12 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.tuned_stimuli = tuned_stimuli
+        self.allow_tuning_overlap = allow_tuning_overlap
 
-    def fit(self, X, y, groups=None):
+    __metadata_request__fit = {"stimulus_ids": True}
+
+    def fit(self, X, y, stimulus_ids=None, groups=None):
         """Search alphas and layers by K-fold CV, then refit on all samples.
 
         Parameters
@@ -646,8 +751,12 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Layer activations of the encoding images.
         y : array-like of shape (n_samples, n_voxels)
+        stimulus_ids : array-like of shape (n_samples,), default=None
+            Stimulus ids: repeats of a stimulus stay in one fold; ``None``:
+            identical rows of ``X`` are one stimulus.  Checked against
+            ``tuned_stimuli``.
         groups : array-like of shape (n_samples,), default=None
-            Stimulus ids: repeats of a stimulus stay in one fold.
+            Deprecated name of ``stimulus_ids`` (FutureWarning).
 
         Returns
         -------
@@ -665,10 +774,12 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.n_components, numbers.Integral) or self.n_components < 1):
             raise ValueError(f"n_components must be a positive int or None, got {self.n_components!r}.")
         rois = _check_rois(self.rois, Y2.shape[1])
+        stimulus_ids = _deprecated_groups(stimulus_ids, groups, "VoxelwiseEncoder.fit")
         res = encoding_layer_scores(
-            X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, groups=groups,
+            X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,
             n_components=self.n_components, fit_intercept=self.fit_intercept,
-            device=self.device, dtype=self.dtype,
+            device=self.device, dtype=self.dtype, tuned_stimuli=self.tuned_stimuli,
+            allow_tuning_overlap=self.allow_tuning_overlap,
         )
         scores, alphas = res["scores"], res["alphas"]
         self.cv_scores_ = scores
@@ -712,11 +823,24 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             out[:, cols] = X[:, slices[name]] @ coef + intercept
         return out[:, 0] if self._y_1d else out
 
-    def score_voxels(self, X, y):
+    def score_voxels(self, X, y, stimulus_ids=None):
         """Per-voxel Pearson r of the predictions of ``X`` with ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples, n_voxels)
+        stimulus_ids : array-like of shape (n_samples,), default=None
+            Stimuli of the samples, checked against ``tuned_stimuli`` (needed
+            when it is set).
 
         Returns
         -------
         r : ndarray of shape (n_voxels,)
         """
+        check_is_fitted(self)
+        ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X),
+                                                            name="stimulus_ids")
+        check_tuning_overlap(self.tuned_stimuli, ids,
+                             allow_tuning_overlap=self.allow_tuning_overlap, name="test")
         return voxel_correlations(y, self.predict(X))

@@ -12,6 +12,7 @@ from sklearn_brain.encoding import (
     LayerPCA,
     VoxelwiseEncoder,
     check_disjoint_stimuli,
+    check_tuning_overlap,
     encoding_layer_scores,
     linear_probe_score,
     noise_ceiling,
@@ -88,9 +89,9 @@ def test_encoder_selects_layers_per_roi_and_predicts_like_sklearn(data):
 
 def test_voxel_selection_without_rois_and_groups(data):
     X, Y, slices, _ = data
-    groups = np.repeat(np.arange(40), 2)
+    ids = np.repeat(np.arange(40), 2)
     enc = VoxelwiseEncoder(ALPHAS, layer_slices=slices, cv=4, layer_selection="voxel").fit(
-        X, Y, groups=groups)
+        X, Y, stimulus_ids=ids)
     assert enc.roi_layers_ == {}
     assert list(enc.voxel_layer_) == [0] * 4 + [1] * 4
     # one-dimensional y gives one-dimensional predictions
@@ -173,3 +174,68 @@ def test_bad_input(data):
         normalized_r(np.zeros(3), np.zeros(4))
     with pytest.raises(ValueError, match="at least 2 folds"):
         encoding_layer_scores(X, Y, cv=1)
+
+
+# ------------------------------------------------ repeats, renamed ids, leak guard
+@pytest.fixture(scope="module")
+def repeated():
+    """40 stimuli x 2 identical feature rows; responses unrelated to the features."""
+    rng = np.random.default_rng(5)
+    ids = np.repeat(np.arange(40), 2)
+    X = rng.normal(size=(40, 120))[ids]  # more features than samples: ridge interpolates
+    Y = rng.normal(size=(40, 6))[ids] + 0.05 * rng.normal(size=(80, 6))
+    return X, Y, ids
+
+
+def test_identical_rows_are_grouped_without_ids(repeated):
+    X, Y, ids = repeated
+    alphas = [1e-3]
+    inferred = encoding_layer_scores(X, Y, alphas=alphas, cv=5, dtype="float64")
+    explicit = encoding_layer_scores(X, Y, alphas=alphas, cv=5, stimulus_ids=ids,
+                                     dtype="float64")
+    # features unrelated to responses: held-out r ~ 0 when repeats stay in one fold ...
+    assert abs(inferred["scores"].mean()) < 0.25 and abs(explicit["scores"].mean()) < 0.25
+    # ... while letting the twin of a test trial into training (ungrouped K-fold) memorises it
+    leaky = encoding_layer_scores(X, Y, alphas=alphas, cv=KFold(5, shuffle=True, random_state=0),
+                                  dtype="float64")
+    assert leaky["scores"].mean() > 0.8
+    enc = VoxelwiseEncoder(alphas, cv=5, dtype="float64").fit(X, Y)
+    np.testing.assert_allclose(enc.cv_scores_, inferred["scores"])
+
+
+def test_groups_is_a_deprecated_name_of_stimulus_ids(repeated):
+    X, Y, ids = repeated
+    ref = encoding_layer_scores(X, Y, alphas=ALPHAS, cv=4, stimulus_ids=ids)
+    with pytest.warns(FutureWarning, match="renamed 'stimulus_ids'"):
+        old = encoding_layer_scores(X, Y, alphas=ALPHAS, cv=4, groups=ids)
+    np.testing.assert_array_equal(old["scores"], ref["scores"])
+    with pytest.warns(FutureWarning, match="VoxelwiseEncoder.fit: 'groups' was renamed"):
+        enc = VoxelwiseEncoder(ALPHAS, cv=4).fit(X, Y, groups=ids)
+    np.testing.assert_array_equal(enc.cv_scores_, ref["scores"])
+    with pytest.raises(ValueError, match="stimulus_ids only"):
+        encoding_layer_scores(X, Y, stimulus_ids=ids, groups=ids)
+
+
+def test_encoding_refuses_stimuli_the_network_was_tuned_on(repeated):
+    X, Y, ids = repeated
+    tuned = np.arange(30, 50)  # overlaps stimuli 30..39
+    with pytest.raises(ValueError, match="10 stimuli were used both to tune"):
+        encoding_layer_scores(X, Y, alphas=ALPHAS, stimulus_ids=ids, tuned_stimuli=tuned)
+    with pytest.raises(ValueError, match="used both to tune the network and in the encoding"):
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli=tuned).fit(X, Y, stimulus_ids=ids)
+    with pytest.raises(ValueError, match="have no stimulus_ids"):
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli=tuned).fit(X, Y)
+    # explicitly allowed: same result as without the check
+    allowed = VoxelwiseEncoder(ALPHAS, tuned_stimuli=tuned, allow_tuning_overlap=True).fit(
+        X, Y, stimulus_ids=ids)
+    np.testing.assert_array_equal(allowed.cv_scores_,
+                                  VoxelwiseEncoder(ALPHAS).fit(X, Y, stimulus_ids=ids).cv_scores_)
+    # disjoint encoding stimuli pass; scoring on tuned stimuli is refused
+    held = ids < 30
+    enc = VoxelwiseEncoder(ALPHAS, tuned_stimuli=tuned).fit(X[held], Y[held],
+                                                             stimulus_ids=ids[held])
+    with pytest.raises(ValueError, match="in the test set"):
+        enc.score_voxels(X[~held], Y[~held], stimulus_ids=ids[~held])
+    assert enc.score_voxels(X[held], Y[held], stimulus_ids=ids[held]).shape == (6,)
+    check_tuning_overlap(None, ids)  # nothing to check
+    check_tuning_overlap(tuned, ids, allow_tuning_overlap=True)

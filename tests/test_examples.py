@@ -85,20 +85,18 @@ def test_idiosyncratic_sweep_example_small():
 # --------------------------------------------------------------------------
 EXAMPLES = Path(__file__).parents[1] / "examples"
 # examples with a test of their own above are not run twice
-DEDICATED = {"plot_bold5000_pipeline.py", "plot_idiosyncratic_sweep.py"}
+DEDICATED = {"plot_bold5000_pipeline.py", "plot_idiosyncratic_sweep.py",
+             "plot_cltuned_alexnet.py"}  # the last in tests/test_example_cltuned.py
 SIMULATOR_EXAMPLES = sorted(p for p in EXAMPLES.glob("*/plot_*.py") if p.name not in DEDICATED)
 
 # what each example must print (its tables) and the least number of figures it draws
 EXPECTED = {
     "plot_ridge_alpha_selection.py": (
-        ["modality", "per-target mse", "best fixed", "default / best"], 1),
+        ["protocol", "repeats averaged", "single-trial", "per-target mse", "/ best fixed alpha"], 1),
     "plot_compare_decoders.py": (
         ["Top-1 %", "ridge image + aug (chosen)", "contrastive cross-subject multi",
          "extra stimuli chosen per subject", "datasets"], 0),
     "plot_search_contrastive.py": (["top1", "top5", "best:"], 0),
-    "plot_cltuned_alexnet.py": (
-        ["untuned", "regression-tuned S1", "CL-tuned pooled S1+S2", "mean delta r vs untuned",
-         "best layer per ROI", "I(fMRI; image) >="], 0),
 }
 
 # runs the script as __main__ with a non-interactive backend, then counts its figures
@@ -119,7 +117,8 @@ def test_every_simulator_example_is_run():
     assert set(EXPECTED) <= {p.name for p in SIMULATOR_EXAMPLES}
     assert all((EXAMPLES / sub / name).is_file() for sub, name in
                [("real_data", "plot_bold5000_pipeline.py"),
-                ("decoding", "plot_idiosyncratic_sweep.py")])
+                ("decoding", "plot_idiosyncratic_sweep.py"),
+                ("encoding", "plot_cltuned_alexnet.py")])
 
 
 @pytest.mark.slow

@@ -68,6 +68,52 @@ def test_bimixco_by_hand():
         pytest.approx(float(info_nce_loss(p, t, 0.2)), rel=1e-6)
 
 
+def _mindeye_mixco_nce(pred, target, temperature, perm, betas):
+    """MindEye's ``mixco_nce`` (utils.py of MedARC-AI/fMRI-reconstruction-NSD), in NumPy.
+
+    ``probs = diag(betas); probs[i, perm[i]] = 1 - betas[i]``; row term
+    ``-(log_softmax(logits) * probs).sum(-1).mean()``, column term the same
+    on the transposes, without renormalising the columns; mean of both.
+    """
+    p = pred / np.linalg.norm(pred, axis=1, keepdims=True)
+    t = target / np.linalg.norm(target, axis=1, keepdims=True)
+    logits = p @ t.T / temperature
+
+    def log_softmax(z):
+        m = z.max(axis=1, keepdims=True)
+        return z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+
+    probs = np.diag(betas)
+    probs[np.arange(len(p)), perm] = 1 - betas
+    rows = -(log_softmax(logits) * probs).sum(axis=1).mean()
+    cols = -(log_softmax(logits.T) * probs.T).sum(axis=1).mean()
+    return (rows + cols) / 2, rows, probs, logits, log_softmax
+
+
+def test_bimixco_mindeye_form_matches_mixco_nce_by_hand():
+    rng = np.random.default_rng(3)
+    n = 8
+    pred, target = rng.normal(size=(n, 5)), rng.normal(size=(n, 5))
+    perm = np.roll(np.arange(n), 3)  # no sample is its own partner
+    perm[[0, 1]] = perm[[1, 0]]  # so that some columns get 0 or 2 partners
+    betas = np.where(np.arange(n) % 2 == 0, rng.uniform(0.1, 0.9, n), 1.0)
+    ref, rows, probs, logits, log_softmax = _mindeye_mixco_nce(pred, target, 0.3, perm, betas)
+    args = (torch.tensor(pred), torch.tensor(target), torch.tensor(perm), torch.tensor(betas), 0.3)
+    mindeye = float(bimixco_loss(*args, normalize_columns=False))
+    assert mindeye == pytest.approx(ref, rel=1e-10)
+    # default: the column targets renormalised to distributions
+    pt = probs.T / probs.T.sum(axis=1, keepdims=True)
+    ref_norm = (rows - (log_softmax(logits.T) * pt).sum(axis=1).mean()) / 2
+    default = float(bimixco_loss(*args))
+    assert default == pytest.approx(ref_norm, rel=1e-10)
+    assert abs(default - mindeye) > 1e-3  # the forms differ on a mixed batch
+    # the option reaches the criterion module
+    loss = DecodingLoss(alpha=1.0, temperature=0.3, bimixco_normalize_columns=False)
+    mix = (torch.tensor(perm), torch.tensor(betas))
+    assert float(loss(torch.tensor(pred), torch.tensor(target), mix=mix)) == \
+        pytest.approx(ref, rel=1e-6)
+
+
 def test_regression_losses_by_hand():
     p = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     t = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
