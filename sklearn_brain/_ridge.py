@@ -28,6 +28,7 @@ processed in chunks so that peak memory stays bounded for 100k+ voxels, and
 the computation runs in torch on any device.
 """
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -66,10 +67,13 @@ def default_chunk_size(n_samples, n_targets, itemsize=4):
     return int(max(1, min(n_targets, max(64, _MEMORY_BUDGET // per_target))))
 
 
+def _np_dtype(dtype):
+    return np.float64 if dtype == torch.float64 else np.float32
+
+
 def _load_chunk(Y, sl, device, dtype):
     """A private (copied) tensor of the columns ``sl`` of ``Y``: never aliases user data."""
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    block = np.array(Y[:, sl], dtype=np_dtype, order="C", copy=True)
+    block = np.array(Y[:, sl], dtype=_np_dtype(dtype), order="C", copy=True)
     return torch.from_numpy(block).to(device)
 
 
@@ -78,10 +82,91 @@ def _chunk_view(Y, sl, device, dtype):
 
     Callers must never modify the result in place.
     """
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    if isinstance(Y, np.ndarray) and Y.dtype == np_dtype and torch.device(device).type == "cpu":
-        return torch.from_numpy(Y)[:, sl]
+    if isinstance(Y, np.ndarray) and Y.dtype == _np_dtype(dtype) and torch.device(device).type == "cpu":
+        return _readonly_tensor(Y)[:, sl]
     return _load_chunk(Y, sl, device, dtype)
+
+
+def _readonly_tensor(A):
+    """``torch.from_numpy`` of a possibly read-only array (e.g. ``np.load(mmap_mode="r")``).
+
+    The tensor is only ever read: torch's warning about non-writable arrays
+    does not apply.
+    """
+    if A.flags.writeable:
+        return torch.from_numpy(A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(A)
+
+
+class _Workspace:
+    """Reusable work buffers for the chunk loops.
+
+    A fresh ``(n_samples, chunk)`` tensor costs page faults on every chunk (a
+    pass over memory as slow as several in-place operations); the buffers are
+    allocated once and reused, so each chunk touches only memory already mapped.
+    """
+
+    def __init__(self, device, dtype):
+        self.device, self.dtype, self._bufs = device, dtype, {}
+
+    def get(self, name, n, c):
+        buf = self._bufs.get(name)
+        if buf is None or buf.numel() < n * c:
+            buf = torch.empty(n * c, dtype=self.dtype, device=self.device)
+            self._bufs[name] = buf
+        return buf[: n * c].view(n, c)
+
+
+def _as_slice(cols):
+    """``cols`` (sorted int array) as a slice when it is a contiguous range, else itself."""
+    if isinstance(cols, slice):
+        return cols
+    if cols.size and int(cols[-1]) - int(cols[0]) + 1 == cols.size and (
+            cols.size == 1 or bool(np.all(np.diff(cols) == 1))):
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
+
+
+def _read_columns(Y, cols, ws, device, dtype, *, name="y"):
+    """Columns ``cols`` (slice or int array) of ``Y`` as an ``(n_samples, c)`` tensor.
+
+    In-memory ``Y`` of the working dtype on the CPU is viewed, never copied;
+    otherwise (memory-mapped files, another dtype, a GPU, scattered columns)
+    the columns are read into the work buffer ``name``, so a memory-mapped
+    ``Y`` is read chunk by chunk and never held whole.  Never modify the result
+    in place.
+    """
+    cols = _as_slice(cols)
+    np_dtype = _np_dtype(dtype)
+    on_cpu = torch.device(device).type == "cpu"
+    if (isinstance(cols, slice) and type(Y) is np.ndarray and Y.dtype == np_dtype and on_cpu):
+        return _readonly_tensor(Y)[:, cols]
+    n = Y.shape[0]
+    c = len(range(*cols.indices(Y.shape[1]))) if isinstance(cols, slice) else len(cols)
+    if not on_cpu:
+        block = np.ascontiguousarray(Y[:, cols], dtype=np_dtype)
+        return torch.from_numpy(block).to(device)
+    out = ws.get(name, n, c)
+    out_np = out.numpy()
+    if isinstance(cols, slice):
+        np.copyto(out_np, Y[:, cols], casting="unsafe")
+    elif getattr(Y, "dtype", None) == np_dtype and type(Y) is np.ndarray:
+        np.take(Y, cols, axis=1, out=out_np)
+    else:
+        np.copyto(out_np, Y[:, cols], casting="unsafe")
+    return out
+
+
+def _colsum(A, ones):
+    """Column sums of an ``(n, c)`` tensor as one matrix-vector product."""
+    return (ones @ A)[0]
+
+
+def _colsum_prod(A, B, ws, ones):
+    """Column sums of ``A * B`` through a reused buffer (no fresh allocation)."""
+    return _colsum(torch.mul(A, B, out=ws.get("tmp", *A.shape)), ones)
 
 
 def _check_alphas(alphas):
@@ -284,6 +369,142 @@ def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
             E = torch.einsum("bcij,bjc->bic", M[:, alpha_idx], Rg)
         R[index] = E.to(R.dtype)
     return R
+
+
+def _alpha_runs(alpha_idx, n_alphas):
+    """Targets sorted by alpha: ``order`` and the ``(alpha, slice)`` runs sharing one alpha."""
+    order = torch.argsort(alpha_idx, stable=True)
+    counts = torch.bincount(alpha_idx, minlength=n_alphas).tolist()
+    runs, start = [], 0
+    for a, cnt in enumerate(counts):
+        if cnt:
+            runs.append((a, slice(start, start + cnt)))
+            start += cnt
+    return order, runs
+
+
+def _loo_weights(h, dtype):
+    """Leave-one-out scaling ``1 / (1 - h_ii)`` of shape (n_alphas, n_samples)."""
+    return (1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)).to(dtype)
+
+
+def _flat_blocks(blocks, dtype):
+    """:func:`_block_inverses` output as ``(flat row index, M in the working dtype)``."""
+    return [(index.reshape(-1), M.to(dtype)) for index, M in blocks]
+
+
+def _heldout_residuals_sorted(R, runs, w, blocks, ws=None):
+    """Closed-form held-out residuals in place, for targets sorted by alpha.
+
+    The per-target alpha makes :func:`_heldout_residuals` gather an
+    ``(n_samples, n_targets)`` weight matrix and an ``(n_groups, n_targets,
+    m, m)`` stack of block inverses.  With the targets sorted so that each run
+    shares one alpha, the singleton rows are one in-place scaling per run and
+    the rows of repeated stimuli one small batched product per run (one
+    product in total over the targets), whatever the number of alphas.
+
+    Parameters
+    ----------
+    R : tensor of shape (n_samples, n_targets)
+        In-sample residuals, columns sorted by alpha; overwritten.
+    runs : list of (int, slice)
+        Alpha index of each run of columns (from :func:`_alpha_runs`).
+    w : tensor of shape (n_alphas, n_samples)
+        Leave-one-out weights (:func:`_loo_weights`).
+    blocks : list
+        :func:`_flat_blocks` of the groups with more than one sample.
+    """
+    saved = []
+    for i, (flat, _) in enumerate(blocks):
+        out = ws.get(f"block{i}", flat.numel(), R.shape[1]) if ws is not None else None
+        saved.append(torch.index_select(R, 0, flat, out=out) if out is not None
+                     else R.index_select(0, flat))
+    for a, sl in runs:
+        R[:, sl].mul_(w[a][:, None])
+    for (flat, M), Rg in zip(blocks, saved):
+        b, m = M.shape[0], M.shape[-1]
+        Rg3 = Rg.view(b, m, -1)
+        for a, sl in runs:
+            # e_g = (I - H_gg)^{-1} r_g, written back over the saved rows
+            Rg3[:, :, sl] = torch.matmul(M[:, a], Rg3[:, :, sl])
+        R.index_copy_(0, flat, Rg)
+    return R
+
+
+def _heldout_r_at(U1, Yk, B1, y_mean, ysq, best_k, w_single, blocks, ws, n_alphas):
+    """Pearson r of exact held-out predictions, each target at its own alpha.
+
+    The held-out residuals are ``E = W o R`` on the rows of unrepeated
+    stimuli (``W = 1 / (1 - h)`` at the target's alpha) and
+    ``E_g = (I - H_gg)^{-1} R_g`` on each group of repeats, with in-sample
+    residuals ``R = Y - U1 B1``.  Pearson r of the held-out prediction
+    ``Y - E`` needs only three column sums of ``E``: ``sum E``, ``sum E^2``
+    and ``sum E (Y - mean)``.  On the unrepeated rows they are
+    ``w_a^T R``, ``(w_a^2)^T R^2`` and ``w_a^T (R o Y)`` for every alpha ``a``
+    at once (products with ``n_alphas`` rows, tiny next to ``U1 B1``), from
+    which each target takes its own alpha; so the cost is one product
+    ``U1 B1`` and three passes over the chunk, whatever the number of alphas.
+    Only the rows of repeated stimuli are sorted by alpha, for one small
+    batched product per alpha.
+
+    Parameters
+    ----------
+    U1 : tensor of shape (n_samples, rank [+ 1])
+        Left singular vectors, with a column of ones when an intercept is fitted.
+    Yk : tensor of shape (n_samples, c)
+        Targets (read only).
+    B1 : tensor of shape (rank [+ 1], c)
+        ``d[best] * U^T Y`` (and the target means as last row).
+    y_mean : tensor of shape (c,)
+    ysq : tensor of shape (c,)
+        Centred sums of squares of the targets.
+    best_k : tensor of shape (c,)
+        Alpha index of each target.
+    w_single : tensor of shape (n_alphas, n_samples)
+        Leave-one-out weights, zero on the rows of repeated stimuli.
+    blocks : list
+        :func:`_flat_blocks` of the groups of repeats.
+
+    Returns
+    -------
+    r : tensor of shape (c,), float64
+    """
+    n, c = Yk.shape
+    dev, dtype = Yk.device, Yk.dtype
+    R = torch.addmm(Yk, U1, B1, alpha=-1, out=ws.get("r", n, c))
+    n_grouped = sum(int(flat.numel()) for flat, _ in blocks)
+    if n_grouped:  # in-sample residuals of the repeated rows, before reusing buffers
+        flat_all = torch.cat([flat for flat, _ in blocks])
+        Rg_all = torch.index_select(R, 0, flat_all, out=ws.get("grouped", n_grouped, c))
+    tmp = ws.get("tmp", n, c)
+    pick = best_k[None, :]
+    s_e = (w_single @ R).gather(0, pick)[0].double()
+    s_ey = (w_single @ torch.mul(R, Yk, out=tmp)).gather(0, pick)[0].double()
+    s_ee = ((w_single * w_single) @ torch.mul(R, R, out=tmp)).gather(0, pick)[0].double()
+    s_ey = s_ey - y_mean.double() * s_e  # sum E (Y - mean)
+    if n_grouped:
+        order, runs = _alpha_runs(best_k, n_alphas)
+        off = 0
+        for flat, M in blocks:
+            b, m = M.shape[0], M.shape[-1]
+            Rg = Rg_all[off:off + b * m].index_select(1, order).view(b, m, c)
+            off += b * m
+            for a, sl in runs:
+                Rg[:, :, sl] = torch.matmul(M[:, a], Rg[:, :, sl])
+            Eg = Rg.view(b * m, c)
+            Yg = Yk.index_select(0, flat).index_select(1, order)
+            Yg.sub_(y_mean[order][None, :])
+            ones_g = torch.ones((1, b * m), dtype=dtype, device=dev)
+            for acc, val in ((s_e, _colsum(Eg, ones_g)), (s_ey, _colsum(Eg * Yg, ones_g)),
+                             (s_ee, _colsum(Eg * Eg, ones_g))):
+                acc[order] += val.double()
+    ysq = ysq.double()
+    cov = ysq - s_ey
+    var_p = (ysq - 2 * s_ey + s_ee - s_e * s_e / n).clamp_min(0)
+    den = torch.sqrt(var_p * ysq)
+    r = (cov / den).clamp(-1.0, 1.0)
+    r[den <= 1e-12 * ysq] = float("nan")
+    return r
 
 
 def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
@@ -504,17 +725,21 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
             B = torch.cat([B, y_mean[None, :]], dim=0)
         return torch.addmm(Yk, U1, B, alpha=-1)
 
+    ws = _Workspace(dev, wdtype)
+    ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
+    sorted_blocks = _flat_blocks(blocks, wdtype)
+    w_single = _loo_weights(h, wdtype)
+    for flat, _ in sorted_blocks:
+        w_single[:, flat] = 0  # rows of repeated stimuli are handled by their blocks
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
-        if columns is None:
-            Yk = _chunk_view(Y, sl, dev, wdtype)  # read-only from here on
-        else:
-            Yk = _load_chunk(Y, columns[sl], dev, wdtype)
+        # read-only from here on: a view of Y, or Y's columns read into a buffer
+        Yk = _read_columns(Y, sl if columns is None else columns[sl], ws, dev, wdtype)
         c = Yk.shape[1]
         # one GEMM gives U^T Y and the column sums (U is orthogonal to the
-        # constant when X is centred); sums of squares in one fused reduction
+        # constant when X is centred); sums of squares through a reused buffer
         UtY1 = U1.T @ Yk
-        sq = torch.linalg.vector_norm(Yk, dim=0).double() ** 2
+        sq = _colsum_prod(Yk, Yk, ws, ones_row).double()
         if fit_intercept:
             UtY, y_mean = UtY1[:-1], UtY1[-1] / n
             ysq = sq - n * y_mean.double() ** 2
@@ -528,6 +753,7 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
             rss = ysq[None, :] - F @ (UtY * UtY)
             err = rss.clamp_min(0) / n / gcv_den
         else:
+            # the exact criterion: every alpha's held-out residuals for every target
             err = torch.empty((len(alphas), c), dtype=wdtype, device=dev)
             for a in range(len(alphas)):
                 R = residuals(Yk, UtY, d[a][:, None], y_mean)
@@ -540,21 +766,12 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
         if return_heldout_r and criterion == "gcv" and not blocks:
             heldout_r[sl] = to_numpy(_gcv_heldout_r(d, UtY, ysq, best_k, gcv_gamma))
         elif return_heldout_r:
-            # held-out prediction = y - E, Pearson r computed from sums
-            E = residuals(Yk, UtY, d[best_k].T, y_mean)
-            E = _heldout_residuals(factors, E, best_k, d, h, blocks)
-            # held-out predictions are y - E; Pearson r from three fused sums
-            s_e = E.sum(dim=0).double()
-            s_ee = torch.linalg.vector_norm(E, dim=0).double() ** 2
-            s_ey = torch.linalg.vecdot(E, Yk, dim=0).double() - y_mean.double() * s_e
-            ysq64 = ysq.double()
-            cov = ysq64 - s_ey
-            var_p = (ysq64 - 2 * s_ey + s_ee - s_e * s_e / n).clamp_min(0)
-            den = torch.sqrt(var_p * ysq64)
-            r = (cov / den).clamp(-1.0, 1.0)
-            r[den <= 1e-12 * ysq64] = float("nan")
+            # exact held-out r at each target's own alpha, computed once
+            B = UtY * d[best_k].T
+            B1 = torch.cat([B, y_mean[None, :]], dim=0) if fit_intercept else B
+            r = _heldout_r_at(U1, Yk, B1, y_mean, ysq, best_k, w_single, sorted_blocks, ws,
+                              len(alphas))
             heldout_r[sl] = to_numpy(r)
-            del E
         if return_coef:
             Ck = ridge_coef_from_factors(factors, UtY, best_k, alphas)
             coef[:, sl] = to_numpy(Ck)
@@ -638,8 +855,13 @@ def loo_residuals(factors, Y, alphas, alpha_per_target, groups=None):
     U = factors.U
     Yk, _, UtY, d, h, blocks = _loo_setup(factors, Y, alphas, groups)
     idx = torch.as_tensor(np.asarray(alpha_per_target), dtype=torch.long, device=U.device)
-    R = Yk - U @ (UtY * d[idx].T)
-    return to_numpy(_heldout_residuals(factors, R, idx, d, h, blocks))
+    # targets sorted by alpha: one product and one pass whatever the number of alphas
+    order, runs = _alpha_runs(idx, len(alphas))
+    R = Yk[:, order] - U @ (UtY[:, order] * d[idx[order]].T)
+    _heldout_residuals_sorted(R, runs, _loo_weights(h, R.dtype), _flat_blocks(blocks, R.dtype))
+    out = torch.empty_like(R)
+    out[:, order] = R
+    return to_numpy(out)
 
 
 def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,
