@@ -388,9 +388,14 @@ def _loo_weights(h, dtype):
     return (1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)).to(dtype)
 
 
-def _flat_blocks(blocks, dtype):
-    """:func:`_block_inverses` output as ``(flat row index, M in the working dtype)``."""
-    return [(index.reshape(-1), M.to(dtype)) for index, M in blocks]
+def _flat_blocks(blocks):
+    """:func:`_block_inverses` output as ``(flat row index, M)``.
+
+    ``M = (I - H_gg)^{-1}`` stays float64: near-singular groups (high
+    leverage at small alpha) make its entries large and its products with
+    the residuals cancel, which float32 cannot resolve.
+    """
+    return [(index.reshape(-1), M) for index, M in blocks]
 
 
 def _heldout_residuals_sorted(R, runs, w, blocks, ws=None):
@@ -423,11 +428,11 @@ def _heldout_residuals_sorted(R, runs, w, blocks, ws=None):
         R[:, sl].mul_(w[a][:, None])
     for (flat, M), Rg in zip(blocks, saved):
         b, m = M.shape[0], M.shape[-1]
-        Rg3 = Rg.view(b, m, -1)
+        Rg3 = Rg.view(b, m, -1).double()
         for a, sl in runs:
             # e_g = (I - H_gg)^{-1} r_g, written back over the saved rows
             Rg3[:, :, sl] = torch.matmul(M[:, a], Rg3[:, :, sl])
-        R.index_copy_(0, flat, Rg)
+        R.index_copy_(0, flat, Rg3.view(b * m, -1).to(R.dtype))
     return R
 
 
@@ -487,17 +492,18 @@ def _heldout_r_at(U1, Yk, B1, y_mean, ysq, best_k, w_single, blocks, ws, n_alpha
         off = 0
         for flat, M in blocks:
             b, m = M.shape[0], M.shape[-1]
-            Rg = Rg_all[off:off + b * m].index_select(1, order).view(b, m, c)
+            # float64 here: see _flat_blocks
+            Rg = Rg_all[off:off + b * m].index_select(1, order).double().view(b, m, c)
             off += b * m
             for a, sl in runs:
                 Rg[:, :, sl] = torch.matmul(M[:, a], Rg[:, :, sl])
             Eg = Rg.view(b * m, c)
-            Yg = Yk.index_select(0, flat).index_select(1, order)
-            Yg.sub_(y_mean[order][None, :])
-            ones_g = torch.ones((1, b * m), dtype=dtype, device=dev)
+            Yg = Yk.index_select(0, flat).index_select(1, order).double()
+            Yg.sub_(y_mean[order].double()[None, :])
+            ones_g = torch.ones((1, b * m), dtype=torch.float64, device=dev)
             for acc, val in ((s_e, _colsum(Eg, ones_g)), (s_ey, _colsum(Eg * Yg, ones_g)),
                              (s_ee, _colsum(Eg * Eg, ones_g))):
-                acc[order] += val.double()
+                acc[order] += val
     ysq = ysq.double()
     cov = ysq - s_ey
     var_p = (ysq - 2 * s_ey + s_ee - s_e * s_e / n).clamp_min(0)
@@ -544,7 +550,7 @@ def _pearson_columns(A, B):
 
 
 def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None,
-          factors=None):
+          factors=None, columns=None):
     """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
 
     Parameters
@@ -555,14 +561,20 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
         One alpha for all targets, or one per target.
     factors : RidgeFactors, default=None
         Decomposition of ``X`` from :func:`ridge_factorize`, to reuse it.
+    columns : array-like of int, default=None
+        Fit only these columns of ``Y`` (read chunk by chunk, never copied
+        whole); ``alpha`` and the outputs then follow ``columns``.
 
     Returns
     -------
     coef : ndarray of shape (n_features, n_targets)
     intercept : ndarray of shape (n_targets,)
     """
-    Y = np.asarray(Y)
-    n_targets = Y.shape[1]
+    if not hasattr(Y, "shape"):
+        Y = np.asarray(Y)
+    if columns is not None:
+        columns = np.asarray(columns, dtype=np.intp)
+    n_targets = Y.shape[1] if columns is None else len(columns)
     alpha_arr = np.asarray(alpha, dtype=np.float64)
     if alpha_arr.ndim == 0:
         alpha_arr = np.full(n_targets, float(alpha_arr))
@@ -575,9 +587,10 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     chunk_size = chunk_size or default_chunk_size(U.shape[0], n_targets)
     coef = np.empty((factors.V.shape[0], n_targets), dtype=to_numpy(U[:0]).dtype)
     intercept = np.empty(n_targets, dtype=coef.dtype)
+    ws = _Workspace(dev, wdtype)
     for start in range(0, n_targets, chunk_size):
-        sl = slice(start, start + chunk_size)
-        Yk = _load_chunk(Y, sl, dev, wdtype)
+        sl = slice(start, min(start + chunk_size, n_targets))
+        Yk = _read_columns(Y, sl if columns is None else columns[sl], ws, dev, wdtype)
         UtY = U.T @ Yk
         idx = torch.as_tensor(index[sl], device=dev)
         Ck = ridge_coef_from_factors(factors, UtY, idx, alphas)
@@ -667,6 +680,8 @@ def ridge_cv(
         Arrays over the selected targets (``columns``) in order.
     """
     alphas = _check_alphas(alphas)
+    if not hasattr(Y, "shape"):
+        Y = np.asarray(Y)
     if isinstance(cv, str):
         if cv not in ("gcv", "loo"):
             raise ValueError(f"cv must be 'gcv', 'loo', an int or a CV splitter, got {cv!r}.")
@@ -727,7 +742,7 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
 
     ws = _Workspace(dev, wdtype)
     ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
-    sorted_blocks = _flat_blocks(blocks, wdtype)
+    sorted_blocks = _flat_blocks(blocks)
     w_single = _loo_weights(h, wdtype)
     for flat, _ in sorted_blocks:
         w_single[:, flat] = 0  # rows of repeated stimuli are handled by their blocks
@@ -858,7 +873,7 @@ def loo_residuals(factors, Y, alphas, alpha_per_target, groups=None):
     # targets sorted by alpha: one product and one pass whatever the number of alphas
     order, runs = _alpha_runs(idx, len(alphas))
     R = Yk[:, order] - U @ (UtY[:, order] * d[idx[order]].T)
-    _heldout_residuals_sorted(R, runs, _loo_weights(h, R.dtype), _flat_blocks(blocks, R.dtype))
+    _heldout_residuals_sorted(R, runs, _loo_weights(h, R.dtype), _flat_blocks(blocks))
     out = torch.empty_like(R)
     out[:, order] = R
     return to_numpy(out)

@@ -29,19 +29,42 @@ logger = logging.getLogger(__name__)
 __all__ = ["EncodingVoxelSelector"]
 
 
-def _valid_voxels(X, chunk=4096):
-    """Voxels that are finite on every sample and not constant (no copy of X)."""
+def _valid_voxels(X, chunk=4096, *, reject_inf=False):
+    """Voxels that are finite on every sample and not constant (no copy of X).
+
+    ``X`` is read ``chunk`` voxels at a time, so a memory-mapped array is
+    never loaded whole.  With ``reject_inf`` an infinite value raises (NaN
+    marks a voxel outside the brain; infinity is an error in the data).
+    """
     n_vox = X.shape[1]
     finite = np.empty(n_vox, dtype=bool)
     valid = np.empty(n_vox, dtype=bool)
     for start in range(0, n_vox, chunk):
         block = X[:, start:start + chunk]
         fin = np.isfinite(block).all(axis=0)
+        if reject_inf and not fin.all() and np.isinf(block[:, ~fin]).any():
+            j = start + int(np.flatnonzero(np.isinf(block).any(axis=0))[0])
+            raise ValueError(
+                f"Input X contains infinity (voxel {j}); NaN is allowed for voxels to drop, "
+                "infinity is not: check the data."
+            )
         with np.errstate(invalid="ignore"):
             spread = block.max(axis=0) - block.min(axis=0)
         finite[start:start + chunk] = fin
         valid[start:start + chunk] = fin & (spread > 0)
     return valid, finite
+
+
+def _rows(mask):
+    """A boolean row mask as a slice when its rows are contiguous (a view, no copy)."""
+    idx = np.flatnonzero(mask)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return mask
+
+
+def _n_rows(rows):
+    return rows.stop - rows.start if isinstance(rows, slice) else int(rows.sum())
 
 
 def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
@@ -73,7 +96,7 @@ def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
 def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     """Score every voxel of one subject; returns a dict of per-subject results."""
     n_samples, n_in = X.shape
-    valid, finite = _valid_voxels(X)
+    valid, finite = _valid_voxels(X, reject_inf=True)
     n_nan = int(np.sum(~finite))
     n_const = int(np.sum(finite & ~valid))
     if n_nan or n_const:
@@ -107,8 +130,8 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     order = np.argsort(-rank_key, kind="stable")
     selected = np.sort(order[:k])
     coef, intercept = ridge(
-        F, X[:, selected], best_alphas[selected], fit_intercept=selector.fit_intercept,
-        device=selector.device, dtype=selector.dtype, factors=factors,
+        F, X, best_alphas[selected], fit_intercept=selector.fit_intercept,
+        device=selector.device, dtype=selector.dtype, factors=factors, columns=selected,
     )
     return {
         "scores": scores, "best_alphas": best_alphas, "selected": selected,
@@ -250,8 +273,11 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         self : EncodingVoxelSelector
         """
         check_params(self)
+        # X may be a memory-mapped whole brain: sklearn's finiteness check would
+        # build a full boolean copy, so infinity is rejected voxel chunk by voxel
+        # chunk instead (_valid_voxels); float32/float64 input is never copied
         X, y = validate_data(
-            self, X, y, ensure_all_finite="allow-nan", multi_output=True, y_numeric=True,
+            self, X, y, ensure_all_finite=False, multi_output=True, y_numeric=True,
             dtype=[np.float32, np.float64],
         )
         F = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -285,15 +311,15 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         # so that every subject keeps the same number of voxels
         n_voxels = self.n_voxels
         if isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, numbers.Integral):
-            n_valid = min(int(_valid_voxels(X[codes == i])[0].sum())
+            n_valid = min(int(_valid_voxels(X[_rows(codes == i)])[0].sum())
                           for i in range(len(self.subjects_)))
             n_voxels = _resolve_n_voxels(n_voxels, n_valid)
         results = []
         for i, s in enumerate(self.subjects_):
-            rows = codes == i
-            if rows.sum() < 3:
+            rows = _rows(codes == i)
+            if _n_rows(rows) < 3:
                 raise ValueError(
-                    f"subject {subject_name(s)} has {rows.sum()} samples; need at least 3.")
+                    f"subject {subject_name(s)} has {_n_rows(rows)} samples; need at least 3.")
             g = None if groups is None else groups[rows]
             if g is not None and np.unique(g).size < 2:
                 raise ValueError(f"subject {subject_name(s)} saw fewer than two distinct stimuli.")
@@ -347,7 +373,8 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         X_selected : ndarray of shape (n_samples, n_selected)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False,
+        # only the selected voxels are read and checked (memory-mapped X is never loaded whole)
+        X = validate_data(self, X, ensure_all_finite=False, reset=False,
                           dtype=[np.float32, np.float64])
         if self.subjects_ is None:
             if subjects is not None:
