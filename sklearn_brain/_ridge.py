@@ -63,7 +63,7 @@ class RidgeFactors(NamedTuple):
 
 def default_chunk_size(n_samples, n_targets, itemsize=4):
     """Number of targets per chunk keeping the work buffers near 256 MiB."""
-    per_target = max(1, n_samples) * itemsize * 4
+    per_target = max(1, n_samples) * itemsize * 5  # five (n_samples, chunk) work buffers
     return int(max(1, min(n_targets, max(64, _MEMORY_BUDGET // per_target))))
 
 
@@ -436,37 +436,62 @@ def _heldout_residuals_sorted(R, runs, w, blocks, ws=None):
     return R
 
 
-def _heldout_r_at(U1, Yk, B1, y_mean, ysq, best_k, w_single, blocks, ws, n_alphas):
+class _SingletonWeights(NamedTuple):
+    """Per-alpha row weights of the closed-form held-out sums (zero on repeated rows).
+
+    With leverage ``h`` and ``w = 1 / (1 - h)``, the held-out prediction of
+    an unrepeated row, minus the training mean, is ``P = w (F - h Yc)``
+    (``F`` the centred in-sample fit, ``Yc`` the centred target).  Each
+    attribute stacks the weights that turn a column sum over rows into one
+    term of ``sum P``, ``sum P Yc`` or ``sum P^2``, for every alpha at once.
+    """
+
+    on_F: torch.Tensor  # w                                 (A, n)
+    on_FY: torch.Tensor  # [w ; w^2 h]                      (2A, n)
+    on_F2: torch.Tensor  # w^2                               (A, n)
+    on_Y2: torch.Tensor  # [w h ; w^2 h^2]                   (2A, n)
+    on_Y: torch.Tensor  # [w h ; 1]                          (A + 1, n)
+
+
+def _singleton_weights(h, blocks, dtype):
+    w = 1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)  # float64 (A, n)
+    for flat, _ in blocks:
+        w[:, flat] = 0  # rows of repeated stimuli are handled by their blocks
+    wh, w2 = w * h, w * w
+    ones = torch.ones((1, h.shape[1]), dtype=h.dtype, device=h.device)
+    return _SingletonWeights(*(t.to(dtype) for t in (
+        w, torch.cat([w, w2 * h]), w2, torch.cat([wh, w2 * h * h]), torch.cat([wh, ones]))))
+
+
+def _heldout_r_at(U, Yc, Y2, UtY, d, best_k, weights, blocks, ws):
     """Pearson r of exact held-out predictions, each target at its own alpha.
 
-    The held-out residuals are ``E = W o R`` on the rows of unrepeated
-    stimuli (``W = 1 / (1 - h)`` at the target's alpha) and
-    ``E_g = (I - H_gg)^{-1} R_g`` on each group of repeats, with in-sample
-    residuals ``R = Y - U1 B1``.  Pearson r of the held-out prediction
-    ``Y - E`` needs only three column sums of ``E``: ``sum E``, ``sum E^2``
-    and ``sum E (Y - mean)``.  On the unrepeated rows they are
-    ``w_a^T R``, ``(w_a^2)^T R^2`` and ``w_a^T (R o Y)`` for every alpha ``a``
-    at once (products with ``n_alphas`` rows, tiny next to ``U1 B1``), from
-    which each target takes its own alpha; so the cost is one product
-    ``U1 B1`` and three passes over the chunk, whatever the number of alphas.
-    Only the rows of repeated stimuli are sorted by alpha, for one small
-    batched product per alpha.
+    On the rows of unrepeated stimuli the held-out prediction minus the
+    training mean is ``P = w (F - h Yc)`` with the fit ``F = U (d * U^T Y)``,
+    leverage ``h`` and ``w = 1 / (1 - h)`` at the target's alpha; on each
+    group of repeats it is ``P_g = Yc_g - (I - H_gg)^{-1} (Yc_g - F_g)``
+    (float64).  Pearson r needs ``sum P``, ``sum P Yc`` and ``sum P^2``; on
+    the unrepeated rows these are sums of ``F``, ``F Yc``, ``F^2``, ``Yc`` and
+    ``Yc^2`` weighted per alpha (:class:`_SingletonWeights`), products with
+    a few rows per alpha, tiny next to ``U (d * U^T Y)``.  So the cost is that
+    one product and two passes over the chunk, whatever the number of alphas;
+    the terms have the size of ``P`` itself, so heavily shrunk targets (nearly
+    constant predictions) keep their precision.  Only the rows of repeated
+    stimuli are sorted by alpha, for one small batched product per alpha.
 
     Parameters
     ----------
-    U1 : tensor of shape (n_samples, rank [+ 1])
-        Left singular vectors, with a column of ones when an intercept is fitted.
-    Yk : tensor of shape (n_samples, c)
-        Targets (read only).
-    B1 : tensor of shape (rank [+ 1], c)
-        ``d[best] * U^T Y`` (and the target means as last row).
-    y_mean : tensor of shape (c,)
-    ysq : tensor of shape (c,)
-        Centred sums of squares of the targets.
+    U : tensor of shape (n_samples, rank)
+    Yc : tensor of shape (n_samples, c)
+        Centred targets (uncentred without intercept).
+    Y2 : tensor of shape (n_samples, c)
+        ``Yc ** 2``.
+    UtY : tensor of shape (rank, c)
+    d : tensor of shape (n_alphas, rank)
+        Shrinkage factors.
     best_k : tensor of shape (c,)
         Alpha index of each target.
-    w_single : tensor of shape (n_alphas, n_samples)
-        Leave-one-out weights, zero on the rows of repeated stimuli.
+    weights : _SingletonWeights
     blocks : list
         :func:`_flat_blocks` of the groups of repeats.
 
@@ -474,42 +499,50 @@ def _heldout_r_at(U1, Yk, B1, y_mean, ysq, best_k, w_single, blocks, ws, n_alpha
     -------
     r : tensor of shape (c,), float64
     """
-    n, c = Yk.shape
-    dev, dtype = Yk.device, Yk.dtype
-    R = torch.addmm(Yk, U1, B1, alpha=-1, out=ws.get("r", n, c))
+    n, c = Yc.shape
+    n_alphas = d.shape[0]
+    Fit = torch.mm(U, UtY * d[best_k].T, out=ws.get("fit", n, c))
+    tmp = torch.mul(Fit, Yc, out=ws.get("tmp", n, c))
     n_grouped = sum(int(flat.numel()) for flat, _ in blocks)
-    if n_grouped:  # in-sample residuals of the repeated rows, before reusing buffers
+    if n_grouped:  # the fit on the repeated rows, before squaring it in place
         flat_all = torch.cat([flat for flat, _ in blocks])
-        Rg_all = torch.index_select(R, 0, flat_all, out=ws.get("grouped", n_grouped, c))
-    tmp = ws.get("tmp", n, c)
-    pick = best_k[None, :]
-    s_e = (w_single @ R).gather(0, pick)[0].double()
-    s_ey = (w_single @ torch.mul(R, Yk, out=tmp)).gather(0, pick)[0].double()
-    s_ee = ((w_single * w_single) @ torch.mul(R, R, out=tmp)).gather(0, pick)[0].double()
-    s_ey = s_ey - y_mean.double() * s_e  # sum E (Y - mean)
+        Fg_all = Fit.index_select(0, flat_all).double()
+    k = torch.arange(c, device=Yc.device)
+
+    def pick(M, i=0):  # row ``i * n_alphas + best_k[j]`` of each column j
+        return M[i * n_alphas + best_k, k].double()
+
+    on_F = weights.on_F @ Fit
+    on_FY = weights.on_FY @ tmp
+    on_F2 = weights.on_F2 @ Fit.mul_(Fit)
+    on_Y2 = weights.on_Y2 @ Y2
+    on_Y = weights.on_Y @ Yc
+    s_y = on_Y[-1].double()
+    s_p = pick(on_F) - pick(on_Y)
+    s_py = pick(on_FY) - pick(on_Y2)
+    s_pp = pick(on_F2) - 2 * pick(on_FY, 1) + pick(on_Y2, 1)
+    y_sq = _colsum(Y2, weights.on_Y[-1:]).double()
     if n_grouped:
         order, runs = _alpha_runs(best_k, n_alphas)
         off = 0
         for flat, M in blocks:
             b, m = M.shape[0], M.shape[-1]
-            # float64 here: see _flat_blocks
-            Rg = Rg_all[off:off + b * m].index_select(1, order).double().view(b, m, c)
+            Yg = Yc.index_select(0, flat).index_select(1, order).double()
+            Rg = (Yg - Fg_all[off:off + b * m].index_select(1, order)).view(b, m, c)
             off += b * m
             for a, sl in runs:
+                # e_g = (I - H_gg)^{-1} r_g at the run's alpha
                 Rg[:, :, sl] = torch.matmul(M[:, a], Rg[:, :, sl])
-            Eg = Rg.view(b * m, c)
-            Yg = Yk.index_select(0, flat).index_select(1, order).double()
-            Yg.sub_(y_mean[order].double()[None, :])
-            ones_g = torch.ones((1, b * m), dtype=torch.float64, device=dev)
-            for acc, val in ((s_e, _colsum(Eg, ones_g)), (s_ey, _colsum(Eg * Yg, ones_g)),
-                             (s_ee, _colsum(Eg * Eg, ones_g))):
-                acc[order] += val
-    ysq = ysq.double()
-    cov = ysq - s_ey
-    var_p = (ysq - 2 * s_ey + s_ee - s_e * s_e / n).clamp_min(0)
-    den = torch.sqrt(var_p * ysq)
+            Pg = Yg - Rg.view(b * m, c)  # held-out predictions of the repeated rows
+            s_p[order] += Pg.sum(dim=0)
+            s_py[order] += (Pg * Yg).sum(dim=0)
+            s_pp[order] += (Pg * Pg).sum(dim=0)
+    cov = s_py - s_p * s_y / n
+    var_p = (s_pp - s_p * s_p / n).clamp_min(0)
+    var_y = (y_sq - s_y * s_y / n).clamp_min(0)
+    den = torch.sqrt(var_p * var_y)
     r = (cov / den).clamp(-1.0, 1.0)
-    r[den <= 1e-12 * ysq] = float("nan")
+    r[den <= 1e-12 * var_y] = float("nan")
     return r
 
 
@@ -743,9 +776,7 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
     ws = _Workspace(dev, wdtype)
     ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
     sorted_blocks = _flat_blocks(blocks)
-    w_single = _loo_weights(h, wdtype)
-    for flat, _ in sorted_blocks:
-        w_single[:, flat] = 0  # rows of repeated stimuli are handled by their blocks
+    weights = _singleton_weights(h.double(), sorted_blocks, wdtype)
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
         # read-only from here on: a view of Y, or Y's columns read into a buffer
@@ -754,15 +785,24 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
         # one GEMM gives U^T Y and the column sums (U is orthogonal to the
         # constant when X is centred); sums of squares through a reused buffer
         UtY1 = U1.T @ Yk
-        sq = _colsum_prod(Yk, Yk, ws, ones_row).double()
-        if fit_intercept:
-            UtY, y_mean = UtY1[:-1], UtY1[-1] / n
-            ysq = sq - n * y_mean.double() ** 2
-            if bool((ysq < 1e-3 * sq).any()):  # large offsets: avoid cancellation
-                var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
-                ysq = var.double() * n
+        exact_r = return_heldout_r and (bool(blocks) or criterion != "gcv")
+        if exact_r:
+            # centred targets and their squares, kept for the held-out sums
+            UtY = UtY1[:-1] if fit_intercept else UtY1
+            y_mean = UtY1[-1] / n if fit_intercept else torch.zeros(c, dtype=wdtype, device=dev)
+            Yc = torch.sub(Yk, y_mean[None, :], out=ws.get("yc", n, c))
+            Y2 = torch.mul(Yc, Yc, out=ws.get("y2", n, c))
+            ysq = _colsum(Y2, ones_row).double()
         else:
-            UtY, y_mean, ysq = UtY1, torch.zeros(c, dtype=wdtype, device=dev), sq
+            sq = _colsum_prod(Yk, Yk, ws, ones_row).double()
+            if fit_intercept:
+                UtY, y_mean = UtY1[:-1], UtY1[-1] / n
+                ysq = sq - n * y_mean.double() ** 2
+                if bool((ysq < 1e-3 * sq).any()):  # large offsets: avoid cancellation
+                    var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
+                    ysq = var.double() * n
+            else:
+                UtY, y_mean, ysq = UtY1, torch.zeros(c, dtype=wdtype, device=dev), sq
         ysq = ysq.to(wdtype)
         if criterion == "gcv":
             rss = ysq[None, :] - F @ (UtY * UtY)
@@ -782,10 +822,7 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
             heldout_r[sl] = to_numpy(_gcv_heldout_r(d, UtY, ysq, best_k, gcv_gamma))
         elif return_heldout_r:
             # exact held-out r at each target's own alpha, computed once
-            B = UtY * d[best_k].T
-            B1 = torch.cat([B, y_mean[None, :]], dim=0) if fit_intercept else B
-            r = _heldout_r_at(U1, Yk, B1, y_mean, ysq, best_k, w_single, sorted_blocks, ws,
-                              len(alphas))
+            r = _heldout_r_at(U, Yc, Y2, UtY, d, best_k, weights, sorted_blocks, ws)
             heldout_r[sl] = to_numpy(r)
         if return_coef:
             Ck = ridge_coef_from_factors(factors, UtY, best_k, alphas)
