@@ -10,6 +10,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._parallel import Parallel, delayed
 from ._ridge import ridge, ridge_cv, ridge_factorize
 from ._validation import (
     as_float,
@@ -314,7 +315,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             n_valid = min(int(_valid_voxels(X[_rows(codes == i)])[0].sum())
                           for i in range(len(self.subjects_)))
             n_voxels = _resolve_n_voxels(n_voxels, n_valid)
-        results = []
+        jobs = []
         for i, s in enumerate(self.subjects_):
             rows = _rows(codes == i)
             if _n_rows(rows) < 3:
@@ -323,7 +324,11 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             g = None if groups is None else groups[rows]
             if g is not None and np.unique(g).size < 2:
                 raise ValueError(f"subject {subject_name(s)} saw fewer than two distinct stimuli.")
-            results.append(_fit_one(self, X[rows], F[rows], g, alphas, n_voxels, subject=s))
+            jobs.append(delayed(_fit_one)(self, X[rows], F[rows], g, alphas, n_voxels,
+                                          subject=s))
+        # subjects are independent: serial by default, spread over processes or a
+        # Dask cluster by the caller's joblib.parallel_config (see _parallel)
+        results = Parallel()(jobs)
         self.scores_ = np.stack([r["scores"] for r in results])
         self.best_alphas_ = np.stack([r["best_alphas"] for r in results])
         self.selected_indices_ = np.stack([r["selected"] for r in results])
