@@ -250,7 +250,7 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, groups=
     # memory-mapped X / Y travel as file references, never as copies
     Xs, Ys = share_array(X), share_array(Y)
     tasks = [(fi, li) for fi in range(len(folds)) for li in range(len(slices))]
-    parts = Parallel()(
+    parts = Parallel(batch_size=1)(
         delayed(_fold_layer_scores)(
             Xs, Ys, folds[fi][0], folds[fi][1], list(slices.values())[li], alphas,
             n_components, fit_intercept=fit_intercept, device=device, dtype=dtype)

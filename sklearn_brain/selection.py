@@ -328,7 +328,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
                                           subject=s))
         # subjects are independent: serial by default, spread over processes or a
         # Dask cluster by the caller's joblib.parallel_config (see _parallel)
-        results = Parallel()(jobs)
+        results = Parallel(batch_size=1)(jobs)
         self.scores_ = np.stack([r["scores"] for r in results])
         self.best_alphas_ = np.stack([r["best_alphas"] for r in results])
         self.selected_indices_ = np.stack([r["selected"] for r in results])
