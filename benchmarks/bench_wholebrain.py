@@ -181,7 +181,6 @@ def part_select(args, rows, info):
     resp = (np.arange(v) % 10) == 0
     info["selected_responsive_fraction"] = float(resp[sel.selected_indices_].mean())
     info["median_selected_r"] = float(np.median(sel.scores_[sel.selected_indices_]))
-    del sel
 
     if not args.skip_peers:
         from himalaya.backend import set_backend
@@ -225,7 +224,6 @@ def part_select(args, rows, info):
                                  f"{args.peer_memory_gib:g} GiB"})
             info[f"peer_fit_max_voxels::{name}"] = fit_max
         del Yp
-    del Y
     info["torch_threads"] = torch.get_num_threads()
     if not args.keep_files:
         path.unlink()
@@ -334,8 +332,8 @@ def part_dask(args, rows, info):
     rng = np.random.default_rng(1)
     Fs = rng.standard_normal((ns, 256), dtype=np.float32)
     Xs = rng.standard_normal((2 * ns, vs), dtype=np.float32)
-    Xs[:, ::10] += np.vstack([Fs, Fs]) @ rng.standard_normal((256, len(range(0, vs, 10))),
-                                                          dtype=np.float32) / 16
+    W = rng.standard_normal((256, len(range(0, vs, 10))), dtype=np.float32) / 16
+    Xs[:, ::10] += np.vstack([Fs, Fs]) @ W
     np.save(workdir / "Xs.npy", Xs)
     Xsm = np.load(workdir / "Xs.npy", mmap_mode="r")
     subjects = np.repeat(["s1", "s2"], ns)

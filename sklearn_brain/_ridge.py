@@ -77,16 +77,6 @@ def _load_chunk(Y, sl, device, dtype):
     return torch.from_numpy(block).to(device)
 
 
-def _chunk_view(Y, sl, device, dtype):
-    """Read-only tensor of the columns ``sl`` of ``Y``: a view when dtype/device allow.
-
-    Callers must never modify the result in place.
-    """
-    if isinstance(Y, np.ndarray) and Y.dtype == _np_dtype(dtype) and torch.device(device).type == "cpu":
-        return _readonly_tensor(Y)[:, sl]
-    return _load_chunk(Y, sl, device, dtype)
-
-
 def _readonly_tensor(A):
     """``torch.from_numpy`` of a possibly read-only array (e.g. ``np.load(mmap_mode="r")``).
 
