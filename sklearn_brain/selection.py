@@ -166,9 +166,14 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
     cv : {"auto", "gcv", "loo"} or int or CV splitter, default="auto"
         How held-out predictions are made. ``"gcv"``: generalised
         cross-validation (alphas and held-out r from one product, the
-        fastest); ``"loo"``: exact leave-one-out; with ``stimulus_ids`` both
-        become exact leave-one-stimulus-out scoring. An int or a splitter:
-        K-fold (grouped by stimulus) validation r. ``"auto"`` is ``"gcv"``.
+        fastest); ``"loo"``: exact leave-one-out. With ``stimulus_ids`` (or
+        repeated feature rows) the score is always the exact
+        leave-one-stimulus-out r: ``"gcv"`` picks each voxel's alpha by GCV
+        and computes that r once at the chosen alpha (about one more
+        product), ``"loo"`` picks the alpha by the exact
+        leave-one-stimulus-out error of every alpha (several times slower).
+        An int or a splitter: K-fold (grouped by stimulus) validation r.
+        ``"auto"`` is ``"gcv"``.
     fit_intercept : bool, default=True
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where the ridge solver runs; results are NumPy arrays.
@@ -198,6 +203,12 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
 
     Notes
     -----
+    Whole-brain data: ``X`` may be memory-mapped (``np.load(path,
+    mmap_mode="r")``, or a loader's ``betas_file=``); it is read a chunk of
+    voxels at a time and never copied whole, in float32 or float64 as given.
+    Per-subject fits are joblib tasks: under
+    ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster.
+
     Multi-subject data: subjects have different voxel counts, so they are
     stored side by side in one array of shape (n_samples, max_n_voxels),
     each row padded with NaN beyond its subject's voxels, and a
