@@ -213,6 +213,8 @@ def part_select(args, rows, info):
             (v1, t1, m1), (v2, t2, m2) = meas
             t_per, m_per = (t2 - t1) / (v2 - v1), max(0.0, (m2 - m1) / (v2 - v1))
             t_full = t2 + t_per * (v - v2)
+            if t_per <= 0:  # timing noise (shared machine): proportional instead
+                t_full = t2 * v / v2
             m_full = m2 + m_per * (v - v2)
             fit_max = int((budget - n * 4 * 0 - (m2 - m_per * v2)) / max(m_per + n * 4, 1))
             rows.append({"part": "select", "method": f"{name} at {v} voxels",
