@@ -28,6 +28,7 @@ processed in chunks so that peak memory stays bounded for 100k+ voxels, and
 the computation runs in torch on any device.
 """
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -63,26 +64,100 @@ class RidgeFactors(NamedTuple):
 
 def default_chunk_size(n_samples, n_targets, itemsize=4):
     """Number of targets per chunk keeping the work buffers near 256 MiB."""
-    per_target = max(1, n_samples) * itemsize * 4
+    per_target = max(1, n_samples) * itemsize * 5  # five (n_samples, chunk) work buffers
     return int(max(1, min(n_targets, max(64, _MEMORY_BUDGET // per_target))))
+
+
+def _np_dtype(dtype):
+    return np.float64 if dtype == torch.float64 else np.float32
 
 
 def _load_chunk(Y, sl, device, dtype):
     """A private (copied) tensor of the columns ``sl`` of ``Y``: never aliases user data."""
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    block = np.array(Y[:, sl], dtype=np_dtype, order="C", copy=True)
+    block = np.array(Y[:, sl], dtype=_np_dtype(dtype), order="C", copy=True)
     return torch.from_numpy(block).to(device)
 
 
-def _chunk_view(Y, sl, device, dtype):
-    """Read-only tensor of the columns ``sl`` of ``Y``: a view when dtype/device allow.
+def _readonly_tensor(A):
+    """``torch.from_numpy`` of a possibly read-only array (e.g. ``np.load(mmap_mode="r")``).
 
-    Callers must never modify the result in place.
+    The tensor is only ever read: torch's warning about non-writable arrays
+    does not apply.
     """
-    np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    if isinstance(Y, np.ndarray) and Y.dtype == np_dtype and torch.device(device).type == "cpu":
-        return torch.from_numpy(Y)[:, sl]
-    return _load_chunk(Y, sl, device, dtype)
+    if A.flags.writeable:
+        return torch.from_numpy(A)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(A)
+
+
+class _Workspace:
+    """Reusable work buffers for the chunk loops.
+
+    A fresh ``(n_samples, chunk)`` tensor costs page faults on every chunk (a
+    pass over memory as slow as several in-place operations); the buffers are
+    allocated once and reused, so each chunk touches only memory already mapped.
+    """
+
+    def __init__(self, device, dtype):
+        self.device, self.dtype, self._bufs = device, dtype, {}
+
+    def get(self, name, n, c):
+        buf = self._bufs.get(name)
+        if buf is None or buf.numel() < n * c:
+            buf = torch.empty(n * c, dtype=self.dtype, device=self.device)
+            self._bufs[name] = buf
+        return buf[: n * c].view(n, c)
+
+
+def _as_slice(cols):
+    """``cols`` (sorted int array) as a slice when it is a contiguous range, else itself."""
+    if isinstance(cols, slice):
+        return cols
+    if cols.size and int(cols[-1]) - int(cols[0]) + 1 == cols.size and (
+            cols.size == 1 or bool(np.all(np.diff(cols) == 1))):
+        return slice(int(cols[0]), int(cols[-1]) + 1)
+    return cols
+
+
+def _read_columns(Y, cols, ws, device, dtype, *, name="y"):
+    """Columns ``cols`` (slice or int array) of ``Y`` as an ``(n_samples, c)`` tensor.
+
+    In-memory ``Y`` of the working dtype on the CPU is viewed, never copied;
+    otherwise (memory-mapped files, another dtype, a GPU, scattered columns)
+    the columns are read into the work buffer ``name``, so a memory-mapped
+    ``Y`` is read chunk by chunk and never held whole.  Never modify the result
+    in place.
+    """
+    cols = _as_slice(cols)
+    np_dtype = _np_dtype(dtype)
+    on_cpu = torch.device(device).type == "cpu"
+    if (isinstance(cols, slice) and type(Y) is np.ndarray and Y.dtype == np_dtype and on_cpu):
+        return _readonly_tensor(Y)[:, cols]
+    n = Y.shape[0]
+    c = len(range(*cols.indices(Y.shape[1]))) if isinstance(cols, slice) else len(cols)
+    if not on_cpu:
+        block = np.ascontiguousarray(Y[:, cols], dtype=np_dtype)
+        return torch.from_numpy(block).to(device)
+    out = ws.get(name, n, c)
+    out_np = out.numpy()
+    if isinstance(cols, slice):
+        np.copyto(out_np, Y[:, cols], casting="unsafe")
+    elif getattr(Y, "dtype", None) == np_dtype and type(Y) is np.ndarray:
+        np.take(Y, cols, axis=1, out=out_np)
+    else:
+        np.copyto(out_np, Y[:, cols], casting="unsafe")
+    return out
+
+
+def _colsum(A, ones):
+    """Column sums of an ``(n, c)`` tensor as one matrix-vector product."""
+    return (ones @ A)[0]
+
+
+def _colsum_prod(A, B, ws, ones):
+    """Column sums of ``A * B`` through a reused buffer (no fresh allocation)."""
+    return _colsum(torch.mul(A, B, out=ws.get("tmp", *A.shape)), ones)
 
 
 def _check_alphas(alphas):
@@ -287,6 +362,181 @@ def _heldout_residuals(factors, R, alpha_idx, d, h, blocks):
     return R
 
 
+def _alpha_runs(alpha_idx, n_alphas):
+    """Targets sorted by alpha: ``order`` and the ``(alpha, slice)`` runs sharing one alpha."""
+    order = torch.argsort(alpha_idx, stable=True)
+    counts = torch.bincount(alpha_idx, minlength=n_alphas).tolist()
+    runs, start = [], 0
+    for a, cnt in enumerate(counts):
+        if cnt:
+            runs.append((a, slice(start, start + cnt)))
+            start += cnt
+    return order, runs
+
+
+def _loo_weights(h, dtype):
+    """Leave-one-out scaling ``1 / (1 - h_ii)`` of shape (n_alphas, n_samples)."""
+    return (1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)).to(dtype)
+
+
+def _flat_blocks(blocks):
+    """:func:`_block_inverses` output as ``(flat row index, M)``.
+
+    ``M = (I - H_gg)^{-1}`` stays float64: near-singular groups (high
+    leverage at small alpha) make its entries large and its products with
+    the residuals cancel, which float32 cannot resolve.
+    """
+    return [(index.reshape(-1), M) for index, M in blocks]
+
+
+def _heldout_residuals_sorted(R, runs, w, blocks, ws=None):
+    """Closed-form held-out residuals in place, for targets sorted by alpha.
+
+    The per-target alpha makes :func:`_heldout_residuals` gather an
+    ``(n_samples, n_targets)`` weight matrix and an ``(n_groups, n_targets,
+    m, m)`` stack of block inverses.  With the targets sorted so that each run
+    shares one alpha, the singleton rows are one in-place scaling per run and
+    the rows of repeated stimuli one small batched product per run (one
+    product in total over the targets), whatever the number of alphas.
+
+    Parameters
+    ----------
+    R : tensor of shape (n_samples, n_targets)
+        In-sample residuals, columns sorted by alpha; overwritten.
+    runs : list of (int, slice)
+        Alpha index of each run of columns (from :func:`_alpha_runs`).
+    w : tensor of shape (n_alphas, n_samples)
+        Leave-one-out weights (:func:`_loo_weights`).
+    blocks : list
+        :func:`_flat_blocks` of the groups with more than one sample.
+    """
+    saved = []
+    for i, (flat, _) in enumerate(blocks):
+        out = ws.get(f"block{i}", flat.numel(), R.shape[1]) if ws is not None else None
+        saved.append(torch.index_select(R, 0, flat, out=out) if out is not None
+                     else R.index_select(0, flat))
+    for a, sl in runs:
+        R[:, sl].mul_(w[a][:, None])
+    for (flat, M), Rg in zip(blocks, saved):
+        b, m = M.shape[0], M.shape[-1]
+        Rg3 = Rg.view(b, m, -1).double()
+        for a, sl in runs:
+            # e_g = (I - H_gg)^{-1} r_g, written back over the saved rows
+            Rg3[:, :, sl] = torch.matmul(M[:, a], Rg3[:, :, sl])
+        R.index_copy_(0, flat, Rg3.view(b * m, -1).to(R.dtype))
+    return R
+
+
+class _SingletonWeights(NamedTuple):
+    """Per-alpha row weights of the closed-form held-out sums (zero on repeated rows).
+
+    With leverage ``h`` and ``w = 1 / (1 - h)``, the held-out prediction of
+    an unrepeated row, minus the training mean, is ``P = w (F - h Yc)``
+    (``F`` the centred in-sample fit, ``Yc`` the centred target).  Each
+    attribute stacks the weights that turn a column sum over rows into one
+    term of ``sum P``, ``sum P Yc`` or ``sum P^2``, for every alpha at once.
+    """
+
+    on_F: torch.Tensor  # w                                 (A, n)
+    on_FY: torch.Tensor  # [w ; w^2 h]                      (2A, n)
+    on_F2: torch.Tensor  # w^2                               (A, n)
+    on_Y2: torch.Tensor  # [w h ; w^2 h^2]                   (2A, n)
+    on_Y: torch.Tensor  # [w h ; 1]                          (A + 1, n)
+
+
+def _singleton_weights(h, blocks, dtype):
+    w = 1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)  # float64 (A, n)
+    for flat, _ in blocks:
+        w[:, flat] = 0  # rows of repeated stimuli are handled by their blocks
+    wh, w2 = w * h, w * w
+    ones = torch.ones((1, h.shape[1]), dtype=h.dtype, device=h.device)
+    return _SingletonWeights(*(t.to(dtype) for t in (
+        w, torch.cat([w, w2 * h]), w2, torch.cat([wh, w2 * h * h]), torch.cat([wh, ones]))))
+
+
+def _heldout_r_at(U, Yc, Y2, UtY, d, best_k, weights, blocks, ws):
+    """Pearson r of exact held-out predictions, each target at its own alpha.
+
+    On the rows of unrepeated stimuli the held-out prediction minus the
+    training mean is ``P = w (F - h Yc)`` with the fit ``F = U (d * U^T Y)``,
+    leverage ``h`` and ``w = 1 / (1 - h)`` at the target's alpha; on each
+    group of repeats it is ``P_g = Yc_g - (I - H_gg)^{-1} (Yc_g - F_g)``
+    (float64).  Pearson r needs ``sum P``, ``sum P Yc`` and ``sum P^2``; on
+    the unrepeated rows these are sums of ``F``, ``F Yc``, ``F^2``, ``Yc`` and
+    ``Yc^2`` weighted per alpha (:class:`_SingletonWeights`), products with
+    a few rows per alpha, tiny next to ``U (d * U^T Y)``.  So the cost is that
+    one product and two passes over the chunk, whatever the number of alphas;
+    the terms have the size of ``P`` itself, so heavily shrunk targets (nearly
+    constant predictions) keep their precision.  Only the rows of repeated
+    stimuli are sorted by alpha, for one small batched product per alpha.
+
+    Parameters
+    ----------
+    U : tensor of shape (n_samples, rank)
+    Yc : tensor of shape (n_samples, c)
+        Centred targets (uncentred without intercept).
+    Y2 : tensor of shape (n_samples, c)
+        ``Yc ** 2``.
+    UtY : tensor of shape (rank, c)
+    d : tensor of shape (n_alphas, rank)
+        Shrinkage factors.
+    best_k : tensor of shape (c,)
+        Alpha index of each target.
+    weights : _SingletonWeights
+    blocks : list
+        :func:`_flat_blocks` of the groups of repeats.
+
+    Returns
+    -------
+    r : tensor of shape (c,), float64
+    """
+    n, c = Yc.shape
+    n_alphas = d.shape[0]
+    Fit = torch.mm(U, UtY * d[best_k].T, out=ws.get("fit", n, c))
+    tmp = torch.mul(Fit, Yc, out=ws.get("tmp", n, c))
+    n_grouped = sum(int(flat.numel()) for flat, _ in blocks)
+    if n_grouped:  # the fit on the repeated rows, before squaring it in place
+        flat_all = torch.cat([flat for flat, _ in blocks])
+        Fg_all = Fit.index_select(0, flat_all).double()
+    k = torch.arange(c, device=Yc.device)
+
+    def pick(M, i=0):  # row ``i * n_alphas + best_k[j]`` of each column j
+        return M[i * n_alphas + best_k, k].double()
+
+    on_F = weights.on_F @ Fit
+    on_FY = weights.on_FY @ tmp
+    on_F2 = weights.on_F2 @ Fit.mul_(Fit)
+    on_Y2 = weights.on_Y2 @ Y2
+    on_Y = weights.on_Y @ Yc
+    s_y = on_Y[-1].double()
+    s_p = pick(on_F) - pick(on_Y)
+    s_py = pick(on_FY) - pick(on_Y2)
+    s_pp = pick(on_F2) - 2 * pick(on_FY, 1) + pick(on_Y2, 1)
+    y_sq = _colsum(Y2, weights.on_Y[-1:]).double()
+    if n_grouped:
+        order, runs = _alpha_runs(best_k, n_alphas)
+        off = 0
+        for flat, M in blocks:
+            b, m = M.shape[0], M.shape[-1]
+            Yg = Yc.index_select(0, flat).index_select(1, order).double()
+            Rg = (Yg - Fg_all[off:off + b * m].index_select(1, order)).view(b, m, c)
+            off += b * m
+            for a, sl in runs:
+                # e_g = (I - H_gg)^{-1} r_g at the run's alpha
+                Rg[:, :, sl] = torch.matmul(M[:, a], Rg[:, :, sl])
+            Pg = Yg - Rg.view(b * m, c)  # held-out predictions of the repeated rows
+            s_p[order] += Pg.sum(dim=0)
+            s_py[order] += (Pg * Yg).sum(dim=0)
+            s_pp[order] += (Pg * Pg).sum(dim=0)
+    cov = s_py - s_p * s_y / n
+    var_p = (s_pp - s_p * s_p / n).clamp_min(0)
+    var_y = (y_sq - s_y * s_y / n).clamp_min(0)
+    den = torch.sqrt(var_p * var_y)
+    r = (cov / den).clamp(-1.0, 1.0)
+    r[den <= 1e-12 * var_y] = float("nan")
+    return r
+
+
 def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
     """Pearson r of GCV held-out predictions, from ``U^T Y`` alone.
 
@@ -324,7 +574,7 @@ def _pearson_columns(A, B):
 
 
 def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None,
-          factors=None):
+          factors=None, columns=None):
     """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
 
     Parameters
@@ -335,14 +585,20 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
         One alpha for all targets, or one per target.
     factors : RidgeFactors, default=None
         Decomposition of ``X`` from :func:`ridge_factorize`, to reuse it.
+    columns : array-like of int, default=None
+        Fit only these columns of ``Y`` (read chunk by chunk, never copied
+        whole); ``alpha`` and the outputs then follow ``columns``.
 
     Returns
     -------
     coef : ndarray of shape (n_features, n_targets)
     intercept : ndarray of shape (n_targets,)
     """
-    Y = np.asarray(Y)
-    n_targets = Y.shape[1]
+    if not hasattr(Y, "shape"):
+        Y = np.asarray(Y)
+    if columns is not None:
+        columns = np.asarray(columns, dtype=np.intp)
+    n_targets = Y.shape[1] if columns is None else len(columns)
     alpha_arr = np.asarray(alpha, dtype=np.float64)
     if alpha_arr.ndim == 0:
         alpha_arr = np.full(n_targets, float(alpha_arr))
@@ -355,9 +611,10 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     chunk_size = chunk_size or default_chunk_size(U.shape[0], n_targets)
     coef = np.empty((factors.V.shape[0], n_targets), dtype=to_numpy(U[:0]).dtype)
     intercept = np.empty(n_targets, dtype=coef.dtype)
+    ws = _Workspace(dev, wdtype)
     for start in range(0, n_targets, chunk_size):
-        sl = slice(start, start + chunk_size)
-        Yk = _load_chunk(Y, sl, dev, wdtype)
+        sl = slice(start, min(start + chunk_size, n_targets))
+        Yk = _read_columns(Y, sl if columns is None else columns[sl], ws, dev, wdtype)
         UtY = U.T @ Yk
         idx = torch.as_tensor(index[sl], device=dev)
         Ck = ridge_coef_from_factors(factors, UtY, idx, alphas)
@@ -447,6 +704,8 @@ def ridge_cv(
         Arrays over the selected targets (``columns``) in order.
     """
     alphas = _check_alphas(alphas)
+    if not hasattr(Y, "shape"):
+        Y = np.asarray(Y)
     if isinstance(cv, str):
         if cv not in ("gcv", "loo"):
             raise ValueError(f"cv must be 'gcv', 'loo', an int or a CV splitter, got {cv!r}.")
@@ -505,30 +764,42 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
             B = torch.cat([B, y_mean[None, :]], dim=0)
         return torch.addmm(Yk, U1, B, alpha=-1)
 
+    ws = _Workspace(dev, wdtype)
+    ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
+    sorted_blocks = _flat_blocks(blocks)
+    weights = _singleton_weights(h.double(), sorted_blocks, wdtype)
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
-        if columns is None:
-            Yk = _chunk_view(Y, sl, dev, wdtype)  # read-only from here on
-        else:
-            Yk = _load_chunk(Y, columns[sl], dev, wdtype)
+        # read-only from here on: a view of Y, or Y's columns read into a buffer
+        Yk = _read_columns(Y, sl if columns is None else columns[sl], ws, dev, wdtype)
         c = Yk.shape[1]
         # one GEMM gives U^T Y and the column sums (U is orthogonal to the
-        # constant when X is centred); sums of squares in one fused reduction
+        # constant when X is centred); sums of squares through a reused buffer
         UtY1 = U1.T @ Yk
-        sq = torch.linalg.vector_norm(Yk, dim=0).double() ** 2
-        if fit_intercept:
-            UtY, y_mean = UtY1[:-1], UtY1[-1] / n
-            ysq = sq - n * y_mean.double() ** 2
-            if bool((ysq < 1e-3 * sq).any()):  # large offsets: avoid cancellation
-                var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
-                ysq = var.double() * n
+        exact_r = return_heldout_r and (bool(blocks) or criterion != "gcv")
+        if exact_r:
+            # centred targets and their squares, kept for the held-out sums
+            UtY = UtY1[:-1] if fit_intercept else UtY1
+            y_mean = UtY1[-1] / n if fit_intercept else torch.zeros(c, dtype=wdtype, device=dev)
+            Yc = torch.sub(Yk, y_mean[None, :], out=ws.get("yc", n, c))
+            Y2 = torch.mul(Yc, Yc, out=ws.get("y2", n, c))
+            ysq = _colsum(Y2, ones_row).double()
         else:
-            UtY, y_mean, ysq = UtY1, torch.zeros(c, dtype=wdtype, device=dev), sq
+            sq = _colsum_prod(Yk, Yk, ws, ones_row).double()
+            if fit_intercept:
+                UtY, y_mean = UtY1[:-1], UtY1[-1] / n
+                ysq = sq - n * y_mean.double() ** 2
+                if bool((ysq < 1e-3 * sq).any()):  # large offsets: avoid cancellation
+                    var, y_mean = torch.var_mean(Yk, dim=0, correction=0)
+                    ysq = var.double() * n
+            else:
+                UtY, y_mean, ysq = UtY1, torch.zeros(c, dtype=wdtype, device=dev), sq
         ysq = ysq.to(wdtype)
         if criterion == "gcv":
             rss = ysq[None, :] - F @ (UtY * UtY)
             err = rss.clamp_min(0) / n / gcv_den
         else:
+            # the exact criterion: every alpha's held-out residuals for every target
             err = torch.empty((len(alphas), c), dtype=wdtype, device=dev)
             for a in range(len(alphas)):
                 R = residuals(Yk, UtY, d[a][:, None], y_mean)
@@ -541,21 +812,9 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
         if return_heldout_r and criterion == "gcv" and not blocks:
             heldout_r[sl] = to_numpy(_gcv_heldout_r(d, UtY, ysq, best_k, gcv_gamma))
         elif return_heldout_r:
-            # held-out prediction = y - E, Pearson r computed from sums
-            E = residuals(Yk, UtY, d[best_k].T, y_mean)
-            E = _heldout_residuals(factors, E, best_k, d, h, blocks)
-            # held-out predictions are y - E; Pearson r from three fused sums
-            s_e = E.sum(dim=0).double()
-            s_ee = torch.linalg.vector_norm(E, dim=0).double() ** 2
-            s_ey = torch.linalg.vecdot(E, Yk, dim=0).double() - y_mean.double() * s_e
-            ysq64 = ysq.double()
-            cov = ysq64 - s_ey
-            var_p = (ysq64 - 2 * s_ey + s_ee - s_e * s_e / n).clamp_min(0)
-            den = torch.sqrt(var_p * ysq64)
-            r = (cov / den).clamp(-1.0, 1.0)
-            r[den <= 1e-12 * ysq64] = float("nan")
+            # exact held-out r at each target's own alpha, computed once
+            r = _heldout_r_at(U, Yc, Y2, UtY, d, best_k, weights, sorted_blocks, ws)
             heldout_r[sl] = to_numpy(r)
-            del E
         if return_coef:
             Ck = ridge_coef_from_factors(factors, UtY, best_k, alphas)
             coef[:, sl] = to_numpy(Ck)
@@ -639,8 +898,13 @@ def loo_residuals(factors, Y, alphas, alpha_per_target, groups=None):
     U = factors.U
     Yk, _, UtY, d, h, blocks = _loo_setup(factors, Y, alphas, groups)
     idx = torch.as_tensor(np.asarray(alpha_per_target), dtype=torch.long, device=U.device)
-    R = Yk - U @ (UtY * d[idx].T)
-    return to_numpy(_heldout_residuals(factors, R, idx, d, h, blocks))
+    # targets sorted by alpha: one product and one pass whatever the number of alphas
+    order, runs = _alpha_runs(idx, len(alphas))
+    R = Yk[:, order] - U @ (UtY[:, order] * d[idx[order]].T)
+    _heldout_residuals_sorted(R, runs, _loo_weights(h, R.dtype), _flat_blocks(blocks))
+    out = torch.empty_like(R)
+    out[:, order] = R
+    return to_numpy(out)
 
 
 def heldout_input_shift(factors, D, UtY, heldout_residuals, alphas, groups=None):

@@ -57,7 +57,15 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
-from ._ridge import _pearson_columns, ridge_coef_from_factors, ridge_factorize
+from ._parallel import Parallel, delayed, open_array, share_array
+from ._ridge import (
+    _pearson_columns,
+    _read_columns,
+    _Workspace,
+    default_chunk_size,
+    ridge,
+    ridge_factorize,
+)
 from ._validation import (
     as_float,
     check_alphas,
@@ -255,10 +263,14 @@ def _check_encoding_arrays(X, Y):
         raise ValueError(f"X and Y must have one row per sample: X has {X.shape[0]} rows, Y has "
                          f"{Y.shape[0]}.")
     for name, A in (("X", X), ("Y", Y)):
-        if not np.all(np.isfinite(A)):
-            bad = np.argwhere(~np.isfinite(A))[0]
-            raise ValueError(f"{name} contains NaN or inf (row {bad[0]}, column {bad[1]}); "
-                             "remove or impute these values (e.g. drop NaN voxels) first.")
+        # column chunks: a whole-brain (memory-mapped) Y is never checked in one piece
+        for start in range(0, A.shape[1], 4096):
+            block = A[:, start:start + 4096]
+            if not np.all(np.isfinite(block)):
+                bad = np.argwhere(~np.isfinite(block))[0]
+                raise ValueError(
+                    f"{name} contains NaN or inf (row {bad[0]}, column {start + bad[1]}); "
+                    "remove or impute these values (e.g. drop NaN voxels) first.")
 
 
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
@@ -322,33 +334,64 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     if ids is None:
         ids = infer_stimulus_ids(X)
     folds = _resolve_splits(cv, len(X), ids)
-    dev, wdtype = resolve_device(device), resolve_dtype(dtype)
+    # one task per fold and layer through joblib: serial by default, spread
+    # over processes or a Dask cluster by the caller's joblib.parallel_config;
+    # memory-mapped X / Y travel as file references, never as copies
+    Xs, Ys = share_array(X), share_array(Y)
+    tasks = [(fi, li) for fi in range(len(folds)) for li in range(len(slices))]
+    parts = Parallel(batch_size=1)(
+        delayed(_fold_layer_scores)(
+            Xs, Ys, folds[fi][0], folds[fi][1], list(slices.values())[li], alphas,
+            n_components, fit_intercept=fit_intercept, device=device, dtype=dtype)
+        for fi, li in tasks
+    )
     scores = np.zeros((len(slices), len(alphas), Y.shape[1]))
-    n_fact = 0
-    for train, test in folds:
-        Ytr = to_tensor(Y[train], device=dev, dtype=wdtype)
-        Yte = to_tensor(Y[test], device=dev, dtype=wdtype)
-        y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])
-        for li, sl in enumerate(slices.values()):
-            Xtr, Xte = X[train, sl], X[test, sl]
-            k = _n_comp(n_components, len(train), sl.stop - sl.start)
-            # PCA (fitted on the training fold) and ridge share one decomposition
-            factors = _layer_factors(Xtr, k, fit_intercept=fit_intercept, device=dev,
-                                     dtype=wdtype)
-            n_fact += 1
-            UtY = factors.U.T @ (Ytr - y_mean)
-            XV = (to_tensor(Xte, device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
-            s = factors.s
-            for a, alpha in enumerate(alphas):
-                w = (s / (s ** 2 + alpha)).to(wdtype)
-                pred = (XV * w) @ UtY + y_mean
-                r = to_numpy(_pearson_columns(pred, Yte)).astype(np.float64)
-                scores[li, a] += np.nan_to_num(r, nan=0.0) / len(folds)
+    for (fi, li), part in zip(tasks, parts):
+        scores[li] += part / len(folds)
+    n_fact = len(tasks)
     return {"scores": scores, "layers": list(slices), "alphas": alphas,
             "n_folds": len(folds), "n_factorizations": n_fact}
 
 
-def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype):
+def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_intercept, device,
+                       dtype, chunk_size=None):
+    """Validation r (n_alphas, n_voxels) of one layer in one fold, voxels streamed in chunks.
+
+    The layer's PCA and ridge share one decomposition of the training rows;
+    ``Y`` (possibly memory-mapped) is read a chunk of voxels at a time, so
+    peak memory is a few chunks, not a copy of the training responses.
+    NaN-valued validation r count as 0.
+    """
+    X, Y = open_array(X), open_array(Y)
+    dev, wdtype = resolve_device(device), resolve_dtype(dtype)
+    k = _n_comp(n_components, len(train), sl.stop - sl.start)
+    factors = _layer_factors(X[train, sl], k, fit_intercept=fit_intercept, device=dev,
+                             dtype=wdtype)
+    XV = (to_tensor(X[test, sl], device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
+    s = factors.s
+    train_t = torch.as_tensor(train, device=dev)
+    test_t = torch.as_tensor(test, device=dev)
+    n_vox = Y.shape[1]
+    chunk = chunk_size or default_chunk_size(Y.shape[0], n_vox, XV.element_size())
+    out = np.zeros((len(alphas), n_vox))
+    ws = _Workspace(dev, wdtype)
+    for start in range(0, n_vox, chunk):
+        cols = slice(start, min(start + chunk, n_vox))
+        Yk = _read_columns(Y, cols, ws, dev, wdtype)
+        Ytr = Yk.index_select(0, train_t)
+        Yte = Yk.index_select(0, test_t)
+        y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])
+        UtY = factors.U.T @ Ytr.sub_(y_mean)
+        del Ytr
+        for a, alpha in enumerate(alphas):
+            w = (s / (s ** 2 + alpha)).to(wdtype)
+            pred = (XV * w) @ UtY + y_mean
+            r = to_numpy(_pearson_columns(pred, Yte)).astype(np.float64)
+            out[a, cols] = np.nan_to_num(r, nan=0.0)
+    return out
+
+
+def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype, columns=None):
     """PCA(k) + ridge at per-voxel alphas on all samples, as feature-space coefficients.
 
     Returns
@@ -358,13 +401,9 @@ def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype):
     """
     dev, wdtype = resolve_device(device), resolve_dtype(dtype)
     f = _layer_factors(X, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype)
-    Yt = to_tensor(Y, device=dev, dtype=wdtype)
-    y_mean = Yt.mean(dim=0) if fit_intercept else torch.zeros_like(Yt[0])
-    alphas, idx = np.unique(alpha_per_voxel, return_inverse=True)
-    UtY = f.U.T @ (Yt - y_mean)
-    coef = ridge_coef_from_factors(f, UtY, torch.as_tensor(idx, device=dev), alphas)
-    intercept = y_mean - f.x_mean @ coef
-    return to_numpy(coef), to_numpy(intercept)
+    # Y's columns are read chunk by chunk (memory-mapped Y is never copied whole)
+    return ridge(None, Y, alpha_per_voxel, fit_intercept=fit_intercept, factors=f,
+                 columns=columns)
 
 
 def noise_ceiling(Y, stimulus_ids, *, n_average=None):
@@ -807,8 +846,8 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 continue
             k = _n_comp(self.n_components, X.shape[0], sl.stop - sl.start)
             self.coefs_[name] = (cols,) + _refit_layer(
-                X[:, sl], Y2[:, cols], self.best_alphas_[cols], k,
-                fit_intercept=self.fit_intercept, device=self.device, dtype=self.dtype)
+                X[:, sl], Y2, self.best_alphas_[cols], k, fit_intercept=self.fit_intercept,
+                device=self.device, dtype=self.dtype, columns=cols)
         logger.info("VoxelwiseEncoder: layers per ROI %s", self.roi_layers_)
         return self
 

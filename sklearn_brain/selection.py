@@ -10,6 +10,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._parallel import Parallel, delayed
 from ._ridge import ridge, ridge_cv, ridge_factorize
 from ._validation import (
     as_float,
@@ -29,19 +30,42 @@ logger = logging.getLogger(__name__)
 __all__ = ["EncodingVoxelSelector"]
 
 
-def _valid_voxels(X, chunk=4096):
-    """Voxels that are finite on every sample and not constant (no copy of X)."""
+def _valid_voxels(X, chunk=4096, *, reject_inf=False):
+    """Voxels that are finite on every sample and not constant (no copy of X).
+
+    ``X`` is read ``chunk`` voxels at a time, so a memory-mapped array is
+    never loaded whole.  With ``reject_inf`` an infinite value raises (NaN
+    marks a voxel outside the brain; infinity is an error in the data).
+    """
     n_vox = X.shape[1]
     finite = np.empty(n_vox, dtype=bool)
     valid = np.empty(n_vox, dtype=bool)
     for start in range(0, n_vox, chunk):
         block = X[:, start:start + chunk]
         fin = np.isfinite(block).all(axis=0)
+        if reject_inf and not fin.all() and np.isinf(block[:, ~fin]).any():
+            j = start + int(np.flatnonzero(np.isinf(block).any(axis=0))[0])
+            raise ValueError(
+                f"Input X contains infinity (voxel {j}); NaN is allowed for voxels to drop, "
+                "infinity is not: check the data."
+            )
         with np.errstate(invalid="ignore"):
             spread = block.max(axis=0) - block.min(axis=0)
         finite[start:start + chunk] = fin
         valid[start:start + chunk] = fin & (spread > 0)
     return valid, finite
+
+
+def _rows(mask):
+    """A boolean row mask as a slice when its rows are contiguous (a view, no copy)."""
+    idx = np.flatnonzero(mask)
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size:
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return mask
+
+
+def _n_rows(rows):
+    return rows.stop - rows.start if isinstance(rows, slice) else int(rows.sum())
 
 
 def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
@@ -73,7 +97,7 @@ def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
 def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     """Score every voxel of one subject; returns a dict of per-subject results."""
     n_samples, n_in = X.shape
-    valid, finite = _valid_voxels(X)
+    valid, finite = _valid_voxels(X, reject_inf=True)
     n_nan = int(np.sum(~finite))
     n_const = int(np.sum(finite & ~valid))
     if n_nan or n_const:
@@ -107,8 +131,8 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     order = np.argsort(-rank_key, kind="stable")
     selected = np.sort(order[:k])
     coef, intercept = ridge(
-        F, X[:, selected], best_alphas[selected], fit_intercept=selector.fit_intercept,
-        device=selector.device, dtype=selector.dtype, factors=factors,
+        F, X, best_alphas[selected], fit_intercept=selector.fit_intercept,
+        device=selector.device, dtype=selector.dtype, factors=factors, columns=selected,
     )
     return {
         "scores": scores, "best_alphas": best_alphas, "selected": selected,
@@ -142,9 +166,14 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
     cv : {"auto", "gcv", "loo"} or int or CV splitter, default="auto"
         How held-out predictions are made. ``"gcv"``: generalised
         cross-validation (alphas and held-out r from one product, the
-        fastest); ``"loo"``: exact leave-one-out; with ``stimulus_ids`` both
-        become exact leave-one-stimulus-out scoring. An int or a splitter:
-        K-fold (grouped by stimulus) validation r. ``"auto"`` is ``"gcv"``.
+        fastest); ``"loo"``: exact leave-one-out. With ``stimulus_ids`` (or
+        repeated feature rows) the score is always the exact
+        leave-one-stimulus-out r: ``"gcv"`` picks each voxel's alpha by GCV
+        and computes that r once at the chosen alpha (about one more
+        product), ``"loo"`` picks the alpha by the exact
+        leave-one-stimulus-out error of every alpha (several times slower).
+        An int or a splitter: K-fold (grouped by stimulus) validation r.
+        ``"auto"`` is ``"gcv"``.
     fit_intercept : bool, default=True
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where the ridge solver runs; results are NumPy arrays.
@@ -174,6 +203,12 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
 
     Notes
     -----
+    Whole-brain data: ``X`` may be memory-mapped (``np.load(path,
+    mmap_mode="r")``, or a loader's ``betas_file=``); it is read a chunk of
+    voxels at a time and never copied whole, in float32 or float64 as given.
+    Per-subject fits are joblib tasks: under
+    ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster.
+
     Multi-subject data: subjects have different voxel counts, so they are
     stored side by side in one array of shape (n_samples, max_n_voxels),
     each row padded with NaN beyond its subject's voxels, and a
@@ -250,8 +285,11 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         self : EncodingVoxelSelector
         """
         check_params(self)
+        # X may be a memory-mapped whole brain: sklearn's finiteness check would
+        # build a full boolean copy, so infinity is rejected voxel chunk by voxel
+        # chunk instead (_valid_voxels); float32/float64 input is never copied
         X, y = validate_data(
-            self, X, y, ensure_all_finite="allow-nan", multi_output=True, y_numeric=True,
+            self, X, y, ensure_all_finite=False, multi_output=True, y_numeric=True,
             dtype=[np.float32, np.float64],
         )
         F = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -285,19 +323,23 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         # so that every subject keeps the same number of voxels
         n_voxels = self.n_voxels
         if isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, numbers.Integral):
-            n_valid = min(int(_valid_voxels(X[codes == i])[0].sum())
+            n_valid = min(int(_valid_voxels(X[_rows(codes == i)])[0].sum())
                           for i in range(len(self.subjects_)))
             n_voxels = _resolve_n_voxels(n_voxels, n_valid)
-        results = []
+        jobs = []
         for i, s in enumerate(self.subjects_):
-            rows = codes == i
-            if rows.sum() < 3:
+            rows = _rows(codes == i)
+            if _n_rows(rows) < 3:
                 raise ValueError(
-                    f"subject {subject_name(s)} has {rows.sum()} samples; need at least 3.")
+                    f"subject {subject_name(s)} has {_n_rows(rows)} samples; need at least 3.")
             g = None if groups is None else groups[rows]
             if g is not None and np.unique(g).size < 2:
                 raise ValueError(f"subject {subject_name(s)} saw fewer than two distinct stimuli.")
-            results.append(_fit_one(self, X[rows], F[rows], g, alphas, n_voxels, subject=s))
+            jobs.append(delayed(_fit_one)(self, X[rows], F[rows], g, alphas, n_voxels,
+                                          subject=s))
+        # subjects are independent: serial by default, spread over processes or a
+        # Dask cluster by the caller's joblib.parallel_config (see _parallel)
+        results = Parallel(batch_size=1)(jobs)
         self.scores_ = np.stack([r["scores"] for r in results])
         self.best_alphas_ = np.stack([r["best_alphas"] for r in results])
         self.selected_indices_ = np.stack([r["selected"] for r in results])
@@ -347,7 +389,8 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         X_selected : ndarray of shape (n_samples, n_selected)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, ensure_all_finite="allow-nan", reset=False,
+        # only the selected voxels are read and checked (memory-mapped X is never loaded whole)
+        X = validate_data(self, X, ensure_all_finite=False, reset=False,
                           dtype=[np.float32, np.float64])
         if self.subjects_ is None:
             if subjects is not None:

@@ -117,6 +117,21 @@ def test_bold5000_zscore_session(tmp_path):
         np.testing.assert_allclose(block.std(axis=0), 1, atol=1e-5)
 
 
+def test_bold5000_betas_file_is_memory_mapped(tmp_path):
+    betas = _write_bold5000(tmp_path)
+    ref = load_bold5000("CSI1", data_dir=tmp_path, sessions=[1, 2], zscore="session")
+    out = tmp_path / "cache" / "csi1.npy"
+    data = load_bold5000("CSI1", data_dir=tmp_path, sessions=[1, 2], zscore="session",
+                         betas_file=out)
+    assert isinstance(data.betas, np.memmap) and not data.betas.flags.writeable
+    assert str(data.betas.filename) == str(out.resolve())
+    np.testing.assert_array_equal(data.betas, ref.betas)
+    np.testing.assert_array_equal(np.load(out), ref.betas)
+    with pytest.raises(ValueError, match=".npy"):
+        load_bold5000("CSI1", data_dir=tmp_path, sessions=[1], betas_file=tmp_path / "b.dat")
+    del betas
+
+
 def test_bold5000_chunked_read_matches(tmp_path):
     # Volumes are read a chunk at a time; a chunk that does not divide the
     # number of volumes must still give every volume exactly once.

@@ -239,3 +239,18 @@ def test_encoding_refuses_stimuli_the_network_was_tuned_on(repeated):
     assert enc.score_voxels(X[held], Y[held], stimulus_ids=ids[held]).shape == (6,)
     check_tuning_overlap(None, ids)  # nothing to check
     check_tuning_overlap(tuned, ids, allow_tuning_overlap=True)
+
+
+def test_fold_layer_scores_stream_voxel_chunks(data, tmp_path):
+    # voxels read a few at a time from a memory map give the in-memory scores
+    from sklearn_brain.encoding import _fold_layer_scores
+
+    X, Y, slices, _ = data
+    np.save(tmp_path / "Y.npy", Y.astype(np.float32))
+    Ym = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    train, test = np.arange(20, 80), np.arange(20)
+    kw = dict(fit_intercept=True, device="cpu", dtype="float32")
+    whole = _fold_layer_scores(X, Y.astype(np.float32), train, test, slices["a"], ALPHAS, 3, **kw)
+    chunked = _fold_layer_scores(X, Ym, train, test, slices["a"], ALPHAS, 3, chunk_size=3, **kw)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    assert whole.shape == (len(ALPHAS), Y.shape[1]) and whole[:, :4].max() > 0.3

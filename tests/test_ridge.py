@@ -218,3 +218,63 @@ def test_heldout_predictions_at_shifted_inputs_equal_brute_force(n, p, grouped, 
     zero = heldout_input_shift(factors, np.zeros_like(X), UtY, [Y - q for q in preds], alphas,
                                groups)
     assert all(np.abs(z).max() == 0 for z in zero)
+
+
+def _reference_heldout_r(X, Y, alphas, alpha_idx, groups, dtype="float64"):
+    """Held-out r by the original exact route: residuals of every target, per-target
+    leverage weights and block inverses gathered for every target (no sorting)."""
+    from sklearn_brain._ridge import (
+        _block_inverses, _group_blocks, _hat_diag, _heldout_residuals, _shrinkage)
+
+    f = ridge_factorize(X, dtype=dtype)
+    Yt = torch.from_numpy(np.asarray(Y, dtype=np.float64 if dtype == "float64" else np.float32))
+    Yc = Yt - Yt.mean(0)
+    d = _shrinkage(f.s, alphas, f.U.dtype)
+    h = _hat_diag(f, d)
+    blocks = _block_inverses(f, d, _group_blocks(groups, len(X)))
+    idx = torch.as_tensor(alpha_idx)
+    R = Yc - f.U @ ((f.U.T @ Yc) * d[idx].T)
+    E = _heldout_residuals(f, R, idx, d, h, blocks).numpy()
+    return np.array([pearsonr(Y[:, j] - E[:, j], Y[:, j])[0] for j in range(Y.shape[1])])
+
+
+@pytest.mark.parametrize("cv", ["gcv", "loo"])
+@pytest.mark.parametrize("chunk_size", [None, 4])
+def test_fast_grouped_heldout_r_equals_old_exact_path(cv, chunk_size):
+    # groups of sizes 1, 2 and 3, targets landing on several alphas
+    rng = np.random.default_rng(7)
+    X0, Y = _data(100, 12, n_targets=14, seed=7)
+    groups = np.concatenate([np.repeat(np.arange(20), 3), np.repeat(np.arange(20, 30), 2),
+                             np.arange(30, 50)])
+    X = X0.copy()
+    for g in np.unique(groups):  # repeats show the same stimulus
+        X[groups == g] = X0[np.flatnonzero(groups == g)[0]]
+    perm = rng.permutation(len(X))  # repeats scattered over the rows
+    X, Y, groups = X[perm], Y[perm], groups[perm]
+    res = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, return_heldout_r=True,
+                   return_coef=False, dtype="float64", chunk_size=chunk_size)
+    idx = np.searchsorted(ALPHAS, res.best_alphas)
+    assert len(np.unique(idx)) >= 3
+    ref = _reference_heldout_r(X, Y, ALPHAS, idx, groups)
+    np.testing.assert_allclose(res.heldout_r, ref, atol=1e-6)
+    # float32 work stays close to the float64 reference
+    res32 = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, return_heldout_r=True,
+                     return_coef=False, chunk_size=chunk_size)
+    same = res32.best_alphas == res.best_alphas
+    np.testing.assert_allclose(res32.heldout_r[same], ref[same], atol=1e-3)
+
+
+def test_fast_grouped_heldout_r_memmap_and_scattered_columns(tmp_path):
+    X, Y = _data(60, 8, n_targets=10, seed=8)
+    groups = np.repeat(np.arange(30), 2)
+    X = X[groups * 2]  # repeats share features
+    np.save(tmp_path / "Y.npy", Y.astype(np.float32))
+    Ym = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    cols = np.array([0, 2, 3, 7, 9])
+    ref = ridge_cv(X, Y.astype(np.float32)[:, cols], ALPHAS, groups=groups,
+                   return_heldout_r=True)
+    out = ridge_cv(X, Ym, ALPHAS, groups=groups, return_heldout_r=True, columns=cols,
+                   chunk_size=2)
+    np.testing.assert_array_equal(out.best_alphas, ref.best_alphas)
+    np.testing.assert_allclose(out.heldout_r, ref.heldout_r, atol=1e-6)
+    np.testing.assert_allclose(out.coef, ref.coef, rtol=1e-5, atol=1e-6)

@@ -57,3 +57,37 @@ def test_search_on_dask_local_cluster():
         local = _search(1).fit(X, Y, subjects=subj, stimulus_ids=stim, groups=stim)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
                                local.cv_results_["mean_test_score"])
+
+
+def test_encoding_and_selection_run_unchanged_on_dask(tmp_path):
+    # per fold x layer encoding tasks and per-subject selection tasks go through
+    # joblib, so a Dask cluster runs them with no change to the estimators; a
+    # memory-mapped response array travels to the workers as a file reference
+    distributed = pytest.importorskip("distributed")
+    import joblib
+
+    from sklearn_brain import EncodingVoxelSelector
+    from sklearn_brain.encoding import VoxelwiseEncoder
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 12))
+    Y = (X[:, :6] @ rng.standard_normal((6, 10)) + rng.standard_normal((60, 10))).astype(
+        np.float32)
+    np.save(tmp_path / "Y.npy", Y)
+    Ym = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    slices = {"a": slice(0, 6), "b": slice(6, 12)}
+    subj = np.repeat(["s1", "s2"], 30)
+    local = VoxelwiseEncoder(layer_slices=slices, layer_selection="voxel").fit(X, Y)
+    local_sel = EncodingVoxelSelector(n_voxels=3).fit(Y, X, subjects=subj)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with distributed.get_task_stream(client) as tasks, \
+                joblib.parallel_config(backend="dask"):
+            enc = VoxelwiseEncoder(layer_slices=slices, layer_selection="voxel").fit(X, Ym)
+            sel = EncodingVoxelSelector(n_voxels=3).fit(Ym, X, subjects=subj)
+    assert len(tasks.data) >= 5 * 2 + 2  # 5 folds x 2 layers, 2 subjects
+    np.testing.assert_allclose(enc.cv_scores_, local.cv_scores_, atol=1e-6)
+    np.testing.assert_array_equal(enc.voxel_layer_, local.voxel_layer_)
+    np.testing.assert_allclose(enc.predict(X), local.predict(X), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(sel.selected_indices_, local_sel.selected_indices_)

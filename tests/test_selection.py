@@ -181,3 +181,52 @@ def test_clone_pickle_and_pipeline_cross_validate_and_search():
         ).fit(X, Y, **params)
     assert search.best_params_["encodingvoxelselector__n_voxels"] in (10, 40, 80)
     assert search.best_score_ > 0.6
+
+
+def _repeated_stimuli_data(n_stim=60, reps=3, n_single=60, p=10, v=30, seed=3):
+    rng = np.random.default_rng(seed)
+    ids = np.concatenate([np.repeat(np.arange(n_stim), reps),
+                          np.arange(n_stim, n_stim + n_single)])
+    Fs = rng.standard_normal((n_stim + n_single, p))
+    F = Fs[ids]
+    X = rng.standard_normal((len(ids), v))
+    X[:, :8] += F @ rng.standard_normal((p, 8)) * np.linspace(1.5, 0.3, 8)
+    X[:, 8:12] += np.repeat(rng.standard_normal((n_stim + n_single, 4)), 1, axis=0)[ids] * 2
+    X[:, -1] = np.nan  # a voxel outside the brain
+    return X.astype(np.float32), F, ids
+
+
+def test_fast_stimulus_ids_selection_matches_exact_path():
+    # auto (alpha by GCV, exact leave-one-stimulus-out r at that alpha) against the
+    # exact criterion (alpha by leave-one-stimulus-out error): same voxels, and the
+    # scores are exact held-out r at the chosen alphas
+    X, F, ids = _repeated_stimuli_data()
+    with pytest.warns(UserWarning, match="1 voxels contain NaN"):
+        fast = EncodingVoxelSelector(n_voxels=8).fit(X, F, stimulus_ids=ids)
+        exact = EncodingVoxelSelector(n_voxels=8, cv="loo").fit(X, F, stimulus_ids=ids)
+    np.testing.assert_array_equal(fast.selected_indices_, np.arange(8))
+    np.testing.assert_array_equal(fast.selected_indices_, exact.selected_indices_)
+    same = fast.best_alphas_ == exact.best_alphas_
+    assert same[:8].mean() >= 0.5
+    np.testing.assert_allclose(fast.scores_[same], exact.scores_[same], atol=1e-5)
+    # voxels driven by stimulus identity alone score low held out
+    assert np.all(fast.scores_[8:12] < 0.3)
+
+
+def test_memory_mapped_input_gives_the_same_selection(tmp_path):
+    X, F, ids = _repeated_stimuli_data()
+    np.save(tmp_path / "betas.npy", X)
+    Xm = np.load(tmp_path / "betas.npy", mmap_mode="r")
+    with pytest.warns(UserWarning, match="NaN"):
+        ref = EncodingVoxelSelector(n_voxels=8).fit(X, F, stimulus_ids=ids)
+        mm = EncodingVoxelSelector(n_voxels=8, chunk_size=7).fit(Xm, F, stimulus_ids=ids)
+    assert not Xm.flags.writeable  # read-only map, left untouched
+    np.testing.assert_array_equal(mm.selected_indices_, ref.selected_indices_)
+    np.testing.assert_allclose(mm.scores_, ref.scores_, atol=1e-6)
+    np.testing.assert_allclose(mm.coef_, ref.coef_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(mm.transform(Xm), ref.transform(X))
+    # infinity is still rejected, from a map too
+    X[5, 3] = np.inf
+    np.save(tmp_path / "bad.npy", X)
+    with pytest.raises(ValueError, match="infinity"):
+        EncodingVoxelSelector(n_voxels=8).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"), F)

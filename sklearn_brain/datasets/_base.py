@@ -147,3 +147,30 @@ def _warn_missing_betas(n_missing, n_total, where):
             f"in {where}; they are returned as NaN (z-scoring ignores them and leaves them "
             "in place). Drop or impute them before fitting (EncodingVoxelSelector never selects "
             "a voxel with NaN).", UserWarning, stacklevel=3)
+
+
+def _betas_output(shape, betas_file):
+    """The betas array to fill: in memory, or a ``.npy`` file mapped for writing.
+
+    With ``betas_file`` the betas are written straight into that file (one
+    session at a time), so a whole-brain subject never has to fit in memory.
+    """
+    if betas_file is None:
+        return np.empty(shape, dtype=np.float32)
+    from pathlib import Path
+
+    path = Path(betas_file).expanduser()
+    if path.suffix != ".npy":
+        raise ValueError(f"betas_file must end in '.npy', got {str(path)!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+
+
+def _betas_result(betas, betas_file):
+    """Flush a written betas file and hand it back memory-mapped read-only."""
+    if betas_file is None:
+        return betas
+    betas.flush()
+    filename = betas.filename
+    del betas
+    return np.load(filename, mmap_mode="r")

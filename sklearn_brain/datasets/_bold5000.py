@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._base import (
+    _betas_output,
+    _betas_result,
     _import_nibabel,
     _load_nifti_like,
     _read_text_lines,
@@ -191,7 +193,8 @@ def _masked_session(img, mask, out, *, chunk=_CHUNK_VOLUMES):
         out[start:stop] = block[mask].T
 
 
-def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose=0):
+def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose=0,
+                  betas_file=None):
     """Load one subject's BOLD5000 GLMsingle single-trial betas.
 
     Betas are the release's ``TYPED_FITHRF_GLMDENOISE_RR`` estimates, masked
@@ -227,6 +230,13 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
         (mean 0, population std 1); None returns the raw betas.
     verbose : int, default=0
         Log one line per session at INFO level when > 0.
+    betas_file : str or path-like, default=None
+        Write the betas into this ``.npy`` file as they are read and return
+        them memory-mapped read-only (``np.load(betas_file, mmap_mode="r")``):
+        a whole-brain subject then never needs to fit in memory, and
+        :class:`~sklearn_brain.EncodingVoxelSelector` and
+        :class:`~sklearn_brain.encoding.VoxelwiseEncoder` read it voxel chunk
+        by voxel chunk.  The file is overwritten.
 
     Returns
     -------
@@ -331,7 +341,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
             )
 
     n_trials = sum(images[s][1].shape[3] for s in wanted)
-    betas = np.empty((n_trials, n_voxels), dtype=np.float32)
+    betas = _betas_output((n_trials, n_voxels), betas_file)
     names, session_of_trial = [], []
     row, n_missing = 0, 0
     for session in wanted:
@@ -366,6 +376,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
         [str(stim_root / src / name) for src, name in zip(source, stimulus_names)],
         dtype=str,
     )
+    betas = _betas_result(betas, betas_file)
     return Bunch(
         betas=betas,
         stimulus_names=stimulus_names,

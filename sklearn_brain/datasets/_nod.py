@@ -10,6 +10,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._base import (
+    _betas_output,
+    _betas_result,
     _import_nibabel,
     _load_nifti_like,
     _read_text_lines,
@@ -146,7 +148,7 @@ def _find_runs(results, task, sessions):
 
 
 def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=None,
-             verbose=0):
+             verbose=0, betas_file=None):
     """Load one subject's NOD single-trial surface betas (ciftify, fsLR 32k).
 
     Every run folder holds a CIFTI-2 dscalar file with one map per trial
@@ -181,6 +183,13 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         session): mean 0, population std 1. None returns raw betas.
     verbose : int, default=0
         Log one line per run at INFO level when > 0.
+    betas_file : str or path-like, default=None
+        Write the betas into this ``.npy`` file as they are read and return
+        them memory-mapped read-only (``np.load(betas_file, mmap_mode="r")``):
+        a whole-brain subject then never needs to fit in memory, and
+        :class:`~sklearn_brain.EncodingVoxelSelector` and
+        :class:`~sklearn_brain.encoding.VoxelwiseEncoder` read it voxel chunk
+        by voxel chunk.  The file is overwritten.
 
     Returns
     -------
@@ -296,7 +305,7 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         run_id_of.append(np.full(n_maps, run_index, dtype=np.int64))
 
     # Pass 2: read each run straight into its rows of the output.
-    betas = np.empty((len(names), len(first_axis)), dtype=np.float32)
+    betas = _betas_output((len(names), len(first_axis)), betas_file)
     row, n_missing = 0, 0
     for img, beta_path, run_dir in opened:
         n_maps = img.shape[0]
@@ -318,6 +327,7 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     _warn_missing_betas(n_missing, betas.size, f"the betas of {subject} ({task})")
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
+    betas = _betas_result(betas, betas_file)
     return Bunch(
         betas=betas,
         stimulus_names=stimulus_names,
