@@ -76,29 +76,38 @@ def test_selection_retrieval_scores_ties_like_the_metrics(k):
     assert ident == pytest.approx(0.5, abs=0.1)
 
 
-def test_retrieval_default_beats_per_target_mse_on_simulator():
-    # the issue's observation: per-target squared-error selection shrinks the
-    # predictions towards the mean embedding and loses retrieval accuracy
+def test_retrieval_criterion_beats_per_target_mse_on_simulator():
+    # the issue's observation, under the single-trial criterion (test_repeats=1):
+    # per-target squared-error selection shrinks the predictions towards the
+    # mean embedding and loses retrieval accuracy.  With the protocol-aware
+    # default (test_repeats="auto") both criteria choose smaller alphas for the
+    # repeat-averaged test inputs, and most of that gap closes (measured: CSI1
+    # 0.227 vs 0.220, CSI2 0.113 vs 0.140), so the gap was largely the protocol
+    # bias of issue 9 section 2.
     from sklearn.preprocessing import StandardScaler
 
     from sklearn_brain import EncodingVoxelSelector
     from sklearn_brain.datasets import make_bold5000_like, subject_arrays
     from sklearn_brain.metrics import average_repeats
 
-    ds = make_bold5000_like(n_voxels=1500, random_state=0)
+    ds = make_bold5000_like(random_state=0)
     default, per_target = [], []
     for s in ds.subjects[:2]:
         X, Y, ids, is_test = subject_arrays(ds, s)
         sc = StandardScaler().fit(X[~is_test])
         with pytest.warns(UserWarning):
-            sel = EncodingVoxelSelector(n_voxels=500).fit(sc.transform(X[~is_test]), Y[~is_test],
-                                                          stimulus_ids=ids[~is_test])
+            sel = EncodingVoxelSelector(n_voxels=1000).fit(
+                sc.transform(X[~is_test]), Y[~is_test], stimulus_ids=ids[~is_test])
         Xtr, Xte = sel.transform(sc.transform(X[~is_test])), sel.transform(sc.transform(X[is_test]))
         Xa, Ya, _ = average_repeats(Xte, ids[is_test], Y[is_test])
-        for est, out in ((RidgeDecoder(), default),
-                         (RidgeDecoder(scoring="mse", alpha_per_target=True), per_target)):
-            est.fit(Xtr, Y[~is_test], stimulus_ids=ids[~is_test])
-            out.append(top_k_accuracy(Ya, est.predict(Xa)))
+        single = RidgeDecoder(test_repeats=1).fit(Xtr, Y[~is_test], stimulus_ids=ids[~is_test])
+        averaged = RidgeDecoder().fit(Xtr, Y[~is_test], stimulus_ids=ids[~is_test])
+        # averaged test inputs are less noisy: the protocol-aware default picks less shrinkage
+        assert averaged.alpha_ < single.alpha_
+        mse = RidgeDecoder(scoring="mse", alpha_per_target=True, test_repeats=1).fit(
+            Xtr, Y[~is_test], stimulus_ids=ids[~is_test])
+        default.append(top_k_accuracy(Ya, single.predict(Xa)))
+        per_target.append(top_k_accuracy(Ya, mse.predict(Xa)))
     assert np.mean(default) > 1.3 * np.mean(per_target)
     assert np.mean(default) > 5 / 150  # far above chance
 
