@@ -37,10 +37,10 @@ fitted on its own tuning images::
                          tuned_stimuli=net.tuned_stimuli_),
     ).fit(encoding_images, encoding_fmri, voxelwiseencoder__stimulus_ids=encoding_ids)
     # raises if an image or a stimulus id tuned the network
+    r = voxel_correlations(test_fmri_averaged, model.predict(test_images))
 
 Repeats of a stimulus stay in one cross-validation fold: pass
 ``stimulus_ids``; without them, identical feature rows are one stimulus.
-    r = voxel_correlations(test_fmri_averaged, model.predict(test_images))
 
 For many voxels, compute the features once (``net.transform``) and fit
 :class:`VoxelwiseEncoder` on them directly: the network then runs once.

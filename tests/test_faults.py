@@ -529,6 +529,7 @@ def test_cltuned_resumes_with_skorchs_checkpoint_and_load_init_state(tmp_path):
         cp = Checkpoint(monitor=None, dirname=str(tmp_path))
         return CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64,
                               max_epochs=2, batch_size=8, device="cpu", random_state=0,
+                              allow_tuning_overlap=True,  # transform below reads tuning images
                               callbacks=[cp, LoadInitState(cp), *extra])
 
     with pytest.raises(RuntimeError, match="simulated crash"):

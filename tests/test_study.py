@@ -301,7 +301,7 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
     row = _csv(out / "results.csv")[0]
     assert row["model"] == "ridge-image" and float(row["top1_baseline"]) == pytest.approx(1 / 12)
     assert 0 <= float(row["top1"]) <= 1
-    assert any((out / "cache").rglob("*.pkl"))  # CLIP features went through the cache
+    assert any((out / "cache").rglob("*.feat"))  # CLIP features went through the cache
     unit = json.loads((out / "units" / "ridge-image__seed-0.json").read_text())
     assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
     # text models on real data need a captioning model
@@ -358,7 +358,7 @@ def test_encoding_on_algonauts_fixture(tmp_path):
     info = unit["info"]
     assert info["n_test_images"] == 6 and info["n_tune_images"] + info["n_encoding_images"] == 34
     assert len(unit["subjects"]["subj01"]["r_voxels"]) == 11  # lh 6 + rh 5 vertices
-    assert any((out / "cache").rglob("*.pkl"))  # untuned features through the cache
+    assert any((out / "cache").rglob("*.feat"))  # untuned features through the cache
 
 
 def _write_nod_fixture(root, n_images=36, subject="sub-01", seed=0):

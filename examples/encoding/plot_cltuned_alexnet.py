@@ -1,6 +1,6 @@
 """
 Fine-tuning AlexNet with fMRI: pretrained vs regression-tuned vs contrastive-tuned
-=================================================================================
+==================================================================================
 
 Study 2 fine-tunes AlexNet so that its features predict visual cortex better,
 and measures that with voxelwise encoding models.  This example reproduces

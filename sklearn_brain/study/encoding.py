@@ -193,11 +193,26 @@ def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
     for b in blocks:
         fmri[start:start + len(b), :b.shape[1]] = b
         start += len(b)
-    shown = images[np.concatenate([subjects[s].stimulus_ids[_rows(subjects[s], tune_ids)]
-                                   for s in names])]
+    shown_ids = np.concatenate([subjects[s].stimulus_ids[_rows(subjects[s], tune_ids)]
+                                for s in names])
     subj = np.concatenate([[s] * len(b) for s, b in zip(names, blocks)])
     net = CLTunedAlexNet(tuple(layers), objective=objective, **params)
-    return net.fit(shown, fmri, subjects=subj if len(names) > 1 else None)
+    # repeats of an image (and one image seen by several subjects) are positives
+    return net.fit(images[shown_ids], fmri, subjects=subj if len(names) > 1 else None,
+                   stimulus_ids=shown_ids)
+
+
+def _held_out_features(net, images, ids):
+    """Features of the images ``ids`` only (rows of other images stay NaN).
+
+    A tuned network refuses to transform the images it was tuned on (the
+    leak guard); the encoding evaluation needs only the encoding and test images.
+    """
+    ids = np.unique(ids)
+    part = net.transform(images[ids])
+    features = np.full((len(images), part.shape[1]), np.nan, dtype=part.dtype)
+    features[ids] = part
+    return features
 
 
 def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_components=100,
@@ -235,7 +250,7 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
                            cv=cv, rois=subject.rois, device=device)
     with quiet_fmri_warnings():
         enc.fit(features[subject.stimulus_ids[enc_rows]], subject.X[enc_rows],
-                groups=subject.stimulus_ids[enc_rows])
+                stimulus_ids=subject.stimulus_ids[enc_rows])
         Y_test, ids = average_repeats(subject.X[test_rows], subject.stimulus_ids[test_rows])
         r = enc.score_voxels(features[ids], Y_test)
     layer_r = enc.cv_scores_.max(axis=1)  # (n_layers, n_voxels)
@@ -305,7 +320,7 @@ def _run_network(name, seed, sd, config, cache_dir):
     elif name == "cl-tuned-pooled":
         net = tune_network(d.images, d.subjects, d.tune_ids, objective="contrastive",
                            layers=layers, **tuning)
-        features = net.transform(d.images)
+        features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
         info["train_loss"] = [float(net.history[0, "train_loss"]),
                               float(net.history[-1, "train_loss"])]
         for s, subj in d.subjects.items():
@@ -318,7 +333,8 @@ def _run_network(name, seed, sd, config, cache_dir):
                                layers=layers, **tuning)
             info[f"train_loss_{s}"] = [float(net.history[0, "train_loss"]),
                                        float(net.history[-1, "train_loss"])]
-            out[s] = evaluate_features(net.transform(d.images), net.layer_slices_, subj,
+            features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
+            out[s] = evaluate_features(features, net.layer_slices_, subj,
                                        d.enc_ids, d.test_ids, **ev)
     info.update(n_tune_images=len(d.tune_ids), n_encoding_images=len(d.enc_ids),
                 n_test_images=len(d.test_ids))
