@@ -61,6 +61,9 @@ def _top1_gap(seed):
 def test_cross_subject_network_beats_per_subject_ridge_over_seeds():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     gaps = np.array([_top1_gap(seed) for seed in SEEDS])
-    # chance is 1/150; measured per seed (points): +3.67 +2.17 +1.33 +3.00 +2.17 (mean +2.47)
-    assert gaps.mean() > 0.01, gaps
+    # chance is 1/150; measured per seed (points) with ridge's single-trial alpha:
+    # +3.67 +2.17 +1.33 +3.00 +2.17 (mean +2.47); with the protocol-aware default
+    # (test_repeats="auto", a stronger ridge baseline): -0.2 +0.5 +0.9 +2.8 +1.7
+    # (mean +1.13, 4/5), so the margin below is half of the measured mean
+    assert gaps.mean() > 0.005, gaps
     assert (gaps > 0).sum() >= 4, gaps
