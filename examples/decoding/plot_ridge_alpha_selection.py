@@ -54,6 +54,7 @@ from sklearn_brain.decoding import DEFAULT_DECODER_ALPHAS
 from sklearn_brain.metrics import average_repeats, top_k_accuracy
 
 warnings.filterwarnings("ignore", category=UserWarning)  # NaN voxels outside the brain
+warnings.filterwarnings("ignore", category=RuntimeWarning, module="sklearn")  # same voxels
 SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE") == "small"  # quick run (tests, docs CI)
 SEEDS = range(2) if SMALL else range(5)
 SIZE = dict(n_train_stimuli=400, n_voxels=1500) if SMALL else {}
