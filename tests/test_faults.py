@@ -661,18 +661,6 @@ def test_corrupt_cache_entry_is_recomputed_never_loaded(corrupt, tmp_path):
 # --------------------------------------------------------------------------
 # a Dask worker killed mid-search: the engine retries, same best parameters
 # --------------------------------------------------------------------------
-def _search_data(seed=0, n_stim=40):
-    rng = np.random.default_rng(seed)
-    Y_stim = rng.standard_normal((n_stim, 8)).astype(np.float32)
-    X, subj, stim = [], [], []
-    for s in ("a", "b"):
-        X.append(Y_stim @ rng.standard_normal((8, 16)) + rng.standard_normal((n_stim, 16)))
-        subj += [s] * n_stim
-        stim.append(np.arange(n_stim))
-    stim = np.concatenate(stim)
-    return np.vstack(X).astype(np.float32), Y_stim[stim], np.array(subj), stim
-
-
 def _search(n_jobs):
     from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 
@@ -692,7 +680,9 @@ def test_search_survives_a_killed_dask_worker():
     import joblib
     import sklearn
 
-    X, Y, subj, stim = _search_data()
+    from test_search_dask import _data  # the search data of the local/Dask search tests
+
+    X, Y, subj, stim = _data()
     # Data the engine holds on one worker only (joblib scatters arguments over 1 kB to
     # one worker) is lost with it: X and Y are broadcast to every worker (joblib's
     # scatter=), the per-sample metadata is kept small enough to travel with each task.
