@@ -43,8 +43,8 @@ import torch
 from skorch import NeuralNet, NeuralNetClassifier
 from torch import nn
 
-from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, _alexnet_valid_layers
-from .featurizers._base import _as_image_items, _iter_batches, _load_image, _seeded
+from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
+from .featurizers._base import as_image_items, iter_batches, load_image, seeded
 from ._validation import (
     check_ids,
     check_stimulus_ids,
@@ -208,7 +208,7 @@ def _check_images(X):
         if X.shape[0] == 0:
             raise ValueError("No images were given: X holds 0 images.")
         return X
-    items = _as_image_items(X)
+    items = as_image_items(X)
     arrays = []
     for i, item in enumerate(items):
         if isinstance(item, np.ndarray) and (item.ndim == 2 or (item.ndim == 3 and item.shape[2] == 1)):
@@ -216,7 +216,7 @@ def _check_images(X):
                 f"Image {i} is grayscale (shape {item.shape}); images must be RGB "
                 "(height, width, 3)."
             )
-        arr = np.asarray(_load_image(item, i))
+        arr = np.asarray(load_image(item, i))
         if arrays and arr.shape != arrays[0].shape:
             raise ValueError(
                 f"Images have mixed sizes: image 0 is {arrays[0].shape[:2]} but image {i} is "
@@ -337,7 +337,7 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
     classes, codes = np.unique(labels, return_inverse=True)
     if not 2 <= len(classes) <= 1000:
         raise ValueError(f"pretrain_alexnet needs 2 to 1000 classes, got {len(classes)}.")
-    with _seeded(random_state):
+    with seeded(random_state):
         net = NeuralNetClassifier(
             _ImageClassifierModule, module__n_classes=len(classes), module__mean=tuple(mean),
             module__std=tuple(std), criterion=nn.CrossEntropyLoss, optimizer=optimizer, lr=lr,
@@ -677,7 +677,7 @@ class CLTunedAlexNet(NeuralNet):
                 "CLTunedAlexNet learns its fMRI projections' shapes from data: call fit, or "
                 "initialize_for(fmri, subjects=...) before load_params."
             )
-        with _seeded(self.random_state):
+        with seeded(self.random_state):
             backbone, self.weights_id_ = AlexNetFeaturizer(
                 weights=self.weights, random_state=self.random_state, verbose=self.verbose,
             )._load_alexnet()
@@ -797,7 +797,7 @@ class CLTunedAlexNet(NeuralNet):
         # check the layer names before training
         from torchvision.models import alexnet
 
-        valid = _alexnet_valid_layers(alexnet(weights=None))
+        valid = alexnet_valid_layers(alexnet(weights=None))
         unknown = [l for l in layers if l not in valid]
         if unknown:
             raise ValueError(f"Unknown AlexNet layer(s) {unknown}; valid layer names are: {valid}.")
@@ -811,7 +811,7 @@ class CLTunedAlexNet(NeuralNet):
         }
         self.tuned_stimuli_ = None if ids is None else factorize_ids(ids)[0]
         self.tuned_image_hashes_ = np.unique(hashes.astype(str))
-        with _seeded(self.random_state), self._DeviceContext(self):
+        with seeded(self.random_state), self._DeviceContext(self):
             if not self.warm_start or not self.initialized_:
                 self.initialize()
             self.partial_fit(data, None, **fit_params)
@@ -864,7 +864,7 @@ class CLTunedAlexNet(NeuralNet):
     def _batches(self, images, forward):
         prepared = _prepare_images(_check_images(images), self.image_size)
         self._check_tuning_overlap(prepared)
-        return np.concatenate(list(_iter_batches(
+        return np.concatenate(list(iter_batches(
             _TensorDataset(prepared), forward, batch_size=256, num_workers=0,
             device=self.device_,
         )))

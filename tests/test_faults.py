@@ -224,9 +224,9 @@ def test_hub_offline_is_detected_in_under_5_seconds(env_name, tmp_path, silent_s
 
 
 def test_torchvision_weights_offline_is_detected_in_under_5_seconds(tmp_path):
-    from sklearn_brain.featurizers._base import _offline_reason
+    from sklearn_brain.featurizers._base import offline_reason
 
-    if _offline_reason("https://download.pytorch.org", hf=False) is None:
+    if offline_reason("https://download.pytorch.org", hf=False) is None:
         pytest.skip("download.pytorch.org is reachable: AlexNet weights would be downloaded")
     seconds, exc_type, message = _run_offline(["alexnet"], {}, tmp_path)["alexnet"]
     assert exc_type == "RuntimeError" and "weights='/path/to/alexnet" in message, message

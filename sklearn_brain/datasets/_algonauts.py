@@ -10,7 +10,7 @@ import re
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._base import _require_file, _resolve_data_dir
+from ._base import require_file, resolve_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
     unknown = set(roi_families) - set(ROI_FAMILIES)
     if unknown:
         raise ValueError(f"Unknown ROI families {sorted(unknown)}; choose from {ROI_FAMILIES}.")
-    root = _resolve_data_dir(
+    root = resolve_data_dir(
         data_dir, env_var=ENV_VAR, generic_subdir="algonauts2023",
         dataset_name="Algonauts 2023 (NSD)", layout=LAYOUT,
     )
@@ -264,7 +264,7 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
 
     fmri = {}
     for hemi in HEMISPHERES:
-        path = _require_file(root / FMRI_PATTERN.format(subject=subject, hemi=hemi),
+        path = require_file(root / FMRI_PATTERN.format(subject=subject, hemi=hemi),
                              what=f"{hemi} training fMRI", layout=LAYOUT)
         try:
             arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -285,7 +285,7 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
 
     roi_dir = root / ROI_DIR.format(subject=subject)
     roi_names = {
-        family: _load_roi_mapping(_require_file(
+        family: _load_roi_mapping(require_file(
             roi_dir / ROI_MAPPING_PATTERN.format(family=family),
             what=f"ROI mapping for {family}", layout=LAYOUT))
         for family in roi_families
@@ -296,7 +296,7 @@ def load_algonauts2023(subject, *, data_dir=None, roi_families=ROI_FAMILIES, ver
         n_vertices = fmri[hemi].shape[1]
         entries = []  # (family, label, name, labels)
         for family in roi_families:
-            path = _require_file(
+            path = require_file(
                 roi_dir / ROI_LABELS_PATTERN.format(hemi=hemi, family=family),
                 what=f"{hemi} {family} ROI labels", layout=LAYOUT)
             labels = _load_roi_labels(path, n_vertices)

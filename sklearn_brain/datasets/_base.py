@@ -22,7 +22,7 @@ GENERIC_DATA_ENV = "SKLEARN_BRAIN_DATA"
 _EXTRA_HINT = 'pip install "sklearn-brain[datasets]"'
 
 
-def _import_nibabel():
+def import_nibabel():
     """Import nibabel lazily, with an error naming the pip extra."""
     try:
         import nibabel
@@ -34,7 +34,7 @@ def _import_nibabel():
     return nibabel
 
 
-def _resolve_data_dir(data_dir, *, env_var, generic_subdir, dataset_name, layout):
+def resolve_data_dir(data_dir, *, env_var, generic_subdir, dataset_name, layout):
     """Return the dataset folder as a :class:`~pathlib.Path`.
 
     Resolution order: the ``data_dir`` argument, the dataset-specific
@@ -68,7 +68,7 @@ def _resolve_data_dir(data_dir, *, env_var, generic_subdir, dataset_name, layout
     return path
 
 
-def _require_file(path, *, what, layout):
+def require_file(path, *, what, layout):
     """Raise :class:`FileNotFoundError` naming ``path`` when it is missing."""
     path = Path(path)
     if not path.is_file():
@@ -78,16 +78,16 @@ def _require_file(path, *, what, layout):
     return path
 
 
-def _load_nifti_like(path, *, what):
+def load_nifti_like(path, *, what):
     """``nibabel.load`` with an error naming the file when it cannot be read."""
-    nib = _import_nibabel()
+    nib = import_nibabel()
     try:
         return nib.load(str(path))
     except Exception as exc:  # nibabel raises several exception types
         raise OSError(f"Cannot read {what} {str(path)!r}: {exc}") from exc
 
 
-def _read_text_lines(path, *, what):
+def read_text_lines(path, *, what):
     """Non-empty, stripped lines of a text file; error names the file."""
     try:
         with open(path, encoding="utf-8") as fh:
@@ -96,7 +96,7 @@ def _read_text_lines(path, *, what):
         raise OSError(f"Cannot read {what} {str(path)!r}: {exc}") from exc
 
 
-def _zscore_inplace(block):
+def zscore_inplace(block):
     """Z-score the columns of a 2-D float array in place (one session or run).
 
     Parameters
@@ -134,12 +134,12 @@ def _zscore_inplace(block):
     return n_missing
 
 
-def _count_missing(block):
+def count_missing(block):
     """Number of non-finite values of ``block``."""
     return int(block.size - np.count_nonzero(np.isfinite(block)))
 
 
-def _warn_missing_betas(n_missing, n_total, where):
+def warn_missing_betas(n_missing, n_total, where):
     """One warning counting the NaN/inf betas a loader returns."""
     if n_missing:
         warnings.warn(
@@ -149,7 +149,7 @@ def _warn_missing_betas(n_missing, n_total, where):
             "a voxel with NaN).", UserWarning, stacklevel=3)
 
 
-def _betas_output(shape, betas_file):
+def betas_output(shape, betas_file):
     """The betas array to fill: in memory, or a ``.npy`` file mapped for writing.
 
     With ``betas_file`` the betas are written straight into that file (one
@@ -166,7 +166,7 @@ def _betas_output(shape, betas_file):
     return np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
 
 
-def _betas_result(betas, betas_file):
+def betas_result(betas, betas_file):
     """Flush a written betas file and hand it back memory-mapped read-only."""
     if betas_file is None:
         return betas

@@ -15,16 +15,16 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._base import (
-    _betas_output,
-    _betas_result,
-    _import_nibabel,
-    _load_nifti_like,
-    _read_text_lines,
-    _require_file,
-    _resolve_data_dir,
-    _count_missing,
-    _warn_missing_betas,
-    _zscore_inplace,
+    betas_output,
+    betas_result,
+    import_nibabel,
+    load_nifti_like,
+    read_text_lines,
+    require_file,
+    resolve_data_dir,
+    count_missing,
+    warn_missing_betas,
+    zscore_inplace,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _find_subject_dir(root, subject):
         folder = (root / sub.format(subject=subject)).resolve()
         if (folder / mask_name).is_file():
             return folder
-    return _require_file(root / mask_name, what=f"{subject} brain mask", layout=LAYOUT)
+    return require_file(root / mask_name, what=f"{subject} brain mask", layout=LAYOUT)
 
 
 def _betas_path(folder, subject, session):
@@ -140,11 +140,11 @@ def _betas_path(folder, subject, session):
     plain = gz.with_name(gz.name[: -len(".gz")])
     if plain.is_file():
         return plain
-    return _require_file(gz, what=f"{subject} session {session} betas", layout=LAYOUT)
+    return require_file(gz, what=f"{subject} session {session} betas", layout=LAYOUT)
 
 
 def _load_mask(path):
-    img = _load_nifti_like(path, what="brain mask")
+    img = load_nifti_like(path, what="brain mask")
     try:  # nibabel reads the (gzipped) data lazily: a truncated file fails here
         data = np.asarray(img.dataobj)
     except Exception as exc:  # EOFError, OSError, zlib.error, ValueError, ...
@@ -171,7 +171,7 @@ def _session_names_from_lists(root, subject, session, n_volumes, betas_file):
         )
     names = []
     for run_file in run_files:
-        names.extend(_read_text_lines(run_file, what="presentation list"))
+        names.extend(read_text_lines(run_file, what="presentation list"))
     if len(names) != n_volumes:
         raise ValueError(
             f"Stimulus lists in {str(folder)!r} name {len(names)} trials but "
@@ -292,10 +292,10 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
     """
     if zscore not in ("session", None):
         raise ValueError(f"zscore must be 'session' or None; got {zscore!r}.")
-    _import_nibabel()
+    import_nibabel()
     subject = _parse_subject(subject)
     wanted = _parse_sessions(sessions, subject)
-    root = _resolve_data_dir(
+    root = resolve_data_dir(
         data_dir, env_var=ENV_VAR, generic_subdir="bold5000",
         dataset_name="BOLD5000", layout=LAYOUT,
     )
@@ -306,7 +306,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
 
     imgnames_path = folder / IMGNAMES_PATTERN.format(subject=subject)
     all_names = (
-        [_strip_repeat(n) for n in _read_text_lines(imgnames_path, what="stimulus list")]
+        [_strip_repeat(n) for n in read_text_lines(imgnames_path, what="stimulus list")]
         if imgnames_path.is_file() else None
     )
     # With the all-sessions list, trial offsets need the volume counts of
@@ -315,7 +315,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
     images, offsets, cursor = {}, {}, 0
     for session in headers:
         path = _betas_path(folder, subject, session)
-        img = _load_nifti_like(path, what="betas file")
+        img = load_nifti_like(path, what="betas file")
         if len(img.shape) != 4 or img.shape[:3] != mask.shape:
             raise ValueError(
                 f"Betas file {str(path)!r} has shape {img.shape}; expected 4-D with a "
@@ -341,7 +341,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
             )
 
     n_trials = sum(images[s][1].shape[3] for s in wanted)
-    betas = _betas_output((n_trials, n_voxels), betas_file)
+    betas = betas_output((n_trials, n_voxels), betas_file)
     names, session_of_trial = [], []
     row, n_missing = 0, 0
     for session in wanted:
@@ -360,14 +360,14 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
             _masked_session(img, mask, block)
         except (OSError, EOFError, ValueError) as exc:
             raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
-        n_missing += _zscore_inplace(block) if zscore == "session" else _count_missing(block)
+        n_missing += zscore_inplace(block) if zscore == "session" else count_missing(block)
         session_of_trial.append(np.full(n_vol, session, dtype=np.int64))
         row += n_vol
         if verbose:
             logger.info("%s session %02d: %d trials x %d voxels", subject, session,
                         n_vol, n_voxels)
 
-    _warn_missing_betas(n_missing, betas.size, f"the betas of {subject}")
+    warn_missing_betas(n_missing, betas.size, f"the betas of {subject}")
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
     source = np.asarray([_source_dataset(n) for n in stimulus_names], dtype=str)
@@ -376,7 +376,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
         [str(stim_root / src / name) for src, name in zip(source, stimulus_names)],
         dtype=str,
     )
-    betas = _betas_result(betas, betas_file)
+    betas = betas_result(betas, betas_file)
     return Bunch(
         betas=betas,
         stimulus_names=stimulus_names,

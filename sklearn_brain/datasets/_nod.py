@@ -10,16 +10,16 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._base import (
-    _betas_output,
-    _betas_result,
-    _import_nibabel,
-    _load_nifti_like,
-    _read_text_lines,
-    _require_file,
-    _resolve_data_dir,
-    _count_missing,
-    _warn_missing_betas,
-    _zscore_inplace,
+    betas_output,
+    betas_result,
+    import_nibabel,
+    load_nifti_like,
+    read_text_lines,
+    require_file,
+    resolve_data_dir,
+    count_missing,
+    warn_missing_betas,
+    zscore_inplace,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _parse_label_file(path):
     separator) are split at each image extension.
     """
     names = []
-    for line in _read_text_lines(path, what="label file"):
+    for line in read_text_lines(path, what="label file"):
         found = _IMAGE_NAME_RE.findall(line)
         names.extend(found if found else [line])
     return names
@@ -101,8 +101,8 @@ def _image_path(root, task, name):
 
 def _open_run(path):
     """CIFTI-2 image (data not read yet), map names and brain-model axis."""
-    nib = _import_nibabel()
-    img = _load_nifti_like(path, what="betas file")
+    nib = import_nibabel()
+    img = load_nifti_like(path, what="betas file")
     if not isinstance(img, nib.cifti2.Cifti2Image):
         raise ValueError(f"Betas file {str(path)!r} is not a CIFTI-2 image.")
     try:
@@ -240,12 +240,12 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     """
     if zscore not in ("run", "session", None):
         raise ValueError(f"zscore must be 'run', 'session' or None; got {zscore!r}.")
-    _import_nibabel()
+    import_nibabel()
     subject = _parse_subject(subject)
     if sessions is not None:
         sessions = [f"{task}{int(s):02d}" if isinstance(s, (int, np.integer)) else str(s)
                     for s in np.atleast_1d(sessions).tolist()]
-    root = _resolve_data_dir(
+    root = resolve_data_dir(
         data_dir, env_var=ENV_VAR, generic_subdir="nod", dataset_name="NOD", layout=LAYOUT,
     )
     results = root / RESULTS_DIR.format(subject=subject)
@@ -266,7 +266,7 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     opened, names, ses_of, run_of, run_id_of = [], [], [], [], []
     first_axis, first_path = None, None
     for run_index, (session, run, folder) in enumerate(runs):
-        beta_path = _require_file(folder / BETA_PATTERN.format(run_dir=folder.name),
+        beta_path = require_file(folder / BETA_PATTERN.format(run_dir=folder.name),
                                   what=f"betas of {folder.name}", layout=LAYOUT)
         img, map_names, bm_axis = _open_run(beta_path)
         if first_axis is None:
@@ -305,16 +305,16 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         run_id_of.append(np.full(n_maps, run_index, dtype=np.int64))
 
     # Pass 2: read each run straight into its rows of the output.
-    betas = _betas_output((len(names), len(first_axis)), betas_file)
+    betas = betas_output((len(names), len(first_axis)), betas_file)
     row, n_missing = 0, 0
     for img, beta_path, run_dir in opened:
         n_maps = img.shape[0]
         block = betas[row:row + n_maps]
         _read_into(img, beta_path, block)
         if zscore == "run":
-            n_missing += _zscore_inplace(block)
+            n_missing += zscore_inplace(block)
         elif zscore is None:
-            n_missing += _count_missing(block)
+            n_missing += count_missing(block)
         row += n_maps
         if verbose:
             logger.info("%s %s: %d trials x %d grayordinates", subject, run_dir,
@@ -323,11 +323,11 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     if zscore == "session":
         for session in np.unique(sessions_arr):
             rows = np.flatnonzero(sessions_arr == session)  # contiguous: sorted runs
-            n_missing += _zscore_inplace(betas[rows[0]:rows[-1] + 1])
-    _warn_missing_betas(n_missing, betas.size, f"the betas of {subject} ({task})")
+            n_missing += zscore_inplace(betas[rows[0]:rows[-1] + 1])
+    warn_missing_betas(n_missing, betas.size, f"the betas of {subject} ({task})")
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
-    betas = _betas_result(betas, betas_file)
+    betas = betas_result(betas, betas_file)
     return Bunch(
         betas=betas,
         stimulus_names=stimulus_names,

@@ -8,18 +8,19 @@ import os
 import numpy as np
 
 from ._base import (
-    _BaseFeaturizer,
-    _as_image_items,
-    _check_positive_int,
-    _file_identity,
-    _ImageDataset,
-    _import_optional,
-    _iter_batches,
-    _load_weights_file,
-    _offline_error,
-    _offline_reason,
-    _random_weights_id,
-    _seeded,
+    CACHE_EXEMPT_PARAMS,
+    BaseFeaturizer,
+    as_image_items,
+    check_positive_int,
+    file_identity,
+    ImageDataset,
+    import_optional,
+    iter_batches,
+    load_weights_file,
+    offline_error,
+    offline_reason,
+    random_weights_id,
+    seeded,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _torch_hub_file(url):
     return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlsplit(url).path))
 
 
-def _alexnet_valid_layers(model):
+def alexnet_valid_layers(model):
     """Names of the eval-mode graph nodes of ``model`` that can be returned."""
     from torchvision.models.feature_extraction import get_graph_node_names
 
@@ -87,7 +88,7 @@ def _fit_layer_pcas(batches, slices, n_components, *, incremental, random_state)
 _MIN_IMAGE_SIZE = 63
 
 
-class AlexNetFeaturizer(_BaseFeaturizer):
+class AlexNetFeaturizer(BaseFeaturizer):
     """Activations of named torchvision AlexNet layers, flattened and concatenated.
 
     Images are resized to ``image_size`` × ``image_size`` (no crop, as in study
@@ -169,7 +170,7 @@ class AlexNetFeaturizer(_BaseFeaturizer):
     slice(256, 4352, None)
     """
 
-    _cache_exempt_params = _BaseFeaturizer._cache_exempt_params + ("pca", "incremental_pca")
+    _cache_exempt_params = CACHE_EXEMPT_PARAMS + ("pca", "incremental_pca")
 
     def __init__(
         self,
@@ -206,19 +207,19 @@ class AlexNetFeaturizer(_BaseFeaturizer):
 
     # ------------------------------------------------------------------ fit
     def _load_alexnet(self):
-        tv_models = _import_optional("torchvision.models", what="AlexNetFeaturizer")
+        tv_models = import_optional("torchvision.models", what="AlexNetFeaturizer")
         weights = self.weights
         if weights is None:
-            with _seeded(self.random_state):
+            with seeded(self.random_state):
                 model = tv_models.alexnet(weights=None)
-            return model, _random_weights_id(self.random_state)
+            return model, random_weights_id(self.random_state)
         if isinstance(weights, os.PathLike) or (
             isinstance(weights, str) and (os.path.sep in weights or os.path.exists(weights))
         ):
-            state = _load_weights_file(weights)  # before building the model: fail fast
+            state = load_weights_file(weights)  # before building the model: fail fast
             model = tv_models.alexnet(weights=None)
             model.load_state_dict(state)
-            return model, ("file",) + _file_identity(weights)
+            return model, ("file",) + file_identity(weights)
         names = [w.name for w in tv_models.AlexNet_Weights]
         if not isinstance(weights, str) or weights not in names + ["DEFAULT"]:
             raise ValueError(
@@ -233,14 +234,14 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         )
         if not os.path.isfile(_torch_hub_file(enum.url)):
             # not cached: a ~2 s probe instead of urllib's own timeouts when offline
-            reason = _offline_reason(enum.url, hf=False)
+            reason = offline_reason(enum.url, hf=False)
             if reason is not None:
-                raise _offline_error("AlexNet weights", weights, alternative, reason=reason)
+                raise offline_error("AlexNet weights", weights, alternative, reason=reason)
         model = tv_models.alexnet(weights=None)
         try:
             state = enum.get_state_dict(progress=bool(self.verbose), check_hash=True)
         except Exception as exc:  # network / hub errors of all kinds
-            raise _offline_error("AlexNet weights", weights, alternative, exc) from exc
+            raise offline_error("AlexNet weights", weights, alternative, exc) from exc
         model.load_state_dict(state)
         return model, f"torchvision:{enum}"
 
@@ -251,14 +252,14 @@ class AlexNetFeaturizer(_BaseFeaturizer):
             raise ValueError(f"layers must be a non-empty sequence of layer names; got {self.layers!r}.")
         if len(set(layers)) != len(layers):
             raise ValueError(f"layers contains duplicates: {layers!r}.")
-        _check_positive_int(self.image_size, "image_size")
+        check_positive_int(self.image_size, "image_size")
         if self.image_size < _MIN_IMAGE_SIZE:
             raise ValueError(
                 f"image_size must be >= {_MIN_IMAGE_SIZE} (AlexNet's three max-poolings need it), "
                 f"got {self.image_size!r}; smaller images are upsampled to image_size, so keep "
                 "the default 224 or any value >= 63.")
         if self.pca is not None:
-            _check_positive_int(self.pca, "pca")
+            check_positive_int(self.pca, "pca")
         if self.incremental_pca not in ("auto", True, False):
             raise ValueError(f"incremental_pca must be 'auto', True or False; got {self.incremental_pca!r}.")
         for name in ("mean", "std"):
@@ -302,10 +303,10 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         layers = self._validate_params()
         if self.pca is not None and X is None:
             raise ValueError("fit needs images X when pca is set (the PCA is fitted on them).")
-        items = _as_image_items(X) if self.pca is not None else None
+        items = as_image_items(X) if self.pca is not None else None
         model, self.weights_id_ = self._load_alexnet()
         model.eval()
-        valid = _alexnet_valid_layers(model)
+        valid = alexnet_valid_layers(model)
         unknown = [layer for layer in layers if layer not in valid]
         if unknown:
             raise ValueError(f"Unknown AlexNet layer(s) {unknown}; valid layer names are: {valid}.")
@@ -370,8 +371,8 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         return torch.cat([out[layer].flatten(1) for layer in self.layers_], dim=1)
 
     def _iter_raw(self, items):
-        return _iter_batches(
-            _ImageDataset(items, self._image_transform()),
+        return iter_batches(
+            ImageDataset(items, self._image_transform()),
             self._forward,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
@@ -407,7 +408,7 @@ class AlexNetFeaturizer(_BaseFeaturizer):
         features : ndarray of shape (n_images, n_features_out_), dtype float32
         """
         self._check_fitted()
-        items = _as_image_items(X)
+        items = as_image_items(X)
         if self.pca_ is not None and self._incremental and self.memory is None:
             # stream: never hold the full activation matrix of a large layer
             out = [self._apply_pca(batch) for batch in self._iter_raw(items)]

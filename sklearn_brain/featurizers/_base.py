@@ -27,7 +27,7 @@ _INSTALL_HINT = 'pip install "sklearn-brain[features]"'
 _PRECISIONS = {"float32": None, "float16": "float16", "bfloat16": "bfloat16"}
 
 
-def _import_optional(module, *, what):
+def import_optional(module, *, what):
     """Import an optional dependency, naming the pip extra when it is missing."""
     import importlib
 
@@ -76,7 +76,7 @@ def _autocast(device, precision):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def _check_positive_int(value, name):
+def check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer; got {value!r}.")
 
@@ -89,7 +89,7 @@ def _check_non_negative_int(value, name):
 # --------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------
-def _as_image_items(X):
+def as_image_items(X):
     """Split ``X`` into a list of image items (paths, PIL images or arrays).
 
     ``X`` is a path, PIL image, a single ``(H, W, 3)`` array, an ``(n, H, W[, C])``
@@ -135,7 +135,7 @@ def _describe(item):
     return type(item).__name__
 
 
-def _load_image(item, index):
+def load_image(item, index):
     """Return item ``index`` as an RGB PIL image, or raise an error naming it.
 
     Grayscale (``L``, ``(H, W)`` or ``(H, W, 1)`` arrays) is replicated to three
@@ -180,7 +180,7 @@ def _load_image(item, index):
     )
 
 
-def _check_texts(X):
+def check_texts(X):
     """Validate a sequence of non-empty strings, naming the first bad item."""
     if isinstance(X, str):
         raise TypeError("X must be a sequence of strings, not a single string.")
@@ -196,7 +196,7 @@ def _check_texts(X):
     return texts
 
 
-class _ImageDataset:
+class ImageDataset:
     """Map-style dataset decoding item ``i`` and applying ``transform`` (in workers)."""
 
     def __init__(self, items, transform):
@@ -207,10 +207,10 @@ class _ImageDataset:
         return len(self.items)
 
     def __getitem__(self, index):
-        return self.transform(_load_image(self.items[index], index))
+        return self.transform(load_image(self.items[index], index))
 
 
-class _ListDataset:
+class ListDataset:
     def __init__(self, items):
         self.items = items
 
@@ -236,7 +236,7 @@ def _to_device(batch, device):
     return batch
 
 
-def _iter_batches(
+def iter_batches(
     dataset,
     forward,
     *,
@@ -278,7 +278,7 @@ def _iter_batches(
 # --------------------------------------------------------------------------
 # weights
 # --------------------------------------------------------------------------
-def _load_weights_file(path):
+def load_weights_file(path):
     """Load a state dict from ``path`` without executing pickled code.
 
     ``.safetensors`` files are read with safetensors; anything else with
@@ -297,7 +297,7 @@ def _load_weights_file(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Weights file {path!r} does not exist.")
     if path.endswith(".safetensors"):
-        safetensors_torch = _import_optional("safetensors.torch", what="Loading .safetensors weights")
+        safetensors_torch = import_optional("safetensors.torch", what="Loading .safetensors weights")
         try:
             state = safetensors_torch.load_file(path, device="cpu")
         except Exception as exc:
@@ -329,7 +329,7 @@ def _load_weights_file(path):
     return state
 
 
-def _file_identity(path):
+def file_identity(path):
     """Cheap identity of a file or directory: absolute path, sizes and mtimes."""
     path = os.path.abspath(os.fspath(path))
     if os.path.isdir(path):
@@ -343,14 +343,14 @@ def _file_identity(path):
     return (path, st.st_size, st.st_mtime_ns)
 
 
-def _random_weights_id(random_state):
+def random_weights_id(random_state):
     """Identity of randomly initialised weights: the seed, or a fresh uuid."""
     if random_state is None:
         return f"random:{uuid.uuid4().hex}"
     return f"random:seed={int(random_state)}"
 
 
-def _seeded(random_state):
+def seeded(random_state):
     """Context that seeds torch's global RNG (restored afterwards) for model init."""
     import torch
 
@@ -433,7 +433,7 @@ def _probe(url, timeout=_HUB_PROBE_TIMEOUT):
     return f"{root} did not answer within {timeout:g} s"
 
 
-def _offline_reason(url=None, *, hf=True):
+def offline_reason(url=None, *, hf=True):
     """Why the hub at ``url`` cannot be used now, or None when it answers.
 
     ``hf=True``: ``HF_HUB_OFFLINE`` / ``TRANSFORMERS_OFFLINE`` count as offline
@@ -447,7 +447,7 @@ def _offline_reason(url=None, *, hf=True):
     return _probe(url or _hub_endpoint())
 
 
-def _offline_error(what, name, alternative, exc=None, *, reason=None):
+def offline_error(what, name, alternative, exc=None, *, reason=None):
     cause = f"{type(exc).__name__}: {exc}" if exc is not None else "not in the local cache"
     why = reason or "no network, or HF_HUB_OFFLINE=1"
     return RuntimeError(
@@ -457,7 +457,7 @@ def _offline_error(what, name, alternative, exc=None, *, reason=None):
     )
 
 
-def _hf_cached(repo_id, filename="config.json"):
+def hf_cached(repo_id, filename="config.json"):
     """True when the local Hugging Face cache holds ``repo_id``'s ``filename`` (no network)."""
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -467,29 +467,29 @@ def _hf_cached(repo_id, filename="config.json"):
         return False
 
 
-def _load_from_hub(load, name, *, what, alternative):
+def load_from_hub(load, name, *, what, alternative):
     """``load(local_files_only)`` from the local cache, downloading only when the hub answers.
 
     A model in the Hugging Face cache loads without the network.  Otherwise
-    :func:`_offline_reason` (``HF_HUB_OFFLINE``, then a probe of at most ~2.5 s)
+    :func:`offline_reason` (``HF_HUB_OFFLINE``, then a probe of at most ~2.5 s)
     decides: offline raises at once, instead of the minutes of retries the
     hub clients spend; online, ``load(False)`` downloads the files.
     """
-    if _hf_cached(name):
+    if hf_cached(name):
         try:
             return load(True)
         except Exception:  # an incomplete cache: the hub may complete it
             pass
-    reason = _offline_reason()
+    reason = offline_reason()
     if reason is not None:
-        raise _offline_error(what, name, alternative, reason=reason)
+        raise offline_error(what, name, alternative, reason=reason)
     try:
         return load(False)
     except Exception as exc:
-        raise _offline_error(what, name, alternative, exc) from exc
+        raise offline_error(what, name, alternative, exc) from exc
 
 
-def _looks_like_path(name):
+def looks_like_path(name):
     """True for strings written as file-system paths (``/x``, ``./x``, ``~/x``)."""
     name = os.fspath(name)
     return name.startswith(("/", "./", "../", "~")) or (os.sep != "/" and os.sep in name)
@@ -525,7 +525,7 @@ def _check_hf_dir(path, *, what, needs_weights, example):
         )
 
 
-def _load_local_dir(load, path, *, what, needs_weights, example):
+def load_local_dir(load, path, *, what, needs_weights, example):
     """``load(True)`` from a local ``save_pretrained`` directory, errors naming it."""
     _check_hf_dir(path, what=what, needs_weights=needs_weights, example=example)
     try:
@@ -546,7 +546,7 @@ def _item_fingerprint(item, kind):
         return ("str", item)
     if isinstance(item, (str, os.PathLike)):
         try:
-            return ("file",) + _file_identity(item)
+            return ("file",) + file_identity(item)
         except OSError:
             return ("missing", os.path.abspath(os.fspath(item)))
     if isinstance(item, np.ndarray):
@@ -673,7 +673,11 @@ class _ChunkCache:
                 os.remove(tmp)
 
 
-class _BaseFeaturizer(TransformerMixin, BaseEstimator):
+#: Parameters that do not change a featurizer's output: left out of its cache key.
+CACHE_EXEMPT_PARAMS = ("memory", "verbose", "batch_size", "num_workers", "device")
+
+
+class BaseFeaturizer(TransformerMixin, BaseEstimator):
     """Common fit/transform plumbing; subclasses implement ``_load`` and ``_compute``.
 
     Fitted featurizers pickle: models on a GPU are copied to the CPU in the
@@ -684,10 +688,10 @@ class _BaseFeaturizer(TransformerMixin, BaseEstimator):
     #: fitted attributes holding torch modules (moved between devices on pickling)
     _torch_attributes = ("model_",)
     #: get_params keys that do not change the output and stay out of cache keys
-    _cache_exempt_params = ("memory", "verbose", "batch_size", "num_workers", "device")
+    _cache_exempt_params = CACHE_EXEMPT_PARAMS
 
     def _validate_common(self):
-        _check_positive_int(self.batch_size, "batch_size")
+        check_positive_int(self.batch_size, "batch_size")
         _check_non_negative_int(self.num_workers, "num_workers")
         _check_precision(self.precision)
         self.device_ = _resolve_device(self.device)

@@ -8,18 +8,18 @@ import os
 import numpy as np
 
 from ._base import (
-    _BaseFeaturizer,
-    _as_image_items,
-    _check_positive_int,
-    _file_identity,
-    _ImageDataset,
-    _import_optional,
-    _iter_batches,
-    _load_from_hub,
-    _load_local_dir,
-    _looks_like_path,
+    BaseFeaturizer,
+    as_image_items,
+    check_positive_int,
+    file_identity,
+    ImageDataset,
+    import_optional,
+    iter_batches,
+    load_from_hub,
+    load_local_dir,
+    looks_like_path,
 )
-from ._clip import _HFImageTransform, _is_local, _quiet_transformers
+from ._clip import HFImageTransform, is_local, quiet_transformers
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def _generate_captions(model, processor, pixel_values, *, max_length, num_beams)
     return [text.strip() for text in processor.batch_decode(ids, skip_special_tokens=True)]
 
 
-class ImageCaptioner(_BaseFeaturizer):
+class ImageCaptioner(BaseFeaturizer):
     """Caption images with a transformers GIT model (``microsoft/git-base-coco``).
 
     :meth:`transform` returns one caption per image, so
@@ -111,10 +111,10 @@ class ImageCaptioner(_BaseFeaturizer):
         -------
         self : ImageCaptioner
         """
-        transformers = _import_optional("transformers", what="ImageCaptioner")
+        transformers = import_optional("transformers", what="ImageCaptioner")
         self._validate_common()
-        _check_positive_int(self.max_length, "max_length")
-        _check_positive_int(self.num_beams, "num_beams")
+        check_positive_int(self.max_length, "max_length")
+        check_positive_int(self.num_beams, "num_beams")
         source = os.fspath(self.model)
 
         def load(local_files_only):
@@ -126,16 +126,16 @@ class ImageCaptioner(_BaseFeaturizer):
         example = ("ImageCaptioner('/path/to/git-base-coco'), a directory made with "
                    "save_pretrained (model and processor) or a snapshot of the hub "
                    "repository.")
-        with _quiet_transformers(self.verbose):
-            if _is_local(source) or _looks_like_path(source):
-                processor, model = _load_local_dir(
+        with quiet_transformers(self.verbose):
+            if is_local(source) or looks_like_path(source):
+                processor, model = load_local_dir(
                     load, source, what="ImageCaptioner", needs_weights=True, example=example)
             else:
-                processor, model = _load_from_hub(
+                processor, model = load_from_hub(
                     load, source, what="captioning model", alternative=example)
         self.processor_ = processor
         self.model_ = model.eval().to(self.device_)
-        self.weights_id_ = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"
+        self.weights_id_ = ("dir",) + file_identity(source) if is_local(source) else f"hf:{source}"
         return self
 
     def _forward(self, pixel_values):
@@ -145,8 +145,8 @@ class ImageCaptioner(_BaseFeaturizer):
 
     def _compute(self, items):
         captions = []
-        for batch in _iter_batches(
-            _ImageDataset(items, _HFImageTransform(self.processor_.image_processor)),
+        for batch in iter_batches(
+            ImageDataset(items, HFImageTransform(self.processor_.image_processor)),
             self._forward,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
@@ -172,7 +172,7 @@ class ImageCaptioner(_BaseFeaturizer):
         captions : ndarray of str of shape (n_images,), dtype object
         """
         self._check_fitted()
-        return self._featurize(_as_image_items(X), kind="image")
+        return self._featurize(as_image_items(X), kind="image")
 
     def get_feature_names_out(self, input_features=None):
         return np.asarray(["caption"], dtype=object)

@@ -9,23 +9,23 @@ import os
 import numpy as np
 
 from ._base import (
-    _BaseFeaturizer,
-    _as_image_items,
-    _check_texts,
-    _file_identity,
-    _ImageDataset,
-    _import_optional,
-    _iter_batches,
-    _hf_cached,
-    _ListDataset,
-    _load_from_hub,
-    _load_local_dir,
-    _load_weights_file,
-    _looks_like_path,
-    _offline_error,
-    _offline_reason,
-    _random_weights_id,
-    _seeded,
+    BaseFeaturizer,
+    as_image_items,
+    check_texts,
+    file_identity,
+    ImageDataset,
+    import_optional,
+    iter_batches,
+    hf_cached,
+    ListDataset,
+    load_from_hub,
+    load_local_dir,
+    load_weights_file,
+    looks_like_path,
+    offline_error,
+    offline_reason,
+    random_weights_id,
+    seeded,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _hf_forward(model, batch, modality, embedding):
     return pooled if embedding == "pooled" else model.text_projection(pooled)
 
 
-class _HFImageTransform:
+class HFImageTransform:
     """Picklable PIL → pixel tensor transform wrapping a transformers image processor."""
 
     def __init__(self, processor):
@@ -120,12 +120,12 @@ class _OpenClipTokenize:
         return self.tokenizer(list(texts))
 
 
-def _is_local(path):
+def is_local(path):
     return isinstance(path, os.PathLike) or (isinstance(path, str) and os.path.exists(path))
 
 
 @contextlib.contextmanager
-def _quiet_transformers(verbose):
+def quiet_transformers(verbose):
     """Silence transformers' loading progress bars when ``verbose=0``."""
     from transformers.utils import logging as hf_logging
 
@@ -141,7 +141,7 @@ def _quiet_transformers(verbose):
 
 def _load_open_clip(model_name, pretrained, random_state, verbose):
     """Return ``(model, image_transform, tokenizer, weights_id)`` from open_clip."""
-    open_clip = _import_optional("open_clip", what="CLIPFeaturizer(backend='open_clip')")
+    open_clip = import_optional("open_clip", what="CLIPFeaturizer(backend='open_clip')")
     known = open_clip.list_models()
     if model_name not in known and not str(model_name).startswith(("hf-hub:", "local-dir:")):
         raise ValueError(
@@ -149,15 +149,15 @@ def _load_open_clip(model_name, pretrained, random_state, verbose):
             f"(e.g. {known[:5]}) or backend='hf' for a transformers model."
         )
     if pretrained is None:
-        with _seeded(random_state):
+        with seeded(random_state):
             model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
-        weights_id = _random_weights_id(random_state)
-    elif _is_local(pretrained):
-        state = _load_weights_file(pretrained)  # before building the model: fail fast
+        weights_id = random_weights_id(random_state)
+    elif is_local(pretrained):
+        state = load_weights_file(pretrained)  # before building the model: fail fast
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=None)
         model.load_state_dict(state)
-        weights_id = ("file",) + _file_identity(pretrained)
-    elif _looks_like_path(pretrained):
+        weights_id = ("file",) + file_identity(pretrained)
+    elif looks_like_path(pretrained):
         raise FileNotFoundError(f"CLIPFeaturizer: the weights file pretrained={pretrained!r} does not exist.")
     else:
         model, preprocess = _load_open_clip_tag(open_clip, model_name, pretrained)
@@ -203,11 +203,11 @@ def _load_open_clip_tag(open_clip, model_name, tag):
     name = os.fspath(model_name)
     if name.startswith(("hf-hub:", "local-dir:")):
         # open_clip's schemas carry their own weights (``pretrained`` is ignored)
-        if name.startswith("hf-hub:") and not _hf_cached(name[len("hf-hub:"):],
+        if name.startswith("hf-hub:") and not hf_cached(name[len("hf-hub:"):],
                                                          "open_clip_config.json"):
-            reason = _offline_reason()
+            reason = offline_reason()
             if reason is not None:
-                raise _offline_error(
+                raise offline_error(
                     "open_clip model", name,
                     "CLIPFeaturizer('local-dir:/path/to/folder'), a folder holding the "
                     "repository's open_clip_config.json and weights.", reason=reason)
@@ -229,26 +229,26 @@ def _load_open_clip_tag(open_clip, model_name, tag):
         )
         return model, preprocess
     url_only = not cfg.get("hf_hub")
-    reason = _offline_reason(cfg.get("url") if url_only else None, hf=not url_only)
+    reason = offline_reason(cfg.get("url") if url_only else None, hf=not url_only)
     if reason is not None:
-        raise _offline_error("open_clip model", f"{model_name}/{tag}", alternative, reason=reason)
+        raise offline_error("open_clip model", f"{model_name}/{tag}", alternative, reason=reason)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(model_name, pretrained=tag)
     except Exception as exc:
-        raise _offline_error("open_clip model", f"{model_name}/{tag}", alternative, exc) from exc
+        raise offline_error("open_clip model", f"{model_name}/{tag}", alternative, exc) from exc
     return model, preprocess
 
 
 def _load_hf_clip(model_name, pretrained, random_state, verbose):
     """Return ``(model, image_transform, tokenizer, weights_id)`` from transformers."""
-    transformers = _import_optional("transformers", what="CLIPFeaturizer(backend='hf')")
+    transformers = import_optional("transformers", what="CLIPFeaturizer(backend='hf')")
     source = os.fspath(model_name)
 
     def load(local_files_only):
         kwargs = {"local_files_only": local_files_only}
         if pretrained is None:
             config = transformers.CLIPConfig.from_pretrained(source, **kwargs)
-            with _seeded(random_state):
+            with seeded(random_state):
                 model = transformers.CLIPModel(config)
         else:
             model = transformers.CLIPModel.from_pretrained(source, **kwargs)
@@ -259,23 +259,23 @@ def _load_hf_clip(model_name, pretrained, random_state, verbose):
     example = ("CLIPFeaturizer('/path/to/clip-dir', backend='hf'), a directory made "
                "with CLIPModel.save_pretrained and CLIPProcessor.save_pretrained (or "
                "a snapshot of the hub repository).")
-    with _quiet_transformers(verbose):
-        if _is_local(source) or _looks_like_path(source):
-            model, image_processor, tokenizer = _load_local_dir(
+    with quiet_transformers(verbose):
+        if is_local(source) or looks_like_path(source):
+            model, image_processor, tokenizer = load_local_dir(
                 load, source, what="CLIPFeaturizer", needs_weights=pretrained is not None,
                 example=example)
         else:
-            model, image_processor, tokenizer = _load_from_hub(
+            model, image_processor, tokenizer = load_from_hub(
                 load, source, what="Hugging Face CLIP model", alternative=example)
     if pretrained is None:
-        weights_id = _random_weights_id(random_state)
+        weights_id = random_weights_id(random_state)
     else:
-        weights_id = ("dir",) + _file_identity(source) if _is_local(source) else f"hf:{source}"
+        weights_id = ("dir",) + file_identity(source) if is_local(source) else f"hf:{source}"
     max_length = model.config.text_config.max_position_embeddings
-    return model, _HFImageTransform(image_processor), _HFTokenize(tokenizer, max_length), weights_id
+    return model, HFImageTransform(image_processor), _HFTokenize(tokenizer, max_length), weights_id
 
 
-class CLIPFeaturizer(_BaseFeaturizer):
+class CLIPFeaturizer(BaseFeaturizer):
     """CLIP embeddings of images or texts, from open_clip or Hugging Face transformers.
 
     ``embedding="projected"`` returns the joint CLIP space (``encode_image`` /
@@ -436,10 +436,10 @@ class CLIPFeaturizer(_BaseFeaturizer):
 
     def _batches(self, items):
         if self.modality == "image":
-            dataset, collate = _ImageDataset(items, self._image_transform), None
+            dataset, collate = ImageDataset(items, self._image_transform), None
         else:
-            dataset, collate = _ListDataset(items), self._tokenize
-        return _iter_batches(
+            dataset, collate = ListDataset(items), self._tokenize
+        return iter_batches(
             dataset,
             self._forward,
             batch_size=self.batch_size,
@@ -469,8 +469,8 @@ class CLIPFeaturizer(_BaseFeaturizer):
         """
         self._check_fitted()
         if self.modality == "text":
-            return self._featurize(_check_texts(X), kind="text")
-        return self._featurize(_as_image_items(X), kind="image")
+            return self._featurize(check_texts(X), kind="text")
+        return self._featurize(as_image_items(X), kind="image")
 
     def get_feature_names_out(self, input_features=None):
         """Names ``"clip_<modality>_<embedding><i>"`` of the output columns."""

@@ -6,6 +6,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from ._io import UnitStore, atomic_write_json, atomic_write_text, provenance
 from .config import ConfigError, dumps_toml
 
@@ -97,3 +99,18 @@ class StudyRun:
         self._write_provenance(elapsed_s=elapsed, units_computed=self.n_computed,
                                units_skipped=self.n_skipped, **extra)
         return elapsed
+
+
+def stimulus_paths(loaded, ids="stimulus_names", paths="image_paths"):
+    """The stimuli of several loaded subjects, sorted, with the image file of each.
+
+    ``loaded`` maps subject -> loader Bunch; ``ids`` / ``paths`` name the Bunch
+    fields holding each trial's stimulus and its image file.  Returns the sorted
+    unique stimuli (index = stimulus id of the study) and their paths.
+    """
+    stimuli = np.unique(np.concatenate([b[ids] for b in loaded.values()]))
+    path_of = {}
+    for b in loaded.values():
+        path_of.update(zip(np.asarray(b[ids]).tolist(), b[paths]))
+    return stimuli, [path_of[s] for s in stimuli.tolist()]
+

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights
+from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
 from .config import DECODING_MODELS, ConfigError, decoding_model_spec
 
@@ -214,11 +214,12 @@ def _text_features(config, paths, weights, cache_dir):
 
 
 def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
-    from ..datasets import _bold5000, load_bold5000
+    from ..datasets import load_bold5000
+    from ..datasets._bold5000 import LAYOUT, STIMULI_DIR
 
     d = config["data"]
     root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'bold5000'",
-                       layout=_bold5000.LAYOUT)
+                       layout=LAYOUT)
     weights = require_weights(config["features"]["clip_weights"], flag="--clip-weights",
                               what="dataset 'bold5000'",
                               expected=f"an open_clip {config['features']['clip_model']} state "
@@ -227,16 +228,12 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
     subjects = d["subjects"] or list(BOLD5000_SUBJECTS)
     loaded = {s: load_bold5000(s, data_dir=root, sessions=d["sessions"] or None)
               for s in subjects}
-    names = np.unique(np.concatenate([b.stimulus_names for b in loaded.values()]))
-    path_of = {}
-    for b in loaded.values():
-        path_of.update(zip(b.stimulus_names, b.image_paths))
-    paths = [path_of[n] for n in names]
+    names, paths = stimulus_paths(loaded)
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
         raise ConfigError(f"{len(missing)} stimulus images are missing, e.g. {missing[0]!r}; "
-                          f"expected them under {str(root / _bold5000.STIMULI_DIR)!r}. Layout:\n"
-                          f"{_bold5000.LAYOUT}")
+                          f"expected them under {str(root / STIMULI_DIR)!r}. Layout:\n"
+                          f"{LAYOUT}")
     clip = _clip(config, weights, "image", cache_dir)
     emb = {"image": clip.fit_transform(paths)}
     if need_text:

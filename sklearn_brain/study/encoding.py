@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights
+from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
 from .config import ConfigError
 
@@ -100,21 +100,19 @@ def _pick_rois(rois, wanted, where):
 
 
 def _algonauts(config, seed):
-    from ..datasets import _algonauts, load_algonauts2023
+    from ..datasets import load_algonauts2023
+    from ..datasets._algonauts import LAYOUT
 
     d = config["data"]
     root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'algonauts2023'",
-                       layout=_algonauts.LAYOUT)
+                       layout=LAYOUT)
     names = d["subjects"] or sorted(p.name for p in root.glob("subj0[1-8]") if p.is_dir())
     if not names:
         raise ConfigError(f"no subj01 ... subj08 folder in {str(root)!r}. Expected layout:\n"
-                          f"{_algonauts.LAYOUT}")
+                          f"{LAYOUT}")
     loaded = {s: load_algonauts2023(s, data_dir=root) for s in names}
-    nsd = np.unique(np.concatenate([b.train_nsd_ids for b in loaded.values()]))
-    path_of = {}
-    for b in loaded.values():
-        path_of.update(zip(b.train_nsd_ids.tolist(), b.train_image_paths))
-    images = _load_images([path_of[i] for i in nsd.tolist()], config["features"]["image_size"])
+    nsd, paths = stimulus_paths(loaded, "train_nsd_ids", "train_image_paths")
+    images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
         X = np.hstack([np.asarray(b.fmri["lh"], dtype=np.float32),
@@ -129,21 +127,19 @@ def _algonauts(config, seed):
 
 
 def _nod(config, seed):
-    from ..datasets import _nod, load_nod
+    from ..datasets import load_nod
+    from ..datasets._nod import LAYOUT
 
     d = config["data"]
-    root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'nod'", layout=_nod.LAYOUT)
+    root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'nod'", layout=LAYOUT)
     results = root / "derivatives" / "ciftify"
     names = d["subjects"] or sorted(p.name for p in results.glob("sub-*") if p.is_dir())
     if not names:
         raise ConfigError(f"no derivatives/ciftify/sub-* folder in {str(root)!r}. Expected "
-                          f"layout:\n{_nod.LAYOUT}")
+                          f"layout:\n{LAYOUT}")
     loaded = {s: load_nod(s, data_dir=root) for s in names}
-    stim_names = np.unique(np.concatenate([b.stimulus_names for b in loaded.values()]))
-    path_of = {}
-    for b in loaded.values():
-        path_of.update(zip(b.stimulus_names, b.image_paths))
-    images = _load_images([path_of[n] for n in stim_names], config["features"]["image_size"])
+    stim_names, paths = stimulus_paths(loaded)
+    images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
         rois = {"cortex": np.ones(b.betas.shape[1], bool)}
