@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
+from ._validation import check_alpha_grid as _check_alphas
 
 __all__ = [
     "RidgeFactors",
@@ -158,21 +159,6 @@ def _colsum(A, ones):
 def _colsum_prod(A, B, ws, ones):
     """Column sums of ``A * B`` through a reused buffer (no fresh allocation)."""
     return _colsum(torch.mul(A, B, out=ws.get("tmp", *A.shape)), ones)
-
-
-def _check_alphas(alphas):
-    """Validate an alpha grid: a non-empty 1-D array of finite positive floats."""
-    try:
-        alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
-    except (TypeError, ValueError):
-        raise ValueError(f"alphas must be an array of positive floats, got {alphas!r}.") from None
-    if alphas.ndim != 1 or alphas.size == 0:
-        raise ValueError("alphas must be a non-empty 1-D array of positive floats.")
-    if not np.all(np.isfinite(alphas)):
-        raise ValueError(f"alphas must be finite, got {alphas.tolist()}.")
-    if np.any(alphas <= 0):
-        raise ValueError(f"alphas must be strictly positive, got {alphas.tolist()}.")
-    return alphas
 
 
 def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):

@@ -29,12 +29,11 @@ import re
 import numpy as np
 from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
 
-from ._ridge import _check_alphas
-
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_alphas", "check_ids", "check_params", "check_stimulus_ids", "check_subjects",
-           "factorize_ids", "infer_stimulus_ids", "as_float", "check_int_sequence"]
+__all__ = ["check_alpha_grid", "check_alphas", "check_ids", "check_params", "check_stimulus_ids",
+           "factorize_ids", "infer_stimulus_ids", "as_float", "check_int_sequence",
+           "valid_voxels"]
 
 
 def _is_missing(value):
@@ -203,11 +202,26 @@ def check_int_sequence(value, name, *, low=1, allow_empty=True):
 DEFAULT_ALPHAS = np.logspace(-1, 7, 9)
 
 
+def check_alpha_grid(alphas):
+    """Validate an alpha grid: a non-empty 1-D array of finite positive floats."""
+    try:
+        alphas = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"alphas must be an array of positive floats, got {alphas!r}.") from None
+    if alphas.ndim != 1 or alphas.size == 0:
+        raise ValueError("alphas must be a non-empty 1-D array of positive floats.")
+    if not np.all(np.isfinite(alphas)):
+        raise ValueError(f"alphas must be finite, got {alphas.tolist()}.")
+    if np.any(alphas <= 0):
+        raise ValueError(f"alphas must be strictly positive, got {alphas.tolist()}.")
+    return alphas
+
+
 def check_alphas(alphas, default=DEFAULT_ALPHAS):
     """Validate an alpha grid; ``None`` gives ``default`` (``logspace(-1, 7, 9)``)."""
     if alphas is None:
         return np.array(default, dtype=np.float64)
-    return _check_alphas(alphas)
+    return check_alpha_grid(alphas)
 
 
 def check_stimulus_ids(stimulus_ids, n_samples, stimulus_features=None, *, name="stimulus_ids"):
@@ -257,26 +271,48 @@ def infer_stimulus_ids(stimulus_features):
     return inverse.ravel()
 
 
-def subject_name(subject):
-    """repr of a subject id for messages ('CSI1', not np.str_('CSI1'))."""
-    return repr(subject.item() if isinstance(subject, np.generic) else subject)
+def valid_voxels(X, chunk=4096, *, reject_inf=False):
+    """Voxels that are finite on every sample and not constant (no copy of X).
 
+    ``X`` is read ``chunk`` voxels at a time, so a memory-mapped array is
+    never loaded whole.  With ``reject_inf`` an infinite value raises (NaN
+    marks a voxel outside the brain; infinity is an error in the data).
 
-def check_subjects(subjects, n_samples):
-    """Validate sample-aligned subject ids (see :func:`check_ids`); returns an array."""
-    return check_ids(subjects, n_samples, name="subjects")
-
-
-def subject_index(known, subjects):
-    """Index into ``known`` (the subjects seen in fit) of each sample's subject.
-
-    Raises a clear error for a subject not seen in ``fit``.
+    Returns
+    -------
+    valid : ndarray of bool of shape (n_voxels,)
+        Finite on every sample and non-constant.
+    finite : ndarray of bool of shape (n_voxels,)
+        Finite on every sample.
     """
-    subjects = check_ids(subjects, name="subjects")
-    uniques, codes = factorize_ids(subjects)
-    position = {k: i for i, k in enumerate(known.tolist())}
-    where = np.array([position.get(u, -1) for u in uniques.tolist()], dtype=np.int64)
-    if (where < 0).any():
-        raise ValueError(f"subject {subject_name(uniques[np.flatnonzero(where < 0)[0]])} was "
-                         f"not seen in fit; known subjects: {known.tolist()}.")
-    return where[codes]
+    n_vox = X.shape[1]
+    finite = np.empty(n_vox, dtype=bool)
+    valid = np.empty(n_vox, dtype=bool)
+    for start in range(0, n_vox, chunk):
+        block = X[:, start:start + chunk]
+        fin = np.isfinite(block).all(axis=0)
+        if reject_inf and not fin.all() and np.isinf(block[:, ~fin]).any():
+            j = start + int(np.flatnonzero(np.isinf(block).any(axis=0))[0])
+            raise ValueError(
+                f"Input X contains infinity (voxel {j}); NaN is allowed for voxels to drop, "
+                "infinity is not: check the data."
+            )
+        with np.errstate(invalid="ignore"):
+            spread = block.max(axis=0) - block.min(axis=0)
+        finite[start:start + chunk] = fin
+        valid[start:start + chunk] = fin & (spread > 0)
+    return valid, finite
+
+
+_MOVED_TO_SUBJECTS = ("check_subjects", "subject_index", "subject_name")
+
+
+def __getattr__(name):
+    # the subject helpers moved to ._subjects (one module for the concept); this
+    # keeps ``from ._validation import check_subjects`` working in code written
+    # before the move
+    if name in _MOVED_TO_SUBJECTS:
+        from . import _subjects
+
+        return getattr(_subjects, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,8 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._ridge import loo_residuals, ridge_factorize
-from ._validation import check_ids, check_stimulus_ids, infer_stimulus_ids, subject_name
+from ._subjects import check_subjects_given, subject_attributes, subject_name
+from ._validation import check_ids, check_stimulus_ids, infer_stimulus_ids
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ def heldout_residuals(selector, features, responses, *, subject=None, stimulus_i
     if R.ndim != 2 or R.shape[0] != F.shape[0]:
         raise ValueError(f"responses must be 2-D with {F.shape[0]} rows like features, got "
                          f"shape {R.shape}.")
-    alphas, selected = selector._subject_attrs(subject, "best_alphas_", "selected_indices_")
+    alphas, selected = subject_attributes(selector, subject, "best_alphas_", "selected_indices_",
+                                          method="heldout_residuals")
     if R.shape[1] != selected.size:
         raise ValueError(f"responses have {R.shape[1]} columns; the selector keeps "
                          f"{selected.size} voxels.")
@@ -264,9 +266,9 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
     logger.info("augmentation: %d extra stimuli kept, %d excluded by id, %d by similarity",
                 index.size, n_id, n_sim)
     per_subject = selector.subjects_ is not None
+    check_subjects_given(per_subject, train_subjects, estimator=selector,
+                         method="synthesize_responses", param="train_subjects")
     if per_subject:
-        if train_subjects is None:
-            raise ValueError("This selector was fitted per subject: pass train_subjects=.")
         train_subjects = check_ids(train_subjects, name="train_subjects")
         names = list(selector.subjects_) if subjects is None else list(subjects)
     else:

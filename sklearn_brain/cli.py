@@ -196,7 +196,8 @@ def run_demo(args):
 
     from .datasets import make_bold5000_like, subject_arrays
     from .decoding import RidgeDecoder
-    from .selection import EncodingVoxelSelector, _valid_voxels
+    from ._validation import valid_voxels
+    from .selection import EncodingVoxelSelector
 
     t0 = time.perf_counter()
     ds = make_bold5000_like(preset=args.preset, random_state=args.random_state)
@@ -219,7 +220,7 @@ def run_demo(args):
     for subject, modality in bar:
         bar.set_postfix_str(f"{subject} {modality}")
         X, Y, ids, is_test = subject_arrays(ds, subject, modality=modality)
-        n_valid = int(_valid_voxels(X[~is_test])[0].sum())
+        n_valid = int(valid_voxels(X[~is_test])[0].sum())
         if requested is not None and requested > n_valid:
             logger.warning("--n-voxels %d exceeds the %d valid voxels of subject %s: keeping "
                            "all %d.", requested, n_valid, subject, n_valid)

@@ -43,14 +43,13 @@ import torch
 from skorch import NeuralNet, NeuralNetClassifier
 from torch import nn
 
+from ._subjects import fit_subjects, subject_codes, subject_columns
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
 from .featurizers._base import as_image_items, iter_batches, load_image, seeded
 from ._validation import (
     check_ids,
     check_stimulus_ids,
-    check_subjects,
     factorize_ids,
-    subject_index,
 )
 from .losses import info_nce_loss, positives_from_ids
 
@@ -526,8 +525,9 @@ class CLTunedAlexNet(NeuralNet):
     layer_slices_ : dict of str to slice
         Columns of each layer in the output of :meth:`transform`.
     n_features_out_ : int
-    subjects_ : ndarray
-        Subject ids in the order of the fMRI projections.
+    subjects_ : ndarray of shape (n_subjects,) or None
+        Subject ids in the order of the fMRI projections (``None`` without
+        ``subjects``: one projection).
     voxel_columns_ : list of ndarray of int
         Columns of ``fmri`` that are finite for each subject.
     n_fmri_columns_ : int
@@ -557,6 +557,8 @@ class CLTunedAlexNet(NeuralNet):
     >>> net.fit(images, fmri).transform(held_out).shape
     (4, 256)
     """
+
+    __metadata_request__fit = {"subjects": True, "stimulus_ids": True}
 
     def __init__(
         self,
@@ -655,16 +657,9 @@ class CLTunedAlexNet(NeuralNet):
         if fmri.ndim != 2:
             raise ValueError(f"fmri must be 2-D (n_samples, n_voxels), got shape {fmri.shape}.")
         n = len(fmri)
-        if subjects is None:
-            subjects = np.zeros(n, dtype=np.int64)
-        self.subjects_, codes = factorize_ids(check_subjects(subjects, n))
-        columns = []
-        for s, name in enumerate(self.subjects_):
-            finite = np.isfinite(fmri[codes == s]).all(axis=0)
-            if not finite.any():
-                raise ValueError(f"Subject {name!r} has no voxel that is finite on all its samples.")
-            columns.append(np.flatnonzero(finite))
-        self.voxel_columns_ = columns
+        self.subjects_, codes = fit_subjects(subjects, n)
+        # a voxel NaN on some of a subject's samples is not one of its voxels
+        self.voxel_columns_ = subject_columns(fmri, codes, self.subjects_, partial="drop")
         self.n_fmri_columns_ = fmri.shape[1]
         return fmri, codes.astype(np.int64)
 
@@ -761,8 +756,11 @@ class CLTunedAlexNet(NeuralNet):
             Stimulus of each sample, shared across subjects: trials of the
             same stimulus are positives of each other (not negatives) in the
             InfoNCE loss, and the ids are recorded in ``tuned_stimuli_``.
-            ``None``: identical images are one stimulus.  Routed by
-            metadata routing (``set_fit_request(stimulus_ids=True)``).
+            ``None``: identical images are one stimulus.
+
+        ``subjects`` and ``stimulus_ids`` are requested by default: with
+        ``sklearn.set_config(enable_metadata_routing=True)`` a Pipeline
+        routes them to ``fit``.
 
         Returns
         -------
@@ -931,7 +929,7 @@ class CLTunedAlexNet(NeuralNet):
         ----------
         fmri : array-like of shape (n_samples, n_fmri_columns_)
         subjects : array-like of shape (n_samples,), default=None
-            Ids seen in ``fit``; ``None`` when one subject was fitted.
+            Ids seen in ``fit``; required when fitted with ``subjects``.
 
         Returns
         -------
@@ -942,12 +940,8 @@ class CLTunedAlexNet(NeuralNet):
         fmri = np.asarray(fmri, dtype=np.float32)
         if fmri.ndim != 2 or fmri.shape[1] != self.n_fmri_columns_:
             raise ValueError(f"fmri must have shape (n, {self.n_fmri_columns_}), got {fmri.shape}.")
-        if subjects is None:
-            if len(self.subjects_) > 1:
-                raise ValueError("subjects is required: several subjects were fitted.")
-            codes = np.zeros(len(fmri), dtype=np.int64)
-        else:
-            codes = subject_index(self.subjects_, check_subjects(subjects, len(fmri)))
+        codes = subject_codes(self.subjects_, subjects, len(fmri), estimator=self,
+                              method="embed_fmri")
         module = self.module_.eval()
         with torch.inference_mode():
             z = module.embed_fmri(torch.from_numpy(np.nan_to_num(fmri)).to(self.device_),

@@ -63,15 +63,19 @@ from . import metrics as _metrics
 from ._backend import resolve_device
 from ._callbacks import AtomicCheckpoint, DivergenceCheck
 from ._ridge import ridge
+from ._subjects import (
+    check_subjects,
+    check_subjects_given,
+    fit_subjects,
+    subject_codes,
+    subject_columns,
+)
 from ._validation import (
     check_alphas,
     check_int_sequence,
     check_params,
     check_stimulus_ids,
-    check_subjects,
     factorize_ids,
-    subject_index,
-    subject_name,
 )
 from .decoding import check_synthetic
 from .losses import (
@@ -359,8 +363,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
 
     Attributes
     ----------
-    subjects_ : ndarray of shape (n_subjects,)
-        Subject ids seen in ``fit`` (``[None]`` without ``subjects``).
+    subjects_ : ndarray of shape (n_subjects,) or None
+        Subject ids seen in ``fit`` (``None`` without ``subjects``).
     subject_columns_ : list of ndarray of int
         Input columns of each subject's layer.
     n_features_in_ : int
@@ -746,14 +750,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         return X, subjects
 
     def _subject_codes(self, subjects, n_samples):
-        if self.subjects_[0] is None:
-            if subjects is not None:
-                raise ValueError("subjects were given to predict but not to fit.")
-            return np.zeros(n_samples, dtype=np.int64)
-        if subjects is None:
-            raise ValueError(
-                f"This decoder was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
-        return subject_index(self.subjects_, subjects).astype(np.int64)
+        return subject_codes(self.subjects_, subjects, n_samples, estimator=self)
 
     def _inputs(self, X, codes, stimulus):
         """The dict skorch iterates over; NaN padding becomes 0 (never read)."""
@@ -846,27 +843,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
                 raise ValueError(
                     "every sample shows the same stimulus: a contrastive loss needs at least two "
                     "distinct stimuli (alpha > 0); use alpha=0 for regression only.")
-        if subjects is None:
-            self.subjects_ = np.array([None], dtype=object)
-            codes = np.zeros(n, dtype=np.int64)
-            self.subject_columns_ = [np.arange(X.shape[1])]
-        else:
-            self.subjects_, codes = factorize_ids(subjects)
-            cols = []
-            for i, s in enumerate(self.subjects_):
-                finite = np.isfinite(X[codes == i])
-                partial = np.flatnonzero(finite.any(axis=0) & ~finite.all(axis=0))
-                if partial.size:
-                    raise ValueError(
-                        f"X has NaN/inf on some samples of subject {subject_name(s)} in voxel "
-                        f"{partial[0]}; only whole voxels (padding, outside the brain) may "
-                        "be NaN.")
-                c = np.flatnonzero(finite.all(axis=0))
-                if c.size == 0:
-                    raise ValueError(f"subject {subject_name(s)} has no voxel that is finite on "
-                                     "all of its samples (an empty subject).")
-                cols.append(c)
-            self.subject_columns_ = cols
+        self.subjects_, codes = fit_subjects(subjects, n)
+        self.subject_columns_ = subject_columns(X, codes, self.subjects_)
         self.n_targets_ = Y.shape[1]
         self._alpha = self.alpha if self.n_targets_ >= 2 else 0.0
         if self.n_targets_ < 2 and self.alpha > 0:
@@ -1099,15 +1077,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         y_pred : ndarray of shape (n_samples, n_targets), float64
         """
         check_is_fitted(self)
-        multi = self.subjects_[0] is not None
-        if multi and subjects is None:
-            raise ValueError(
-                f"This decoder was fitted on subjects {self.subjects_.tolist()}: pass subjects=.")
-        if not multi and subjects is not None:
-            raise ValueError("subjects were given to predict but not to fit; this decoder was "
-                             "fitted on one subject: call predict(X) without subjects, or fit "
-                             "with subjects=.")
-        X, subjects = self._check_X(X, reset=False, subjects=subjects if multi else None)
+        check_subjects_given(self.subjects_ is not None, subjects, estimator=self)
+        X, subjects = self._check_X(X, reset=False, subjects=subjects)
         codes = self._subject_codes(subjects, X.shape[0])
         x = self._inputs(X, codes, np.zeros(X.shape[0], dtype=np.int64))
         with self._on_device():

@@ -8,7 +8,8 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
-from ._validation import check_params, check_subjects
+from ._subjects import check_subjects, check_subjects_given
+from ._validation import check_params
 
 logger = logging.getLogger(__name__)
 
@@ -158,10 +159,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         fitted_with = self.__dict__.get("_with_subjects", subjects is not None)
-        if fitted_with != (subjects is not None):
-            raise ValueError(
-                "subjects were given to predict but not to fit." if subjects is not None else
-                "This decoder was fitted with subjects: pass subjects= to predict.")
+        check_subjects_given(fitted_with, subjects, estimator=self, method="predict")
         X = validate_data(self, X, reset=False,
                           ensure_all_finite="allow-nan" if subjects is not None else True)
         parts = []

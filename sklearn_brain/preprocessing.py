@@ -16,22 +16,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._validation import check_params, check_subjects, factorize_ids, subject_index
+from ._subjects import SubjectTransformMixin, fit_subjects, n_subjects, subject_codes
+from ._validation import check_params
 
 __all__ = ["SubjectStandardScaler"]
-
-
-class SubjectTransformMixin:
-    """``fit_transform`` that routes ``subjects`` to ``transform`` as well as ``fit``.
-
-    scikit-learn's ``TransformerMixin.fit_transform`` passes the fit
-    parameters to ``fit`` only; a per-subject transformer needs them in
-    ``transform`` too.
-    """
-
-    def fit_transform(self, X, y=None, **fit_params):
-        """Fit, then transform the same data (routing ``subjects`` to both)."""
-        return self.fit(X, y, **fit_params).transform(X, subjects=fit_params.get("subjects"))
 
 
 class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, TransformerMixin,
@@ -109,13 +97,11 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         if np.isinf(X).any():
             raise ValueError("X contains inf.")
-        if subjects is None:
-            self.subjects_ = None
+        self.subjects_, codes = fit_subjects(subjects, X.shape[0])
+        if self.subjects_ is None:
             self.mean_, self.scale_ = self._moments(X)
             return self
-        subjects = check_subjects(subjects, X.shape[0])
-        self.subjects_, codes = factorize_ids(subjects)
-        moments = [self._moments(X[codes == i]) for i in range(len(self.subjects_))]
+        moments = [self._moments(X[codes == i]) for i in range(n_subjects(self.subjects_))]
         self.mean_ = np.stack([m for m, _ in moments])
         self.scale_ = np.stack([s for _, s in moments])
         return self
@@ -159,16 +145,11 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
                           ensure_all_finite="allow-nan", copy=True)
         if np.isinf(X).any():
             raise ValueError("X contains inf.")
+        idx = subject_codes(self.subjects_, subjects, X.shape[0], estimator=self,
+                            method="transform")
         if self.subjects_ is None:
-            if subjects is not None:
-                raise ValueError("subjects were given to transform but not to fit.")
             mean, scale = self.mean_, self.scale_
         else:
-            if subjects is None:
-                raise ValueError(
-                    f"This scaler was fitted on subjects {self.subjects_.tolist()}: pass "
-                    "subjects=.")
-            idx = subject_index(self.subjects_, check_subjects(subjects, X.shape[0]))
             mean, scale = self.mean_[idx], self.scale_[idx]
         new_nan = np.isnan(X) & ~np.isnan(mean)
         if new_nan.any():

@@ -12,48 +12,26 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._parallel import Parallel, delayed
 from ._ridge import ridge, ridge_cv, ridge_factorize
+from ._subjects import (
+    SubjectTransformMixin,
+    fit_subjects,
+    n_subjects,
+    subject_attributes,
+    subject_codes,
+    subject_name,
+)
 from ._validation import (
     as_float,
     check_alphas,
     check_params,
     check_stimulus_ids,
-    check_subjects,
-    factorize_ids,
     infer_stimulus_ids,
-    subject_index,
-    subject_name,
+    valid_voxels,
 )
-from .preprocessing import SubjectTransformMixin
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["EncodingVoxelSelector"]
-
-
-def _valid_voxels(X, chunk=4096, *, reject_inf=False):
-    """Voxels that are finite on every sample and not constant (no copy of X).
-
-    ``X`` is read ``chunk`` voxels at a time, so a memory-mapped array is
-    never loaded whole.  With ``reject_inf`` an infinite value raises (NaN
-    marks a voxel outside the brain; infinity is an error in the data).
-    """
-    n_vox = X.shape[1]
-    finite = np.empty(n_vox, dtype=bool)
-    valid = np.empty(n_vox, dtype=bool)
-    for start in range(0, n_vox, chunk):
-        block = X[:, start:start + chunk]
-        fin = np.isfinite(block).all(axis=0)
-        if reject_inf and not fin.all() and np.isinf(block[:, ~fin]).any():
-            j = start + int(np.flatnonzero(np.isinf(block).any(axis=0))[0])
-            raise ValueError(
-                f"Input X contains infinity (voxel {j}); NaN is allowed for voxels to drop, "
-                "infinity is not: check the data."
-            )
-        with np.errstate(invalid="ignore"):
-            spread = block.max(axis=0) - block.min(axis=0)
-        finite[start:start + chunk] = fin
-        valid[start:start + chunk] = fin & (spread > 0)
-    return valid, finite
 
 
 def _rows(mask):
@@ -97,7 +75,7 @@ def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
 def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     """Score every voxel of one subject; returns a dict of per-subject results."""
     n_samples, n_in = X.shape
-    valid, finite = _valid_voxels(X, reject_inf=True)
+    valid, finite = valid_voxels(X, reject_inf=True)
     n_nan = int(np.sum(~finite))
     n_const = int(np.sum(finite & ~valid))
     if n_nan or n_const:
@@ -287,7 +265,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         check_params(self)
         # X may be a memory-mapped whole brain: sklearn's finiteness check would
         # build a full boolean copy, so infinity is rejected voxel chunk by voxel
-        # chunk instead (_valid_voxels); float32/float64 input is never copied
+        # chunk instead (valid_voxels); float32/float64 input is never copied
         X, y = validate_data(
             self, X, y, ensure_all_finite=False, multi_output=True, y_numeric=True,
             dtype=[np.float32, np.float64],
@@ -305,9 +283,9 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         groups = check_stimulus_ids(stimulus_ids, n_samples, F)
         if groups is None:
             groups = infer_stimulus_ids(F)
-        if subjects is None:
+        self.subjects_, codes = fit_subjects(subjects, n_samples)
+        if self.subjects_ is None:
             out = _fit_one(self, X, F, groups, alphas, self.n_voxels)
-            self.subjects_ = None
             self.scores_ = out["scores"]
             self.best_alphas_ = out["best_alphas"]
             self.selected_indices_ = out["selected"]
@@ -317,14 +295,12 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             support[out["selected"]] = True
             self.support_ = support
             return self
-        subjects = check_subjects(subjects, n_samples)
-        self.subjects_, codes = factorize_ids(subjects)
         # a fraction is resolved against the subject with the fewest valid voxels,
         # so that every subject keeps the same number of voxels
         n_voxels = self.n_voxels
         if isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, numbers.Integral):
-            n_valid = min(int(_valid_voxels(X[_rows(codes == i)])[0].sum())
-                          for i in range(len(self.subjects_)))
+            n_valid = min(int(valid_voxels(X[_rows(codes == i)])[0].sum())
+                          for i in range(n_subjects(self.subjects_)))
             n_voxels = _resolve_n_voxels(n_voxels, n_valid)
         jobs = []
         for i, s in enumerate(self.subjects_):
@@ -361,19 +337,6 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             )
         return self.support_
 
-    def _subject_attrs(self, subject, *names):
-        """Fitted attributes ``names`` of one subject (per-subject mode) or of the one model."""
-        values = [getattr(self, name) for name in names]
-        if self.subjects_ is None:
-            return values
-        if subject is None:
-            raise ValueError("This selector was fitted per subject: pass subject=.")
-        i = self._subject_index(np.asarray([subject]), 1)[0]
-        return [v[i] for v in values]
-
-    def _subject_index(self, subjects, n_samples):
-        return subject_index(self.subjects_, check_subjects(subjects, n_samples))
-
     def transform(self, X, *, subjects=None):
         """Keep the selected voxels.
 
@@ -392,14 +355,11 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         # only the selected voxels are read and checked (memory-mapped X is never loaded whole)
         X = validate_data(self, X, ensure_all_finite=False, reset=False,
                           dtype=[np.float32, np.float64])
+        idx = subject_codes(self.subjects_, subjects, X.shape[0], estimator=self,
+                            method="transform")
         if self.subjects_ is None:
-            if subjects is not None:
-                raise ValueError("subjects were given to transform but not to fit.")
             out = X[:, self.selected_indices_]
         else:
-            if subjects is None:
-                raise ValueError("This selector was fitted per subject: pass subjects=.")
-            idx = self._subject_index(subjects, X.shape[0])
             out = np.take_along_axis(X, self.selected_indices_[idx], axis=1)
         if not np.all(np.isfinite(out)):
             bad = np.argwhere(~np.isfinite(out))[0]
@@ -439,7 +399,8 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         F = np.asarray(features, dtype=np.float64)
         if F.ndim == 1:
             F = F.reshape(-1, 1)
-        coef, intercept = self._subject_attrs(subject, "coef_", "intercept_")
+        coef, intercept = subject_attributes(self, subject, "coef_", "intercept_",
+                                             method="predict_responses")
         if F.shape[1] != coef.shape[0]:
             raise ValueError(f"features have {F.shape[1]} columns; the encoding model expects "
                              f"{coef.shape[0]}.")

@@ -143,7 +143,7 @@ def test_pooled_contrastive_embeds_each_subject(data):
                                                                        subjects=subjects)
     assert len(net.module_.fmri_projs) == 2
     assert net.embed_fmri(fmri, subjects).shape == (12, 4)
-    with pytest.raises(ValueError, match="subjects is required"):
+    with pytest.raises(ValueError, match="fitted with subjects: pass subjects= to embed_fmri"):
         net.embed_fmri(fmri)
     with pytest.raises(ValueError, match="not seen in fit"):
         net.embed_fmri(fmri, np.repeat([1, 3], 6))

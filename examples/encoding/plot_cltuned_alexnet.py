@@ -189,7 +189,7 @@ def mi_bound(net):
     z_img = net.embed_images(world.images[test_ids])
     fmri = np.full((len(Y_test), net.n_fmri_columns_), np.nan, dtype=np.float32)
     fmri[:, :Y_test.shape[1]] = Y_test
-    z_brain = net.embed_fmri(fmri, ["S1"] * len(fmri) if len(net.subjects_) > 1 else None)
+    z_brain = net.embed_fmri(fmri, ["S1"] * len(fmri) if net.subjects_ is not None else None)
     return info_nce_mi_lower_bound(z_brain, z_img)
 
 
