@@ -3,13 +3,19 @@
 The device is an estimator parameter (``"cpu"``, ``"cuda"``, ``"cuda:1"`` or
 ``"auto"``) resolved once in ``fit``; there is no global backend state, so
 :func:`sklearn.base.clone` carries it like any other parameter.  All public
-outputs are NumPy arrays on the CPU.
+outputs are NumPy arrays on the CPU.  :func:`resolve_device` is the one
+resolver of the package: every estimator calls it in ``fit`` and stores the
+result (a :class:`torch.device`) as ``device_`` (the featurizers store its
+string).  Randomness of torch code is seeded through :func:`seeded` (the global
+torch RNG is restored afterwards).
 """
+
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "resolve_dtype", "to_tensor", "to_numpy"]
+__all__ = ["resolve_device", "resolve_dtype", "seeded", "to_tensor", "to_numpy"]
 
 _DTYPES = {
     "float32": torch.float32,
@@ -26,9 +32,9 @@ def resolve_device(device):
 
     Parameters
     ----------
-    device : {"auto", "cpu", "cuda"} or str or torch.device
-        ``"auto"`` picks ``"cuda"`` when a CUDA device is available and
-        ``"cpu"`` otherwise.
+    device : {"auto", "cpu", "cuda"} or str or torch.device or None
+        ``"auto"`` (or ``None``) picks ``"cuda"`` when a CUDA device is
+        available and ``"cpu"`` otherwise.
 
     Returns
     -------
@@ -41,6 +47,8 @@ def resolve_device(device):
         CPU and CUDA (e.g. ``"mps"``), or CUDA (or that CUDA index) is
         requested but not available.
     """
+    if device is not None and not isinstance(device, (str, torch.device)):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}.")
     if device is None or (isinstance(device, str) and device == "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -65,6 +73,23 @@ def resolve_device(device):
             f"{torch.cuda.device_count()} CUDA device(s); use 'cuda:0' ... or device='auto'."
         )
     return dev
+
+
+@contextmanager
+def seeded(seed):
+    """Context that seeds torch's global CPU RNG with ``seed`` and restores it afterwards.
+
+    Parameters
+    ----------
+    seed : int or None
+        ``None``: no seeding (the global RNG is used, and not restored).
+    """
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def resolve_dtype(dtype):

@@ -40,18 +40,21 @@ import numbers
 
 import numpy as np
 import torch
-from skorch import NeuralNet, NeuralNetClassifier
+from skorch import NeuralNetClassifier
 from torch import nn
 
+from ._backend import resolve_device, seeded
 from ._subjects import fit_subjects, subject_codes, subject_columns
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
-from .featurizers._base import as_image_items, iter_batches, load_image, seeded
+from .featurizers._base import as_image_items, iter_batches, load_image
 from ._validation import (
     check_ids,
     check_stimulus_ids,
     factorize_ids,
 )
 from .losses import info_nce_loss, positives_from_ids
+from .nn._base import NeuralEstimator
+from .nn._modules import CLAlexNetModule, ImageClassifierModule
 
 logger = logging.getLogger(__name__)
 
@@ -257,27 +260,6 @@ def _resolve_width(value, n_voxels, name):
                      f"got {value!r}.")
 
 
-class _ImageClassifierModule(nn.Module):
-    """torchvision AlexNet on uint8 images (normalised inside); logits of the first classes.
-
-    The network keeps AlexNet's 1000 outputs, so that its state dict loads
-    wherever torchvision's ``alexnet()`` does; class ``k`` is output ``k``.
-    """
-
-    def __init__(self, n_classes, mean=IMAGENET_MEAN, std=IMAGENET_STD):
-        super().__init__()
-        from torchvision.models import alexnet
-
-        self.alexnet = alexnet(weights=None)
-        self.n_classes = int(n_classes)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, images):
-        x = (images.float() / 255.0 - self.mean) / self.std
-        return self.alexnet(x)[:, :self.n_classes]
-
-
 def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, batch_size=128,
                      optimizer=torch.optim.Adam, train_split=None, device="cpu",
                      random_state=None, verbose=0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -326,8 +308,6 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
         takes images prepared as a ``(n, 3, image_size, image_size)`` uint8
         tensor and returns codes ``k`` (label ``np.unique(labels)[k]``).
     """
-    from ._backend import resolve_device
-
     images = _check_images(images)
     labels = np.asarray(labels)
     if labels.shape != (len(images),):
@@ -338,7 +318,7 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
         raise ValueError(f"pretrain_alexnet needs 2 to 1000 classes, got {len(classes)}.")
     with seeded(random_state):
         net = NeuralNetClassifier(
-            _ImageClassifierModule, module__n_classes=len(classes), module__mean=tuple(mean),
+            ImageClassifierModule, module__n_classes=len(classes), module__mean=tuple(mean),
             module__std=tuple(std), criterion=nn.CrossEntropyLoss, optimizer=optimizer, lr=lr,
             max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
             iterator_train__shuffle=True, device=str(resolve_device(device)), verbose=verbose,
@@ -349,83 +329,9 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
 
 
 # --------------------------------------------------------------------------
-# the torch module
-# --------------------------------------------------------------------------
-class _CLAlexNetModule(nn.Module):
-    """AlexNet + image projection + per-subject fMRI projections + shared head.
-
-    ``forward(images, fmri, subject)`` returns ``(z_image, z_fmri)`` for the
-    contrastive objective and ``(predicted_voxels, None)`` (NaN-padded per
-    subject) for the regression objective.
-    """
-
-    def __init__(self, backbone, *, objective, voxel_columns, n_columns, hidden, latent,
-                 mean, std, freeze_backbone):
-        super().__init__()
-        self.backbone = backbone
-        self.objective = objective
-        self.freeze_backbone = freeze_backbone
-        self.n_columns = n_columns
-        for i, cols in enumerate(voxel_columns):
-            self.register_buffer(f"columns_{i}", torch.as_tensor(cols, dtype=torch.long))
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
-        n_out = backbone.classifier[-1].out_features
-        if freeze_backbone:
-            for p in self.backbone.parameters():
-                p.requires_grad_(False)
-        if objective == "regression":
-            self.readouts = nn.ModuleList(nn.Linear(n_out, len(c)) for c in voxel_columns)
-            return
-        self.image_proj = nn.Linear(n_out, hidden)
-        self.fmri_projs = nn.ModuleList(nn.Linear(len(c), hidden) for c in voxel_columns)
-        # [Linear + BatchNorm + ReLU] then Linear + BatchNorm: no ReLU on the
-        # embedding itself, whose cosine similarities would otherwise be >= 0.
-        self.head = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
-            nn.Linear(hidden, latent), nn.BatchNorm1d(latent),
-        )
-
-    def columns(self, s):
-        return getattr(self, f"columns_{s}")
-
-    def train(self, mode=True):
-        super().train(mode)
-        if self.freeze_backbone:
-            self.backbone.eval()  # no dropout in a frozen network
-        return self
-
-    def normalise(self, images):
-        return (images.float() / 255.0 - self.mean) / self.std
-
-    def embed_images(self, images):
-        return self.head(self.image_proj(self.backbone(self.normalise(images))))
-
-    def embed_fmri(self, fmri, subject):
-        hidden = None
-        for s in torch.unique(subject).tolist():
-            idx = torch.nonzero(subject == s).squeeze(1)
-            h = self.fmri_projs[s](fmri[idx][:, self.columns(s)])
-            if hidden is None:
-                hidden = h.new_empty((len(fmri), h.shape[1]))
-            hidden[idx] = h
-        return self.head(hidden)
-
-    def forward(self, images, fmri=None, subject=None, stimulus=None):
-        if self.objective == "regression":
-            logits = self.backbone(self.normalise(images))
-            pred = logits.new_full((len(images), self.n_columns), float("nan"))
-            for s in torch.unique(subject).tolist():
-                idx = torch.nonzero(subject == s).squeeze(1)
-                pred[idx.unsqueeze(1), self.columns(s).unsqueeze(0)] = self.readouts[s](logits[idx])
-            return pred, None
-        return self.embed_images(images), self.embed_fmri(fmri, subject)
-
-
-# --------------------------------------------------------------------------
 # the estimator
 # --------------------------------------------------------------------------
-class CLTunedAlexNet(NeuralNet):
+class CLTunedAlexNet(NeuralEstimator):
     """AlexNet fine-tuned with fMRI responses; a transformer of images into tuned features.
 
     ``fit(images, fmri, subjects=None, stimulus_ids=None)`` trains, for the ``"contrastive"``
@@ -531,7 +437,7 @@ class CLTunedAlexNet(NeuralNet):
     voxel_columns_ : list of ndarray of int
         Columns of ``fmri`` that are finite for each subject.
     n_fmri_columns_ : int
-    device_ : str
+    device_ : torch.device
     weights_id_ : str or tuple
     tuned_stimuli_ : ndarray or None
         Distinct ``stimulus_ids`` given to ``fit`` (``None`` when none were
@@ -586,12 +492,11 @@ class CLTunedAlexNet(NeuralNet):
         allow_tuning_overlap=False,
         **kwargs,
     ):
-        kwargs.setdefault("iterator_train__shuffle", True)
         # the module is built from data in initialize_module; the loss is get_loss
         kwargs.pop("module", None)
         kwargs.pop("criterion", None)
         super().__init__(
-            module=_CLAlexNetModule, criterion=nn.MSELoss, optimizer=optimizer, lr=lr,
+            module=CLAlexNetModule, criterion=nn.MSELoss, optimizer=optimizer, lr=lr,
             max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
             callbacks=callbacks, device=device, verbose=verbose, **kwargs,
         )
@@ -608,31 +513,6 @@ class CLTunedAlexNet(NeuralNet):
         self.std = std
         self.random_state = random_state
         self.allow_tuning_overlap = allow_tuning_overlap
-
-    def get_default_callbacks(self):
-        from ._callbacks import DivergenceCheck
-
-        # a non-finite training loss stops training with an error naming lr
-        return [*super().get_default_callbacks(), ("divergence_check", DivergenceCheck())]
-
-    # ------------------------------------------------------------- device
-    def _torch_device(self):
-        from ._backend import resolve_device
-
-        return str(resolve_device(self.device))
-
-    class _DeviceContext:
-        """Let skorch see the resolved device (``"auto"`` -> cpu/cuda) while it runs."""
-
-        def __init__(self, net):
-            self.net = net
-
-        def __enter__(self):
-            self.saved = self.net.device
-            self.net.device = self.net.device_ = self.net._torch_device()
-
-        def __exit__(self, *exc):
-            self.net.device = self.saved
 
     # ----------------------------------------------------------- validation
     def _validate_params(self):
@@ -672,12 +552,12 @@ class CLTunedAlexNet(NeuralNet):
                 "CLTunedAlexNet learns its fMRI projections' shapes from data: call fit, or "
                 "initialize_for(fmri, subjects=...) before load_params."
             )
-        with seeded(self.random_state):
+        with self._torch_seeded(self.random_state):
             backbone, self.weights_id_ = AlexNetFeaturizer(
                 weights=self.weights, random_state=self.random_state, verbose=self.verbose,
             )._load_alexnet()
             mean_vox = float(np.mean([len(c) for c in self.voxel_columns_]))
-            self.module_ = _CLAlexNetModule(
+            self.module_ = CLAlexNetModule(
                 backbone, objective=self.objective, voxel_columns=self.voxel_columns_,
                 n_columns=self.n_fmri_columns_,
                 hidden=_resolve_width(self.hidden_size, mean_vox, "hidden_size"),
@@ -685,10 +565,6 @@ class CLTunedAlexNet(NeuralNet):
                 mean=tuple(self.mean), std=tuple(self.std), freeze_backbone=self.freeze_backbone,
             )
         return self
-
-    def initialize(self):
-        with self._DeviceContext(self):
-            return super().initialize()
 
     def initialize_for(self, fmri, *, subjects=None):
         """Initialise the network for data shaped like ``fmri`` (e.g. before ``load_params``).
@@ -708,10 +584,6 @@ class CLTunedAlexNet(NeuralNet):
         self._probe_layers()
         return self
 
-    def load_params(self, *args, **kwargs):
-        with self._DeviceContext(self):
-            return super().load_params(*args, **kwargs)
-
     def get_iterator(self, dataset, training=False):
         kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
         iterator = self.iterator_train if training else self.iterator_valid
@@ -719,6 +591,7 @@ class CLTunedAlexNet(NeuralNet):
         if bs == -1:
             bs = len(dataset)
         if training:
+            kwargs.setdefault("shuffle", True)
             # full batches only: InfoNCE and BatchNorm need >= 2 samples per batch
             bs = min(bs, len(dataset))
             kwargs.setdefault("drop_last", True)
@@ -733,10 +606,6 @@ class CLTunedAlexNet(NeuralNet):
             return nn.functional.mse_loss(out[mask], fmri[mask])
         return _info_nce(out, z_fmri, self.temperature, symmetric=self.symmetric,
                          stimulus=X["stimulus"])
-
-    def infer(self, x, **fit_params):
-        with self._DeviceContext(self):
-            return super().infer(x, **fit_params)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, subjects=None, stimulus_ids=None, **fit_params):
@@ -768,7 +637,7 @@ class CLTunedAlexNet(NeuralNet):
         """
         if y is None:
             raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")
-        self._torch_device()  # an unusable device fails here, before any work
+        self._resolve_device()  # an unusable device fails here, before any work
         layers = self._validate_params()
         images = _check_images(X)
         fmri, codes = self._setup(y, subjects)
@@ -809,7 +678,7 @@ class CLTunedAlexNet(NeuralNet):
         }
         self.tuned_stimuli_ = None if ids is None else factorize_ids(ids)[0]
         self.tuned_image_hashes_ = np.unique(hashes.astype(str))
-        with seeded(self.random_state), self._DeviceContext(self):
+        with self._torch_seeded(self.random_state), self._on_device():
             if not self.warm_start or not self.initialized_:
                 self.initialize()
             self.partial_fit(data, None, **fit_params)
@@ -951,17 +820,6 @@ class CLTunedAlexNet(NeuralNet):
     def _check_contrastive(self):
         if self.objective != "contrastive":
             raise ValueError("Embeddings exist only for objective='contrastive'.")
-
-    def __setstate__(self, state):
-        requested = state.get("device")
-        if requested is not None and str(requested) == "auto":
-            # skorch maps tensors to state["device"]: give it the fitted device
-            state = dict(state)
-            state["device"] = state.get("device_", "cpu")
-        super().__setstate__(state)
-        if requested is not None and str(requested) == "auto":
-            self.device_ = str(self.device)  # cpu if the fitted GPU is unavailable here
-            self.device = requested
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -26,42 +26,26 @@ EncodingVoxelSelector -> MultiSubjectContrastiveDecoder`` runs on the raw
 ragged array.
 """
 
-import contextlib
-import json
 import logging
 import numbers
 import os
-import tempfile
 import warnings
-from copy import deepcopy
 
 import numpy as np
 import torch
-from skorch import NeuralNet
-from skorch.callbacks import (
-    EarlyStopping,
-    EpochScoring,
-    EpochTimer,
-    LRScheduler,
-    PassthroughScoring,
-    PrintLog,
-    ProgressBar,
-)
+from skorch.callbacks import EpochScoring, LRScheduler, ProgressBar
 from skorch.dataset import Dataset
 from skorch.history import History
 from skorch.utils import to_tensor
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
 
 from . import metrics as _metrics
-from ._backend import resolve_device
-from ._callbacks import AtomicCheckpoint, DivergenceCheck
 from ._ridge import ridge
 from ._subjects import (
     check_subjects,
@@ -78,6 +62,10 @@ from ._validation import (
     factorize_ids,
 )
 from .decoding import check_synthetic
+from .nn._base import NeuralEstimator, flush_denormal
+from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit
+from .nn._checkpoints import ResumableFitMixin
+from .nn._modules import ACTIVATIONS, MultiSubjectNet
 from .losses import (
     _CONTRASTIVE,
     _REGRESSION,
@@ -92,97 +80,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["MultiSubjectContrastiveDecoder", "MultiSubjectNet", "make_subject_scorer"]
 
-_ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "identity": nn.Identity, "silu": nn.SiLU}
-
-
-# --------------------------------------------------------------------------
-# the torch module
-# --------------------------------------------------------------------------
-class _Block(nn.Module):
-    """Pre-norm MLP block: LayerNorm -> Linear -> activation -> dropout (-> Linear)."""
-
-    def __init__(self, n_in, width, *, activation, dropout, residual):
-        super().__init__()
-        self.residual = residual
-        self.norm = nn.LayerNorm(n_in)
-        self.fc1 = nn.Linear(n_in, width)
-        self.act = _ACTIVATIONS[activation]()
-        self.drop = nn.Dropout(dropout)
-        # a residual block returns to its input width
-        self.fc2 = nn.Linear(width, n_in) if residual else None
-
-    def forward(self, h):
-        z = self.drop(self.act(self.fc1(self.norm(h))))
-        if self.residual:
-            return h + self.fc2(z)
-        return z
-
-
-class MultiSubjectNet(nn.Module):
-    """Subject-specific linear layers, then a trunk shared by all subjects.
-
-    Parameters
-    ----------
-    subject_columns : list of array-like of int
-        Input columns of each subject's layer (subject ``i`` uses
-        ``x[:, subject_columns[i]]``).
-    n_targets : int
-        Output width (the embedding dimension).
-    shared_dim : int, default=256
-        Width of the shared space the subject layers map to.
-    hidden_dims : sequence of int, default=(256,)
-        One MLP block per entry: with ``residual=True`` the entry is the
-        block's inner width and the block adds back to the shared space
-        (MindEye2's residual backbone); otherwise blocks chain through the
-        widths.
-    activation : {"gelu", "relu", "silu", "identity"}, default="gelu"
-    dropout : float, default=0.1
-    residual : bool, default=True
-    """
-
-    def __init__(self, subject_columns, n_targets, *, shared_dim=256, hidden_dims=(256,),
-                 activation="gelu", dropout=0.1, residual=True):
-        super().__init__()
-        self.subject_layers = nn.ModuleDict({
-            str(i): nn.Linear(len(cols), shared_dim) for i, cols in enumerate(subject_columns)
-        })
-        self._all_columns = {}  # subject key -> its columns are 0..n-1 (no gather needed)
-        for i, cols in enumerate(subject_columns):
-            cols = np.asarray(cols)
-            self._all_columns[str(i)] = bool(np.all(cols == np.arange(cols.size)))
-            self.register_buffer(f"columns_{i}", torch.as_tensor(cols, dtype=torch.long))
-        blocks, width = [], shared_dim
-        for h in hidden_dims:
-            blocks.append(_Block(width, int(h), activation=activation, dropout=dropout,
-                                 residual=residual))
-            width = width if residual else int(h)
-        self.trunk = nn.Sequential(*blocks)
-        self.head = nn.Linear(width, n_targets)
-
-    def embed(self, voxels, subject):
-        """Shared-space representation of each row (its subject's layer)."""
-        h = voxels.new_zeros((voxels.shape[0], next(iter(self.subject_layers.values()))
-                              .out_features))
-        for key, layer in self.subject_layers.items():
-            rows = subject == int(key)
-            if len(self.subject_layers) == 1:
-                rows = slice(None)
-            elif not bool(rows.any()):
-                continue
-            x = voxels[rows]
-            if not (self._all_columns[key] and x.shape[1] == layer.in_features):
-                x = x[:, getattr(self, f"columns_{key}")]
-            h[rows] = layer(x)
-        return h
-
-    def forward(self, voxels, subject, mix=None):
-        h = self.embed(voxels, subject)
-        if mix is not None:
-            # mixing after the (linear) subject layer is voxel mixup within a subject
-            perm, betas = mix
-            b = betas.to(h.dtype)[:, None]
-            h = b * h + (1 - b) * h[perm]
-        return self.head(self.trunk(h))
+_ACTIVATIONS = ACTIVATIONS
 
 
 # --------------------------------------------------------------------------
@@ -215,49 +113,10 @@ def _valid_top1(net, X, y):
                               x["stimulus"][idx], _metrics.top_k_accuracy, k=1)
 
 
-@contextlib.contextmanager
-def _flush_denormal():
-    """Flush denormal floats to zero on the CPU while training.
-
-    Adam's second-moment estimates of rarely active weights become denormal
-    and slow CPU arithmetic several-fold (measured 6x per training step in
-    ``benchmarks/bench_contrastive.py``).  torch has no getter for the flag:
-    it is switched off again afterwards (torch's default).
-    """
-    changed = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if changed:
-            torch.set_flush_denormal(False)
-
-
-class _EarlyStoppingFromInit(EarlyStopping):
-    """Early stopping whose first candidate is the initial (e.g. ridge) network.
-
-    The validation score of the untrained network is "epoch 0": if training
-    never beats it, the initial weights are restored, so the network is never
-    worse on the validation split than its initialisation.
-    """
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-        valid = net._split_indices[1]
-        if valid is None or not net.ridge_init:
-            return
-        dataset = Subset(net.get_dataset(X, y), valid)
-        score = _valid_top1(net, dataset, None)
-        if np.isfinite(score):
-            self.dynamic_threshold_ = self._calc_new_threshold(score)
-            self.best_epoch_ = 0
-            self.best_model_weights_ = deepcopy(net.module_.state_dict())
-            self.initial_score_ = score
-
-
 # --------------------------------------------------------------------------
 # the estimator
 # --------------------------------------------------------------------------
-class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
+class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEstimator):
     """Decode stimulus embeddings from several subjects' brains with one network.
 
     Each subject has its own linear layer (an :class:`torch.nn.ModuleDict`
@@ -265,7 +124,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     space of width ``shared_dim``; a trunk of MLP blocks (LayerNorm,
     activation, dropout, optional residual connection) shared by every subject
     maps that space to the target embedding.  The loss is
-    ``alpha * contrastive + (1 - alpha) * regression``
+    ``contrastive_weight * contrastive + (1 - contrastive_weight) * regression``
     (:class:`~sklearn_brain.losses.DecodingLoss`).  Input and target widths
     are read from the data in ``fit``.
 
@@ -287,8 +146,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     activation : {"gelu", "relu", "silu", "identity"}, default="gelu"
     dropout : float, default=0.1
     residual : bool, default=True
-    alpha : float in [0, 1], default=0.5
-        Weight of the contrastive term (0: MSE only).
+    contrastive_weight : float in [0, 1], default=0.5
+        Weight of the contrastive term (0: MSE only).  Formerly ``alpha``.
     contrastive : {"infonce", "softclip"}, default="infonce"
     regression : {"mse", "cosine"}, default="mse"
     temperature : float > 0, default=0.1
@@ -319,7 +178,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
     optimizer : torch optimizer class, default=torch.optim.AdamW
     max_epochs : int, default=30
     batch_size : int, default=256
-        At least 2 with a contrastive term (``alpha > 0``).  A batch whose
+        At least 2 with a contrastive term (``contrastive_weight > 0``).  A batch whose
         samples all show one stimulus (at most the last, small one in
         practice) is trained on the regression term alone.
     lr_schedule : {"cosine", None}, default="cosine"
@@ -354,12 +213,23 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         The resumed fit is not bitwise identical to an uninterrupted one
         (the batch order restarts from the seed).
     extra_callbacks : list of skorch callbacks or (name, callback) or None, default=None
-        Callbacks added to the built-in ones.
+        Callbacks added to the built-in ones, before the early stopping,
+        learning-rate schedule and checkpoints (skorch's ``callbacks``
+        parameter, in ``**kwargs``, adds callbacks after them).  Built-in
+        callbacks are addressed by name as in skorch
+        (``callbacks__valid_top1=None`` removes one,
+        ``callbacks__print_log__sink=...`` sets a parameter).
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Resolved in ``fit``; outputs are NumPy arrays on the CPU.
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
         0: silent; 1: the epoch table; 2: also a progress bar.
+    alpha : float in [0, 1]
+        Deprecated name of ``contrastive_weight`` (a :class:`FutureWarning`
+        in ``fit``; it will be removed in a future release).
+    **kwargs
+        Other skorch :class:`~skorch.NeuralNet` parameters (``callbacks``,
+        ``module__*``, ``criterion__*``, ``optimizer__*``...).
 
     Attributes
     ----------
@@ -426,7 +296,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "residual": ["boolean"],
-        "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
+        "contrastive_weight": [Interval(numbers.Real, 0, 1, closed="both")],
+        "alpha": [Interval(numbers.Real, 0, 1, closed="both"),
+                  Hidden(StrOptions({"deprecated"}))],
         "contrastive": [StrOptions(set(_CONTRASTIVE))],
         "regression": [StrOptions(set(_REGRESSION))],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -455,38 +327,34 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         "verbose": ["verbose"],
     }
 
-    # skorch components that are not estimator parameters
-    module = MultiSubjectNet
-    criterion = DecodingLoss
-    iterator_train = DataLoader
-    iterator_valid = DataLoader
-    dataset = Dataset
-    train_split = None
-    callbacks = None
-    predict_nonlinearity = None
-    warm_start = False
-    compile = False
-    use_caching = True
-    torch_load_kwargs = None
-    initialized_ = False
-    history_ = None
-    virtual_params_ = {}
-
     def __init__(self, shared_dim=256, *, hidden_dims=(256,), activation="gelu", dropout=0.1,
-                 residual=True, alpha=0.5, contrastive="infonce", regression="mse",
+                 residual=True, contrastive_weight=0.5, contrastive="infonce",
+                 regression="mse",
                  temperature=0.1, learnable_temperature=False, mixup_fraction=0.0,
                  mixup_beta=0.15, ridge_init=True, ridge_alphas=None, ridge_anchor=0.0,
                  ridge_test_repeats="auto", lr=1e-3,
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
                  refit=True, checkpoint_dir=None, on_existing_checkpoint="error",
-                 extra_callbacks=None, device="cpu", random_state=None, verbose=0):
+                 extra_callbacks=None, device="cpu", random_state=None, verbose=0,
+                 alpha="deprecated", **kwargs):
+        # skorch's own parameters (module, criterion, iterators, ...) travel in
+        # kwargs (clone passes them back); the module and criterion are built
+        # from the data in initialize_module / initialize_criterion
+        skorch_defaults = dict(module=MultiSubjectNet, criterion=DecodingLoss,
+                               iterator_train=DataLoader, iterator_valid=DataLoader,
+                               dataset=Dataset, train_split=None, callbacks=None,
+                               predict_nonlinearity=None, warm_start=False, compile=False,
+                               use_caching=True, torch_load_kwargs=None)
+        super().__init__(**{**skorch_defaults, **kwargs}, optimizer=optimizer, lr=lr,
+                         max_epochs=max_epochs, batch_size=batch_size, device=device,
+                         verbose=verbose)
         self.shared_dim = shared_dim
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.dropout = dropout
         self.residual = residual
-        self.alpha = alpha
+        self.contrastive_weight = contrastive_weight
         self.contrastive = contrastive
         self.regression = regression
         self.temperature = temperature
@@ -509,27 +377,14 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         self.checkpoint_dir = checkpoint_dir
         self.on_existing_checkpoint = on_existing_checkpoint
         self.extra_callbacks = extra_callbacks
-        self.device = device
         self.random_state = random_state
-        self.verbose = verbose
-        self._params_to_validate = set()
+        self.alpha = alpha
 
     # ------------------------------------------------------------------ params
-    @classmethod
-    def _get_param_names(cls):
-        return BaseEstimator._get_param_names.__func__(cls)
-
     @property
     def predict_proba(self):
         """Not available: a regressor of embeddings has no probabilities."""
         raise AttributeError(f"{type(self).__name__} has no predict_proba.")
-
-    def get_params(self, deep=True):
-        """Parameters of the estimator (the signature of ``__init__``)."""
-        return BaseEstimator.get_params(self, deep=deep)
-
-    def __repr__(self):
-        return BaseEstimator.__repr__(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -540,29 +395,34 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         return tags
 
     # --------------------------------------------------------------- skorch hooks
-    def get_default_callbacks(self):
-        cbs = [("epoch_timer", EpochTimer()),
-               ("divergence_check", DivergenceCheck()),
-               ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
-               ("valid_loss", PassthroughScoring(name="valid_loss")),
+    @property
+    def _default_callbacks(self):
+        cbs = [*super()._default_callbacks,
                ("valid_top1", EpochScoring(_valid_top1, lower_is_better=False,
                                            name="valid_top1", on_train=False,
                                            use_caching=True))]
-        if self.verbose:
-            cbs.append(("print_log", PrintLog()))
         if self.verbose > 1:
             cbs.append(("progress_bar", ProgressBar()))
         return cbs
 
-    def initialize_callbacks(self):
+    def get_default_callbacks(self):
+        """skorch's defaults, ``extra_callbacks``, then early stopping, LR schedule, checkpoints.
+
+        Without a validation split the validation scorers are left out.
+        The user's ``extra_callbacks`` run before the training-control
+        callbacks (a callback that stops an epoch stops it before it is
+        checkpointed); skorch's ``callbacks`` parameter runs after them.
+        """
         has_valid = getattr(self, "_split_indices", (None, None))[1] is not None
-        extra = list(self.extra_callbacks or [])
+        cbs = [(n, cb) for n, cb in self._default_callbacks
+               if has_valid or n not in ("valid_top1", "valid_loss")]
+        cbs += list(self.extra_callbacks or [])
         if has_valid and self.patience and self.max_epochs > 0:
-            extra.append(("early_stopping", _EarlyStoppingFromInit(
+            cbs.append(("early_stopping", EarlyStoppingFromInit(
                 monitor="valid_top1", lower_is_better=False, patience=self.patience,
                 load_best=True, sink=logger.info)))
         if self.lr_schedule == "cosine":
-            extra.append(("lr_schedule", LRScheduler(
+            cbs.append(("lr_schedule", LRScheduler(
                 policy=torch.optim.lr_scheduler.CosineAnnealingLR,
                 T_max=max(1, self.max_epochs))))
         elif self.lr_schedule is not None:
@@ -570,26 +430,29 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if self.checkpoint_dir is not None:
             monitor = "valid_top1_best" if has_valid else None
             dirname = os.fspath(self.checkpoint_dir)
-            extra.append(("checkpoint", AtomicCheckpoint(monitor=monitor, dirname=dirname,
-                                                         sink=logger.info)))
+            cbs.append(("checkpoint", AtomicCheckpoint(monitor=monitor, dirname=dirname,
+                                                       sink=logger.info)))
             # every epoch, for resuming an interrupted fit
-            extra.append(("checkpoint_last", AtomicCheckpoint(
+            cbs.append(("checkpoint_last", AtomicCheckpoint(
                 monitor=None, dirname=dirname, fn_prefix="last_", sink=logger.info)))
-        defaults = self.get_default_callbacks()
-        if not has_valid:
-            defaults = [(n, cb) for n, cb in defaults if n not in ("valid_top1", "valid_loss")]
-        callbacks_ = []
-        for name, cb in defaults + [c if isinstance(c, tuple) else (type(c).__name__, c)
-                                    for c in extra]:
-            if isinstance(cb, type):
-                cb = cb()
-            params = self.get_params_for("callbacks__" + name)
-            if params:
-                cb.set_params(**params)
-            cb.initialize()
-            callbacks_.append((name, cb))
-        self.callbacks_ = callbacks_
-        return self
+        return cbs
+
+    def _contrastive_weight_param(self):
+        """(weight, parameter name): ``contrastive_weight``, or the deprecated ``alpha``."""
+        if isinstance(self.alpha, str) and self.alpha == "deprecated":
+            return self.contrastive_weight, "contrastive_weight"
+        warnings.warn(
+            f"{type(self).__name__}(alpha=...) is deprecated: the contrastive term's weight is "
+            "now contrastive_weight= (alpha is used this time); alpha will be removed in a "
+            "future release.", FutureWarning, stacklevel=3)
+        return self.alpha, "alpha"
+
+    def _initial_valid_score(self, X, y):
+        """Validation top-1 of the untrained network (EarlyStoppingFromInit's epoch 0)."""
+        valid = self._split_indices[1]
+        if valid is None or not self.ridge_init:
+            return None
+        return _valid_top1(self, Subset(self.get_dataset(X, y), valid), None)
 
     def initialize_module(self):
         self.module_ = MultiSubjectNet(
@@ -602,7 +465,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
 
     def initialize_criterion(self):
         self.criterion_ = DecodingLoss(
-            self._alpha, contrastive=self.contrastive, regression=self.regression,
+            self._contrastive_weight, contrastive=self.contrastive, regression=self.regression,
             temperature=self.temperature, learnable_temperature=self.learnable_temperature,
             **self.get_params_for("criterion"))
         return self
@@ -615,6 +478,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         return self
 
     def initialize_history(self):
+        # a new History (skorch clears the old one in place): the validation
+        # run's history survives the refit as validation_history_
         self.history_ = History()
         return self
 
@@ -645,7 +510,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         y_true = to_tensor(y_true, device=self.device).to(y_pred.dtype)
         stim = to_tensor(x["stimulus"], device=self.device)
         positives = positives_from_ids(stim)
-        if self._alpha > 0 and (len(stim) < 2 or bool(positives.all())):
+        if self._contrastive_weight > 0 and (len(stim) < 2 or bool(positives.all())):
             # contrastive term undefined for this batch: regression term only
             reg = mse_loss if self.regression == "mse" else cosine_loss
             return reg(y_pred, y_true)
@@ -677,16 +542,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         return torch.stack(terms).mean()
 
     # ---------------------------------------------------------------- helpers
-    @contextlib.contextmanager
-    def _on_device(self):
-        """skorch reads ``self.device``: point it at the resolved device meanwhile."""
-        param = self.__dict__.get("device")
-        self.__dict__["device"] = self.device_
-        try:
-            yield
-        finally:
-            self.__dict__["device"] = param
-
     def _init_from_ridge(self, module):
         """Subject layers and head from per-subject ridge decoders (train split)."""
         from .decoding import RidgeDecoder
@@ -812,6 +667,46 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if n < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
+        self._check_training_params()
+        is_synthetic = check_synthetic(synthetic, n)
+        if stimulus_ids is None:
+            stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
+        else:
+            stimulus = check_stimulus_ids(stimulus_ids, n)
+        weight = self._check_contrastive_data(Y, stimulus)
+        self.subjects_, codes = fit_subjects(subjects, n)
+        self.subject_columns_ = subject_columns(X, codes, self.subjects_)
+        self.n_targets_ = Y.shape[1]
+        self._contrastive_weight = weight if self.n_targets_ >= 2 else 0.0
+        if self.n_targets_ < 2 and weight > 0:
+            logger.info("single target: contrastive loss undefined, training with MSE only.")
+        self._resolve_device()
+        rs = check_random_state(self.random_state)
+        seed = int(rs.randint(2**31 - 1))
+        self._rng = np.random.default_rng(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._split_indices = self._split(stimulus, seed, is_synthetic)
+        self._fit_arrays = (X, Y, codes)
+        self._fit_stimulus = stimulus
+        self._fit_synthetic = is_synthetic
+        x = self._inputs(X, codes, stimulus)
+        self.ridge_alphas_ = None
+        progress = self._prepare_checkpoint_dir(
+            {"n_samples": n, "n_features": X.shape[1], "n_targets": self.n_targets_,
+             "max_epochs": self.max_epochs})
+        try:
+            with self._torch_seeded(seed), self._on_device(), flush_denormal():
+                self._fit_phases(x, Y, seed, progress)
+                self._write_progress({"phase": "done"})
+        finally:
+            del self._fit_arrays, self._fit_stimulus, self._fit_synthetic, self._split_indices
+            del self._rng, self._generator
+            self.__dict__.pop("_ridge_alpha_cache", None)
+            self.__dict__.pop("_progress_signature", None)
+        return self
+
+    def _check_training_params(self):
+        """Errors for training parameters that the constraints table cannot express."""
         for name, low in (("shared_dim", 1), ("max_epochs", 0), ("batch_size", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
@@ -828,216 +723,56 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         if self.activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
                              f"got {self.activation!r}.")
-        is_synthetic = check_synthetic(synthetic, n)
-        if stimulus_ids is None:
-            stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
-        else:
-            stimulus = check_stimulus_ids(stimulus_ids, n)
-        if self.alpha > 0 and Y.shape[1] >= 2:
+
+    def _check_contrastive_data(self, Y, stimulus):
+        """The contrastive weight; an error if the contrastive term has no negatives."""
+        weight, name = self._contrastive_weight_param()
+        if weight > 0 and Y.shape[1] >= 2:
             # the contrastive term needs negatives: other stimuli in the batch
             if self.batch_size < 2:
                 raise ValueError(
                     f"batch_size={self.batch_size} leaves no negative for the contrastive loss "
-                    f"(alpha={self.alpha}); use batch_size >= 2, or alpha=0 for regression only.")
+                    f"({name}={weight}); use batch_size >= 2, or {name}=0 for regression only.")
             if stimulus.max() == 0:
                 raise ValueError(
                     "every sample shows the same stimulus: a contrastive loss needs at least two "
-                    "distinct stimuli (alpha > 0); use alpha=0 for regression only.")
-        self.subjects_, codes = fit_subjects(subjects, n)
-        self.subject_columns_ = subject_columns(X, codes, self.subjects_)
-        self.n_targets_ = Y.shape[1]
-        self._alpha = self.alpha if self.n_targets_ >= 2 else 0.0
-        if self.n_targets_ < 2 and self.alpha > 0:
-            logger.info("single target: contrastive loss undefined, training with MSE only.")
-        self.device_ = resolve_device(self.device)
-        rs = check_random_state(self.random_state)
-        seed = int(rs.randint(2**31 - 1))
-        self._rng = np.random.default_rng(seed)
-        self._generator = torch.Generator().manual_seed(seed)
-        self._split_indices = self._split(stimulus, seed, is_synthetic)
-        self._fit_arrays = (X, Y, codes)
-        self._fit_stimulus = stimulus
-        self._fit_synthetic = is_synthetic
-        x = self._inputs(X, codes, stimulus)
-        self.ridge_alphas_ = None
-        progress = self._prepare_checkpoint_dir(
-            {"n_samples": n, "n_features": X.shape[1], "n_targets": self.n_targets_,
-             "max_epochs": self.max_epochs})
-        try:
-            with torch.random.fork_rng(devices=[]), self._on_device(), _flush_denormal():
-                has_valid = self._split_indices[1] is not None
-                if (has_valid and self.refit and progress is not None
-                        and progress.get("phase") == "refit"):
-                    # resumed after the validation run had finished: not repeated
-                    self.best_epoch_ = progress["best_epoch"]
-                    self.ridge_alphas_ = (None if progress["ridge_alphas"] is None
-                                          else np.asarray(progress["ridge_alphas"]))
-                    self.validation_history_ = History.from_file(
-                        self._checkpoint_file("validation_history.json"))
-                else:
-                    self._train(x, Y, seed, self.max_epochs,
-                                phase="validation" if has_valid else "train", progress=progress)
-                    es = dict(self.callbacks_).get("early_stopping")
-                    self.best_epoch_ = None if es is None else int(es.best_epoch_)
-                    self.validation_history_ = self.history_
-                if self.refit and has_valid:
-                    # the same schedule for the selected number of epochs, on all data
-                    n_epochs = self.max_epochs if self.best_epoch_ is None else self.best_epoch_
-                    self._split_indices = (np.arange(n), None)
-                    self._ridge_alpha_cache = self.ridge_alphas_
-                    self._rng = np.random.default_rng(seed)
-                    self._generator = torch.Generator().manual_seed(seed)
-                    self._train(x, Y, seed, n_epochs, phase="refit", progress=progress)
-                self._write_progress({"phase": "done"})
-        finally:
-            del self._fit_arrays, self._fit_stimulus, self._fit_synthetic, self._split_indices
-            del self._rng, self._generator
-            self.__dict__.pop("_ridge_alpha_cache", None)
-            self.__dict__.pop("_progress_signature", None)
-        return self
+                    f"distinct stimuli ({name} > 0); use {name}=0 for regression only.")
+        return weight
 
-    def _train(self, x, Y, seed, n_epochs, phase="train", progress=None):
-        """One training run (``phase``: "train", "validation" or "refit"), resumable."""
-        torch.manual_seed(seed)
-        self.initialize()
-        self.notify("on_train_begin", X=x, y=Y)
-        stopped = False
-        if self.checkpoint_dir is not None:
-            if (progress is not None and progress.get("phase") == phase
-                    and os.path.exists(self._checkpoint_file("last_history.json"))):
-                stopped = self._resume_from_last_checkpoint(x, Y)
-            else:
-                self._start_phase(phase)
-        try:
-            remaining = n_epochs - len(self.history_)
-            if remaining > 0 and not stopped:
-                self.fit_loop(x, Y, epochs=remaining, _routing_method="fit")
-        except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
-            pass
-        self.notify("on_train_end", X=x, y=Y)
+    def _fit_phases(self, x, Y, seed, progress):
+        """Validation run (or its resumed record), then the refit on all samples."""
+        n = len(Y)
+        has_valid = self._split_indices[1] is not None
+        if (has_valid and self.refit and progress is not None
+                and progress.get("phase") == "refit"):
+            # resumed after the validation run had finished: not repeated
+            self.best_epoch_ = progress["best_epoch"]
+            self.ridge_alphas_ = (None if progress["ridge_alphas"] is None
+                                  else np.asarray(progress["ridge_alphas"]))
+            self.validation_history_ = History.from_file(
+                self._checkpoint_file("validation_history.json"))
+        else:
+            self._train(x, Y, seed, self.max_epochs,
+                        phase="validation" if has_valid else "train", progress=progress)
+            es = dict(self.callbacks_).get("early_stopping")
+            self.best_epoch_ = None if es is None else int(es.best_epoch_)
+            self.validation_history_ = self.history_
+        if self.refit and has_valid:
+            # the same schedule for the selected number of epochs, on all data
+            n_epochs = self.max_epochs if self.best_epoch_ is None else self.best_epoch_
+            self._split_indices = (np.arange(n), None)
+            self._ridge_alpha_cache = self.ridge_alphas_
+            self._rng = np.random.default_rng(seed)
+            self._generator = torch.Generator().manual_seed(seed)
+            self._train(x, Y, seed, n_epochs, phase="refit", progress=progress)
 
-    # ------------------------------------------------------------ checkpoints
-    _CHECKPOINT_FILES = ("params.pt", "optimizer.pt", "criterion.pt", "history.json")
-    _RESUME_FILES = ("last_params.pt", "last_optimizer.pt", "last_criterion.pt",
-                     "last_history.json", "progress.json", "validation_history.json")
-
-    def _checkpoint_file(self, name):
-        return os.path.join(os.fspath(self.checkpoint_dir), name)
-
-    def _write_progress(self, progress):
-        if self.checkpoint_dir is None:
-            return
-        progress = {**getattr(self, "_progress_signature", {}), **progress}
-        path = self._checkpoint_file("progress.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(progress, f)
-        os.replace(path + ".tmp", path)
-
-    def _start_phase(self, phase):
-        """Forget the previous run's last epoch; record the phase (and what refit needs)."""
-        for name in self._RESUME_FILES[:4]:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._checkpoint_file(name))
-        progress = {"phase": phase}
-        if phase == "refit":
-            self.validation_history_.to_file(self._checkpoint_file("validation_history.json"))
-            progress.update(best_epoch=self.best_epoch_, ridge_alphas=(
-                None if self.ridge_alphas_ is None else np.asarray(self.ridge_alphas_).tolist()))
-        self._write_progress(progress)
-
-    def _prepare_checkpoint_dir(self, signature):
-        """Check ``checkpoint_dir`` before training; the progress record to resume, or None."""
-        if self.on_existing_checkpoint not in ("error", "overwrite", "resume"):
-            raise ValueError("on_existing_checkpoint must be 'error', 'overwrite' or 'resume', "
-                             f"got {self.on_existing_checkpoint!r}.")
-        if self.checkpoint_dir is None:
-            return None
-        d = os.fspath(self.checkpoint_dir)
-        if os.path.exists(d) and not os.path.isdir(d):
-            raise ValueError(f"checkpoint_dir={d!r} is an existing file; checkpoints need a "
-                             "folder (created if missing).")
-        try:
-            os.makedirs(d, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-test-"):
-                pass
-        except OSError as exc:
-            raise ValueError(f"checkpoint_dir={d!r} cannot be written to: "
-                             f"{type(exc).__name__}: {exc}") from exc
-        self._progress_signature = signature
-        existing = [f for f in self._CHECKPOINT_FILES + self._RESUME_FILES
-                    if os.path.exists(os.path.join(d, f))]
-        if not existing:
-            return None
-        if self.on_existing_checkpoint == "error":
-            raise FileExistsError(
-                f"checkpoint_dir={d!r} already holds {', '.join(existing)} from an earlier fit; "
-                "pass on_existing_checkpoint='resume' to continue that fit, or 'overwrite' to "
-                "replace the files, or choose another folder.")
-        progress = None
-        if self.on_existing_checkpoint == "resume":
-            try:
-                with open(os.path.join(d, "progress.json")) as f:
-                    progress = json.load(f)
-            except (OSError, ValueError):
-                progress = None
-            if progress is not None and progress.get("phase") == "done":
-                warnings.warn(f"checkpoint_dir={d!r} holds a finished fit: nothing to resume; "
-                              "training from the start and replacing its files.", UserWarning,
-                              stacklevel=3)
-                progress = None
-            elif progress is not None:
-                theirs = {k: progress.get(k) for k in signature}
-                if theirs != signature:
-                    raise ValueError(
-                        f"The checkpoint in {d!r} was written for other data or settings "
-                        f"({theirs}; this fit: {signature}); use "
-                        "on_existing_checkpoint='overwrite' to start again.")
-            else:
-                logger.info("checkpoint_dir=%r has no interrupted fit to resume; training "
-                            "from the start.", d)
-        if progress is None:
-            for name in self._RESUME_FILES:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(os.path.join(d, name))
-        return progress
-
-    def _resume_from_last_checkpoint(self, x, Y):
-        """Load the last saved epoch; restore the callbacks' state. True if training had stopped."""
-        d = os.fspath(self.checkpoint_dir)
-        try:
-            self.load_params(f_params=self._checkpoint_file("last_params.pt"),
-                             f_optimizer=self._checkpoint_file("last_optimizer.pt"),
-                             f_criterion=self._checkpoint_file("last_criterion.pt"),
-                             f_history=self._checkpoint_file("last_history.json"))
-        except Exception as exc:
-            raise ValueError(
-                f"Could not resume from the checkpoint in {d!r}: {type(exc).__name__}: {exc}. "
-                "It was written for other data or settings, or is damaged; use "
-                "on_existing_checkpoint='overwrite' to start again.") from exc
-        logger.info("resuming from epoch %d of the checkpoint in %r", len(self.history_), d)
-        for name, cb in self.callbacks_:
-            if name != "early_stopping":  # scorers' best so far, LR schedule position
-                cb.on_train_begin(self, X=x, y=Y)
-        es = dict(self.callbacks_).get("early_stopping")
-        if es is None:
-            return False
-        # replay early stopping over the saved epochs (from its initial state)
-        for row in self.history_:
-            score = row.get("valid_top1")
-            if score is None:
-                continue
-            if es._is_score_improved(score):
-                es.misses_ = 0
-                es.dynamic_threshold_ = es._calc_new_threshold(score)
-                es.best_epoch_ = row["epoch"]
-            else:
-                es.misses_ += 1
-        if es.best_epoch_ == len(self.history_):
-            es.best_model_weights_ = deepcopy(self.module_.state_dict())
-        elif es.best_epoch_ > 0:  # the best epoch's weights are params.pt
-            es.best_model_weights_ = torch.load(self._checkpoint_file("params.pt"),
-                                                map_location=self.device, weights_only=True)
-        return es.misses_ >= es.patience
+    def _phase_record(self, phase):
+        """The refit's resume record: the validation run's outcome."""
+        if phase != "refit":
+            return {}
+        self.validation_history_.to_file(self._checkpoint_file("validation_history.json"))
+        return {"best_epoch": self.best_epoch_, "ridge_alphas": (
+            None if self.ridge_alphas_ is None else np.asarray(self.ridge_alphas_).tolist())}
 
     def _split(self, stimulus, seed, synthetic=None):
         """(train, valid) row indices, grouped by stimulus; valid holds real rows only.
@@ -1081,8 +816,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
         X, subjects = self._check_X(X, reset=False, subjects=subjects)
         codes = self._subject_codes(subjects, X.shape[0])
         x = self._inputs(X, codes, np.zeros(X.shape[0], dtype=np.int64))
-        with self._on_device():
-            out = self.forward(x, training=False).numpy().astype(np.float64)
+        out = self.forward(x, training=False).numpy().astype(np.float64)
         return out.ravel() if self._y_1d else out
 
     def score(self, X, y, *, subjects=None, stimulus_ids=None, sample_weight=None):
@@ -1107,25 +841,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, NeuralNet):
             raise ValueError(f"y has {y.shape[1:] or 1} target columns; this decoder predicts "
                              f"{y_pred.shape[1:] or 1}.")
         return r2_score(y, y_pred, sample_weight=sample_weight)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state["_device_param"] = state.get("device")
-        state["device"] = str(getattr(self, "device_", "cpu"))
-        return state
-
-    def __setstate__(self, state):
-        param = state.pop("_device_param", None)
-        # skorch maps the weights to an available device (a net fitted on a GPU
-        # loads on a CPU-only machine, with a warning) and sets ``device`` to it
-        super().__setstate__(state)
-        if isinstance(self.device, torch.device):
-            self.device = str(self.device)
-        if "device_" in self.__dict__:
-            self.device_ = torch.device(self.device)
-        if param is not None and (param == "auto" or str(param) == str(self.device)
-                                  or "device_" not in self.__dict__):
-            self.device = param
 
 
 def make_subject_scorer(name="top1", **metric_kwargs):

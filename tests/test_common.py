@@ -4,9 +4,11 @@ Each estimator runs :func:`sklearn.utils.estimator_checks.parametrize_with_check
 Checks that cannot apply are listed in ``EXPECTED_FAILED_CHECKS`` with the reason.
 """
 
+import pytest
+from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
+from sklearn_brain import CLTunedAlexNet, EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain.encoding import LayerPCA, VoxelwiseEncoder
 from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder
 from sklearn_brain.multimodal import BlockwiseDecoder
@@ -22,6 +24,10 @@ ESTIMATORS = [
     MultiSubjectContrastiveDecoder(shared_dim=4, hidden_dims=(8,), max_epochs=3, batch_size=32),
     BlockwiseDecoder(),
     SubjectStandardScaler(),
+    # X is images: sklearn runs only check_estimator_cloneable on it (tag
+    # two_d_array=False); the data-free API checks run in test_api_checks_on_image_input
+    CLTunedAlexNet(layers=("features.12",), weights=None, image_size=64, max_epochs=1,
+                   batch_size=4, device="cpu", random_state=0),
 ]
 
 EXPECTED_FAILED_CHECKS = {
@@ -40,7 +46,28 @@ EXPECTED_FAILED_CHECKS = {
     "MultiSubjectContrastiveDecoder": {},
     "BlockwiseDecoder": {},
     "SubjectStandardScaler": {},
+    # X is a batch of images, not a 2-D float array: sklearn skips every check
+    # that fits on its own data (see test_api_checks_on_image_input for the others)
+    "CLTunedAlexNet": {
+        "check_do_not_raise_errors_in_init_or_set_params":
+            "skorch's set_params(callbacks=...) initialises the callbacks at once (skorch's "
+            "NeuralNet contract), so an invalid callbacks value raises there, not in fit",
+    },
 }
+
+# checks that need no data: they run on the estimators sklearn cannot feed
+DATA_FREE_CHECKS = [
+    "check_estimator_cloneable",
+    "check_estimator_repr",
+    "check_no_attributes_set_in_init",
+    "check_parameters_default_constructible",
+    "check_get_params_invariance",
+    "check_set_params",
+    "check_do_not_raise_errors_in_init_or_set_params",
+    "check_estimator_tags_renamed",
+    "check_valid_tag_types",
+    "check_mixin_order",
+]
 
 
 def _expected_failed_checks(estimator):
@@ -50,3 +77,14 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("check", DATA_FREE_CHECKS)
+@pytest.mark.parametrize("estimator", [e for e in ESTIMATORS
+                                       if not e.__sklearn_tags__().input_tags.two_d_array],
+                         ids=lambda e: type(e).__name__)
+def test_api_checks_on_image_input(estimator, check):
+    func = getattr(estimator_checks, check)
+    if check in EXPECTED_FAILED_CHECKS[type(estimator).__name__]:
+        pytest.xfail(EXPECTED_FAILED_CHECKS[type(estimator).__name__][check])
+    func(type(estimator).__name__, estimator)

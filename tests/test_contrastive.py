@@ -114,7 +114,8 @@ def test_pickle_clone_and_single_subject():
     again = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(again.predict(X, subjects=subj), net.predict(X, subjects=subj))
     assert again.device == "cpu" and again.device_ == torch.device("cpu")
-    assert clone(net).get_params() == net.get_params()
+    # shallow: skorch's deep parameters hold the default callbacks' instances
+    assert clone(net).get_params(deep=False) == net.get_params(deep=False)
     one = subj == "s1"
     single = _net(device="auto").fit(X[one][:, :30], Y[one])
     assert single.device == "auto" and single.device_.type in ("cpu", "cuda")
@@ -163,7 +164,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="same stimulus"):
         _net().fit(X, np.repeat(Y[:1], len(Y), axis=0), subjects=subj)
     # regression only: both are fine
-    _net(batch_size=1, alpha=0.0, max_epochs=1, valid_fraction=0).fit(X[:40], Y[:40])
+    _net(batch_size=1, contrastive_weight=0.0, max_epochs=1, valid_fraction=0).fit(X[:40], Y[:40])
 
 
 def test_silent_and_checkpoint(tmp_path, capsys):
@@ -273,3 +274,12 @@ def test_ridge_anchor_keeps_subject_layers_near_their_ridge_init():
         _net(ridge_anchor=-1.0).fit(X, Y, subjects=subj)
     with pytest.raises(ValueError, match="needs ridge_init=True"):
         _net(ridge_anchor=1.0, ridge_init=False).fit(X, Y, subjects=subj)
+
+
+def test_alpha_is_a_deprecated_name_of_contrastive_weight():
+    X, Y, subj, stim = _data(n_stim=30)
+    new = _net(contrastive_weight=0.8, max_epochs=2).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    with pytest.warns(FutureWarning, match="contrastive_weight"):
+        old = _net(alpha=0.8, max_epochs=2).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    np.testing.assert_array_equal(old.predict(X, subjects=subj), new.predict(X, subjects=subj))
+    assert old.criterion_.contrastive_weight == 0.8

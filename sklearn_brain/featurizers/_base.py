@@ -20,6 +20,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, check_memory
 
+from .._backend import resolve_device
+from .._backend import seeded  # noqa: F401  (the one seeding path, used by the featurizers)
+
 logger = logging.getLogger(__name__)
 
 _INSTALL_HINT = 'pip install "sklearn-brain[features]"'
@@ -43,21 +46,6 @@ def import_optional(module, *, what):
 # --------------------------------------------------------------------------
 # devices and precision
 # --------------------------------------------------------------------------
-def _resolve_device(device):
-    """Return the torch device name for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-
-    The checks are :func:`sklearn_brain._backend.resolve_device`'s (one set of
-    messages: unknown strings, ``"mps"`` and other backends, CUDA unavailable).
-    """
-    import torch
-
-    from .._backend import resolve_device
-
-    if device is not None and not isinstance(device, (str, torch.device)):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:i]'; got {device!r}.")
-    return str(resolve_device(device))
-
-
 def _check_precision(precision):
     if precision not in _PRECISIONS:
         raise ValueError(
@@ -348,25 +336,6 @@ def random_weights_id(random_state):
     if random_state is None:
         return f"random:{uuid.uuid4().hex}"
     return f"random:seed={int(random_state)}"
-
-
-def seeded(random_state):
-    """Context that seeds torch's global RNG (restored afterwards) for model init."""
-    import torch
-
-    if random_state is None:
-        return nullcontext()
-    ctx = torch.random.fork_rng(devices=[])
-
-    class _Ctx:
-        def __enter__(self):
-            ctx.__enter__()
-            torch.manual_seed(int(random_state))
-
-        def __exit__(self, *exc):
-            return ctx.__exit__(*exc)
-
-    return _Ctx()
 
 
 # --------------------------------------------------------------------------
@@ -694,7 +663,7 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
         check_positive_int(self.batch_size, "batch_size")
         _check_non_negative_int(self.num_workers, "num_workers")
         _check_precision(self.precision)
-        self.device_ = _resolve_device(self.device)
+        self.device_ = str(resolve_device(self.device))
         device_type = self.device_.split(":")[0]
         if self.precision == "float16" and device_type == "cpu":
             raise ValueError("precision='float16' needs a CUDA device; use 'bfloat16' or 'float32' on CPU.")

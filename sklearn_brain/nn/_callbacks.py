@@ -4,14 +4,18 @@
 is not finite, with an error that names the learning rate, instead of letting
 the network train on NaN weights and predict NaN.  :class:`AtomicCheckpoint`
 is skorch's ``Checkpoint`` whose files are never left half-written.
+:class:`EarlyStoppingFromInit` is skorch's ``EarlyStopping`` whose first
+candidate is the untrained (e.g. ridge-initialised) network.
 """
 
 import math
 import os
+from copy import deepcopy
 
-from skorch.callbacks import Callback, Checkpoint
+import numpy as np
+from skorch.callbacks import Callback, Checkpoint, EarlyStopping
 
-__all__ = ["AtomicCheckpoint", "DivergenceCheck"]
+__all__ = ["AtomicCheckpoint", "DivergenceCheck", "EarlyStoppingFromInit"]
 
 
 class AtomicCheckpoint(Checkpoint):
@@ -89,3 +93,23 @@ def _suggest(lr):
         return f"{min(float(lr) / 10, 1e-3):g}"
     except (TypeError, ValueError):
         return "1e-4"
+
+
+class EarlyStoppingFromInit(EarlyStopping):
+    """Early stopping whose first candidate is the initial (e.g. ridge) network.
+
+    The validation score of the untrained network is "epoch 0": if training
+    never beats it, the initial weights are restored, so the network is never
+    worse on the validation split than its initialisation.  The net gives
+    that score through ``net._initial_valid_score(X, y)`` (``None``: the
+    initial network is no candidate).
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        score = net._initial_valid_score(X, y)
+        if score is not None and np.isfinite(score):
+            self.dynamic_threshold_ = self._calc_new_threshold(score)
+            self.best_epoch_ = 0
+            self.best_model_weights_ = deepcopy(net.module_.state_dict())
+            self.initial_score_ = score

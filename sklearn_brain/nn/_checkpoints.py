@@ -1,0 +1,174 @@
+"""Checkpointed, resumable training runs for the neural estimators.
+
+:class:`ResumableFitMixin` runs one or several training phases of a skorch net
+(e.g. a validation run, then a refit on all samples) whose epochs are saved in
+``checkpoint_dir`` by :class:`~sklearn_brain.nn._callbacks.AtomicCheckpoint`
+callbacks (``params.pt``..., and ``last_*`` files every epoch), with a
+``progress.json`` record of the phase; ``on_existing_checkpoint="resume"``
+continues an interrupted fit from its last saved epoch, restoring the callbacks'
+state (scorers, learning-rate schedule, early stopping).
+"""
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from copy import deepcopy
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ResumableFitMixin"]
+
+
+class ResumableFitMixin:
+    """Training phases resumable from ``checkpoint_dir`` (mixed into a skorch net).
+
+    The net provides the parameters ``checkpoint_dir`` and
+    ``on_existing_checkpoint``, and may override :meth:`_phase_record`.
+    """
+
+    def _train(self, x, Y, seed, n_epochs, phase="train", progress=None):
+        """One training run (``phase``: "train", "validation" or "refit"), resumable."""
+        torch.manual_seed(seed)
+        self.initialize()
+        self.notify("on_train_begin", X=x, y=Y)
+        stopped = False
+        if self.checkpoint_dir is not None:
+            if (progress is not None and progress.get("phase") == phase
+                    and os.path.exists(self._checkpoint_file("last_history.json"))):
+                stopped = self._resume_from_last_checkpoint(x, Y)
+            else:
+                self._start_phase(phase)
+        try:
+            remaining = n_epochs - len(self.history_)
+            if remaining > 0 and not stopped:
+                self.fit_loop(x, Y, epochs=remaining, _routing_method="fit")
+        except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
+            pass
+        self.notify("on_train_end", X=x, y=Y)
+
+    # ------------------------------------------------------------ checkpoints
+    _CHECKPOINT_FILES = ("params.pt", "optimizer.pt", "criterion.pt", "history.json")
+    _RESUME_FILES = ("last_params.pt", "last_optimizer.pt", "last_criterion.pt",
+                     "last_history.json", "progress.json", "validation_history.json")
+
+    def _checkpoint_file(self, name):
+        return os.path.join(os.fspath(self.checkpoint_dir), name)
+
+    def _write_progress(self, progress):
+        if self.checkpoint_dir is None:
+            return
+        progress = {**getattr(self, "_progress_signature", {}), **progress}
+        path = self._checkpoint_file("progress.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(progress, f)
+        os.replace(path + ".tmp", path)
+
+    def _phase_record(self, phase):
+        """What resuming ``phase`` needs besides its last epoch (a JSON-able dict)."""
+        return {}
+
+    def _start_phase(self, phase):
+        """Forget the previous run's last epoch; record the phase (and what refit needs)."""
+        for name in self._RESUME_FILES[:4]:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._checkpoint_file(name))
+        self._write_progress({"phase": phase, **self._phase_record(phase)})
+
+    def _prepare_checkpoint_dir(self, signature):
+        """Check ``checkpoint_dir`` before training; the progress record to resume, or None."""
+        if self.on_existing_checkpoint not in ("error", "overwrite", "resume"):
+            raise ValueError("on_existing_checkpoint must be 'error', 'overwrite' or 'resume', "
+                             f"got {self.on_existing_checkpoint!r}.")
+        if self.checkpoint_dir is None:
+            return None
+        d = os.fspath(self.checkpoint_dir)
+        if os.path.exists(d) and not os.path.isdir(d):
+            raise ValueError(f"checkpoint_dir={d!r} is an existing file; checkpoints need a "
+                             "folder (created if missing).")
+        try:
+            os.makedirs(d, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            raise ValueError(f"checkpoint_dir={d!r} cannot be written to: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        self._progress_signature = signature
+        existing = [f for f in self._CHECKPOINT_FILES + self._RESUME_FILES
+                    if os.path.exists(os.path.join(d, f))]
+        if not existing:
+            return None
+        if self.on_existing_checkpoint == "error":
+            raise FileExistsError(
+                f"checkpoint_dir={d!r} already holds {', '.join(existing)} from an earlier fit; "
+                "pass on_existing_checkpoint='resume' to continue that fit, or 'overwrite' to "
+                "replace the files, or choose another folder.")
+        progress = None
+        if self.on_existing_checkpoint == "resume":
+            try:
+                with open(os.path.join(d, "progress.json")) as f:
+                    progress = json.load(f)
+            except (OSError, ValueError):
+                progress = None
+            if progress is not None and progress.get("phase") == "done":
+                warnings.warn(f"checkpoint_dir={d!r} holds a finished fit: nothing to resume; "
+                              "training from the start and replacing its files.", UserWarning,
+                              stacklevel=3)
+                progress = None
+            elif progress is not None:
+                theirs = {k: progress.get(k) for k in signature}
+                if theirs != signature:
+                    raise ValueError(
+                        f"The checkpoint in {d!r} was written for other data or settings "
+                        f"({theirs}; this fit: {signature}); use "
+                        "on_existing_checkpoint='overwrite' to start again.")
+            else:
+                logger.info("checkpoint_dir=%r has no interrupted fit to resume; training "
+                            "from the start.", d)
+        if progress is None:
+            for name in self._RESUME_FILES:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(d, name))
+        return progress
+
+    def _resume_from_last_checkpoint(self, x, Y):
+        """Load the last saved epoch; restore the callbacks' state. True if training had stopped."""
+        d = os.fspath(self.checkpoint_dir)
+        try:
+            self.load_params(f_params=self._checkpoint_file("last_params.pt"),
+                             f_optimizer=self._checkpoint_file("last_optimizer.pt"),
+                             f_criterion=self._checkpoint_file("last_criterion.pt"),
+                             f_history=self._checkpoint_file("last_history.json"))
+        except Exception as exc:
+            raise ValueError(
+                f"Could not resume from the checkpoint in {d!r}: {type(exc).__name__}: {exc}. "
+                "It was written for other data or settings, or is damaged; use "
+                "on_existing_checkpoint='overwrite' to start again.") from exc
+        logger.info("resuming from epoch %d of the checkpoint in %r", len(self.history_), d)
+        for name, cb in self.callbacks_:
+            if name != "early_stopping":  # scorers' best so far, LR schedule position
+                cb.on_train_begin(self, X=x, y=Y)
+        es = dict(self.callbacks_).get("early_stopping")
+        if es is None:
+            return False
+        # replay early stopping over the saved epochs (from its initial state)
+        for row in self.history_:
+            score = row.get(es.monitor)
+            if score is None:
+                continue
+            if es._is_score_improved(score):
+                es.misses_ = 0
+                es.dynamic_threshold_ = es._calc_new_threshold(score)
+                es.best_epoch_ = row["epoch"]
+            else:
+                es.misses_ += 1
+        if es.best_epoch_ == len(self.history_):
+            es.best_model_weights_ = deepcopy(self.module_.state_dict())
+        elif es.best_epoch_ > 0:  # the best epoch's weights are params.pt
+            es.best_model_weights_ = torch.load(self._checkpoint_file("params.pt"),
+                                                map_location=self.device, weights_only=True)
+        return es.misses_ >= es.patience
