@@ -3,7 +3,7 @@
 Pure torch functions hold the maths; :class:`DecodingLoss` is the one
 criterion module the neural decoders use, a weighted mix
 
-``loss = alpha * contrastive + (1 - alpha) * regression``
+``loss = contrastive_weight * contrastive + (1 - contrastive_weight) * regression``
 
 of a contrastive term (symmetric InfoNCE, the CLIP loss; or MindEye's
 SoftCLIP) and a regression term (mean squared error or cosine distance).
@@ -18,6 +18,7 @@ the identity (standard InfoNCE) when all stimuli are distinct.
 """
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -264,11 +265,11 @@ _REGRESSION = ("mse", "cosine")
 class DecodingLoss(nn.Module):
     """Weighted mix of a contrastive and a regression loss.
 
-    ``loss = alpha * contrastive + (1 - alpha) * regression``
+    ``loss = contrastive_weight * contrastive + (1 - contrastive_weight) * regression``
 
     Parameters
     ----------
-    alpha : float in [0, 1], default=0.5
+    contrastive_weight : float in [0, 1], default=0.5
         Weight of the contrastive term (1: contrastive only, 0: regression
         only; the seed searched 0.5 and 0.8).
     contrastive : {"infonce", "softclip"}, default="infonce"
@@ -282,27 +283,37 @@ class DecodingLoss(nn.Module):
     bimixco_normalize_columns : bool, default=True
         BiMixCo's image -> brain soft targets renormalised (default) or used
         as MindEye does (``False``); see :func:`bimixco_loss`.
+    alpha : float in [0, 1]
+        Deprecated name of ``contrastive_weight`` (a :class:`FutureWarning`;
+        it will be removed in a future release).
 
     Examples
     --------
     >>> import torch
     >>> from sklearn_brain.losses import DecodingLoss
     >>> y = torch.eye(3)
-    >>> float(DecodingLoss(alpha=0.0)(y, y))
+    >>> float(DecodingLoss(contrastive_weight=0.0)(y, y))
     0.0
     """
 
-    def __init__(self, alpha=0.5, *, contrastive="infonce", regression="mse",
-                 temperature=0.1, learnable_temperature=False, bimixco_normalize_columns=True):
+    def __init__(self, contrastive_weight=0.5, *, contrastive="infonce", regression="mse",
+                 temperature=0.1, learnable_temperature=False, bimixco_normalize_columns=True,
+                 alpha="deprecated"):
         super().__init__()
-        if not 0.0 <= float(alpha) <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}.")
+        name = "contrastive_weight"
+        if not (isinstance(alpha, str) and alpha == "deprecated"):
+            warnings.warn("DecodingLoss(alpha=...) is deprecated: the contrastive term's weight "
+                          "is now contrastive_weight=; alpha will be removed in a future "
+                          "release.", FutureWarning, stacklevel=2)
+            contrastive_weight, name = alpha, "alpha"
+        if not 0.0 <= float(contrastive_weight) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {contrastive_weight!r}.")
         if contrastive not in _CONTRASTIVE:
             raise ValueError(f"contrastive must be one of {_CONTRASTIVE}, got {contrastive!r}.")
         if regression not in _REGRESSION:
             raise ValueError(f"regression must be one of {_REGRESSION}, got {regression!r}.")
         _check_temperature(temperature)
-        self.alpha = float(alpha)
+        self.contrastive_weight = float(contrastive_weight)
         self.contrastive = contrastive
         self.regression = regression
         self.bimixco_normalize_columns = bool(bimixco_normalize_columns)
@@ -311,6 +322,13 @@ class DecodingLoss(nn.Module):
             self.log_temperature = nn.Parameter(log_t)
         else:
             self.register_buffer("log_temperature", log_t)
+
+    @property
+    def alpha(self):
+        """Deprecated name of ``contrastive_weight``."""
+        warnings.warn("DecodingLoss.alpha is deprecated: use contrastive_weight.",
+                      FutureWarning, stacklevel=2)
+        return self.contrastive_weight
 
     @property
     def temperature(self):
@@ -329,7 +347,8 @@ class DecodingLoss(nn.Module):
             the regression target is mixed the same way.
         """
         total = pred.new_zeros(())
-        if self.alpha > 0:
+        w = self.contrastive_weight
+        if w > 0:
             t = self.temperature
             if mix is not None:
                 c = bimixco_loss(pred, target, mix[0], mix[1], t, positives=positives,
@@ -338,12 +357,12 @@ class DecodingLoss(nn.Module):
                 c = info_nce_loss(pred, target, t, positives=positives)
             else:
                 c = soft_clip_loss(pred, target, t)
-            total = total + self.alpha * c
-        if self.alpha < 1:
+            total = total + w * c
+        if w < 1:
             tgt = target
             if mix is not None:
                 b = mix[1].to(target.dtype)[:, None]
                 tgt = b * target + (1 - b) * target[mix[0]]
             r = mse_loss(pred, tgt) if self.regression == "mse" else cosine_loss(pred, tgt)
-            total = total + (1 - self.alpha) * r
+            total = total + (1 - w) * r
         return total

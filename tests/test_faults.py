@@ -117,7 +117,7 @@ def _fit_decoder_3_epochs(**kw):
 DIVERGENCE_CASES = [
     ("decoder-ridge-init", lambda: _fit_decoder_3_epochs(lr=1e6)),
     ("decoder-random-init", lambda: _fit_decoder_3_epochs(lr=1e6, ridge_init=False)),
-    ("decoder-mse-only", lambda: _fit_decoder_3_epochs(lr=1e6, alpha=0.0)),
+    ("decoder-mse-only", lambda: _fit_decoder_3_epochs(lr=1e6, contrastive_weight=0.0)),
     ("decoder-no-validation", lambda: _fit_decoder_3_epochs(lr=1e6, valid_fraction=0.0)),
     ("cltuned-contrastive", lambda: _fit_cltuned(2, 16, lr=1e6, device="cpu", random_state=0)),
     ("cltuned-regression", lambda: _fit_cltuned(2, 16, lr=1e6, objective="regression",

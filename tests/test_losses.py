@@ -108,7 +108,7 @@ def test_bimixco_mindeye_form_matches_mixco_nce_by_hand():
     assert default == pytest.approx(ref_norm, rel=1e-10)
     assert abs(default - mindeye) > 1e-3  # the forms differ on a mixed batch
     # the option reaches the criterion module
-    loss = DecodingLoss(alpha=1.0, temperature=0.3, bimixco_normalize_columns=False)
+    loss = DecodingLoss(contrastive_weight=1.0, temperature=0.3, bimixco_normalize_columns=False)
     mix = (torch.tensor(perm), torch.tensor(betas))
     assert float(loss(torch.tensor(pred), torch.tensor(target), mix=mix)) == \
         pytest.approx(ref, rel=1e-6)
@@ -125,23 +125,23 @@ def test_regression_losses_by_hand():
 def test_decoding_loss_mix_weights():
     g = torch.Generator().manual_seed(2)
     p, t = torch.randn(8, 5, generator=g), torch.randn(8, 5, generator=g)
-    mix = DecodingLoss(alpha=0.25, temperature=0.3)(p, t)
+    mix = DecodingLoss(contrastive_weight=0.25, temperature=0.3)(p, t)
     expected = 0.25 * info_nce_loss(p, t, 0.3) + 0.75 * mse_loss(p, t)
     assert float(mix) == pytest.approx(float(expected), rel=1e-6)
-    cos = DecodingLoss(alpha=0.0, regression="cosine")(p, t)
+    cos = DecodingLoss(contrastive_weight=0.0, regression="cosine")(p, t)
     assert float(cos) == pytest.approx(float(cosine_loss(p, t)), rel=1e-6)
-    soft = DecodingLoss(alpha=1.0, contrastive="softclip", temperature=0.3)(p, t)
+    soft = DecodingLoss(contrastive_weight=1.0, contrastive="softclip", temperature=0.3)(p, t)
     assert float(soft) == pytest.approx(float(soft_clip_loss(p, t, 0.3)), rel=1e-6)
     # a mixed batch: BiMixCo plus MSE against the mixed targets
     perm, betas = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6]), torch.full((8,), 0.7)
-    got = DecodingLoss(alpha=0.5, temperature=0.3)(p, t, mix=(perm, betas))
+    got = DecodingLoss(contrastive_weight=0.5, temperature=0.3)(p, t, mix=(perm, betas))
     tm = 0.7 * t + 0.3 * t[perm]
     ref = 0.5 * bimixco_loss(p, t, perm, betas, 0.3) + 0.5 * mse_loss(p, tm)
     assert float(got) == pytest.approx(float(ref), rel=1e-6)
 
 
 def test_learnable_temperature_gets_gradient():
-    loss = DecodingLoss(alpha=1.0, temperature=0.1, learnable_temperature=True)
+    loss = DecodingLoss(contrastive_weight=1.0, temperature=0.1, learnable_temperature=True)
     assert [n for n, _ in loss.named_parameters()] == ["log_temperature"]
     assert float(loss.temperature.detach()) == pytest.approx(0.1)
     g = torch.Generator().manual_seed(3)
@@ -180,13 +180,27 @@ def test_bimixco_and_module_bad_input():
                      positives=torch.ones(3, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="temperature"):
         DecodingLoss(temperature=0)
-    with pytest.raises(ValueError, match="alpha"):
-        DecodingLoss(alpha=1.5)
+    with pytest.raises(ValueError, match="contrastive_weight must lie"):
+        DecodingLoss(contrastive_weight=1.5)
     with pytest.raises(ValueError, match="contrastive"):
         DecodingLoss(contrastive="nce")
     with pytest.raises(ValueError, match="beta"):
         mixup_pairs(4, beta=0)
     # MSE alone accepts a single sample
-    assert float(DecodingLoss(alpha=0.0)(torch.ones(1, 2), torch.ones(1, 2))) == 0.0
-    np.testing.assert_allclose(float(DecodingLoss(alpha=0.0)(torch.zeros(1, 2),
+    assert float(DecodingLoss(contrastive_weight=0.0)(torch.ones(1, 2), torch.ones(1, 2))) == 0.0
+    np.testing.assert_allclose(float(DecodingLoss(contrastive_weight=0.0)(torch.zeros(1, 2),
                                                              torch.ones(1, 2))), 1.0)
+
+
+def test_decoding_loss_alpha_is_a_deprecated_name_of_contrastive_weight():
+    rng = np.random.default_rng(0)
+    p = torch.tensor(rng.standard_normal((6, 4)))
+    t = torch.tensor(rng.standard_normal((6, 4)))
+    with pytest.warns(FutureWarning, match="contrastive_weight"):
+        old = DecodingLoss(alpha=0.25, temperature=0.3)
+    new = DecodingLoss(contrastive_weight=0.25, temperature=0.3)
+    assert float(old(p, t)) == float(new(p, t))
+    with pytest.warns(FutureWarning):
+        assert old.alpha == 0.25
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="alpha must lie"):
+        DecodingLoss(alpha=2.0)

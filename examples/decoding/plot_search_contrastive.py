@@ -54,7 +54,7 @@ X, Y, stim, subjects = X[~is_test], Y[~is_test], stim[~is_test], subjects[~is_te
 space = {
     "multisubjectcontrastivedecoder__batch_size": [64, 128, 256],
     "multisubjectcontrastivedecoder__lr": loguniform(1e-4, 1e-2),
-    "multisubjectcontrastivedecoder__alpha": [0.5, 0.8],
+    "multisubjectcontrastivedecoder__contrastive_weight": [0.5, 0.8],
     "multisubjectcontrastivedecoder__weight_decay": [0.0, 1e-5, 1e-4, 1e-2],
     "multisubjectcontrastivedecoder__activation": ["relu", "identity"],
     "multisubjectcontrastivedecoder__hidden_dims": [(128, 64, 32), (64, 32), (64,)],

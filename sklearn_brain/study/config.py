@@ -10,6 +10,7 @@ message naming the field, instead of being silently ignored.
 
 import copy
 import numbers
+import warnings
 
 try:  # Python >= 3.11
     import tomllib
@@ -75,7 +76,7 @@ alphas = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0]   # chosen per subject by
 [contrastive]                # MultiSubjectContrastiveDecoder, as in the compare example
 shared_dim = 64
 hidden_dims = [256]
-alpha = 0.5                  # weight of InfoNCE (1 - alpha: MSE)
+contrastive_weight = 0.5     # weight of InfoNCE (1 - contrastive_weight: MSE)
 temperature = 0.1
 lr = 3e-5
 weight_decay = 0.01
@@ -94,7 +95,7 @@ n_iter = 0                   # 0 = no search: [contrastive] as given
 cv = 3                       # folds grouped by stimulus
 [search.space]               # MultiSubjectContrastiveDecoder parameter -> values
 lr = [1e-4, 3e-5, 1e-5]
-alpha = [0.5, 0.8]
+contrastive_weight = [0.5, 0.8]
 weight_decay = [0.0, 1e-5, 1e-4, 1e-2]
 activation = ["relu", "identity"]
 hidden_dims = [[256], [128, 64]]
@@ -200,7 +201,7 @@ def decoding_model_spec(name, config=None):
     """Columns of a decoding model's row: type, subjects, modality, augmentation, objective."""
     spec = dict(DECODING_MODELS[name])
     if config is not None and spec["model_type"] == "contrastive":
-        a = config["contrastive"]["alpha"]
+        a = config["contrastive"]["contrastive_weight"]
         spec["training_objective"] = f"{a:g} InfoNCE + {1 - a:g} MSE"
     return spec
 
@@ -216,6 +217,11 @@ def _merge(base, update, path=""):
     """Merge ``update`` into a copy of ``base``; keys must exist in ``base``."""
     out = copy.deepcopy(base)
     for key, value in update.items():
+        if key == "alpha" and path == "contrastive." and key not in base:
+            # MultiSubjectContrastiveDecoder's contrastive weight was called alpha
+            warnings.warn(f"config field '{path}alpha' is deprecated: use "
+                          f"'{path}contrastive_weight'.", FutureWarning, stacklevel=2)
+            key = "contrastive_weight"
         where = f"{path}{key}"
         if key not in base:
             raise ConfigError(
@@ -306,9 +312,10 @@ def _validate_decoding(c):
     if not 0 < c["data"]["test_size"] < 1:
         raise ConfigError(f"config field 'data.test_size' must be in (0, 1), "
                           f"got {c['data']['test_size']}.")
-    a = c["contrastive"]["alpha"]
+    a = c["contrastive"]["contrastive_weight"]
     if not 0 <= a <= 1:
-        raise ConfigError(f"config field 'contrastive.alpha' must be in [0, 1], got {a}.")
+        raise ConfigError(
+            f"config field 'contrastive.contrastive_weight' must be in [0, 1], got {a}.")
     if c["search"]["n_iter"] < 0 or c["search"]["cv"] < 2:
         raise ConfigError("config fields 'search.n_iter' must be >= 0 and 'search.cv' >= 2.")
     from ..contrastive import MultiSubjectContrastiveDecoder
