@@ -40,7 +40,6 @@ from skorch.utils import to_tensor
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupShuffleSplit
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
@@ -397,13 +396,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
     # --------------------------------------------------------------- skorch hooks
     @property
     def _default_callbacks(self):
-        cbs = [*super()._default_callbacks,
-               ("valid_top1", EpochScoring(_valid_top1, lower_is_better=False,
-                                           name="valid_top1", on_train=False,
-                                           use_caching=True))]
-        if self.verbose > 1:
-            cbs.append(("progress_bar", ProgressBar()))
-        return cbs
+        return [*super()._default_callbacks,
+                ("valid_top1", EpochScoring(_valid_top1, lower_is_better=False,
+                                            name="valid_top1", on_train=False,
+                                            use_caching=True))]
 
     def get_default_callbacks(self):
         """skorch's defaults, ``extra_callbacks``, then early stopping, LR schedule, checkpoints.
@@ -416,6 +412,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         has_valid = getattr(self, "_split_indices", (None, None))[1] is not None
         cbs = [(n, cb) for n, cb in self._default_callbacks
                if has_valid or n not in ("valid_top1", "valid_loss")]
+        if self.verbose > 1:
+            cbs.append(("progress_bar", ProgressBar()))
         cbs += list(self.extra_callbacks or [])
         if has_valid and self.patience and self.max_epochs > 0:
             cbs.append(("early_stopping", EarlyStoppingFromInit(
@@ -681,14 +679,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         if self.n_targets_ < 2 and weight > 0:
             logger.info("single target: contrastive loss undefined, training with MSE only.")
         self._resolve_device()
-        rs = check_random_state(self.random_state)
-        seed = int(rs.randint(2**31 - 1))
-        self._rng = np.random.default_rng(seed)
-        self._generator = torch.Generator().manual_seed(seed)
-        self._split_indices = self._split(stimulus, seed, is_synthetic)
-        self._fit_arrays = (X, Y, codes)
-        self._fit_stimulus = stimulus
-        self._fit_synthetic = is_synthetic
+        seed = self._draw_seed()
+        self._set_fit_state(X, Y, codes, stimulus, is_synthetic, seed)
         x = self._inputs(X, codes, stimulus)
         self.ridge_alphas_ = None
         progress = self._prepare_checkpoint_dir(
@@ -699,11 +691,22 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 self._fit_phases(x, Y, seed, progress)
                 self._write_progress({"phase": "done"})
         finally:
-            del self._fit_arrays, self._fit_stimulus, self._fit_synthetic, self._split_indices
-            del self._rng, self._generator
-            self.__dict__.pop("_ridge_alpha_cache", None)
-            self.__dict__.pop("_progress_signature", None)
+            self._forget_fit_state()
         return self
+
+    def _set_fit_state(self, X, Y, codes, stimulus, is_synthetic, seed):
+        """What the skorch hooks read during fit (forgotten afterwards)."""
+        self._rng = np.random.default_rng(seed)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._split_indices = self._split(stimulus, seed, is_synthetic)
+        self._fit_arrays = (X, Y, codes)
+        self._fit_stimulus = stimulus
+        self._fit_synthetic = is_synthetic
+
+    def _forget_fit_state(self):
+        for name in ("_fit_arrays", "_fit_stimulus", "_fit_synthetic", "_split_indices",
+                     "_rng", "_generator", "_ridge_alpha_cache", "_progress_signature"):
+            self.__dict__.pop(name, None)
 
     def _check_training_params(self):
         """Errors for training parameters that the constraints table cannot express."""

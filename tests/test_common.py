@@ -41,18 +41,14 @@ EXPECTED_FAILED_CHECKS = {
             "NaN sprinkled into every voxel leaves none valid",
     },
     "RidgeDecoder": {},
-    # every check applies: partial_fit and predict_proba are hidden (AttributeError),
-    # randomness comes from random_state, __init__ stores only its signature
+    # partial_fit and predict_proba are hidden (AttributeError), randomness comes
+    # from random_state, __init__ stores only parameters (skorch's included)
     "MultiSubjectContrastiveDecoder": {},
     "BlockwiseDecoder": {},
     "SubjectStandardScaler": {},
     # X is a batch of images, not a 2-D float array: sklearn skips every check
     # that fits on its own data (see test_api_checks_on_image_input for the others)
-    "CLTunedAlexNet": {
-        "check_do_not_raise_errors_in_init_or_set_params":
-            "skorch's set_params(callbacks=...) initialises the callbacks at once (skorch's "
-            "NeuralNet contract), so an invalid callbacks value raises there, not in fit",
-    },
+    "CLTunedAlexNet": {},
 }
 
 # checks that need no data: they run on the estimators sklearn cannot feed
@@ -85,6 +81,4 @@ def test_sklearn_compatible_estimator(estimator, check):
                          ids=lambda e: type(e).__name__)
 def test_api_checks_on_image_input(estimator, check):
     func = getattr(estimator_checks, check)
-    if check in EXPECTED_FAILED_CHECKS[type(estimator).__name__]:
-        pytest.xfail(EXPECTED_FAILED_CHECKS[type(estimator).__name__][check])
     func(type(estimator).__name__, estimator)

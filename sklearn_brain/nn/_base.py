@@ -27,6 +27,7 @@ import contextlib
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
+from sklearn.utils import check_random_state
 
 from .._backend import resolve_device, seeded
 from ._callbacks import DivergenceCheck
@@ -85,6 +86,13 @@ class NeuralEstimator(NeuralNet):
         # state the estimators keep during fit (``_split_indices``...)
         return [k for k in super()._get_param_names() if not k.startswith("_")]
 
+    def set_params(self, **params):
+        if "callbacks" in params and not self.initialized_:
+            # stored only, checked in fit (sklearn's rule); skorch would build the
+            # callbacks at once, and raise here on a bad value
+            self.callbacks = params.pop("callbacks")
+        return super().set_params(**params)
+
     def __sklearn_is_fitted__(self):
         # not "some attribute ends in _": skorch's set_params(callbacks=...)
         # creates callbacks_ before any fit
@@ -125,6 +133,10 @@ class NeuralEstimator(NeuralNet):
             return super().load_params(*args, **kwargs)
 
     # ---------------------------------------------------------- randomness
+    def _draw_seed(self):
+        """One int seed per fit, drawn from the ``random_state`` parameter (sklearn's rule)."""
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
+
     @staticmethod
     def _torch_seeded(seed):
         """Context seeding torch's global RNG with ``seed`` (restored afterwards)."""
