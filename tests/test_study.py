@@ -402,3 +402,12 @@ def test_encoding_on_nod_fixture(tmp_path):
     unit = json.loads((out / "units" / "cl-tuned__seed-0.json").read_text())
     assert len(unit["subjects"]["sub-01"]["r_voxels"]) == 7  # the CIFTI brain-model vertices
     assert unit["info"]["n_test_images"] == 5  # 15% of 36 images, split by image
+
+
+def test_contrastive_alpha_is_a_deprecated_config_field():
+    # the decoder's contrastive weight was called alpha: old configs still load
+    with pytest.warns(FutureWarning, match="contrastive.contrastive_weight"):
+        c = C.resolve_config("decoding", user={"contrastive": {"alpha": 0.8}})
+    assert c["contrastive"]["contrastive_weight"] == 0.8 and "alpha" not in c["contrastive"]
+    assert C.decoding_model_spec("contrastive-cross-image", c)["training_objective"] == (
+        "0.8 InfoNCE + 0.2 MSE")
