@@ -1148,6 +1148,7 @@ def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, dev
         progress(n_targets)
     return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
 
+
 def _rankable_scores(cv_scores, name):
     """Held-out scores with NaN ranked last; an error when every alpha scored NaN."""
     nan = np.isnan(cv_scores)
