@@ -261,7 +261,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         voxel is estimated from the repeated training stimuli) and the
         held-out model (leave-one-stimulus-out, or the K-fold model)
         predicts from the shrunk input, in closed form
-        (:func:`~sklearn_brain._ridge.heldout_input_shift`).  ``1``: the
+        (:func:`~sklearn_brain.ridge.heldout_input_shift`).  ``1``: the
         single-trial criterion.  ``"auto"``: the training design's repeat
         count, the median presentation count of the training stimuli shown
         more than once (1 if none is): with BOLD5000 (113 images shown 4

@@ -7,7 +7,7 @@ composable pieces:
 * :func:`encoding_layer_scores`: K-fold cross-validated Pearson r of every
   voxel for every layer and alpha, with the per-layer PCA fitted inside each
   training fold and **one** ridge decomposition per layer and fold reused for
-  every alpha (:func:`sklearn_brain._ridge.ridge_factorize`);
+  every alpha (:func:`sklearn_brain.ridge.ridge_factorize`);
 * :class:`VoxelwiseEncoder`: an estimator that selects an alpha per voxel and
   a layer per ROI (or per voxel) from those scores, refits, and predicts;
 * :class:`LayerPCA`: per-layer PCA as a transformer (fitted in ``fit``, so it
@@ -274,7 +274,7 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
     the training fold only; the training design is decomposed once
-    (:func:`~sklearn_brain._ridge.ridge_factorize`) and the validation
+    (:func:`~sklearn_brain.ridge.ridge_factorize`) and the validation
     predictions of all alphas follow from that one decomposition
     (``X_val V diag(s / (s^2 + alpha)) U^T Y``).  Scores are averaged over
     folds.
