@@ -701,7 +701,9 @@ def ridge_cv(
     progress : callable or None
         Called with the number of targets processed after each chunk.
     factors : RidgeFactors, default=None
-        Precomputed decomposition of ``X`` (closed-form criteria only).
+        Precomputed decomposition of ``X``, used by the closed-form criteria
+        (``"gcv"``, ``"loo"`` without ``score_func``); K-fold decomposes each
+        training fold instead.
     score_func : callable, default=None
         ``score_func(y_true, y_preds, test)`` scores held-out predictions,
         greater is better: ``y_true`` of shape (n_test, n_targets) are the
