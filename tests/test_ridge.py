@@ -370,3 +370,20 @@ def test_one_splitter_resolution():
     assert resolve_splitter(splitter) is splitter
     with pytest.raises(ValueError, match="at least 2 folds"):
         resolve_splitter(1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("cv", ["loo", 3])
+def test_cuda_score_func_and_kfold_match_cpu(cv):
+    X, Y = _data(90, 20, n_targets=40, seed=10)
+    groups = np.repeat(np.arange(45), 2)
+    kw = dict(cv=cv, groups=groups, dtype="float64", score_func=_neg_mse)
+    cpu = ridge_cv(X, Y, ALPHAS, device="cpu", **kw)
+    gpu = ridge_cv(X, Y, ALPHAS, device="cuda", **kw)
+    np.testing.assert_allclose(cpu.cv_scores, gpu.cv_scores, rtol=1e-8)
+    np.testing.assert_allclose(cpu.coef, gpu.coef, atol=1e-8)
+    if cv != "loo":  # the validation-r K-fold criterion (fold_scores) on the device
+        cpu = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, dtype="float64", device="cpu")
+        gpu = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, dtype="float64", device="cuda")
+        np.testing.assert_allclose(cpu.cv_scores, gpu.cv_scores, atol=1e-8)
