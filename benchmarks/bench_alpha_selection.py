@@ -35,7 +35,7 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
     from sklearn.preprocessing import StandardScaler
 
     from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
-    from sklearn_brain._ridge import ridge, ridge_factorize
+    from sklearn_brain.ridge import ridge, ridge_factorize
     from sklearn_brain.datasets import make_bold5000_like, subject_arrays
     from sklearn_brain.decoding import DEFAULT_DECODER_ALPHAS
     from sklearn_brain.metrics import average_repeats, top_k_accuracy

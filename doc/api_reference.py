@@ -23,6 +23,7 @@ SECTIONS = [
     ("sklearn_brain.datasets", "Datasets: simulators and loaders"),
     ("sklearn_brain.featurizers", "Featurizers"),
     ("sklearn_brain.encoding", "Encoding models"),
+    ("sklearn_brain.ridge", "Ridge solvers"),
     ("sklearn_brain.cltuned", "Fine-tuning AlexNet with fMRI"),
     ("sklearn_brain.contrastive", "Multi-subject contrastive decoding"),
     ("sklearn_brain.augmentation", "Augmentation"),

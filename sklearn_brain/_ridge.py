@@ -28,11 +28,13 @@ processed in chunks so that peak memory stays bounded for 100k+ voxels, and
 the computation runs in torch on any device.
 """
 
+import numbers
 import warnings
 from typing import NamedTuple
 
 import numpy as np
 import torch
+from sklearn.utils import Bunch
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
 from ._validation import check_alpha_grid as _check_alphas
@@ -47,6 +49,8 @@ __all__ = [
     "loo_predictions",
     "heldout_input_shift",
     "default_chunk_size",
+    "resolve_splitter",
+    "fold_scores",
 ]
 
 _MEMORY_BUDGET = 256 * 2**20  # bytes for the (n_samples, chunk) work buffers
@@ -610,29 +614,32 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     return coef, intercept
 
 
-class RidgeCVResult(NamedTuple):
+class RidgeCVResult(Bunch):
     """Outcome of :func:`ridge_cv`.
+
+    A :class:`sklearn.utils.Bunch` (the result container of the package: a
+    dict whose keys are also attributes, ``res.best_alphas`` and
+    ``res["best_alphas"]``).
 
     Attributes
     ----------
     best_alphas : ndarray of shape (n_targets,)
-    cv_scores : ndarray of shape (n_alphas, n_targets)
+    cv_scores : ndarray of shape (n_alphas, n_targets) or (n_alphas,)
         Selection criterion for every alpha and target, greater is better
-        (negative mean squared error for the squared-error criteria).
+        (negative mean squared error for the squared-error criteria); one
+        row per alpha only with ``local_alpha=False``.
     heldout_r : ndarray of shape (n_targets,) or None
         Pearson r between each target and its held-out prediction at the
         selected alpha (leave-one-out or leave-one-stimulus-out in closed
         form for ``cv in {"gcv", "loo"}``; mean over validation folds
-        otherwise).  NaN for a constant target.
+        otherwise).  NaN for a constant target.  ``None`` with ``score_func``.
     coef : ndarray of shape (n_features, n_targets) or None
     intercept : ndarray of shape (n_targets,) or None
     """
 
-    best_alphas: np.ndarray
-    cv_scores: np.ndarray
-    heldout_r: object
-    coef: object
-    intercept: object
+    def __init__(self, best_alphas, cv_scores, heldout_r=None, coef=None, intercept=None):
+        super().__init__(best_alphas=best_alphas, cv_scores=cv_scores, heldout_r=heldout_r,
+                         coef=coef, intercept=intercept)
 
 
 def ridge_cv(
@@ -651,8 +658,20 @@ def ridge_cv(
     chunk_size=None,
     progress=None,
     factors=None,
+    score_func=None,
+    local_alpha=True,
+    shift=None,
+    score_mask=None,
 ):
     """Multi-target ridge with one alpha per target chosen from a grid.
+
+    The solver of every model selection in the package (in the manner of
+    himalaya's ``solve_ridge_cv_svd(score_func=..., local_alpha=...)``):
+    without ``score_func`` the criterion is the squared error (``"gcv"``,
+    ``"loo"``) or the validation Pearson r (K-fold) of each target; with
+    ``score_func`` the held-out predictions of every alpha are handed to it,
+    fold by fold, and the alpha (per target, or one for all targets) with
+    the best mean score over the scored samples is kept.
 
     Parameters
     ----------
@@ -682,7 +701,33 @@ def ridge_cv(
     progress : callable or None
         Called with the number of targets processed after each chunk.
     factors : RidgeFactors, default=None
-        Precomputed decomposition of ``X`` (closed-form criteria only).
+        Precomputed decomposition of ``X``, used by the closed-form criteria
+        (``"gcv"``, ``"loo"`` without ``score_func``); K-fold decomposes each
+        training fold instead.
+    score_func : callable, default=None
+        ``score_func(y_true, y_preds, test)`` scores held-out predictions,
+        greater is better: ``y_true`` of shape (n_test, n_targets) are the
+        scored rows ``test`` (indices into the samples) of ``Y``, ``y_preds``
+        a list of one array like ``y_true`` per alpha.  It returns the
+        scores of shape (n_alphas, n_targets) with ``local_alpha=True``, of
+        shape (n_alphas,) otherwise, or a pair ``(scores, tie_break)`` with
+        ``tie_break`` of shape (n_alphas,): a secondary criterion that
+        breaks ties between alphas of equal score.  Scores are averaged over
+        folds weighted by the number of scored samples; NaN scores rank last
+        (a warning), an error if every alpha is NaN.  Needs ``cv="loo"`` (exact
+        leave-one-out, leave-one-group-out with ``groups``), an int or a
+        splitter; ``heldout_r`` is then ``None``.  All alphas of a fold are
+        scored in one call, so that work shared by the alphas (e.g.
+        retrieval candidates) is done once.
+    local_alpha : bool, default=True
+        With ``score_func``: one alpha per target, or (``False``) the one
+        alpha of the best score for all targets.
+    shift : array-like of shape (n_samples, n_features), default=None
+        With ``score_func``: the held-out models predict from ``X - shift``
+        (see :func:`iter_heldout_predictions`).
+    score_mask : array-like of bool of shape (n_samples,), default=None
+        With ``score_func``: only these samples' held-out predictions are
+        scored (all samples are trained on); ``None``: all.
 
     Returns
     -------
@@ -692,6 +737,14 @@ def ridge_cv(
     alphas = _check_alphas(alphas)
     if not hasattr(Y, "shape"):
         Y = np.asarray(Y)
+    if score_func is not None:
+        if columns is not None:
+            Y = np.asarray(Y)[:, np.asarray(columns)]
+        return _ridge_cv_scored(
+            X, Y, alphas, cv=cv, groups=groups, score_func=score_func,
+            local_alpha=local_alpha, shift=shift, score_mask=score_mask,
+            fit_intercept=fit_intercept, return_coef=return_coef, device=device, dtype=dtype,
+        )
     if isinstance(cv, str):
         if cv not in ("gcv", "loo"):
             raise ValueError(f"cv must be 'gcv', 'loo', an int or a CV splitter, got {cv!r}.")
@@ -811,12 +864,30 @@ def _ridge_cv_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, ret
     return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
 
 
-def _resolve_splitter(cv, groups):
+def resolve_splitter(cv, groups=None):
+    """The K-fold splitter of ``cv``: an int is (grouped) K-fold, anything else ``check_cv``.
+
+    The one splitter resolution of the package (the solver, the decoder's
+    K-fold selection and :func:`~sklearn_brain.encoding.encoding_layer_scores`).
+
+    Parameters
+    ----------
+    cv : int >= 2 or CV splitter or iterable of splits
+        An int: :class:`~sklearn.model_selection.GroupKFold` when ``groups``
+        are given (repeats of a stimulus stay in one fold), else
+        :class:`~sklearn.model_selection.KFold`.
+    groups : array-like of shape (n_samples,), default=None
+        Stimulus ids.
+
+    Returns
+    -------
+    splitter : cross-validator
+    """
     from sklearn.model_selection import GroupKFold, KFold, check_cv
 
-    if isinstance(cv, (int, np.integer)):
+    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
         if cv < 2:
-            raise ValueError(f"cv={cv} folds: need at least 2.")
+            raise ValueError(f"cv={cv}: need at least 2 folds.")
         return GroupKFold(n_splits=int(cv)) if groups is not None else KFold(n_splits=int(cv))
     return check_cv(cv)
 
@@ -978,7 +1049,7 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
         yield np.arange(factors.n_samples), preds
         return
     X = np.asarray(X)
-    splitter = _resolve_splitter(cv, groups)
+    splitter = resolve_splitter(cv, groups)
     for train, test in splitter.split(X, Y, groups):
         factors, XV = _fold_factors(X, train, test, fit_intercept=fit_intercept, device=device,
                                     dtype=dtype)
@@ -993,31 +1064,82 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
         yield test, [to_numpy((XV * w) @ UtY + y_mean) for w in W]
 
 
+def fold_scores(factors, X_test, Y, train, test, alphas, *, chunk_size=None, add_mean=True):
+    """Validation Pearson r of every alpha and target for one train / test split.
+
+    The training rows are decomposed once (``factors``, possibly truncated,
+    e.g. to the leading principal components) and the validation predictions
+    of every alpha follow from it: ``(X_test - x_mean) V diag(s / (s^2 +
+    alpha)) U^T Y_train + y_mean``.  ``Y`` (possibly memory-mapped) is read a
+    chunk of targets at a time, so peak memory is a few chunks, not a copy.
+
+    Parameters
+    ----------
+    factors : RidgeFactors
+        Decomposition of the training rows of the design.
+    X_test : array-like of shape (n_test, n_features)
+        Validation rows of the design.
+    Y : array-like of shape (n_samples, n_targets)
+        All rows of the targets.
+    train, test : ndarray of int
+        Rows of ``Y`` used to fit and to validate.
+    alphas : ndarray of shape (n_alphas,)
+    chunk_size : int, default=None
+        Targets per chunk; ``None``: about 256 MiB of work buffers.
+    add_mean : bool, default=True
+        Add the training mean to the predictions (as the fitted model does)
+        before correlating.  Pearson r does not depend on it, but in float32
+        the nearly constant predictions of large alphas lose digits to it:
+        ``False`` is the more accurate (the solver's K-fold criterion);
+        ``True`` is kept by :func:`~sklearn_brain.encoding.encoding_layer_scores`
+        so that its numbers are unchanged.
+
+    Returns
+    -------
+    r : ndarray of shape (n_alphas, n_targets), float64
+        NaN where a validation target or prediction is constant.
+    """
+    U, dev, wdtype = factors.U, factors.U.device, factors.U.dtype
+    XV = (to_tensor(X_test, device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
+    W = _coef_weights(factors.s, alphas, wdtype)
+    train_t = torch.as_tensor(train, device=dev)
+    test_t = torch.as_tensor(test, device=dev)
+    n_targets = Y.shape[1]
+    chunk = chunk_size or default_chunk_size(Y.shape[0], n_targets, XV.element_size())
+    out = np.zeros((len(alphas), n_targets))
+    ws = _Workspace(dev, wdtype)
+    for start in range(0, n_targets, chunk):
+        cols = slice(start, min(start + chunk, n_targets))
+        Yk = _read_columns(Y, cols, ws, dev, wdtype)
+        Ytr = Yk.index_select(0, train_t)
+        Yte = Yk.index_select(0, test_t)
+        y_mean = Ytr.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Ytr[0])
+        UtY = U.T @ Ytr.sub_(y_mean)
+        del Ytr
+        for a in range(len(alphas)):
+            pred = (XV * W[a]) @ UtY
+            if add_mean:
+                pred += y_mean
+            out[a, cols] = to_numpy(_pearson_columns(pred, Yte)).astype(np.float64)
+    return out
+
+
 def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, device, dtype,
                     chunk_size, progress):
     """K-fold selection by validation Pearson r (mean over folds)."""
     X = np.asarray(X)
     n_targets = Y.shape[1]
-    splitter = _resolve_splitter(cv, groups)
+    splitter = resolve_splitter(cv, groups)
     folds = list(splitter.split(X, np.zeros(len(X)), groups))
     scores = None
     for train, test in folds:
-        factors, XV = _fold_factors(X, train, test, fit_intercept=fit_intercept, device=device,
-                                    dtype=dtype)
-        U, wdtype, dev = factors.U, factors.U.dtype, factors.U.device
-        chunk = chunk_size or default_chunk_size(len(train), n_targets, U.element_size())
-        W = _coef_weights(factors.s, alphas, wdtype)
+        factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device,
+                                  dtype=dtype)
         if scores is None:
-            scores = np.zeros((len(alphas), n_targets), dtype=to_numpy(U[:0]).dtype)
-        for start in range(0, n_targets, chunk):
-            sl = slice(start, min(start + chunk, n_targets))
-            Ytr = to_tensor(Y[train, sl], device=dev, dtype=wdtype)
-            Yte = to_tensor(Y[test, sl], device=dev, dtype=wdtype)
-            UtY = U.T @ (Ytr - Ytr.mean(dim=0) if fit_intercept else Ytr)
-            for a in range(len(alphas)):
-                pred = (XV * W[a]) @ UtY
-                r = _pearson_columns(pred, Yte)
-                scores[a, sl] += np.nan_to_num(to_numpy(r), nan=-1.0) / len(folds)
+            scores = np.zeros((len(alphas), n_targets), dtype=to_numpy(factors.U[:0]).dtype)
+        r = fold_scores(factors, X[test], Y, train, test, alphas, chunk_size=chunk_size,
+                        add_mean=False)
+        scores += np.nan_to_num(r.astype(scores.dtype), nan=-1.0) / len(folds)
     best = np.argmax(scores, axis=0)
     heldout_r = scores[best, np.arange(n_targets)]
     coef = intercept = None
@@ -1027,3 +1149,75 @@ def _ridge_cv_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, dev
     if progress is not None:
         progress(n_targets)
     return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
+
+
+def _rankable_scores(cv_scores, name):
+    """Held-out scores with NaN ranked last; an error when every alpha scored NaN."""
+    nan = np.isnan(cv_scores)
+    if not nan.any():
+        return cv_scores
+    if nan.all(axis=0).any():
+        raise ValueError(
+            f"scoring {name} returned NaN for every alpha"
+            + ("" if cv_scores.ndim == 1 else " for some targets")
+            + ", so no alpha can be selected; check that the scoring function is defined on "
+            "the held-out predictions (e.g. not constant, at least two stimuli).")
+    # stacklevel: _rankable_scores < _ridge_cv_scored < ridge_cv < estimator.fit < caller
+    warnings.warn(f"scoring {name} returned NaN for {int(nan.sum())} of {nan.size} alpha "
+                  "scores; those alphas are ranked last.", UserWarning, stacklevel=5)
+    return np.where(nan, -np.inf, cv_scores)
+
+
+def _ridge_cv_scored(X, Y, alphas, *, cv, groups, score_func, local_alpha, shift, score_mask,
+                     fit_intercept, return_coef, device, dtype):
+    """Selection by ``score_func`` on held-out predictions (see :func:`ridge_cv`)."""
+    Y = np.asarray(Y)
+    n_samples, n_targets = Y.shape
+    factors = None
+    if isinstance(cv, str):
+        if cv != "loo":
+            raise ValueError(f"cv must be 'loo', an int or a CV splitter with score_func, "
+                             f"got {cv!r}.")
+        # one decomposition serves the held-out predictions and the refit
+        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+        preds, UtY, y_mean = loo_predictions(factors, Y, alphas, groups)
+        if shift is not None:
+            deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds], alphas,
+                                         groups)
+            preds = [p - d for p, d in zip(preds, deltas)]
+        folds = [(np.arange(n_samples), preds)]
+    else:
+        folds = iter_heldout_predictions(X, Y, alphas, cv=cv, groups=groups,
+                                         fit_intercept=fit_intercept, device=device,
+                                         dtype=dtype, shift=shift)
+    total, weight, tie_break = 0.0, 0, 0.0
+    for test, preds in folds:
+        if score_mask is not None:
+            keep = score_mask[test]
+            if not keep.any():
+                continue
+            if not keep.all():
+                test, preds = test[keep], [p[keep] for p in preds]
+        fold = score_func(Y[test], preds, test)
+        if isinstance(fold, tuple):
+            fold, tie = fold
+            tie_break = tie_break + np.asarray(tie) * len(test)
+        total = total + np.asarray(fold) * len(test)
+        weight += len(test)
+    cv_scores = total / weight
+    ranked = _rankable_scores(cv_scores, getattr(score_func, "__name__", repr(score_func)))
+    if np.ndim(tie_break):
+        best = np.lexsort((tie_break, ranked))[-1]  # last key is primary
+    else:
+        best = np.argmax(ranked, axis=0)
+    best = np.broadcast_to(best, (n_targets,)) if not local_alpha else best
+    coef = intercept = None
+    if return_coef and factors is not None:
+        idx = torch.as_tensor(np.array(best), device=factors.U.device)
+        C = ridge_coef_from_factors(factors, UtY, idx, alphas)
+        coef, intercept = to_numpy(C), to_numpy(y_mean - factors.x_mean @ C)
+    elif return_coef:
+        alpha = alphas[best] if local_alpha else float(alphas[best[0]])
+        coef, intercept = ridge(X, Y, alpha, fit_intercept=fit_intercept, device=device,
+                                dtype=dtype)
+    return RidgeCVResult(alphas[best], cv_scores, None, coef, intercept)

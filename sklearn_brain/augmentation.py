@@ -53,7 +53,7 @@ def heldout_residuals(selector, features, responses, *, subject=None, stimulus_i
     underestimates the noise of a new trial.  These are the exact
     leave-one-stimulus-out residuals instead (every selected voxel with its
     own alpha, the one the selector chose, closed form through
-    :func:`~sklearn_brain._ridge.loo_residuals`): each row's residual
+    :func:`~sklearn_brain.ridge.loo_residuals`): each row's residual
     comes from a model that never saw that stimulus, the noise level a
     synthetic trial of an unseen stimulus should carry.
 

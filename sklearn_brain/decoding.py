@@ -1,7 +1,6 @@
 """Linear decoding of stimulus embeddings from brain responses."""
 
 import logging
-import warnings
 from numbers import Integral
 
 import numpy as np
@@ -12,16 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
 from ._backend import to_numpy
-from ._ridge import (
-    heldout_input_shift,
-    iter_heldout_predictions,
-    loo_predictions,
-    loo_residuals,
-    ridge,
-    ridge_coef_from_factors,
-    ridge_cv,
-    ridge_factorize,
-)
+from ._ridge import loo_residuals, ridge_cv, ridge_factorize
 from ._validation import (
     DEFAULT_ALPHAS,
     check_alphas,
@@ -201,21 +191,27 @@ def _shared_score(y_true, y_pred, scoring, stimulus_ids):
     return _metrics.top_k_accuracy(y_true, y_pred, k=k, stimulus_ids=stimulus_ids)
 
 
-def _rankable_scores(cv_scores, scoring):
-    """Held-out scores with NaN ranked last; an error when every alpha scored NaN."""
-    nan = np.isnan(cv_scores)
-    if not nan.any():
-        return cv_scores
-    name = getattr(scoring, "__name__", repr(scoring))
-    if nan.all(axis=0).any():
-        raise ValueError(
-            f"scoring {name} returned NaN for every alpha"
-            + ("" if cv_scores.ndim == 1 else " for some targets")
-            + ", so no alpha can be selected; check that the scoring function is defined on "
-            "the held-out predictions (e.g. not constant, at least two stimuli).")
-    warnings.warn(f"scoring {name} returned NaN for {int(nan.sum())} of {nan.size} alpha "
-                  "scores; those alphas are ranked last.", UserWarning, stacklevel=3)
-    return np.where(nan, -np.inf, cv_scores)
+def _selection_score(scoring, groups, per_target):
+    """The decoder's criterion as the solver's ``score_func`` (see :func:`ridge_cv`).
+
+    Scores the held-out predictions of every alpha of one fold: per target
+    (``per_target``), or one number for all targets; under top-k retrieval
+    the (cosine) identification accuracy is returned as the tie-break, since
+    top-k is coarse (often all zeros on small data).
+    """
+    def score(y_true, preds, test):
+        g = None if groups is None else groups[test]
+        if per_target:
+            return np.stack([_per_target_scores(y_true, p, scoring) for p in preds])
+        if scoring in ("top1", "top5"):
+            k = 1 if scoring == "top1" else 5
+            candidates = _retrieval_candidates(y_true, g, k)
+            both = np.array([_retrieval_with_tiebreak(candidates, p, k) for p in preds])
+            return both[:, 0], both[:, 1]
+        return np.array([_shared_score(y_true, p, scoring, g) for p in preds])
+
+    score.__name__ = getattr(scoring, "__name__", repr(scoring))
+    return score
 
 
 class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -265,7 +261,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         voxel is estimated from the repeated training stimuli) and the
         held-out model (leave-one-stimulus-out, or the K-fold model)
         predicts from the shrunk input, in closed form
-        (:func:`~sklearn_brain._ridge.heldout_input_shift`).  ``1``: the
+        (:func:`~sklearn_brain.ridge.heldout_input_shift`).  ``1``: the
         single-trial criterion.  ``"auto"``: the training design's repeat
         count, the median presentation count of the training stimuli shown
         more than once (1 if none is): with BOLD5000 (113 images shown 4
@@ -398,64 +394,15 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             shift, self.noise_variance_ = trial_noise_shift(
                 X, Y, groups, real, self.test_repeats_, device=self.device, dtype=self.dtype)
         per_target = self.alpha_per_target
-        factors = None
-        if isinstance(self.cv, str):
-            factors = ridge_factorize(X, fit_intercept=self.fit_intercept, device=self.device,
-                                      dtype=self.dtype)
-            preds, UtY, y_mean = loo_predictions(factors, Y, alphas, groups)
-            if shift is not None:
-                deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds],
-                                             alphas, groups)
-                preds = [p - d for p, d in zip(preds, deltas)]
-            folds = [(np.arange(n_samples), preds)]
-        else:
-            folds = iter_heldout_predictions(X, Y, alphas, cv=self.cv, groups=groups,
-                                             fit_intercept=self.fit_intercept,
-                                             device=self.device, dtype=self.dtype, shift=shift)
-        total, weight = 0.0, 0
-        tie_break = 0.0
-        for test, preds in folds:
-            keep = real[test]
-            if not keep.any():
-                continue
-            if not keep.all():
-                test, preds = test[keep], [p[keep] for p in preds]
-            yt = Y[test]
-            g = None if groups is None else groups[test]
-            if per_target:
-                fold = np.stack([_per_target_scores(yt, p, scoring) for p in preds])
-            elif scoring in ("top1", "top5"):
-                # top-k is coarse: ties (often all zeros on small data) are
-                # broken by the smoother (cosine) identification accuracy
-                k = 1 if scoring == "top1" else 5
-                candidates = _retrieval_candidates(yt, g, k)
-                both = np.array([_retrieval_with_tiebreak(candidates, p, k) for p in preds])
-                fold = both[:, 0]
-                tie_break = tie_break + both[:, 1] * len(test)
-            else:
-                fold = np.array([_shared_score(yt, p, scoring, g) for p in preds])
-            total = total + fold * len(test)
-            weight += len(test)
-        self.cv_scores_ = total / weight
+        res = ridge_cv(X, Y, alphas, cv=self.cv, groups=groups,
+                       score_func=_selection_score(scoring, groups, per_target),
+                       local_alpha=per_target, shift=shift, score_mask=real,
+                       fit_intercept=self.fit_intercept, device=self.device, dtype=self.dtype)
+        self.cv_scores_ = res.cv_scores
         self.alphas_ = alphas
-        ranked = _rankable_scores(self.cv_scores_, scoring)
-        if np.ndim(tie_break):
-            key = np.lexsort((tie_break, ranked))  # last key is primary
-            best = key[-1]
-        else:
-            best = np.argmax(ranked, axis=0)
-        self.alpha_ = alphas[best] if per_target else float(alphas[best])
-        if factors is not None:
-            idx = torch.as_tensor(np.broadcast_to(best, (Y.shape[1],)).copy(),
-                                  device=factors.U.device)
-            coef = ridge_coef_from_factors(factors, UtY, idx, alphas)
-            intercept = y_mean - factors.x_mean @ coef
-            coef, intercept = to_numpy(coef), to_numpy(intercept)
-        else:
-            coef, intercept = ridge(X, Y, self.alpha_, fit_intercept=self.fit_intercept,
-                                    device=self.device, dtype=self.dtype)
-        self.coef_ = coef.T.astype(X.dtype, copy=False)
-        self.intercept_ = intercept.astype(X.dtype, copy=False)
+        self.alpha_ = res.best_alphas if per_target else float(res.best_alphas[0])
+        self.coef_ = res.coef.T.astype(X.dtype, copy=False)
+        self.intercept_ = res.intercept.astype(X.dtype, copy=False)
         if self.verbose:
             logger.info("RidgeDecoder: alpha=%s (%s=%s)", self.alpha_, scoring,
                         np.max(self.cv_scores_, axis=0))

@@ -7,7 +7,7 @@ composable pieces:
 * :func:`encoding_layer_scores`: K-fold cross-validated Pearson r of every
   voxel for every layer and alpha, with the per-layer PCA fitted inside each
   training fold and **one** ridge decomposition per layer and fold reused for
-  every alpha (:func:`sklearn_brain._ridge.ridge_factorize`);
+  every alpha (:func:`sklearn_brain.ridge.ridge_factorize`);
 * :class:`VoxelwiseEncoder`: an estimator that selects an alpha per voxel and
   a layer per ROI (or per voxel) from those scores, refits, and predicts;
 * :class:`LayerPCA`: per-layer PCA as a transformer (fitted in ``fit``, so it
@@ -53,16 +53,16 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, TransformerMixin
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
+from ._backend import resolve_device, resolve_dtype, to_numpy
 from ._parallel import Parallel, delayed, open_array, share_array
 from ._ridge import (
     _pearson_columns,
-    _read_columns,
-    _Workspace,
-    default_chunk_size,
+    fold_scores,
+    resolve_splitter,
     ridge,
     ridge_factorize,
 )
@@ -242,16 +242,9 @@ def _deprecated_groups(stimulus_ids, groups, where):
 
 
 def _resolve_splits(cv, n_samples, groups):
-    from sklearn.model_selection import GroupKFold, KFold, check_cv
-
     if groups is not None:  # any hashable ids, mixed types too (codes from one factorizer)
         groups = check_stimulus_ids(groups, n_samples)
-    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
-        if cv < 2:
-            raise ValueError(f"cv={cv}: need at least 2 folds.")
-        splitter = GroupKFold(n_splits=int(cv)) if groups is not None else KFold(n_splits=int(cv))
-    else:
-        splitter = check_cv(cv)
+    splitter = resolve_splitter(cv, groups)
     return list(splitter.split(np.zeros((n_samples, 1)), None, groups))
 
 
@@ -281,7 +274,7 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
     the training fold only; the training design is decomposed once
-    (:func:`~sklearn_brain._ridge.ridge_factorize`) and the validation
+    (:func:`~sklearn_brain.ridge.ridge_factorize`) and the validation
     predictions of all alphas follow from that one decomposition
     (``X_val V diag(s / (s^2 + alpha)) U^T Y``).  Scores are averaged over
     folds.
@@ -315,11 +308,12 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
 
     Returns
     -------
-    result : dict
-        ``"scores"`` ndarray (n_layers, n_alphas, n_voxels) mean validation
-        r (NaN-valued folds count as 0), ``"layers"`` list of names,
-        ``"alphas"``, ``"n_folds"``, ``"n_factorizations"`` (number of ridge
-        decompositions computed: n_layers x n_folds).
+    result : :class:`~sklearn.utils.Bunch`
+        ``scores`` ndarray (n_layers, n_alphas, n_voxels) mean validation
+        r (NaN-valued folds count as 0), ``layers`` list of names,
+        ``alphas``, ``n_folds``, ``n_factorizations`` (number of ridge
+        decompositions computed: n_layers x n_folds).  A dict whose keys are
+        also attributes: ``result["scores"]`` and ``result.scores``.
     """
     X = as_float(X, name="X")
     Y = as_float(Y, name="Y")
@@ -348,9 +342,8 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     scores = np.zeros((len(slices), len(alphas), Y.shape[1]))
     for (fi, li), part in zip(tasks, parts):
         scores[li] += part / len(folds)
-    n_fact = len(tasks)
-    return {"scores": scores, "layers": list(slices), "alphas": alphas,
-            "n_folds": len(folds), "n_factorizations": n_fact}
+    return Bunch(scores=scores, layers=list(slices), alphas=alphas, n_folds=len(folds),
+                 n_factorizations=len(tasks))
 
 
 def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_intercept, device,
@@ -367,28 +360,8 @@ def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_inter
     k = _n_comp(n_components, len(train), sl.stop - sl.start)
     factors = _layer_factors(X[train, sl], k, fit_intercept=fit_intercept, device=dev,
                              dtype=wdtype)
-    XV = (to_tensor(X[test, sl], device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
-    s = factors.s
-    train_t = torch.as_tensor(train, device=dev)
-    test_t = torch.as_tensor(test, device=dev)
-    n_vox = Y.shape[1]
-    chunk = chunk_size or default_chunk_size(Y.shape[0], n_vox, XV.element_size())
-    out = np.zeros((len(alphas), n_vox))
-    ws = _Workspace(dev, wdtype)
-    for start in range(0, n_vox, chunk):
-        cols = slice(start, min(start + chunk, n_vox))
-        Yk = _read_columns(Y, cols, ws, dev, wdtype)
-        Ytr = Yk.index_select(0, train_t)
-        Yte = Yk.index_select(0, test_t)
-        y_mean = Ytr.mean(dim=0) if fit_intercept else torch.zeros_like(Ytr[0])
-        UtY = factors.U.T @ Ytr.sub_(y_mean)
-        del Ytr
-        for a, alpha in enumerate(alphas):
-            w = (s / (s ** 2 + alpha)).to(wdtype)
-            pred = (XV * w) @ UtY + y_mean
-            r = to_numpy(_pearson_columns(pred, Yte)).astype(np.float64)
-            out[a, cols] = np.nan_to_num(r, nan=0.0)
-    return out
+    r = fold_scores(factors, X[test, sl], Y, train, test, alphas, chunk_size=chunk_size)
+    return np.nan_to_num(r, nan=0.0)
 
 
 def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype, columns=None):

@@ -93,12 +93,11 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     # one decomposition of the stimulus features serves scoring and the refit
     factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, device=selector.device,
                               dtype=selector.dtype)
-    closed_form = isinstance(criterion, str)
     res = ridge_cv(
         F, X, alphas, cv=criterion, groups=groups, fit_intercept=selector.fit_intercept,
         return_coef=False, return_heldout_r=True, columns=columns,
         device=selector.device, dtype=selector.dtype, chunk_size=selector.chunk_size,
-        factors=factors if closed_form else None,
+        factors=factors,
     )
     scores = np.full(n_in, np.nan, dtype=np.float64)
     scores[columns] = res.heldout_r

@@ -278,3 +278,112 @@ def test_fast_grouped_heldout_r_memmap_and_scattered_columns(tmp_path):
     np.testing.assert_array_equal(out.best_alphas, ref.best_alphas)
     np.testing.assert_allclose(out.heldout_r, ref.heldout_r, atol=1e-6)
     np.testing.assert_allclose(out.coef, ref.coef, rtol=1e-5, atol=1e-6)
+
+
+def _neg_mse(y_true, preds, test):
+    """Per-target negative squared error of every alpha's held-out predictions."""
+    return np.stack([-np.mean((y_true - p) ** 2, axis=0) for p in preds])
+
+
+@pytest.mark.parametrize("groups", [None, np.repeat(np.arange(30), 2)])
+def test_score_func_reproduces_the_closed_form_loo_criterion(groups):
+    X, Y = _data(60, 12, seed=7)
+    ref = ridge_cv(X, Y, ALPHAS, cv="loo", groups=groups, dtype="float64")
+    res = ridge_cv(X, Y, ALPHAS, cv="loo", groups=groups, dtype="float64", score_func=_neg_mse)
+    np.testing.assert_allclose(res.cv_scores, ref.cv_scores, rtol=1e-8)
+    np.testing.assert_array_equal(res.best_alphas, ref.best_alphas)
+    np.testing.assert_allclose(res.coef, ref.coef, atol=1e-8)
+    np.testing.assert_allclose(res.intercept, ref.intercept, atol=1e-8)
+    assert res.heldout_r is None
+
+
+def test_score_func_shared_alpha_and_kfold_against_sklearn():
+    X, Y = _data(60, 12, seed=8)
+
+    def mean_neg_mse(y_true, preds, test):
+        return _neg_mse(y_true, preds, test).mean(axis=1)
+
+    res = ridge_cv(X, Y, ALPHAS, cv=3, dtype="float64", score_func=mean_neg_mse,
+                   local_alpha=False)
+    assert res.cv_scores.shape == (len(ALPHAS),)
+    from sklearn.model_selection import KFold
+
+    ref = np.zeros(len(ALPHAS))
+    for train, test in KFold(3).split(X):
+        for a, alpha in enumerate(ALPHAS):
+            pred = Ridge(alpha=alpha).fit(X[train], Y[train]).predict(X[test])
+            ref[a] -= np.mean((Y[test] - pred) ** 2) * len(test) / len(X)
+    np.testing.assert_allclose(res.cv_scores, ref, rtol=1e-8)
+    best = ALPHAS[np.argmax(ref)]
+    np.testing.assert_array_equal(res.best_alphas, np.full(Y.shape[1], best))
+    np.testing.assert_allclose(res.coef.T, Ridge(alpha=best).fit(X, Y).coef_, atol=1e-8)
+
+
+def test_score_func_tie_break_mask_and_nan():
+    X, Y = _data(40, 6, seed=9)
+    seen = []
+
+    def ties(y_true, preds, test):
+        seen.append(len(test))
+        return np.zeros(len(preds)), np.arange(len(preds))[::-1]  # all tied: smallest alpha
+
+    mask = np.arange(40) % 4 != 0
+    res = ridge_cv(X, Y, ALPHAS, cv="loo", score_func=ties, local_alpha=False, score_mask=mask)
+    assert seen == [30]  # only the scored samples reach score_func
+    assert np.all(res.best_alphas == ALPHAS[0])
+
+    def some_nan(y_true, preds, test):
+        out = np.arange(len(preds), dtype=float)
+        out[-1] = np.nan  # the largest alpha would win without the NaN
+        return out
+
+    with pytest.warns(UserWarning, match="NaN for 1 of 8 alpha"):
+        res = ridge_cv(X, Y, ALPHAS, cv="loo", score_func=some_nan, local_alpha=False)
+    assert np.all(res.best_alphas == ALPHAS[-2])
+    with pytest.raises(ValueError, match="NaN for every alpha"):
+        ridge_cv(X, Y, ALPHAS, cv="loo", score_func=lambda yt, p, t: np.full(len(p), np.nan),
+                 local_alpha=False)
+    with pytest.raises(ValueError, match="cv must be 'loo'"):
+        ridge_cv(X, Y, ALPHAS, cv="gcv", score_func=_neg_mse)
+
+
+def test_public_module_and_bunch_results():
+    import sklearn_brain._ridge as private
+    import sklearn_brain.ridge as public
+
+    for name in public.__all__:
+        assert getattr(public, name) is getattr(private, name)
+    X, Y = _data(30, 5)
+    res = public.ridge_cv(X, Y, ALPHAS)
+    assert res["best_alphas"] is res.best_alphas  # a Bunch: keys and attributes
+    assert set(res) == {"best_alphas", "cv_scores", "heldout_r", "coef", "intercept"}
+
+
+def test_one_splitter_resolution():
+    from sklearn.model_selection import GroupKFold, KFold
+
+    from sklearn_brain._ridge import resolve_splitter
+
+    assert isinstance(resolve_splitter(3), KFold)
+    assert isinstance(resolve_splitter(3, np.arange(10)), GroupKFold)
+    splitter = KFold(4, shuffle=True, random_state=0)
+    assert resolve_splitter(splitter) is splitter
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        resolve_splitter(1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("cv", ["loo", 3])
+def test_cuda_score_func_and_kfold_match_cpu(cv):
+    X, Y = _data(90, 20, n_targets=40, seed=10)
+    groups = np.repeat(np.arange(45), 2)
+    kw = dict(cv=cv, groups=groups, dtype="float64", score_func=_neg_mse)
+    cpu = ridge_cv(X, Y, ALPHAS, device="cpu", **kw)
+    gpu = ridge_cv(X, Y, ALPHAS, device="cuda", **kw)
+    np.testing.assert_allclose(cpu.cv_scores, gpu.cv_scores, rtol=1e-8)
+    np.testing.assert_allclose(cpu.coef, gpu.coef, atol=1e-8)
+    if cv != "loo":  # the validation-r K-fold criterion (fold_scores) on the device
+        cpu = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, dtype="float64", device="cpu")
+        gpu = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, dtype="float64", device="cuda")
+        np.testing.assert_allclose(cpu.cv_scores, gpu.cv_scores, atol=1e-8)
