@@ -184,12 +184,9 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     verbose : int, default=0
         Log one line per run at INFO level when > 0.
     betas_file : str or path-like, default=None
-        Write the betas into this ``.npy`` file as they are read and return
-        them memory-mapped read-only (``np.load(betas_file, mmap_mode="r")``):
-        a whole-brain subject then never needs to fit in memory, and
-        :class:`~sklearn_brain.EncodingVoxelSelector` and
-        :class:`~sklearn_brain.encoding.VoxelwiseEncoder` read it voxel chunk
-        by voxel chunk.  The file is overwritten.
+        As in :func:`~sklearn_brain.datasets.load_bold5000`: the betas are
+        written into this ``.npy`` file (overwritten) as they are read and
+        returned memory-mapped read-only.
 
     Returns
     -------
