@@ -66,8 +66,8 @@ from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit
 from .nn._checkpoints import ResumableFitMixin
 from .nn._modules import ACTIVATIONS, MultiSubjectNet
 from .losses import (
-    _CONTRASTIVE,
-    _REGRESSION,
+    CONTRASTIVE_LOSSES,
+    REGRESSION_LOSSES,
     DecodingLoss,
     cosine_loss,
     mixup_pairs,
@@ -298,8 +298,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         "contrastive_weight": [Interval(numbers.Real, 0, 1, closed="both")],
         "alpha": [Interval(numbers.Real, 0, 1, closed="both"),
                   Hidden(StrOptions({"deprecated"}))],
-        "contrastive": [StrOptions(set(_CONTRASTIVE))],
-        "regression": [StrOptions(set(_REGRESSION))],
+        "contrastive": [StrOptions(set(CONTRASTIVE_LOSSES))],
+        "regression": [StrOptions(set(REGRESSION_LOSSES))],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "learnable_temperature": ["boolean"],
         "mixup_fraction": [Interval(numbers.Real, 0, 1, closed="both")],

@@ -258,8 +258,8 @@ def cosine_loss(pred, target):
     return (1 - F.cosine_similarity(pred, target, dim=1)).mean()
 
 
-_CONTRASTIVE = ("infonce", "softclip")
-_REGRESSION = ("mse", "cosine")
+CONTRASTIVE_LOSSES = ("infonce", "softclip")
+REGRESSION_LOSSES = ("mse", "cosine")
 
 
 class DecodingLoss(nn.Module):
@@ -308,10 +308,10 @@ class DecodingLoss(nn.Module):
             contrastive_weight, name = alpha, "alpha"
         if not 0.0 <= float(contrastive_weight) <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {contrastive_weight!r}.")
-        if contrastive not in _CONTRASTIVE:
-            raise ValueError(f"contrastive must be one of {_CONTRASTIVE}, got {contrastive!r}.")
-        if regression not in _REGRESSION:
-            raise ValueError(f"regression must be one of {_REGRESSION}, got {regression!r}.")
+        if contrastive not in CONTRASTIVE_LOSSES:
+            raise ValueError(f"contrastive must be one of {CONTRASTIVE_LOSSES}, got {contrastive!r}.")
+        if regression not in REGRESSION_LOSSES:
+            raise ValueError(f"regression must be one of {REGRESSION_LOSSES}, got {regression!r}.")
         _check_temperature(temperature)
         self.contrastive_weight = float(contrastive_weight)
         self.contrastive = contrastive
