@@ -549,14 +549,14 @@ def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
 
 
 def _pearson_columns(A, B):
-    """Pearson r between matching columns of two (n, k) tensors; NaN if constant."""
-    Ac = A - A.mean(dim=0)
-    Bc = B - B.mean(dim=0)
-    num = (Ac * Bc).sum(dim=0)
-    den = torch.sqrt((Ac * Ac).sum(dim=0) * (Bc * Bc).sum(dim=0))
-    r = num / den
-    r[den <= 0] = float("nan")
-    return r
+    """Pearson r between matching columns of two (n, k) tensors; NaN if constant.
+
+    The one implementation is :func:`sklearn_brain.metrics._encoding.pearson_columns`,
+    imported at call time: the metrics package sits above the solver.
+    """
+    from .metrics._encoding import pearson_columns
+
+    return pearson_columns(A, B)
 
 
 def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None,

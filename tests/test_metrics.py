@@ -15,7 +15,6 @@ from sklearn.model_selection import (
 from sklearn.utils import check_random_state
 
 from sklearn_brain.metrics import (
-    _SCORER_SPECS,
     SCORERS,
     BootstrapResult,
     average_repeats,
@@ -28,6 +27,7 @@ from sklearn_brain.metrics import (
     top5_scorer,
     top_k_accuracy,
 )
+from sklearn_brain.metrics._scorers import _SCORER_SPECS
 
 
 # --------------------------------------------------------------------------
