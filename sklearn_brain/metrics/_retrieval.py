@@ -204,6 +204,12 @@ def _identification_expected(n_beat, n_tie, m):
 # --------------------------------------------------------------------------
 # batched torch path: many predictions of the same samples (e.g. one per alpha)
 # --------------------------------------------------------------------------
+def _float64_cpu(A):
+    if isinstance(A, torch.Tensor):
+        return A.detach().to("cpu", torch.float64)
+    return torch.from_numpy(np.ascontiguousarray(A, dtype=np.float64))
+
+
 def retrieval_candidates(y_true, stimulus_ids, k):
     """Unit-norm candidate embeddings (one per stimulus) and each sample's stimulus.
 
@@ -268,7 +274,7 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
             shape (n_batch, 2) for several predictions
     """
     Yu, codes = candidates
-    single = isinstance(y_pred, np.ndarray) and y_pred.ndim == 2
+    single = isinstance(y_pred, (np.ndarray, torch.Tensor)) and y_pred.ndim == 2
     preds = [y_pred] if single else list(y_pred)
     n_samples, n_stim = codes.shape[0], Yu.shape[0]
     tol = similarity_tolerance(Yu.shape[1])
@@ -276,8 +282,7 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
     batch = max(1, (1 << 25) // max(1, n_samples * n_stim))
     out = np.empty((len(preds), 2))
     for start in range(0, len(preds), batch):
-        P = torch.stack([torch.from_numpy(np.ascontiguousarray(p, dtype=np.float64))
-                         for p in preds[start:start + batch]])
+        P = torch.stack([_float64_cpu(p) for p in preds[start:start + batch]])
         P = P / P.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         S = P @ Yu.T  # (batch, n_samples, n_stimuli)
         truth = S.gather(-1, codes.expand(S.shape[0], -1)[..., None])[..., 0]
