@@ -55,3 +55,23 @@ def test_mi_bound_symmetric_and_old_import_path():
         info_nce_mi_lower_bound(brain, image, direction="both")
     with pytest.raises(ValueError, match="positive and finite"):
         info_nce_mi_lower_bound(brain, image, temperatures=[0.0])
+
+
+@pytest.mark.parametrize("direction, pred_is_brain, symmetric", [
+    ("image_to_brain", False, False), ("brain_to_image", True, False),
+    ("symmetric", False, True)])
+def test_mi_bound_is_log_n_minus_the_training_info_nce(direction, pred_is_brain, symmetric):
+    # the bound uses the same InfoNCE as the decoders' loss (sklearn_brain.losses)
+    import torch
+
+    from sklearn_brain.losses import info_nce_loss
+
+    rng = np.random.default_rng(4)
+    brain, image = rng.normal(size=(9, 5)), rng.normal(size=(9, 5))
+    temps = [0.05, 0.3, 2.0]
+    res = info_nce_mi_lower_bound(brain, image, temperatures=temps, direction=direction)
+    b, i = torch.from_numpy(brain), torch.from_numpy(image)
+    pred, target = (b, i) if pred_is_brain else (i, b)
+    expected = [np.log(9) - float(info_nce_loss(pred, target, t, positives=torch.eye(9).bool(),
+                                                symmetric=symmetric)) for t in temps]
+    np.testing.assert_allclose(res["bounds"], expected, rtol=1e-12)

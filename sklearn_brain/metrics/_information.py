@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 import torch
-
-from ..losses import info_nce_loss
+import torch.nn.functional as F
 
 __all__ = ["info_nce_mi_lower_bound"]
 
@@ -67,18 +66,24 @@ def info_nce_mi_lower_bound(brain_embeddings, image_embeddings, *, temperatures=
         np.asarray(temperatures, dtype=np.float64))
     if temps.ndim != 1 or temps.size == 0 or np.any(~np.isfinite(temps)) or np.any(temps <= 0):
         raise ValueError(f"temperatures must be positive and finite, got {temperatures!r}.")
-    # the loss of sklearn_brain.losses (cosine critic, one positive per row), in float64
-    brain = torch.from_numpy(a)
-    image = torch.from_numpy(b)
-    positives = torch.eye(len(a), dtype=torch.bool)
-    pred, target = (brain, image) if direction == "brain_to_image" else (image, brain)
+    # the InfoNCE of sklearn_brain.losses.info_nce_loss (cosine logits / temperature,
+    # cross-entropy of the log-softmax, one positive per row), with the similarity
+    # matrix computed once for all temperatures (calling the loss per temperature
+    # would repeat the n x n x d product); a test checks the two agree
+    brain = F.normalize(torch.from_numpy(a), dim=1)
+    image = F.normalize(torch.from_numpy(b), dim=1)
+    sim = image @ brain.T  # rows: images, columns: brains
     log_n = math.log(len(a))
     bounds = np.empty(temps.size)
-    with torch.no_grad():
-        for k, t in enumerate(temps):
-            loss = info_nce_loss(pred, target, float(t), positives=positives,
-                                 symmetric=direction == "symmetric")
-            bounds[k] = log_n - float(loss)
+    for k, t in enumerate(temps):
+        logits = sim / float(t)
+        rows = -logits.log_softmax(dim=1).diagonal().mean()  # image -> brain
+        if direction == "image_to_brain":
+            loss = rows
+        else:
+            cols = -logits.log_softmax(dim=0).diagonal().mean()  # brain -> image
+            loss = cols if direction == "brain_to_image" else 0.5 * (rows + cols)
+        bounds[k] = log_n - float(loss)
     best = int(np.argmax(bounds))
     return {"bound": float(bounds[best]), "temperature": float(temps[best]), "bounds": bounds,
             "temperatures": temps, "log_n": log_n}
