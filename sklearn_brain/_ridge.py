@@ -36,6 +36,7 @@ import torch
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
 from ._validation import check_alpha_grid as _check_alphas
+from .metrics._encoding import pearson_columns as _pearson_columns  # the one Pearson r
 
 __all__ = [
     "RidgeFactors",
@@ -546,17 +547,6 @@ def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
     r = (cov / den).clamp(-1.0, 1.0)
     r[den <= 1e-12 * yy] = float("nan")
     return r
-
-
-def _pearson_columns(A, B):
-    """Pearson r between matching columns of two (n, k) tensors; NaN if constant.
-
-    The one implementation is :func:`sklearn_brain.metrics._encoding.pearson_columns`,
-    imported at call time: the metrics package sits above the solver.
-    """
-    from .metrics._encoding import pearson_columns
-
-    return pearson_columns(A, B)
 
 
 def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None,

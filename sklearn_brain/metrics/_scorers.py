@@ -11,7 +11,8 @@ import warnings
 import numpy as np
 from sklearn.metrics import make_scorer
 
-from .._validation import check_stimulus_ids, check_subjects, factorize_ids
+from .._subjects import check_subjects
+from .._validation import check_stimulus_ids, factorize_ids
 from ._retrieval import identification_accuracy, top_k_accuracy
 
 __all__ = [
