@@ -38,6 +38,7 @@ from sklearn.utils import Bunch
 
 from ._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
 from ._validation import check_alpha_grid as _check_alphas
+from .metrics._encoding import pearson_columns  # the one Pearson r
 
 __all__ = [
     "RidgeFactors",
@@ -549,17 +550,6 @@ def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
     den = torch.sqrt(var_p * yy)
     r = (cov / den).clamp(-1.0, 1.0)
     r[den <= 1e-12 * yy] = float("nan")
-    return r
-
-
-def _pearson_columns(A, B):
-    """Pearson r between matching columns of two (n, k) tensors; NaN if constant."""
-    Ac = A - A.mean(dim=0)
-    Bc = B - B.mean(dim=0)
-    num = (Ac * Bc).sum(dim=0)
-    den = torch.sqrt((Ac * Ac).sum(dim=0) * (Bc * Bc).sum(dim=0))
-    r = num / den
-    r[den <= 0] = float("nan")
     return r
 
 
@@ -1120,7 +1110,7 @@ def fold_scores(factors, X_test, Y, train, test, alphas, *, chunk_size=None, add
             pred = (XV * W[a]) @ UtY
             if add_mean:
                 pred += y_mean
-            out[a, cols] = to_numpy(_pearson_columns(pred, Yte)).astype(np.float64)
+            out[a, cols] = to_numpy(pearson_columns(pred, Yte)).astype(np.float64)
     return out
 
 

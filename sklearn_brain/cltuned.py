@@ -29,13 +29,13 @@ the fine-tuning images themselves.
 (a stand-in for ImageNet weights where none can be loaded); save
 ``net.module_.alexnet.state_dict()`` and pass the file as ``weights``.
 
-The maths (InfoNCE, its mutual-information lower bound, image preparation)
-lives in private functions; the estimator only validates, wires and stores.
+The maths (InfoNCE, image preparation) lives in private functions; the
+estimator only validates, wires and stores.  The InfoNCE bound on mutual
+information lives in :mod:`sklearn_brain.metrics` (re-exported here).
 """
 
 import hashlib
 import logging
-import math
 import numbers
 
 import numpy as np
@@ -55,6 +55,7 @@ from ._validation import (
 from .losses import info_nce_loss, positives_from_ids
 from .nn._base import NeuralEstimator
 from .nn._modules import CLAlexNetModule, ImageClassifierModule
+from .metrics import info_nce_mi_lower_bound  # noqa: F401 (re-exported; its home is .metrics)
 
 logger = logging.getLogger(__name__)
 
@@ -103,89 +104,6 @@ def _image_hashes(prepared):
     arr = prepared.numpy() if isinstance(prepared, torch.Tensor) else np.asarray(prepared)
     return np.array([hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
                      for a in arr], dtype=object)
-
-
-def info_nce_mi_lower_bound(brain_embeddings, image_embeddings, *, temperatures=None,
-                            direction="image_to_brain"):
-    """InfoNCE lower bound ``log N - L_InfoNCE`` on fMRI<->image mutual information.
-
-    For ``N`` paired embeddings, the InfoNCE loss with cosine-similarity
-    critic at temperature ``tau`` gives ``I(brain; image) >= log N - L(tau)``
-    (van den Oord et al. 2018; Poole et al. 2019), in nats.  The bound holds
-    for every ``tau``, so a post-hoc scan over ``temperatures`` reports the
-    tightest one; it is computed on held-out pairs, and choosing ``tau`` on
-    those same pairs makes the maximum slightly optimistic (one scalar is
-    tuned).  The bound can never exceed ``log N``.
-
-    Parameters
-    ----------
-    brain_embeddings : array-like of shape (n_pairs, n_dims)
-    image_embeddings : array-like of shape (n_pairs, n_dims)
-        Row ``i`` of both arrays belongs to the same stimulus (average the
-        repeats of a stimulus first, so that no two rows share a stimulus).
-    temperatures : array-like of shape (n_temperatures,), default=None
-        ``None`` scans ``np.logspace(-2, 1, 31)``.
-    direction : {"image_to_brain", "brain_to_image", "symmetric"}, default="image_to_brain"
-        Which side is classified among the ``N`` candidates of the other.
-
-    Returns
-    -------
-    result : dict
-        ``"bound"`` (float, nats) the maximum over temperatures,
-        ``"temperature"`` the maximiser, ``"bounds"`` ndarray of shape
-        (n_temperatures,), ``"temperatures"``, ``"log_n"``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from sklearn_brain.cltuned import info_nce_mi_lower_bound
-    >>> z = np.eye(4)
-    >>> res = info_nce_mi_lower_bound(z, z, temperatures=[0.01])
-    >>> round(res["bound"], 4), round(res["log_n"], 4)
-    (1.3863, 1.3863)
-    """
-    a = np.asarray(brain_embeddings, dtype=np.float64)
-    b = np.asarray(image_embeddings, dtype=np.float64)
-    if a.ndim != 2 or b.ndim != 2 or a.shape != b.shape:
-        raise ValueError(
-            "brain_embeddings and image_embeddings must be 2-D arrays of the same shape, "
-            f"got {a.shape} and {b.shape}."
-        )
-    if a.shape[0] < 2:
-        raise ValueError("The InfoNCE bound needs at least 2 pairs.")
-    if direction not in ("image_to_brain", "brain_to_image", "symmetric"):
-        raise ValueError(
-            "direction must be 'image_to_brain', 'brain_to_image' or 'symmetric', "
-            f"got {direction!r}."
-        )
-    temps = np.logspace(-2, 1, 31) if temperatures is None else np.atleast_1d(
-        np.asarray(temperatures, dtype=np.float64))
-    if temps.ndim != 1 or temps.size == 0 or np.any(~np.isfinite(temps)) or np.any(temps <= 0):
-        raise ValueError(f"temperatures must be positive and finite, got {temperatures!r}.")
-    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    sim = bn @ an.T  # rows: images, columns: brains
-    n = len(sim)
-    log_n = math.log(n)
-
-    def nce(logits):
-        m = logits.max(axis=1, keepdims=True)
-        lse = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))
-        return float(np.mean(lse - np.diag(logits)))
-
-    bounds = np.empty(temps.size)
-    for k, t in enumerate(temps):
-        logits = sim / t
-        if direction == "image_to_brain":
-            loss = nce(logits)
-        elif direction == "brain_to_image":
-            loss = nce(logits.T)
-        else:
-            loss = 0.5 * (nce(logits) + nce(logits.T))
-        bounds[k] = log_n - loss
-    best = int(np.argmax(bounds))
-    return {"bound": float(bounds[best]), "temperature": float(temps[best]), "bounds": bounds,
-            "temperatures": temps, "log_n": log_n}
 
 
 def _check_images(X):

@@ -12,7 +12,7 @@ Subjects travel with the samples as ``subjects=`` (like ``groups``): in a
 ``RandomizedSearchCV`` they are routed and sliced per fold by scikit-learn's
 metadata routing (``sklearn.set_config(enable_metadata_routing=True)``;
 ``fit``, ``predict`` and ``score`` request them by default).  Scorers made
-with :func:`make_subject_scorer` pass them on to ``predict``.
+with :func:`~sklearn_brain.metrics.make_subject_scorer` pass them on to ``predict``.
 
 Ragged input.  Subjects have different voxel counts; their rows share one
 array of shape (n_samples, max_n_voxels), padded with NaN beyond (or outside)
@@ -45,6 +45,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
 
 from . import metrics as _metrics
+from .metrics import make_subject_scorer  # noqa: F401 (re-exported; its home is .metrics)
+from .metrics._scorers import per_subject_score
 from ._ridge import ridge
 from ._subjects import (
     check_subjects,
@@ -92,24 +94,12 @@ def _subset_arrays(dataset):
     return dataset.X, dataset.y, np.arange(len(dataset))
 
 
-def _per_subject_score(y_true, y_pred, subject, stimulus, metric, **kwargs):
-    """Mean over subjects of a retrieval metric on each subject's samples."""
-    scores = []
-    _, codes = factorize_ids(subject)
-    for i in range(codes.max() + 1 if codes.size else 0):
-        rows = codes == i
-        if np.unique(stimulus[rows]).size < 2:
-            continue
-        scores.append(metric(y_true[rows], y_pred[rows], stimulus_ids=stimulus[rows], **kwargs))
-    return float(np.mean(scores)) if scores else np.nan
-
-
 def _valid_top1(net, X, y):
     """Per-subject top-1 retrieval of the validation split (EpochScoring)."""
     x, Y, idx = _subset_arrays(X)
     y_pred = net.forward(X).detach().cpu().numpy().astype(np.float64)
-    return _per_subject_score(np.asarray(Y)[idx], y_pred, x["subject"][idx],
-                              x["stimulus"][idx], _metrics.top_k_accuracy, k=1)
+    return per_subject_score(np.asarray(Y)[idx], y_pred, x["subject"][idx],
+                             x["stimulus"][idx], _metrics.top_k_accuracy, k=1)
 
 
 # --------------------------------------------------------------------------
@@ -844,71 +834,3 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             raise ValueError(f"y has {y.shape[1:] or 1} target columns; this decoder predicts "
                              f"{y_pred.shape[1:] or 1}.")
         return r2_score(y, y_pred, sample_weight=sample_weight)
-
-
-def make_subject_scorer(name="top1", **metric_kwargs):
-    """A retrieval scorer that passes ``subjects`` to ``predict`` and scores per subject.
-
-    scikit-learn scorers call ``estimator.predict(X)`` without metadata, so a
-    multi-subject model cannot be scored by them.  This scorer requests
-    ``subjects`` and ``stimulus_ids`` (routed per fold by ``cross_validate``
-    and ``RandomizedSearchCV`` when metadata routing is enabled), calls
-    ``estimator.predict(X, subjects=subjects)``, computes the metric on each
-    subject's samples (candidates: that subject's test stimuli, the seed's
-    protocol) and returns the mean over subjects.
-
-    Parameters
-    ----------
-    name : str, default="top1"
-        A key of :data:`sklearn_brain.metrics.SCORERS`.
-    **metric_kwargs : dict
-        Overrides of the metric's arguments (e.g. ``n_candidates=300``).
-
-    Returns
-    -------
-    scorer : callable ``scorer(estimator, X, y, subjects=None, stimulus_ids=None)``
-
-    Examples
-    --------
-    >>> from sklearn_brain.contrastive import make_subject_scorer
-    >>> scorer = make_subject_scorer("top5")
-    """
-    if name not in _metrics.SCORERS:
-        raise ValueError(f"Unknown scorer {name!r}; choose from {sorted(_metrics.SCORERS)}.")
-    func, defaults = _metrics._SCORER_SPECS[name]
-    return _SubjectScorer(func, {**defaults, **metric_kwargs}, name)
-
-
-class _SubjectScorer:
-    def __init__(self, func, kwargs, name):
-        self._func, self._kwargs, self._name = func, kwargs, name
-
-    def __repr__(self):
-        return f"make_subject_scorer({self._name!r})"
-
-    def __call__(self, estimator, X, y_true, subjects=None, stimulus_ids=None):
-        y_pred = (estimator.predict(X) if subjects is None
-                  else estimator.predict(X, subjects=subjects))
-        y_true = np.asarray(y_true, dtype=np.float64)
-        y_pred = np.asarray(y_pred, dtype=np.float64)
-        n = y_true.shape[0]
-        subj = np.zeros(n) if subjects is None else check_subjects(subjects, n)
-        if stimulus_ids is None:
-            stim = np.unique(y_true, axis=0, return_inverse=True)[1].ravel()
-        else:
-            stim = check_stimulus_ids(stimulus_ids, n)
-        score = _per_subject_score(y_true, y_pred, subj, stim, self._func, **self._kwargs)
-        if np.isnan(score):
-            warnings.warn(
-                f"make_subject_scorer({self._name!r}): every subject has fewer than 2 distinct "
-                "test stimuli, so retrieval is undefined for all of them; the score is NaN. "
-                "Use larger test folds (or fewer, larger groups).", UserWarning, stacklevel=2)
-        return score
-
-    def get_metadata_routing(self):
-        from sklearn.utils.metadata_routing import MetadataRequest
-
-        req = MetadataRequest(owner=self._name)
-        req.score.add_request(param="subjects", alias=True)
-        req.score.add_request(param="stimulus_ids", alias=True)
-        return req

@@ -11,6 +11,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
 from ._backend import to_numpy
+from .metrics._encoding import pearson_columns
+from .metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
 from ._ridge import loo_residuals, ridge_cv, ridge_factorize
 from ._validation import (
     DEFAULT_ALPHAS,
@@ -31,56 +33,11 @@ _RETRIEVAL = ("top1", "top5", "identification")
 
 
 def _per_target_scores(y_true, y_pred, scoring):
-    """Score of each target column (greater is better)."""
+    """Score of each target column (greater is better); Pearson r of a constant column is -1."""
     if scoring == "mse":
         return -np.mean((y_true - y_pred) ** 2, axis=0)
-    yt = y_true - y_true.mean(axis=0)
-    yp = y_pred - y_pred.mean(axis=0)
-    den = np.sqrt((yt ** 2).sum(axis=0) * (yp ** 2).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = (yt * yp).sum(axis=0) / den
-    return np.where(den > 0, r, -1.0)
-
-
-def _retrieval_candidates(y_true, stimulus_ids, k):
-    """Unit-norm candidate embeddings (one per stimulus) and each sample's stimulus."""
-    if stimulus_ids is None:
-        codes = np.arange(len(y_true))
-    else:
-        _, codes = np.unique(stimulus_ids, return_inverse=True)
-    first = np.full(codes.max() + 1, -1)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
-    if len(first) < k + 1:
-        raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
-                         f"got {len(first)}.")
-    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float64))
-    return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
-
-
-def _retrieval_with_tiebreak(candidates, y_pred, k):
-    """Top-k accuracy and cosine identification of held-out predictions, one matmul.
-
-    Same definition as :func:`sklearn_brain.metrics.top_k_accuracy`
-    (``direction="brain_to_image"``: candidates are the unique stimuli; ties
-    with the truth are scored by their expectation under random
-    tie-breaking, within the same rounding tolerance); the identification
-    accuracy (fraction of distractors beaten, a tie counting one half) breaks
-    ties between alphas.  ``candidates`` come from
-    :func:`_retrieval_candidates`, computed once for all alphas.  Float64, so
-    that rounding cannot create or break ties.
-    """
-    Yu, codes = candidates
-    n_stim = Yu.shape[0]
-    P = torch.from_numpy(np.ascontiguousarray(y_pred, dtype=np.float64))
-    P = P / P.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    D = P @ Yu.T  # (n_samples, n_stimuli)
-    D -= D.gather(1, codes[:, None])
-    tol = 4 * Yu.shape[1] * np.finfo(np.float64).eps
-    n_beat = to_numpy((D > tol).sum(dim=1))
-    n_tie = to_numpy((D.abs_() <= tol).sum(dim=1)) - 1
-    topk = float(_metrics._top_k_expected(n_beat, n_tie, k).mean())
-    ident = float(_metrics._identification_expected(n_beat, n_tie, n_stim).mean())
-    return topk, ident
+    r = pearson_columns(y_true, y_pred)
+    return np.where(np.isnan(r), -1.0, r)
 
 
 def check_synthetic(synthetic, n_samples):
@@ -205,8 +162,8 @@ def _selection_score(scoring, groups, per_target):
             return np.stack([_per_target_scores(y_true, p, scoring) for p in preds])
         if scoring in ("top1", "top5"):
             k = 1 if scoring == "top1" else 5
-            candidates = _retrieval_candidates(y_true, g, k)
-            both = np.array([_retrieval_with_tiebreak(candidates, p, k) for p in preds])
+            candidates = retrieval_candidates(y_true, g, k)
+            both = np.array([retrieval_tiebreak_scores(candidates, p, k) for p in preds])
             return both[:, 0], both[:, 1]
         return np.array([_shared_score(y_true, p, scoring, g) for p in preds])
 

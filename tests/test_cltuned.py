@@ -1,4 +1,4 @@
-"""Tests of CLTunedAlexNet and the InfoNCE mutual-information bound (tiny, CPU)."""
+"""Tests of CLTunedAlexNet and its InfoNCE loss (tiny, CPU)."""
 
 import pickle
 
@@ -8,7 +8,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from sklearn_brain.cltuned import CLTunedAlexNet, _info_nce, info_nce_mi_lower_bound
+from sklearn_brain.cltuned import CLTunedAlexNet, _info_nce
 from sklearn_brain.featurizers import AlexNetFeaturizer
 
 pytest.importorskip("torchvision")
@@ -60,31 +60,6 @@ def test_info_nce_matches_hand_computation(symmetric):
     if symmetric:
         ref = 0.5 * (ref - _log_softmax_diag(logits.T).mean())
     assert loss == pytest.approx(ref, rel=1e-10)
-
-
-def test_mi_bound_matches_hand_computation():
-    rng = np.random.default_rng(1)
-    brain, image = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
-    res = info_nce_mi_lower_bound(brain, image, temperatures=[0.1, 0.5, 2.0])
-    bn = brain / np.linalg.norm(brain, axis=1, keepdims=True)
-    im = image / np.linalg.norm(image, axis=1, keepdims=True)
-    expected = [np.log(6) + _log_softmax_diag(im @ bn.T / t).mean() for t in (0.1, 0.5, 2.0)]
-    np.testing.assert_allclose(res["bounds"], expected, rtol=1e-12)
-    assert res["bound"] == pytest.approx(max(expected))
-    assert res["temperature"] == [0.1, 0.5, 2.0][int(np.argmax(expected))]
-    b2i = info_nce_mi_lower_bound(brain, image, temperatures=[0.5], direction="brain_to_image")
-    assert b2i["bound"] == pytest.approx(np.log(6) + _log_softmax_diag(bn @ im.T / 0.5).mean())
-
-
-def test_mi_bound_limits():
-    z = np.random.default_rng(0).normal(size=(50, 8))
-    # perfectly aligned pairs at a low temperature reach log N; never more
-    res = info_nce_mi_lower_bound(z, z)
-    assert res["bound"] <= res["log_n"] + 1e-12
-    assert res["bound"] > res["log_n"] - 0.05
-    # independent embeddings: the bound stays near zero
-    other = np.random.default_rng(1).normal(size=(50, 8))
-    assert info_nce_mi_lower_bound(z, other)["bound"] < 0.3
 
 
 # -------------------------------------------------------------- estimator

@@ -55,7 +55,7 @@ def test_selection_retrieval_scores_ties_like_the_metrics(k):
     # the torch copy used for alpha selection and sklearn_brain.metrics agree,
     # ties included: stimuli 0-9 share their embedding with stimuli 10-19 and
     # half of the predictions are one constant vector
-    from sklearn_brain.decoding import _retrieval_candidates, _retrieval_with_tiebreak
+    from sklearn_brain.metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
     from sklearn_brain.metrics import identification_accuracy
 
     rng = np.random.default_rng(3)
@@ -65,13 +65,13 @@ def test_selection_retrieval_scores_ties_like_the_metrics(k):
     Y = emb[ids]
     P = Y + rng.standard_normal(Y.shape)
     P[::2] = rng.standard_normal(8)
-    topk, ident = _retrieval_with_tiebreak(_retrieval_candidates(Y, ids, k), P, k)
+    topk, ident = retrieval_tiebreak_scores(retrieval_candidates(Y, ids, k), P, k)
     assert topk == pytest.approx(top_k_accuracy(Y, P, k=k, stimulus_ids=ids))
     assert ident == pytest.approx(identification_accuracy(Y, P, stimulus_ids=ids,
                                                           similarity="cosine"))
     # a collapsed decoder scores chance, not a perfect score
     C = np.tile(rng.standard_normal(8), (len(Y), 1))
-    topk, ident = _retrieval_with_tiebreak(_retrieval_candidates(Y, ids, k), C, k)
+    topk, ident = retrieval_tiebreak_scores(retrieval_candidates(Y, ids, k), C, k)
     assert topk == pytest.approx(top_k_accuracy(Y, C, k=k, stimulus_ids=ids))
     assert ident == pytest.approx(0.5, abs=0.1)
 

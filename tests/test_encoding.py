@@ -108,36 +108,6 @@ def test_layer_pca_matches_sklearn(data):
     np.testing.assert_allclose(np.abs(out[:, 3:]), np.abs(ref), atol=1e-8)
 
 
-def test_noise_ceiling_hand_computation():
-    # two voxels, three stimuli x 2 repeats
-    Y = np.array([[1.0, 0], [3, 4], [2, 4], [2, 0], [6, 2], [4, 2]])
-    ids = np.array([0, 0, 1, 1, 2, 2])
-    nc = noise_ceiling(Y, ids)
-    means = np.array([[2, 2], [2, 2], [5, 2]])
-    noise = ((Y - means[ids]) ** 2).sum(axis=0) / 3
-    signal = means.var(axis=0, ddof=1) - noise / 2
-    ncsnr = np.sqrt(np.clip(signal, 0, None) / noise)
-    np.testing.assert_allclose(nc["ncsnr"], ncsnr)
-    np.testing.assert_allclose(nc["noise_ceiling"], np.sqrt(ncsnr ** 2 / (ncsnr ** 2 + 0.5)))
-    np.testing.assert_allclose(nc["explainable_variance"], ncsnr ** 2 / (ncsnr ** 2 + 1))
-    assert nc["noise_ceiling"][1] == 0  # signal variance below noise: clipped to 0
-
-
-def test_noise_ceiling_recovers_known_snr():
-    rng = np.random.default_rng(0)
-    snr = np.array([0.1, 0.5, 2.0])
-    sig = rng.normal(size=(2000, 3))
-    sig = (sig - sig.mean(0)) / sig.std(0, ddof=1)
-    ids = np.repeat(np.arange(2000), 3)
-    Y = np.sqrt(snr) * sig[ids] + rng.normal(size=(6000, 3))
-    nc = noise_ceiling(Y, ids, n_average=3)
-    np.testing.assert_allclose(nc["ncsnr"] ** 2, snr, rtol=0.1, atol=0.02)
-    # a perfect model reaches the ceiling: r(signal, 3-trial average)
-    avg = np.stack([Y[ids == s].mean(0) for s in range(300)])
-    r_perfect = voxel_correlations(avg, sig[:300])
-    np.testing.assert_allclose(r_perfect, nc["noise_ceiling"], atol=0.08)
-
-
 def test_normalized_r_and_roi_summary():
     r = np.array([0.2, 0.4, 0.3, np.nan])
     ceil = np.array([0.5, 0.8, 0.05, 0.9])

@@ -505,7 +505,7 @@ def make_bold5000_like(
     Its float32 responses take 0.73 GB (peak memory about twice that); it is
     generated in about a minute. Its ncsnr (noise-ceiling SNR, Allen et al.
     2022: ``sqrt(max(signal variance, 0)) / noise sd`` from repeats, see
-    :func:`sklearn_brain.encoding.noise_ceiling`), from the 113 test images x
+    :func:`sklearn_brain.metrics.noise_ceiling`), from the 113 test images x
     4 with each voxel z-scored within session, seed 0, over all voxels of a
     subject: median 0.07-0.14, mean 0.10-0.13, 99th percentile 0.38-0.41,
     maximum 0.72-1.0 (the true value of the responsive voxels, ``sqrt(snr)``,

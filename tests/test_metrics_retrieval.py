@@ -1,32 +1,25 @@
-"""Tests for sklearn_brain.metrics: hand-computed cases, a slow reference
-implementation, chance levels, repeats, scorers, routing and bootstrap."""
+"""Tests for sklearn_brain.metrics._retrieval: hand-computed cases, a slow reference
+implementation, chance levels, repeats, bootstrap, and the batched torch path."""
 
 
 import numpy as np
 import pytest
-import sklearn
-from sklearn.linear_model import Ridge
-from sklearn.model_selection import (
-    GroupKFold,
-    KFold,
-    RandomizedSearchCV,
-    cross_validate,
-)
+import torch
 from sklearn.utils import check_random_state
 
 from sklearn_brain.metrics import (
-    _SCORER_SPECS,
-    SCORERS,
     BootstrapResult,
     average_repeats,
     bootstrap_ci,
     chance_level,
-    get_scorer,
     identification_accuracy,
-    identification_scorer,
-    top1_scorer,
-    top5_scorer,
     top_k_accuracy,
+)
+from sklearn_brain.metrics._retrieval import (
+    rank_counts,
+    retrieval_candidates,
+    retrieval_tiebreak_scores,
+    similarity_tolerance,
 )
 
 
@@ -205,28 +198,6 @@ def test_few_distinct_predictions_score_chance():
     assert np.mean(ident) == pytest.approx(0.5, abs=0.02)
 
 
-@pytest.mark.parametrize("name", sorted(SCORERS))
-def test_null_model_with_unequal_repeats_is_at_chance(name):
-    """Random predictions, 20 stimuli x 4 trials + 130 x 1: chance for every scorer.
-
-    Tolerance: 4 standard errors of the mean over 300 simulations (one
-    simulation's Top-1 at chance has sd ~ 0.0067, identification ~ 0.024).
-    Scoring a repeated candidate by its best trial gave image->brain
-    identification 0.573 and Top-1 0.0096 here.
-    """
-    ids = np.concatenate([np.repeat(np.arange(20), 4), np.arange(20, 150)])
-    func, kwargs = _SCORER_SPECS[name]
-    rng = np.random.default_rng(23)
-    scores = []
-    for _ in range(300):
-        y_true = rng.normal(size=(150, 8))[ids]
-        y_pred = rng.normal(size=y_true.shape)
-        scores.append(func(y_true, y_pred, stimulus_ids=ids, **kwargs))
-    chance = 0.5 if func is identification_accuracy else kwargs["k"] / 150
-    sem = np.std(scores) / np.sqrt(len(scores))
-    assert abs(np.mean(scores) - chance) < 4 * sem + 1e-4
-
-
 def test_return_chance_and_chance_level():
     assert top_k_accuracy(Y_TRUE, Y_PRED, k=2, return_chance=True) == (
         1.0, pytest.approx(2 / 3))
@@ -375,77 +346,6 @@ def test_average_repeats():
 
 
 # --------------------------------------------------------------------------
-# scorers, cross-validation and metadata routing
-# --------------------------------------------------------------------------
-def _decoding_data(n_stimuli=24, n_repeats=1, seed=0):
-    rng = np.random.default_rng(seed)
-    emb = rng.normal(size=(n_stimuli, 6))
-    ids = np.repeat(np.arange(n_stimuli), n_repeats)
-    W = rng.normal(size=(6, 15))
-    X = emb[ids] @ W + 1.0 * rng.normal(size=(ids.size, 15))
-    return X, emb[ids], ids
-
-
-def test_scorers_in_cross_validate():
-    X, Y, _ = _decoding_data(60)
-    cv = KFold(3, shuffle=True, random_state=0)
-    res = cross_validate(Ridge(alpha=1.0), X, Y, cv=cv, scoring={
-        "top1": top1_scorer, "top5": top5_scorer, "ident": identification_scorer,
-        "i2b": SCORERS["top1_image_to_brain"]})
-    for fold, (train, test) in enumerate(cv.split(X)):
-        pred = Ridge(alpha=1.0).fit(X[train], Y[train]).predict(X[test])
-        assert res["test_top1"][fold] == pytest.approx(top_k_accuracy(Y[test], pred))
-        assert res["test_top5"][fold] == pytest.approx(
-            top_k_accuracy(Y[test], pred, k=5))
-        assert res["test_ident"][fold] == pytest.approx(
-            identification_accuracy(Y[test], pred))
-        assert res["test_i2b"][fold] == pytest.approx(
-            top_k_accuracy(Y[test], pred, direction="image_to_brain"))
-    assert res["test_top1"].mean() > 3 / 20  # well above chance 1/20
-    assert res["test_ident"].mean() > 0.8
-
-
-def test_scorer_in_randomized_search_and_get_scorer():
-    X, Y, _ = _decoding_data(40)
-    search = RandomizedSearchCV(
-        Ridge(), {"alpha": [1e-2, 1.0, 1e4]}, n_iter=3, cv=2, random_state=0,
-        scoring=get_scorer("top1", n_candidates=10, n_draws=5, random_state=0))
-    search.fit(X, Y)
-    # greater is better: the huge alpha shrinks everything and loses
-    assert search.best_params_["alpha"] != 1e4
-    assert search.best_score_ > 0.1
-    assert get_scorer("top5") is not SCORERS["top5"]
-    with pytest.raises(ValueError, match="Unknown scorer"):
-        get_scorer("top3")
-
-
-@pytest.mark.parametrize("use_groups", [True, False])
-def test_metadata_routing_of_stimulus_ids(use_groups):
-    X, Y, ids = _decoding_data(20, n_repeats=3, seed=1)
-    cv = GroupKFold(3) if use_groups else KFold(3, shuffle=True, random_state=0)
-    params = {"stimulus_ids": ids}
-    if use_groups:
-        params["groups"] = ids
-    with sklearn.config_context(enable_metadata_routing=True):
-        scorer = get_scorer("top1").set_score_request(stimulus_ids=True)
-        ident = get_scorer("identification").set_score_request(stimulus_ids=True)
-        res = cross_validate(Ridge(), X, Y, cv=cv, params=params,
-                             scoring={"top1": scorer, "ident": ident},
-                             error_score="raise")
-        splits = list(cv.split(X, Y, groups=ids if use_groups else None))
-    for fold, (train, test) in enumerate(splits):
-        pred = Ridge().fit(X[train], Y[train]).predict(X[test])
-        assert res["test_top1"][fold] == pytest.approx(
-            top_k_accuracy(Y[test], pred, stimulus_ids=ids[test]))
-        assert res["test_ident"][fold] == pytest.approx(
-            identification_accuracy(Y[test], pred, stimulus_ids=ids[test]))
-    # without routing the scorer gets no ids and repeats are ambiguous
-    with pytest.raises(ValueError, match="identical rows"):
-        cross_validate(Ridge(), X, Y, cv=cv, scoring=top1_scorer,
-                       groups=ids if use_groups else None, error_score="raise")
-
-
-# --------------------------------------------------------------------------
 # bootstrap
 # --------------------------------------------------------------------------
 def test_bootstrap_ci():
@@ -505,6 +405,52 @@ def test_bootstrap_image_to_brain_weighs_stimuli_equally():
         assert res.estimate == pytest.approx(
             metric(y_true, y_pred, stimulus_ids=ids, direction="image_to_brain"))
         assert res.low <= res.estimate <= res.high
+
+
+# --------------------------------------------------------------------------
+# batched torch path (the decoder's alpha selection)
+# --------------------------------------------------------------------------
+def test_rank_counts_numpy_and_torch_batched_agree():
+    rng = np.random.default_rng(5)
+    S = rng.integers(0, 4, size=(3, 7, 9)).astype(float)  # many exact ties
+    truth = S[..., 0]
+    tol = similarity_tolerance(4)
+    n_beat, n_tie = rank_counts(S.copy(), truth, tol)
+    # by hand: candidates strictly above the truth; distractors equal to it
+    np.testing.assert_array_equal(n_beat, (S > truth[..., None]).sum(-1))
+    np.testing.assert_array_equal(n_tie, (S == truth[..., None]).sum(-1) - 1)
+    t_beat, t_tie = rank_counts(torch.from_numpy(S.copy()), torch.from_numpy(truth), tol)
+    np.testing.assert_array_equal(t_beat.numpy(), n_beat)
+    np.testing.assert_array_equal(t_tie.numpy(), n_tie)
+    for b in range(3):  # batched == one matrix at a time
+        np.testing.assert_array_equal(rank_counts(S[b].copy(), truth[b], tol)[0], n_beat[b])
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_batched_torch_path_equals_numpy_metrics(k):
+    # ties included: stimuli 0-9 share their embedding with stimuli 10-19, half of one
+    # prediction is one constant vector, and the last prediction is constant
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((40, 8))
+    emb[10:20] = emb[:10]
+    ids = np.concatenate([np.arange(40), np.arange(10)])
+    Y = emb[ids]
+    preds = [Y + s * rng.standard_normal(Y.shape) for s in (0.3, 1.0, 3.0)]
+    preds[1][::2] = rng.standard_normal(8)
+    preds.append(np.tile(rng.standard_normal(8), (len(Y), 1)))
+    candidates = retrieval_candidates(Y, ids, k)
+    batched = retrieval_tiebreak_scores(candidates, preds, k)
+    assert batched.shape == (len(preds), 2)
+    for p, (topk, ident) in zip(preds, batched):
+        assert (topk, ident) == retrieval_tiebreak_scores(candidates, p, k)
+        assert topk == pytest.approx(top_k_accuracy(Y, p, k=k, stimulus_ids=ids))
+        assert ident == pytest.approx(identification_accuracy(Y, p, stimulus_ids=ids,
+                                                              similarity="cosine"))
+    assert batched[-1, 1] == pytest.approx(0.5, abs=0.1)  # a collapsed decoder: chance
+    np.testing.assert_array_equal(retrieval_tiebreak_scores(candidates, np.stack(preds), k),
+                                  batched)
+    with pytest.raises(ValueError, match="more than 5 distinct"):
+        retrieval_candidates(Y[:5], None, 5)
 
 
 # --------------------------------------------------------------------------

@@ -1,81 +1,29 @@
-"""Retrieval and identification metrics for brain decoding and encoding.
+"""Retrieval and identification metrics (see :mod:`sklearn_brain.metrics`).
 
-The metrics compare predicted embeddings ``y_pred`` (for example CLIP
-features decoded from fMRI) with the true embeddings ``y_true`` of the same
-stimuli, row by row. They follow the definitions of the literature:
-
-* **Top-k retrieval** (MindEye, Scotti et al. 2023; the BOLD5000 CLIP seed
-  study): each query is scored by cosine similarity against a candidate set
-  of stimuli and counts as correct when its true stimulus is among the ``k``
-  most similar candidates. MindEye reports 300-way top-1 accuracy averaged
-  over 30 random draws of candidates, in both directions (brain->image and
-  image->brain), with the test repeats of each image averaged first; this is
-  ``top_k_accuracy(..., n_candidates=300, n_draws=30, random_state=0)`` after
-  :func:`average_repeats`.
-* **Pairwise identification** (Kay et al. 2008, "Identifying natural images
-  from human brain activity"; the seed's "fraction of distractors with lower
-  Pearson r"): the fraction of distractors whose Pearson correlation with the
-  query is not higher than that of the true stimulus. The true stimulus is
-  *not* its own distractor (the seed counted it, biasing the score), so the
-  chance level is exactly 0.5.
-
-Ties: a query whose true stimulus is exactly as similar as some distractors
-is scored by the expectation of the score under a random ordering of its
-tied group (Kendall's mid-rank treatment of ties), in both directions and for
-every metric.  With ``g`` candidates strictly more similar than the truth
-and ``t`` distractors tied with it, top-k scores the probability that the
-truth lands among the first ``k`` of the group,
-``clip((k - g) / (t + 1), 0, 1)``, and identification counts each tied
-distractor as one half, ``1 - (g + t / 2) / (m - 1)``.  A decoder that
-predicts the same embedding for every stimulus therefore scores exactly
-chance (``k / m`` and 0.5), not a perfect score.  Similarities that differ by
-less than the rounding error of the similarity computation (a few
-``n_features * eps``) count as tied, so that identical predictions tie even
-when the matrix product rounds them differently.
-
-Repeated presentations: pass ``stimulus_ids`` so that trials of the same
-stimulus are never distractors of each other; candidates are then unique
-stimuli.
-
-* ``"brain_to_image"``: every trial's prediction is a query (the
-  **single-trial** protocol when the inputs are single trials) and the
-  candidates are the true embeddings of the unique stimuli.
-* ``"image_to_brain"``: one query per stimulus (its true embedding) and one
-  candidate per stimulus, the **average of its predictions** over its
-  trials.  Unequal repeat counts therefore cannot bias the score: a
-  stimulus shown four times is one candidate like a stimulus shown once
-  (taking the best of its trials, as before, made often-repeated stimuli
-  win more often under a null model: identification 0.576 instead of 0.5
-  with 20 stimuli x 4 trials and 130 x 1).  The per-sample scores
-  (``average=False``) give each trial its stimulus's score, and the mean is
-  over stimuli.
-
-MindEye's protocol averages the repeats of the test responses first
-(:func:`average_repeats`), then scores one query per stimulus in both
-directions: report it as "repeats averaged", N-way with N the number of
-candidate stimuli.
+The NumPy metrics (:func:`top_k_accuracy`, :func:`identification_accuracy`)
+and the batched torch path that scores many predictions of the same samples
+at once (:func:`retrieval_candidates` and :func:`retrieval_tiebreak_scores`,
+used by :class:`~sklearn_brain.RidgeDecoder` to score every alpha) count the
+candidates that beat or tie the truth with one function, :func:`rank_counts`,
+and turn the counts into scores with the same two formulas.
 """
 
 import inspect
 from typing import NamedTuple
 
 import numpy as np
-from sklearn.metrics import make_scorer
+import torch
 from sklearn.utils import check_random_state
 
-from ._validation import check_ids, factorize_ids
+from .._backend import to_numpy
+from .._validation import check_ids, factorize_ids
 
 __all__ = [
-    "SCORERS",
     "BootstrapResult",
     "average_repeats",
     "bootstrap_ci",
     "chance_level",
-    "get_scorer",
     "identification_accuracy",
-    "identification_scorer",
-    "top1_scorer",
-    "top5_scorer",
     "top_k_accuracy",
 ]
 
@@ -207,13 +155,40 @@ def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity
     return np.maximum.reduceat(S[:, order], starts, axis=1), codes
 
 
-def _ranks(S_rows, truth, tol):
-    """Candidates strictly more similar than the truth, and distractors tied with it."""
-    D = S_rows - truth[:, None]
-    n_beat = np.count_nonzero(D > tol, axis=1)
-    np.abs(D, out=D)
-    n_tie = np.count_nonzero(D <= tol, axis=1) - 1  # the truth itself is not a distractor
+def rank_counts(S, truth, tol):
+    """Candidates strictly more similar than the truth, and distractors tied with it.
+
+    One implementation for NumPy arrays and torch tensors, batched over any
+    leading dimensions (e.g. one similarity matrix per ridge alpha).
+
+    Parameters
+    ----------
+    S : ndarray or tensor of shape (..., n_queries, n_candidates)
+        Similarity of each query to each candidate.
+    truth : ndarray or tensor of shape (..., n_queries)
+        Similarity of each query to its true stimulus (one of its candidates).
+    tol : float
+        Similarities closer than ``tol`` to the truth's count as tied.
+
+    Returns
+    -------
+    n_beat, n_tie : ndarray or tensor of shape (..., n_queries)
+        Counts of candidates with ``S - truth > tol``, and of distractors
+        with ``|S - truth| <= tol`` (the truth itself excluded).
+    """
+    D = S - truth[..., None]
+    n_beat = (D > tol).sum(axis=-1)
+    if isinstance(D, torch.Tensor):
+        D.abs_()
+    else:
+        np.abs(D, out=D)
+    n_tie = (D <= tol).sum(axis=-1) - 1  # the truth itself is not a distractor
     return n_beat, n_tie
+
+
+def similarity_tolerance(n_features):
+    """Rounding error of a similarity of unit vectors: a few ``n_features * eps``."""
+    return 4 * n_features * np.finfo(np.float64).eps
 
 
 def _top_k_expected(n_beat, n_tie, k):
@@ -224,6 +199,100 @@ def _top_k_expected(n_beat, n_tie, k):
 def _identification_expected(n_beat, n_tie, m):
     """Fraction of distractors beaten, a tied distractor counting one half."""
     return 1.0 - (n_beat + 0.5 * n_tie) / (m - 1)
+
+
+# --------------------------------------------------------------------------
+# batched torch path: many predictions of the same samples (e.g. one per alpha)
+# --------------------------------------------------------------------------
+def _float64_cpu(A):
+    if isinstance(A, torch.Tensor):
+        return A.detach().to("cpu", torch.float64)
+    return torch.from_numpy(np.ascontiguousarray(A, dtype=np.float64))
+
+
+def retrieval_candidates(y_true, stimulus_ids, k):
+    """Unit-norm candidate embeddings (one per stimulus) and each sample's stimulus.
+
+    Computed once and reused by :func:`retrieval_tiebreak_scores` for every
+    prediction of the same samples.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_samples, n_features)
+        True embeddings; the first sample of each stimulus gives its candidate.
+    stimulus_ids : array-like of shape (n_samples,) or None
+        Stimulus of each sample; ``None``: every sample is its own stimulus.
+    k : int
+        Rank threshold of the top-k score; more than ``k`` stimuli are needed.
+
+    Returns
+    -------
+    candidates : tuple ``(Yu, codes)``
+        ``Yu`` float64 tensor of shape (n_stimuli, n_features), rows of unit
+        norm; ``codes`` int64 tensor of shape (n_samples,).
+    """
+    if stimulus_ids is None:
+        codes = np.arange(len(y_true))
+    else:
+        _, codes = np.unique(stimulus_ids, return_inverse=True)
+    first = np.full(codes.max() + 1, -1)
+    first[codes[::-1]] = np.arange(len(codes))[::-1]
+    if len(first) < k + 1:
+        raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
+                         f"got {len(first)}.")
+    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float64))
+    return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
+
+
+def retrieval_tiebreak_scores(candidates, y_pred, k):
+    """Top-k accuracy and cosine identification of predictions, batched in torch.
+
+    Same definitions as :func:`top_k_accuracy` and
+    :func:`identification_accuracy` with ``similarity="cosine"`` and
+    ``direction="brain_to_image"`` (candidates are the unique stimuli; ties
+    with the truth are scored by their expectation under random
+    tie-breaking, within the same rounding tolerance, counted by
+    :func:`rank_counts`), in float64 so that rounding cannot create or break
+    ties.  :class:`~sklearn_brain.RidgeDecoder` ranks alphas by the top-k
+    score and breaks ties between them by the smoother identification score.
+
+    Parameters
+    ----------
+    candidates : tuple
+        From :func:`retrieval_candidates`, computed once for all predictions.
+    y_pred : array-like of shape (n_samples, n_features) or \
+            (n_batch, n_samples, n_features), or a sequence of 2-D arrays
+        One prediction of the samples, or several (e.g. one per alpha):
+        they are scored in batches of bounded memory, one matrix product per
+        batch.
+    k : int
+        Rank threshold of the top-k score.
+
+    Returns
+    -------
+    scores : tuple ``(top_k, identification)`` of floats, or ndarray of \
+            shape (n_batch, 2) for several predictions
+    """
+    Yu, codes = candidates
+    single = isinstance(y_pred, (np.ndarray, torch.Tensor)) and y_pred.ndim == 2
+    preds = [y_pred] if single else list(y_pred)
+    n_samples, n_stim = codes.shape[0], Yu.shape[0]
+    tol = similarity_tolerance(Yu.shape[1])
+    # one (batch, n_samples, n_stimuli) float64 block of at most ~32 M entries
+    batch = max(1, (1 << 25) // max(1, n_samples * n_stim))
+    out = np.empty((len(preds), 2))
+    for start in range(0, len(preds), batch):
+        P = torch.stack([_float64_cpu(p) for p in preds[start:start + batch]])
+        P = P / P.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        S = P @ Yu.T  # (batch, n_samples, n_stimuli)
+        truth = S.gather(-1, codes.expand(S.shape[0], -1)[..., None])[..., 0]
+        n_beat, n_tie = (to_numpy(c) for c in rank_counts(S, truth, tol))
+        stop = start + S.shape[0]
+        out[start:stop, 0] = _top_k_expected(n_beat, n_tie, k).mean(axis=-1)
+        out[start:stop, 1] = _identification_expected(n_beat, n_tie, n_stim).mean(axis=-1)
+    if single:
+        return float(out[0, 0]), float(out[0, 1])
+    return out
 
 
 def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
@@ -270,11 +339,10 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
     S, qcodes = _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction,
                                      similarity)
     truth = S[np.arange(S.shape[0]), qcodes]
-    # similarities of unit vectors: rounding error of a few n_features * eps
-    tol = 4 * y_true.shape[1] * np.finfo(np.float64).eps
+    tol = similarity_tolerance(y_true.shape[1])
     if m == n_stimuli:
         # every draw would be the full candidate set: evaluate it once
-        scores = item_score(*_ranks(S, truth, tol), m)
+        scores = item_score(*rank_counts(S, truth, tol), m)
         per_item = scores if direction == "brain_to_image" else scores[codes]
         return per_item, np.array([scores.mean()]), m
 
@@ -287,7 +355,7 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
         in_draw = np.zeros(n_stimuli, dtype=bool)
         in_draw[cand] = True
         q = np.flatnonzero(in_draw[qcodes])
-        scores = item_score(*_ranks(S[np.ix_(q, cand)], truth[q], tol), m)
+        scores = item_score(*rank_counts(S[np.ix_(q, cand)], truth[q], tol), m)
         draw_means[d] = scores.mean()
         sums[q] += scores
         counts[q] += 1
@@ -649,58 +717,3 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
     return BootstrapResult(float(sums.sum() / counts.sum()), float(low), float(high))
-
-
-# --------------------------------------------------------------------------
-# scorers
-# --------------------------------------------------------------------------
-_SCORER_SPECS = {
-    "top1": (top_k_accuracy, {"k": 1}),
-    "top5": (top_k_accuracy, {"k": 5}),
-    "identification": (identification_accuracy, {}),
-    "top1_image_to_brain": (top_k_accuracy, {"k": 1, "direction": "image_to_brain"}),
-    "top5_image_to_brain": (top_k_accuracy, {"k": 5, "direction": "image_to_brain"}),
-    "identification_image_to_brain": (
-        identification_accuracy, {"direction": "image_to_brain"}),
-}
-
-#: Ready-made scorers (greater is better), keyed by name. They are shared module
-#: objects: to call ``set_score_request`` on one, take a copy with get_scorer().
-SCORERS = {name: make_scorer(func, **kw) for name, (func, kw) in _SCORER_SPECS.items()}
-top1_scorer = SCORERS["top1"]
-top5_scorer = SCORERS["top5"]
-identification_scorer = SCORERS["identification"]
-
-
-def get_scorer(name, **kwargs):
-    """Return a fresh copy of a retrieval scorer (greater is better).
-
-    The copy can be configured independently, e.g. with
-    ``get_scorer("top1").set_score_request(stimulus_ids=True)`` when
-    metadata routing is enabled, so that ``cross_validate(...,
-    params={"stimulus_ids": ids})`` routes the test fold's ids to it.
-    Without routing the scorer is called without ``stimulus_ids``.
-
-    Parameters
-    ----------
-    name : str
-        One of ``SCORERS``: "top1", "top5", "identification" and their
-        "_image_to_brain" variants.
-    **kwargs : dict
-        Metric arguments overriding the scorer's, e.g. ``n_candidates=300,
-        n_draws=30, random_state=0``.
-
-    Returns
-    -------
-    scorer : callable
-        A scorer made with :func:`sklearn.metrics.make_scorer`.
-
-    Examples
-    --------
-    >>> from sklearn_brain.metrics import get_scorer
-    >>> scorer = get_scorer("top1", n_candidates=300, n_draws=30, random_state=0)
-    """
-    if name not in SCORERS:
-        raise ValueError(f"Unknown scorer {name!r}; choose from {sorted(SCORERS)}.")
-    func, defaults = _SCORER_SPECS[name]
-    return make_scorer(func, **{**defaults, **kwargs})
