@@ -1009,6 +1009,19 @@ def heldout_input_shift(factors, D, UtY, heldout_residuals, alphas, groups=None)
     return out
 
 
+def _loo_heldout(factors, Y, alphas, groups, shift):
+    """Exact leave-one-(group-)out predictions of every alpha, from shifted inputs if given.
+
+    Returns ``(predictions, UtY, y_mean)`` as :func:`loo_predictions`, so the
+    caller can refit from the same decomposition.
+    """
+    preds, UtY, y_mean = loo_predictions(factors, Y, alphas, groups)
+    if shift is not None:
+        deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds], alphas, groups)
+        preds = [p - d for p, d in zip(preds, deltas)]
+    return preds, UtY, y_mean
+
+
 def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,
                              device="cpu", dtype="float32", shift=None):
     """Held-out predictions of every alpha, fold by fold.
@@ -1031,11 +1044,7 @@ def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_interce
         if cv != "loo":
             raise ValueError(f"cv must be 'loo', an int or a CV splitter here, got {cv!r}.")
         factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-        preds, UtY, _ = loo_predictions(factors, Y, alphas, groups)
-        if shift is not None:
-            deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds], alphas,
-                                         groups)
-            preds = [p - d for p, d in zip(preds, deltas)]
+        preds, _, _ = _loo_heldout(factors, Y, alphas, groups, shift)
         yield np.arange(factors.n_samples), preds
         return
     X = np.asarray(X)
@@ -1170,11 +1179,7 @@ def _ridge_cv_scored(X, Y, alphas, *, cv, groups, score_func, local_alpha, shift
                              f"got {cv!r}.")
         # one decomposition serves the held-out predictions and the refit
         factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-        preds, UtY, y_mean = loo_predictions(factors, Y, alphas, groups)
-        if shift is not None:
-            deltas = heldout_input_shift(factors, shift, UtY, [Y - p for p in preds], alphas,
-                                         groups)
-            preds = [p - d for p, d in zip(preds, deltas)]
+        preds, UtY, y_mean = _loo_heldout(factors, Y, alphas, groups, shift)
         folds = [(np.arange(n_samples), preds)]
     else:
         folds = iter_heldout_predictions(X, Y, alphas, cv=cv, groups=groups,

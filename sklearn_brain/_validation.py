@@ -302,17 +302,3 @@ def valid_voxels(X, chunk=4096, *, reject_inf=False):
         finite[start:start + chunk] = fin
         valid[start:start + chunk] = fin & (spread > 0)
     return valid, finite
-
-
-_MOVED_TO_SUBJECTS = ("check_subjects", "subject_index", "subject_name")
-
-
-def __getattr__(name):
-    # the subject helpers moved to ._subjects (one module for the concept); this
-    # keeps ``from ._validation import check_subjects`` working in code written
-    # before the move
-    if name in _MOVED_TO_SUBJECTS:
-        from . import _subjects
-
-        return getattr(_subjects, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
