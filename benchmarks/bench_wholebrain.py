@@ -365,12 +365,50 @@ def part_encode_tasks(args, rows, info):
                      "anon_over_Y": mem.anon / y_bytes, "rss_over_Y": mem.rss / y_bytes,
                      "kind": "measured", "note": f"{train.size} train / {test.size} test images, "
                                                  f"{v} vertices, PCA {kk}, 9 alphas"})
+        if not args.skip_peers:
+            _encode_task_peer(rows, X, Y, train, test, kk, name, w, floor, args.peer_voxels)
         del X
     if len(layers) == len(ALEXNET_WIDTHS):
         rows.append({"part": "encode", "method": "VoxelwiseEncoder at NSD size (9841 x 39548 x 8)",
                      "seconds": total, "x_floor": float("nan"), "anon_over_Y": float("nan"),
                      "rss_over_Y": float("nan"), "kind": "extrapolated",
                      "note": "6 x the measured one-fold tasks (5 folds + refit per layer)"})
+
+
+def _encode_task_peer(rows, X, Y, train, test, k, name, width, floor, peer_voxels):
+    """The same (fold, layer) task written with scikit-learn: PCA, then Ridge per alpha.
+
+    ``PCA(k)`` (sklearn's randomized solver at these shapes) fitted on the
+    training images, then for each alpha ``Ridge(alpha)`` fitted on the
+    scores and its held-out r per vertex -- what a user without a shared
+    decomposition writes.  The PCA is measured at full size; the ridge part on
+    ``peer_voxels`` vertices, scaled linearly to all vertices (labelled).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import Ridge
+
+    from sklearn_brain.metrics import voxel_correlations
+
+    v = Y.shape[1]
+    vp = min(peer_voxels, v)
+    t_pca, mem_pca, (Ztr, Zte) = _timed(lambda: (
+        lambda pca: (pca.transform(X[train]), pca.transform(X[test])))(
+            PCA(n_components=k, random_state=0).fit(X[train])))
+    Ytr, Yte = np.ascontiguousarray(Y[train, :vp]), np.ascontiguousarray(Y[test, :vp])
+
+    def ridge_all_alphas():
+        return [voxel_correlations(Yte, Ridge(alpha=a).fit(Ztr, Ytr).predict(Zte))
+                for a in ALPHAS]
+
+    t_ridge, mem_ridge, _ = _timed(ridge_all_alphas)
+    seconds = t_pca + t_ridge * v / vp
+    y_bytes = Y.nbytes
+    rows.append({"part": "encode", "method": f"peer: sklearn PCA + Ridge per alpha, {name}",
+                 "seconds": seconds, "x_floor": seconds / floor,
+                 "anon_over_Y": max(mem_pca.anon, mem_ridge.anon * v / vp) / y_bytes,
+                 "rss_over_Y": float("nan"), "kind": "part extrapolated",
+                 "note": f"PCA measured ({t_pca:.1f} s, full size); ridge of 9 alphas measured "
+                         f"on {vp} vertices ({t_ridge:.1f} s) and scaled to {v}"})
 
 
 def part_dask(args, rows, info):
