@@ -50,32 +50,6 @@ def test_top1_criterion_is_loo_retrieval_accuracy():
     np.testing.assert_allclose(preds[list(alphas).index(dec.alpha_)][0], ref[0], atol=1e-9)
 
 
-@pytest.mark.parametrize("k", [1, 5])
-def test_selection_retrieval_scores_ties_like_the_metrics(k):
-    # the torch copy used for alpha selection and sklearn_brain.metrics agree,
-    # ties included: stimuli 0-9 share their embedding with stimuli 10-19 and
-    # half of the predictions are one constant vector
-    from sklearn_brain.metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
-    from sklearn_brain.metrics import identification_accuracy
-
-    rng = np.random.default_rng(3)
-    emb = rng.standard_normal((40, 8))
-    emb[10:20] = emb[:10]
-    ids = np.concatenate([np.arange(40), np.arange(10)])
-    Y = emb[ids]
-    P = Y + rng.standard_normal(Y.shape)
-    P[::2] = rng.standard_normal(8)
-    topk, ident = retrieval_tiebreak_scores(retrieval_candidates(Y, ids, k), P, k)
-    assert topk == pytest.approx(top_k_accuracy(Y, P, k=k, stimulus_ids=ids))
-    assert ident == pytest.approx(identification_accuracy(Y, P, stimulus_ids=ids,
-                                                          similarity="cosine"))
-    # a collapsed decoder scores chance, not a perfect score
-    C = np.tile(rng.standard_normal(8), (len(Y), 1))
-    topk, ident = retrieval_tiebreak_scores(retrieval_candidates(Y, ids, k), C, k)
-    assert topk == pytest.approx(top_k_accuracy(Y, C, k=k, stimulus_ids=ids))
-    assert ident == pytest.approx(0.5, abs=0.1)
-
-
 def test_retrieval_criterion_beats_per_target_mse_on_simulator():
     # the observation, under the single-trial criterion (test_repeats=1):
     # per-target squared-error selection shrinks the predictions towards the
