@@ -357,7 +357,7 @@ def part_encode_tasks(args, rows, info):
         t = time.perf_counter()
         Z.T @ Yt[train]  # floor: the task's one product of k scores with the training voxels
         floor = time.perf_counter() - t
-        seconds, mem, _ = _timed(lambda: encoding_layer_scores(
+        seconds, mem, _ = _timed(lambda X=X: encoding_layer_scores(
             X, Y, alphas=ALPHAS, cv=[(train, test)], n_components=kk))
         total += 6 * seconds
         rows.append({"part": "encode", "method": f"one fold of {name} (width {w}) at NSD size",
