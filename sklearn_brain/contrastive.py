@@ -60,7 +60,6 @@ from ._validation import (
     check_int_sequence,
     check_params,
     check_stimulus_ids,
-    factorize_ids,
 )
 from .decoding import check_synthetic
 from .nn._base import NeuralEstimator, flush_denormal

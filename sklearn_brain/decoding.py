@@ -4,13 +4,11 @@ import logging
 from numbers import Integral
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
-from ._backend import to_numpy
 from .metrics._encoding import pearson_columns
 from .metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
 from ._ridge import loo_residuals, ridge_cv, ridge_factorize

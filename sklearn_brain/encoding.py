@@ -57,7 +57,7 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import resolve_device, resolve_dtype, to_numpy
+from ._backend import resolve_device, resolve_dtype
 from ._parallel import Parallel, delayed, open_array, share_array
 from ._ridge import (
     fold_scores,

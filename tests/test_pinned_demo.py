@@ -12,7 +12,6 @@ import math
 import sys
 from pathlib import Path
 
-import pytest
 
 from sklearn_brain.cli import main
 
