@@ -161,7 +161,7 @@ def _selection_score(scoring, groups, per_target):
         if scoring in ("top1", "top5"):
             k = 1 if scoring == "top1" else 5
             candidates = retrieval_candidates(y_true, g, k)
-            both = np.array([retrieval_tiebreak_scores(candidates, p, k) for p in preds])
+            both = retrieval_tiebreak_scores(candidates, preds, k)  # every alpha, batched
             return both[:, 0], both[:, 1]
         return np.array([_shared_score(y_true, p, scoring, g) for p in preds])
 
