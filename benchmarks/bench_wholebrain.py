@@ -391,9 +391,11 @@ def _encode_task_peer(rows, X, Y, train, test, k, name, width, floor, peer_voxel
 
     v = Y.shape[1]
     vp = min(peer_voxels, v)
-    t_pca, mem_pca, (Ztr, Zte) = _timed(lambda: (
-        lambda pca: (pca.transform(X[train]), pca.transform(X[test])))(
-            PCA(n_components=k, random_state=0).fit(X[train])))
+    def pca_scores():
+        pca = PCA(n_components=k, random_state=0).fit(X[train])
+        return pca.transform(X[train]), pca.transform(X[test])
+
+    t_pca, mem_pca, (Ztr, Zte) = _timed(pca_scores)
     Ytr, Yte = np.ascontiguousarray(Y[train, :vp]), np.ascontiguousarray(Y[test, :vp])
 
     def ridge_all_alphas():
