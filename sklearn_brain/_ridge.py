@@ -166,7 +166,8 @@ def _colsum_prod(A, B, ws, ones):
     return _colsum(torch.mul(A, B, out=ws.get("tmp", *A.shape)), ones)
 
 
-def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):
+def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_components=None,
+                    overwrite_x=False):
     """Decompose the (centred) design matrix once for every ridge solution.
 
     Parameters
@@ -180,6 +181,17 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):
         Working precision.  The Gram matrix and its eigendecomposition are
         computed in float64 whenever that costs little, so float32 results
         stay accurate.
+    n_components : int, default=None
+        Keep the ``n_components`` largest singular values only (in decreasing
+        order): ridge on the scores of a PCA to that many components, exactly
+        the truncation of the full decomposition.  The second factor is then
+        computed for the kept components only, which saves a product of the
+        size of ``X`` times ``min(n_samples, n_features)`` and its result
+        (for a wide layer's activations, most of the time and memory).
+        ``None``: every nonzero singular value, in increasing order.
+    overwrite_x : bool, default=False
+        Centre ``X`` in place, saving a copy of it; only for an array the
+        caller owns and no longer needs (e.g. a fresh ``X[train]``).
 
     Returns
     -------
@@ -191,7 +203,7 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):
     n, p = Xw.shape
     if fit_intercept:
         x_mean = Xw.mean(dim=0)
-        Xw = Xw - x_mean
+        Xw = Xw.sub_(x_mean) if overwrite_x else Xw - x_mean
     else:
         x_mean = torch.zeros(p, device=device, dtype=dtype)
     small = min(n, p)
@@ -216,6 +228,9 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32"):
         # the centred matrix has rank <= n - 1: drop the constant direction
         keep &= evals > 0
     evals, evecs = evals[keep], evecs[:, keep]
+    if n_components is not None and n_components < evals.shape[0]:
+        top = torch.argsort(evals, descending=True)[:n_components]
+        evals, evecs = evals[top], evecs[:, top]
     s = evals.sqrt()
     evecs = evecs.to(dtype)
     inv_s = (1.0 / s).to(dtype)

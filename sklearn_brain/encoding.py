@@ -51,7 +51,6 @@ import numbers
 import warnings
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, TransformerMixin
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -126,7 +125,7 @@ def _fit_pca(X, k, random_state=0):
     return PCA(n_components=k, svd_solver="auto", random_state=random_state).fit(X)
 
 
-def _layer_factors(X, k, *, fit_intercept, device, dtype):
+def _layer_factors(X, k, *, fit_intercept, device, dtype, overwrite_x=False):
     """One decomposition serving both the layer's PCA and its ridge regressions.
 
     ``ridge_factorize`` gives ``Xc = U diag(s) V^T``.  PCA to ``k`` components
@@ -134,12 +133,11 @@ def _layer_factors(X, k, *, fit_intercept, device, dtype):
     ``U_k diag(s_k)`` has the decomposition ``(U_k, s_k, I)``: so PCA + ridge
     at every alpha is ridge on the truncated factors, with coefficients
     ``V_k diag(s_k / (s_k^2 + alpha)) U_k^T Y`` in the original feature space.
+    The truncation happens inside the factorisation, before the second factor
+    is formed (for a wide layer, ``V`` for ``k`` components, not for all).
     """
-    f = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-    if k is None or k >= f.s.shape[0]:
-        return f
-    top = torch.argsort(f.s, descending=True)[:k]
-    return f._replace(U=f.U[:, top], s=f.s[top], V=f.V[:, top])
+    return ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype,
+                           n_components=k, overwrite_x=overwrite_x)
 
 
 def _tuned_ids(tuned_stimuli):
@@ -321,8 +319,10 @@ def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_inter
     X, Y = open_array(X), open_array(Y)
     dev, wdtype = resolve_device(device), resolve_dtype(dtype)
     k = _n_comp(n_components, len(train), sl.stop - sl.start)
-    factors = _layer_factors(X[train, sl], k, fit_intercept=fit_intercept, device=dev,
-                             dtype=wdtype)
+    Xtr = X[train, sl]  # a fresh copy for row indices: then centred in place
+    factors = _layer_factors(Xtr, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype,
+                             overwrite_x=not np.may_share_memory(Xtr, X))
+    del Xtr
     r = fold_scores(factors, X[test, sl], Y, train, test, alphas, chunk_size=chunk_size)
     return np.nan_to_num(r, nan=0.0)
 

@@ -157,6 +157,37 @@ def test_dual_factorisation_reconstructs_x():
     assert f.U.shape[1] == 19  # centred rank n - 1
 
 
+@pytest.mark.parametrize("shape", [(40, 12), (15, 60)])  # primal and dual cases
+def test_truncated_factorisation_is_the_pca_of_x(shape):
+    # n_components keeps the largest singular values, in decreasing order, and
+    # computes the second factor for them only: the truncation of the full factors
+    X, _ = _data(*shape, seed=3)
+    full = ridge_factorize(X, dtype="float64")
+    top = np.argsort(-full.s.numpy())[:5]
+    f = ridge_factorize(X, dtype="float64", n_components=5)
+    np.testing.assert_allclose(f.s, full.s[top], rtol=1e-12)
+    for a, b in ((f.U, full.U[:, top]), (f.V, full.V[:, top])):
+        np.testing.assert_allclose(np.abs(a.numpy()), np.abs(b.numpy()), atol=1e-10)
+    # the scores U s are sklearn's PCA scores (up to sign)
+    from sklearn.decomposition import PCA
+
+    scores = PCA(5, svd_solver="full").fit_transform(X)
+    np.testing.assert_allclose(np.abs(f.U.numpy() * f.s.numpy()), np.abs(scores), atol=1e-9)
+    assert ridge_factorize(X, dtype="float64", n_components=10 ** 6).s.shape == full.s.shape
+
+
+def test_overwrite_x_centres_in_place_with_the_same_factors():
+    X, _ = _data(15, 60, seed=4)
+    X = X.astype(np.float32)
+    X0 = X.copy()
+    ref = ridge_factorize(X, n_components=4)
+    np.testing.assert_array_equal(X, X0)  # not touched by default
+    f = ridge_factorize(X, n_components=4, overwrite_x=True)
+    np.testing.assert_allclose(X, X0 - X0.mean(0), atol=1e-6)  # centred in place
+    for a, b in zip(f[:4], ref[:4]):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_default_chunk_size_bounds_memory():
     assert default_chunk_size(4000, 10 ** 6) * 4000 * 16 <= 300 * 2 ** 20
     assert default_chunk_size(10, 5) == 5
