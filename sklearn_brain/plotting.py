@@ -1,8 +1,11 @@
 """Figures of the two studies: retrieval grids, result bars, encoding heatmaps, voxel maps.
 
-Every function returns a :class:`matplotlib.figure.Figure` (it draws into
-``ax`` when one is given, and never calls ``plt.show``), validates its input
-and raises a ``ValueError`` naming the problem.
+Every function returns a :class:`matplotlib.figure.Figure`, validates its
+input and raises a ``ValueError`` naming the problem.  By default the figure
+is a new one that pyplot does not track (a script that saves it, such as the
+study runner, leaks nothing); pass ``fig=plt.figure()`` (``ax=`` for the
+one-axes plots) to draw into a pyplot figure, as the gallery examples do so
+that ``plt.show`` and sphinx-gallery see it.  No function calls ``plt.show``.
 
 * :func:`retrieval_grid` -- decoded query -> its top-k candidates (images when the
   data have images, e.g. :func:`~sklearn_brain.datasets.make_image_world`);
@@ -21,10 +24,21 @@ import numpy as np
 __all__ = ["encoding_heatmap", "results_bars", "retrieval_grid", "voxel_map"]
 
 
-def _new_figure(figsize):
+def _new_figure(figsize, fig=None):
+    """A constrained-layout figure of ``figsize``: a new one, or ``fig`` (empty) resized."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=figsize, layout="constrained")
+    if fig is None:
+        return Figure(figsize=figsize, layout="constrained")
+    if not isinstance(fig, Figure):
+        raise ValueError(f"fig must be a matplotlib Figure (e.g. plt.figure()), got "
+                         f"{type(fig).__name__}.")
+    if fig.axes:
+        raise ValueError(f"fig already has {len(fig.axes)} axes; pass an empty figure "
+                         "(e.g. plt.figure()).")
+    fig.set_size_inches(figsize)
+    fig.set_layout_engine("constrained")
+    return fig
 
 
 def _unit(a):
@@ -33,7 +47,7 @@ def _unit(a):
 
 
 def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5, k=5,
-                   figsize=None):
+                   figsize=None, fig=None):
     """Decoded queries and their top-k retrieved candidates, by cosine similarity.
 
     Each row shows one query (the true stimulus of a decoded prediction) then
@@ -58,6 +72,10 @@ def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5,
     k : int, default=5
         Candidates shown per query.
     figsize : tuple, default=None
+    fig : matplotlib.figure.Figure, default=None
+        An empty figure to draw into (e.g. ``plt.figure()``, which pyplot and
+        sphinx-gallery track); it is resized to ``figsize``.  ``None``: a new
+        figure that pyplot does not track.
 
     Returns
     -------
@@ -100,7 +118,7 @@ def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5,
             raise ValueError(f"images has no entry for stimulus {uniq[0]!r}: {exc}") from exc
     cand = _unit(Yt[first])
     sim = _unit(Yp[rows]) @ cand.T
-    fig = _new_figure(figsize or (1.5 * (k + 1), 1.6 * len(rows)))
+    fig = _new_figure(figsize or (1.5 * (k + 1), 1.6 * len(rows)), fig)
     axes = fig.subplots(len(rows), k + 1, squeeze=False)
 
     def tile(ax, sid, title, color=None):
@@ -134,7 +152,7 @@ def _row_value(row, key):
 
 
 def results_bars(rows, *, metrics=("top1",), labels=None, error="ci", name_key="model",
-                 baseline=True, title=None, percent=True, figsize=None):
+                 baseline=True, title=None, percent=True, figsize=None, fig=None):
     """A results table as bars with error bars, one panel per metric.
 
     Parameters
@@ -156,6 +174,9 @@ def results_bars(rows, *, metrics=("top1",), labels=None, error="ci", name_key="
     percent : bool, default=True
         Show values x100.
     figsize : tuple, default=None
+    fig : matplotlib.figure.Figure, default=None
+        An empty figure to draw into (e.g. ``plt.figure()``); it is resized to
+        ``figsize``.  ``None``: a new figure that pyplot does not track.
 
     Returns
     -------
@@ -184,7 +205,8 @@ def results_bars(rows, *, metrics=("top1",), labels=None, error="ci", name_key="
         raise ValueError(f"{len(labels)} labels for {len(metrics)} metrics.")
     names = [str(r.get(name_key, i)) for i, r in enumerate(rows)]
     scale = 100.0 if percent else 1.0
-    fig = _new_figure(figsize or (max(4.0, 0.45 * len(rows) + 1.5) * len(metrics) * 0.8, 4.2))
+    fig = _new_figure(figsize or (max(4.0, 0.45 * len(rows) + 1.5) * len(metrics) * 0.8, 4.2),
+                      fig)
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     x = np.arange(len(rows))
     colors = [f"C{i % 10}" for i in range(len(rows))]

@@ -57,6 +57,30 @@ def test_retrieval_grid_bad_input():
                                 k=2)
 
 
+def test_grid_and_bars_draw_into_a_given_pyplot_figure():
+    # the gallery passes plt.figure() so that pyplot (and sphinx-gallery's scraper)
+    # track the figure; without fig= the figure is not tracked
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    Y = np.eye(6)
+    untracked = plotting.retrieval_grid(Y, Y, queries=2, k=3)
+    assert plt.get_fignums() == [] and len(untracked.axes) == 8
+    target = plt.figure()
+    fig = plotting.retrieval_grid(Y, Y, queries=2, k=3, fig=target)
+    assert fig is target and len(fig.axes) == 8 and plt.get_fignums() == [target.number]
+    np.testing.assert_allclose(fig.get_size_inches(), untracked.get_size_inches())
+    bars = plotting.results_bars(ROWS, metrics=("top1", "top5"), fig=plt.figure(),
+                                 figsize=(7, 3))
+    assert len(plt.get_fignums()) == 2 and len(bars.axes) == 2
+    np.testing.assert_allclose(bars.get_size_inches(), (7, 3))
+    with pytest.raises(ValueError, match="already has 8 axes"):
+        plotting.retrieval_grid(Y, Y, queries=2, k=3, fig=target)
+    with pytest.raises(ValueError, match="fig must be a matplotlib Figure"):
+        plotting.results_bars(ROWS, fig=target.axes[0])
+    plt.close("all")
+
+
 # ------------------------------------------------------------------ result bars
 ROWS = [{"model": m, "top1": v, "top1_ci_low": v - 0.05, "top1_ci_high": v + 0.02,
          "top1_std": 0.03, "top1_baseline": 0.05, "top5": v + 0.3, "top5_ci_low": v + 0.2,

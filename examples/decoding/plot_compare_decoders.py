@@ -37,6 +37,7 @@ import os
 import time
 import warnings
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -49,6 +50,7 @@ from sklearn_brain import RidgeDecoder as _RidgeDecoder
 from sklearn_brain.augmentation import synthesize_responses
 from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
 from sklearn_brain.metrics import bootstrap_ci, identification_accuracy, top_k_accuracy
+from sklearn_brain.plotting import results_bars
 from sklearn_brain.study.decoding import blockwise, fit_cross_subject, fit_per_subject
 
 SEED = 0
@@ -271,6 +273,26 @@ for name in MODELS:
           f"{mean['ident']:5.1f}")
 
 # %%
+# The same table as bars: the mean over subjects, error bars one standard
+# deviation over the subjects (they differ: CSI4 saw fewer training images),
+# chance as a dashed line.  The per-subject bootstrap intervals are in the
+# table above.
+CHANCE = {"top1": 1 / n_way, "top5": 5 / n_way, "ident": 0.5}
+bar_rows = []
+for name in MODELS:
+    sub = [r for r in rows if r["model"] == name]
+    bar = {"model": name}
+    for m in METRICS:
+        values = [r[m].estimate for r in sub]
+        bar.update({m: np.mean(values), f"{m}_std": np.std(values),
+                    f"{m}_baseline": CHANCE[m]})
+    bar_rows.append(bar)
+results_bars(bar_rows, metrics=tuple(METRICS), labels=("Top-1", "Top-5", "Identification"),
+             error="std", fig=plt.figure(),
+             title=f"Decoding on the simulator (seed {SEED}): single-trial, {n_way}-way; "
+                   f"mean ± std over {len(ds.subjects)} subjects")
+
+# %%
 # Target: the cross-subject network against single-subject ridge
 # --------------------------------------------------------------
 # One test set of 150 stimuli gives a Top-1 with a standard error of about
@@ -343,4 +365,23 @@ for s in [poor, "mean"]:
         lo, hi = paired_bootstrap(runs, s)
         line += f"; difference 95% CI [{100 * lo:+.2f}, {100 * hi:+.2f}] points"
     print(line + ")")
+
+# %%
+# Each fresh dataset is one pair of points: ridge and the network on the
+# same voxels, trials and test stimuli (Top-1 averaged over subjects).
+fig, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
+per_dataset = np.array([[np.mean([res[s][k].mean() for s in names])
+                         for k in ("ridge", "contrastive")] for _, res in runs])
+for seed, (a, b) in zip(TARGET_SEEDS, 100 * per_dataset):
+    ax.plot([0, 1], [a, b], "o-", color="tab:green" if b > a else "tab:red", alpha=0.8)
+    ax.annotate(f"seed {seed}", (1, b), xytext=(6, 0), textcoords="offset points",
+                va="center", fontsize=8)
+ax.axhline(100 / n_way, color="k", ls="--", lw=1, label="chance")
+ax.set_xticks([0, 1], ["single-subject ridge", "cross-subject network"])
+ax.set_xlim(-0.3, 1.5)
+ax.set_ylabel(f"Top-1 % (single-trial, {n_way}-way, mean of subjects)")
+n_won = int((per_dataset[:, 1] > per_dataset[:, 0]).sum())
+ax.set_title(f"Fresh datasets: the network is higher in {n_won}/{len(runs)}", fontsize=10)
+ax.legend(fontsize=8)
+plt.show()
 print(f"total {time.perf_counter() - start:.0f} s")

@@ -46,6 +46,7 @@ import os
 import tempfile
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -60,13 +61,17 @@ from sklearn_brain.encoding import (
     roi_summary,
 )
 from sklearn_brain.featurizers import AlexNetFeaturizer
-from sklearn_brain.metrics import average_repeats
+from sklearn_brain.metrics import average_repeats, top_k_accuracy
+from sklearn_brain.plotting import encoding_heatmap, retrieval_grid
 
 SEED = 0
 SMALL = os.environ.get("SKLEARN_BRAIN_EXAMPLE_SIZE", "full") == "small"
 N_PRE, N_TUNE, N_ENC, N_TEST = (120, 100, 80, 30) if SMALL else (600, 500, 300, 100)
 LAYERS = ("features.2", "features.5", "features.7", "features.9", "features.12",
           "classifier.2", "classifier.5", "classifier.6")
+# the usual names of these torchvision modules' outputs (pooled / rectified)
+LAYER_NAMES = dict(zip(LAYERS, ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7",
+                                "fc8")))
 N_REPEATS = 3
 IMAGE_SIZE = 64
 PRETRAIN = dict(image_size=IMAGE_SIZE, max_epochs=2 if SMALL else 3, lr=1e-4, batch_size=50,
@@ -75,8 +80,8 @@ TUNING = dict(image_size=IMAGE_SIZE, lr=1e-4, max_epochs=2 if SMALL else 4,
               batch_size=50 if SMALL else 100, device="cpu", random_state=SEED)
 
 world = make_image_world(n_train_images=N_PRE + N_TUNE + N_ENC, n_test_images=N_TEST,
-                         n_test_repeats=N_REPEATS, n_subjects=2, n_voxels_per_roi=10 if SMALL else 40,
-                         snr=0.5, random_state=SEED)
+                         n_test_repeats=N_REPEATS, n_subjects=2,
+                         n_voxels_per_roi=10 if SMALL else 40, snr=0.5, random_state=SEED)
 rng = np.random.default_rng(SEED)
 train = rng.permutation(world.train_stimuli)
 pre_ids = np.sort(train[:N_PRE])
@@ -145,7 +150,12 @@ def evaluate(featurizer, tuned_stimuli):
     fc7 = feats[:, featurizer.layer_slices_["classifier.5"]]
     probe = linear_probe_score(fc7[enc_ids], world.categories[enc_ids],
                                fc7[test_ids], world.categories[test_ids])
-    return {"r": roi_summary(r, s1.roi_masks), "r_voxels": r,
+    # cross-validated r on the encoding images per layer (best alpha per voxel), ROI means
+    layer_r = enc.cv_scores_.max(axis=1)
+    roi_layer_r = {roi: {LAYER_NAMES[name]: layer_r[li, mask].mean()
+                         for li, name in enumerate(enc.layer_names_)}
+                   for roi, mask in s1.roi_masks.items()}
+    return {"r": roi_summary(r, s1.roi_masks), "r_voxels": r, "roi_layer_r": roi_layer_r,
             "r_norm": roi_summary(normalized_r(r, ceiling), s1.roi_masks),
             "layers": enc.roi_layers_, "probe": probe, "factorizations": enc.n_factorizations_}
 
@@ -184,13 +194,13 @@ def paired_delta(r_voxels, ref, n_boot=2000):
     return diff.mean(), lo, hi, np.mean(diff > 0)
 
 
-def mi_bound(net):
-    """InfoNCE bound on held-out test images and S1's repeat-averaged responses."""
+def embeddings(net):
+    """Embeddings of the held-out test images and of S1's repeat-averaged responses to them."""
     z_img = net.embed_images(world.images[test_ids])
     fmri = np.full((len(Y_test), net.n_fmri_columns_), np.nan, dtype=np.float32)
     fmri[:, :Y_test.shape[1]] = Y_test
     z_brain = net.embed_fmri(fmri, ["S1"] * len(fmri) if net.subjects_ is not None else None)
-    return info_nce_mi_lower_bound(z_brain, z_img)
+    return z_brain, z_img
 
 
 results = {}
@@ -208,7 +218,8 @@ for name, objective, subjects in [("regression-tuned S1", "regression", ["S1"]),
     net = tune(objective, subjects)
     results[name] = evaluate(net, np.union1d(pre_ids, net.tuned_stimuli_))
     if objective == "contrastive":
-        results[name]["mi"] = mi_bound(net)
+        results[name]["z"] = embeddings(net)  # (brain, image), for the bound and retrieval
+        results[name]["mi"] = info_nce_mi_lower_bound(*results[name]["z"])
     d, lo, hi, won = paired_delta(results[name]["r_voxels"], ref)
     print(f"{name}: tuned and evaluated in {time.perf_counter() - t:.0f} s; train loss "
           f"{net.history[0, 'train_loss']:.3f} -> {net.history[-1, 'train_loss']:.3f}; "
@@ -247,6 +258,19 @@ print(f"ridge decompositions per evaluation: {results['untuned pretrained']['fac
       f"(8 layers x 5 folds, shared by 9 alphas); total {time.perf_counter() - t0:.0f} s")
 
 # %%
+# The same held-out r as a network x ROI heatmap, then the layer choice: the
+# cross-validated r (encoding images) of every layer in every ROI, for the
+# untuned pretrained network and the CL-tuned one.  The encoding model takes,
+# per ROI, the layer with the highest value in its row.
+fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
+encoding_heatmap({name: res["r"] for name, res in results.items()}, ax=ax,
+                 title=f"S1 held-out r per ROI ({len(test_ids)} test images, repeats averaged)")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), layout="constrained")
+for ax, name in zip(axes, ("untuned pretrained", "CL-tuned S1")):
+    encoding_heatmap(results[name]["roi_layer_r"], ax=ax,
+                     colorbar_label="cross-validated r", title=f"{name}: r per ROI and layer")
+
+# %%
 # Mutual information between fMRI and images (InfoNCE lower bound)
 # -----------------------------------------------------------------
 # Embeddings of the held-out test images and of S1's repeat-averaged test
@@ -255,3 +279,19 @@ for name in ("CL-tuned S1", "CL-tuned pooled S1+S2"):
     mi = results[name]["mi"]
     print(f"{name}: I(fMRI; image) >= {mi['bound']:.3f} nats at T={mi['temperature']:.3g} "
           f"(log N = {mi['log_n']:.3f})")
+
+# %%
+# Retrieval in the contrastive space
+# ----------------------------------
+# Each row: a held-out test image (the query), then the 5 test images whose
+# embeddings are most similar (cosine) to the embedding of S1's
+# repeat-averaged response to the query, green when it is the query itself.
+# Top-1 is over the test images (single subject, repeats averaged,
+# ``len(test_ids)``-way).
+z_brain, z_img = results["CL-tuned S1"]["z"]
+top1 = top_k_accuracy(z_img, z_brain, stimulus_ids=test_ids)
+print(f"CL-tuned S1: brain -> image retrieval, repeats averaged, {len(test_ids)}-way: "
+      f"top-1 {top1:.1%} (chance {1 / len(test_ids):.1%})")
+retrieval_grid(z_img, z_brain, stimulus_ids=test_ids, images=world.images, queries=5, k=5,
+               fig=plt.figure())
+plt.show()
