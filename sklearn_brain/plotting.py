@@ -228,7 +228,7 @@ def results_bars(rows, *, metrics=("top1",), labels=None, error="ci", name_key="
             else:
                 ax.hlines(scale * base, x - 0.4, x + 0.4, color="k", ls="--", lw=1,
                           label="chance")
-            ax.legend(fontsize=8, loc="upper right")
+            ax.legend(fontsize=8, loc="best")
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
         ax.set_title(label)
         ax.set_ylabel(f"{label} (%)" if percent else label)

@@ -288,7 +288,7 @@ for name in MODELS:
                     f"{m}_baseline": CHANCE[m]})
     bar_rows.append(bar)
 results_bars(bar_rows, metrics=tuple(METRICS), labels=("Top-1", "Top-5", "Identification"),
-             error="std", fig=plt.figure(),
+             error="std", fig=plt.figure(), figsize=(13, 7),
              title=f"Decoding on the simulator (seed {SEED}): single-trial, {n_way}-way; "
                    f"mean ± std over {len(ds.subjects)} subjects")
 

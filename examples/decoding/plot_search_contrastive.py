@@ -89,20 +89,18 @@ print("best:", {k.split("__")[1]: v for k, v in search.best_params_.items()})
 # %%
 # The configurations ranked by validation Top-1, error bars one standard
 # deviation over the 3 folds, chance (1 / number of candidates) dashed.  With
-# so few folds and a small simulator, neighbouring ranks are not
+# so few folds and a small simulator, neighbouring ranks are often not
 # distinguishable: the search picks a region of the space, not a winner.
-short = {"batch_size": "bs", "lr": "lr", "contrastive_weight": "cw", "weight_decay": "wd",
-         "activation": "act", "hidden_dims": "h", "residual": "res", "temperature": "T"}
 bar_rows = []
 for rank, i in enumerate(order, 1):
-    p = {short[k.split("__")[1]]: v for k, v in res["params"][i].items()}
-    label = (f"#{rank} lr={p['lr']:.1e} bs={p['bs']} h={p['h']} {p['act']} T={p['T']}")
+    p = {k.split("__")[1]: v for k, v in res["params"][i].items()}
+    label = f"#{rank}: lr {p['lr']:.1e}, hidden {p['hidden_dims']}, {p['activation']}"
     bar_rows.append({"model": label, **{
         f"{m}{x}": res[f"{y}_test_{m}"][i] for m in ("top1", "top5")
         for x, y in (("", "mean"), ("_std", "std"))},
         "top1_baseline": 1 / n_way, "top5_baseline": 5 / n_way})
 results_bars(bar_rows, metrics=("top1", "top5"), labels=("Top-1", "Top-5"), error="std",
-             fig=plt.figure(),
-             title=f"RandomizedSearchCV, GroupKFold(3) by stimulus: single-trial, about "
+             fig=plt.figure(), figsize=(9, 5.5),
+             title=f"Random search, 3 folds grouped by stimulus: single-trial, about "
                    f"{n_way}-way; mean ± std over folds")
 plt.show()
