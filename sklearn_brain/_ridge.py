@@ -236,10 +236,10 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_c
     inv_s = (1.0 / s).to(dtype)
     if n >= p:
         V = evecs
-        U = (Xw @ V) * inv_s
+        U = (Xw @ V).mul_(inv_s)  # scaled in place: no second (n, rank) buffer
     else:
         U = evecs
-        V = (Xw.T @ U) * inv_s
+        V = (Xw.T @ U).mul_(inv_s)
     return RidgeFactors(U=U, s=s, V=V, x_mean=x_mean, n_samples=n, fit_intercept=fit_intercept)
 
 

@@ -22,6 +22,7 @@ the top of ``fit``; a bad value raises
 and the value.
 """
 
+import hashlib
 import logging
 import numbers
 import re
@@ -253,11 +254,40 @@ def check_stimulus_ids(stimulus_ids, n_samples, stimulus_features=None, *, name=
     return inverse
 
 
+def _rows_all_distinct(A, block=256):
+    """True when no two rows of the 2-D numeric ``A`` are equal, without copying ``A``.
+
+    Rows are hashed a block at a time (``-0.0`` made ``0.0`` first, as ``==``
+    does); equal rows always share a hash, so distinct hashes prove distinct
+    rows.  A shared hash (a repeat, identical NaN rows, or a collision) returns
+    False and leaves the exact answer to the caller.
+    """
+    seen = set()
+    floating = np.issubdtype(A.dtype, np.floating)
+    for start in range(0, A.shape[0], block):
+        rows = np.ascontiguousarray(A[start:start + block])
+        if floating:
+            rows = rows + 0.0  # -0.0 -> 0.0 (same dtype)
+        for row in rows:
+            digest = hashlib.blake2b(row.data, digest_size=16).digest()
+            if digest in seen:
+                return False
+            seen.add(digest)
+    return True
+
+
 def infer_stimulus_ids(stimulus_features):
     """Stimulus ids from identical feature rows (repeats of one stimulus), or None.
 
-    Returns ``None`` when every row is unique.
+    Returns ``None`` when every row is unique.  That case, the usual one, is
+    found by hashing rows a block at a time, with no copy of the features
+    (``np.unique(axis=0)`` sorts a copy: a whole layer's activations); the
+    ids of repeated rows come from ``np.unique``, as before.
     """
+    A = np.asarray(stimulus_features)
+    if A.dtype.kind in "biuf" and A.ndim >= 1 and A.shape[0] > 1 and _rows_all_distinct(
+            A.reshape(A.shape[0], -1)):
+        return None
     _, inverse, counts = np.unique(
         np.ascontiguousarray(stimulus_features), axis=0, return_inverse=True, return_counts=True
     )
