@@ -33,6 +33,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 import torch
 from sklearn.utils import Bunch
 
@@ -188,7 +189,10 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_c
         computed for the kept components only, which saves a product of the
         size of ``X`` times ``min(n_samples, n_features)`` and its result
         (for a wide layer's activations, most of the time and memory).
-        ``None``: every nonzero singular value, in increasing order.
+        ``None``: every nonzero singular value, in increasing order.  Only
+        the top ``n_components`` eigenpairs of the Gram matrix are computed
+        on the CPU (LAPACK's subset driver) when they are at most a quarter
+        of them.
     overwrite_x : bool, default=False
         Centre ``X`` in place, saving a copy of it; only for an array the
         caller owns and no longer needs (e.g. a fresh ``X[train]``).
@@ -213,7 +217,15 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_c
     G = Xg.T @ Xg if n >= p else Xg @ Xg.T
     del Xg
     G = G.to(torch.float64)
-    if G.device.type == "cpu":
+    m = G.shape[0]
+    if G.device.type == "cpu" and n_components is not None and 4 * n_components <= m:
+        # only the top n_components eigenpairs (LAPACK's MRRR driver): for a
+        # PCA of 1,000 components from 7,873 images, 37 s instead of 65 s (it
+        # gains nothing above about a third of the spectrum)
+        w, v = scipy.linalg.eigh(G.numpy(), subset_by_index=[m - n_components, m - 1],
+                                 driver="evr", overwrite_a=True, check_finite=False)
+        evals, evecs = torch.from_numpy(w), torch.from_numpy(v)
+    elif G.device.type == "cpu":
         # LAPACK through NumPy: torch's CPU eigh pays seconds of set-up on its
         # first call in a process, NumPy's does not
         w, v = np.linalg.eigh(G.numpy())
@@ -228,7 +240,7 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_c
         # the centred matrix has rank <= n - 1: drop the constant direction
         keep &= evals > 0
     evals, evecs = evals[keep], evecs[:, keep]
-    if n_components is not None and n_components < evals.shape[0]:
+    if n_components is not None:  # the largest first (a PCA's order)
         top = torch.argsort(evals, descending=True)[:n_components]
         evals, evecs = evals[top], evecs[:, top]
     s = evals.sqrt()

@@ -157,7 +157,8 @@ def test_dual_factorisation_reconstructs_x():
     assert f.U.shape[1] == 19  # centred rank n - 1
 
 
-@pytest.mark.parametrize("shape", [(40, 12), (15, 60)])  # primal and dual cases
+# primal and dual cases, with all eigenpairs, then with the top ones only (subset driver)
+@pytest.mark.parametrize("shape", [(40, 12), (15, 60), (200, 30), (60, 200)])
 def test_truncated_factorisation_is_the_pca_of_x(shape):
     # n_components keeps the largest singular values, in decreasing order, and
     # computes the second factor for them only: the truncation of the full factors
