@@ -76,15 +76,22 @@ search.fit(X, Y, subjects=subjects, stimulus_ids=stim, groups=stim)
 
 # %%
 res = search.cv_results_
+
+
+def short(params):
+    """Parameter names without the pipeline step prefix."""
+    return {k.split("__")[1]: v for k, v in params.items()}
+
+
 order = np.argsort(-res["mean_test_top1"])
 n_way = int(np.mean([np.unique(stim[test]).size
                      for _, test in GroupKFold(n_splits=3).split(X, Y, groups=stim)]))
 print(f"Validation retrieval, single-trial (every held-out trial is a query), about "
       f"{n_way}-way (candidates: the held-out fold's stimuli), mean of subjects and folds")
 for i in order:
-    params = {k.split("__")[1]: v for k, v in res["params"][i].items()}
-    print(f"top1 {res['mean_test_top1'][i]:.3f}  top5 {res['mean_test_top5'][i]:.3f}  {params}")
-print("best:", {k.split("__")[1]: v for k, v in search.best_params_.items()})
+    print(f"top1 {res['mean_test_top1'][i]:.3f}  top5 {res['mean_test_top5'][i]:.3f}  "
+          f"{short(res['params'][i])}")
+print("best:", short(search.best_params_))
 
 # %%
 # The configurations ranked by validation Top-1, error bars one standard
@@ -93,7 +100,7 @@ print("best:", {k.split("__")[1]: v for k, v in search.best_params_.items()})
 # distinguishable: the search picks a region of the space, not a winner.
 bar_rows = []
 for rank, i in enumerate(order, 1):
-    p = {k.split("__")[1]: v for k, v in res["params"][i].items()}
+    p = short(res["params"][i])
     label = f"#{rank}: lr {p['lr']:.1e}, hidden {p['hidden_dims']}, {p['activation']}"
     bar_rows.append({"model": label, **{
         f"{m}{x}": res[f"{y}_test_{m}"][i] for m in ("top1", "top5")
