@@ -393,6 +393,7 @@ def _encode_task_peer(rows, X, Y, train, test, k, name, width, floor, peer_voxel
 
     v = Y.shape[1]
     vp = min(peer_voxels, v)
+
     def pca_scores():
         pca = PCA(n_components=k, random_state=0).fit(X[train])
         return pca.transform(X[train]), pca.transform(X[test])
