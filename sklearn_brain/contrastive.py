@@ -209,6 +209,13 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         ``callbacks__print_log__sink=...`` sets a parameter).
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Resolved in ``fit``; outputs are NumPy arrays on the CPU.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the network's parameters and inputs, resolved in ``fit``
+        into ``dtype_``.  ``"float64"`` trains about twice as slowly on a CPU
+        but gives numbers that agree across CPUs (instruction sets, thread
+        counts) to ~1e-10, where float32 training amplifies summation-order
+        differences to ~1e-2 relative: use it to pin or compare results
+        exactly.
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
         0: silent; 1: the epoch table; 2: also a progress bar.
@@ -311,6 +318,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         "on_existing_checkpoint": [StrOptions({"error", "overwrite", "resume"})],
         "extra_callbacks": [list, tuple, None],
         "device": "no_validation",  # resolved (with its own messages) by _backend
+        "dtype": [StrOptions({"float32", "float64"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -324,8 +332,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                  weight_decay=1e-2, optimizer=torch.optim.AdamW, max_epochs=30,
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
                  refit=True, checkpoint_dir=None, on_existing_checkpoint="error",
-                 extra_callbacks=None, device="cpu", random_state=None, verbose=0,
-                 alpha="deprecated", **kwargs):
+                 extra_callbacks=None, device="cpu", dtype="float32", random_state=None,
+                 verbose=0, alpha="deprecated", **kwargs):
         # skorch's own parameters (module, criterion, iterators, ...) travel in
         # kwargs (clone passes them back); the module and criterion are built
         # from the data in initialize_module / initialize_criterion
@@ -365,6 +373,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         self.checkpoint_dir = checkpoint_dir
         self.on_existing_checkpoint = on_existing_checkpoint
         self.extra_callbacks = extra_callbacks
+        self.dtype = dtype
         self.random_state = random_state
         self.alpha = alpha
 
@@ -442,19 +451,22 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         return _valid_top1(self, Subset(self.get_dataset(X, y), valid), None)
 
     def initialize_module(self):
-        self.module_ = MultiSubjectNet(
-            self.subject_columns_, self.n_targets_, shared_dim=self.shared_dim,
-            hidden_dims=tuple(self.hidden_dims), activation=self.activation,
-            dropout=self.dropout, residual=self.residual, **self.get_params_for("module"))
+        with self._dtype_context():
+            self.module_ = self._in_dtype(MultiSubjectNet(
+                self.subject_columns_, self.n_targets_, shared_dim=self.shared_dim,
+                hidden_dims=tuple(self.hidden_dims), activation=self.activation,
+                dropout=self.dropout, residual=self.residual, **self.get_params_for("module")))
         if self.ridge_init:
             self._init_from_ridge(self.module_)
         return self
 
     def initialize_criterion(self):
-        self.criterion_ = DecodingLoss(
-            self._contrastive_weight, contrastive=self.contrastive, regression=self.regression,
-            temperature=self.temperature, learnable_temperature=self.learnable_temperature,
-            **self.get_params_for("criterion"))
+        with self._dtype_context():
+            self.criterion_ = self._in_dtype(DecodingLoss(
+                self._contrastive_weight, contrastive=self.contrastive,
+                regression=self.regression, temperature=self.temperature,
+                learnable_temperature=self.learnable_temperature,
+                **self.get_params_for("criterion")))
         return self
 
     def initialize_optimizer(self, triggered_directly=None):
@@ -544,7 +556,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 # refit on all data: keep the alphas selected on the training split
                 alpha = float(self._ridge_alpha_cache[i])
             elif Ys.shape[1] >= 2 and rows.sum() >= 3:
-                dec = RidgeDecoder(alphas=self.ridge_alphas, test_repeats=self.ridge_test_repeats)
+                dec = RidgeDecoder(alphas=self.ridge_alphas, test_repeats=self.ridge_test_repeats,
+                                   dtype=self.dtype)
                 real = ~self._fit_synthetic[train][rows]
                 dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[train][rows],
                         synthetic=None if real.all() or not real.any()
@@ -604,7 +617,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 raise ValueError(
                     f"X has NaN/inf in a voxel of subject {self.subjects_[i]!r} (sample {bad}); "
                     "only padding outside a subject's voxels may be NaN.")
-        return {"voxels": np.nan_to_num(X, nan=0.0).astype(np.float32),
+        return {"voxels": np.nan_to_num(X, nan=0.0).astype(self._numpy_dtype()),
                 "subject": codes, "stimulus": stimulus}
 
     # ------------------------------------------------------------------- API
@@ -647,7 +660,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                              ensure_all_finite="allow-nan" if subjects is not None else True,
                              dtype=[np.float32, np.float64])
         self._y_1d = y.ndim == 1
-        Y = (y.reshape(-1, 1) if y.ndim == 1 else y).astype(np.float32)
+        self._resolve_dtype()
+        # float64 networks see float64 data everywhere (the ridge initialisation too)
+        X = X.astype(np.promote_types(X.dtype, self._numpy_dtype()), copy=False)
+        Y = (y.reshape(-1, 1) if y.ndim == 1 else y).astype(self._numpy_dtype())
         if not np.all(np.isfinite(Y)):
             raise ValueError("y contains NaN or inf.")
         n = X.shape[0]

@@ -11,6 +11,10 @@ every neural estimator of the package (in the manner of braindecode's
   ``forward_iter``, ``load_params``) it reads the resolved device, and the
   parameter itself is never changed, so ``clone`` and ``get_params`` keep
   ``"auto"``;
+- one precision path: the ``dtype`` parameter (``"float32"`` or ``"float64"``)
+  is resolved by :func:`sklearn_brain._backend.resolve_dtype` into ``dtype_``;
+  the module and criterion are built in it (:meth:`_dtype_context`, :meth:`_in_dtype`)
+  and the inputs are built in it (:meth:`_numpy_dtype`);
 - one seeding path: :meth:`_torch_seeded` (the global torch RNG is seeded and
   restored afterwards, :func:`sklearn_brain._backend.seeded`);
 - one pickling path: skorch's own (tensors mapped with ``get_map_location``),
@@ -24,12 +28,13 @@ every neural estimator of the package (in the manner of braindecode's
 
 import contextlib
 
+import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from sklearn.utils import check_random_state
 
-from .._backend import resolve_device, seeded
+from .._backend import resolve_device, resolve_dtype, seeded
 from ._callbacks import DivergenceCheck
 
 __all__ = ["NeuralEstimator", "flush_denormal"]
@@ -131,6 +136,39 @@ class NeuralEstimator(NeuralNet):
     def load_params(self, *args, **kwargs):
         with self._on_device():
             return super().load_params(*args, **kwargs)
+
+    # ----------------------------------------------------------- precision
+    def _resolve_dtype(self):
+        """Resolve the ``dtype`` parameter into ``dtype_`` (a torch dtype) and return it."""
+        self.dtype_ = resolve_dtype(self.__dict__.get("dtype", "float32"))
+        return self.dtype_
+
+    def _numpy_dtype(self):
+        """The NumPy dtype of the network's inputs (``float32`` or ``float64``)."""
+        dtype = getattr(self, "dtype_", None) or self._resolve_dtype()
+        return np.float64 if dtype == torch.float64 else np.float32
+
+    @contextlib.contextmanager
+    def _dtype_context(self):
+        """Build modules in ``dtype_``: torch's default dtype meanwhile (restored after).
+
+        Parameters are then initialised in that precision: initialising in
+        float32 and casting would carry float32 rounding, which differs by an
+        ulp between instruction sets (fused multiply-add or not), into a
+        float64 network.
+        """
+        dtype = getattr(self, "dtype_", None) or self._resolve_dtype()
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            yield dtype
+        finally:
+            torch.set_default_dtype(previous)
+
+    def _in_dtype(self, module):
+        """``module`` (parameters and floating buffers) cast to ``dtype_``, in place."""
+        dtype = getattr(self, "dtype_", None) or self._resolve_dtype()
+        return module.to(dtype)
 
     # ---------------------------------------------------------- randomness
     def _draw_seed(self):

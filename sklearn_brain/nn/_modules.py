@@ -173,7 +173,8 @@ class CLAlexNetModule(nn.Module):
         return self
 
     def normalise(self, images):
-        return (images.float() / 255.0 - self.mean) / self.std
+        # in the module's precision (the buffers follow ``module.to(dtype)``)
+        return (images.to(self.mean.dtype) / 255.0 - self.mean) / self.std
 
     def embed_images(self, images):
         return self.head(self.image_proj(self.backbone(self.normalise(images))))
