@@ -12,8 +12,11 @@ import math
 import sys
 from pathlib import Path
 
+import pytest
 
 from sklearn_brain.cli import main
+
+pytestmark = pytest.mark.pinned  # rerun under a second CPU capability in CI
 
 PINNED = Path(__file__).parent / "data" / "demo_tiny_pinned.json"
 ARGS = ["demo", "--preset", "tiny", "--n-voxels", "60", "--n-boot", "50", "--no-figure",

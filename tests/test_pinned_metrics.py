@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, RegressorMixin
 
+pytestmark = pytest.mark.pinned  # rerun under a second CPU capability in CI
+
 PINNED = Path(__file__).parent / "data" / "metrics_pinned.json"
 
 

@@ -18,6 +18,8 @@ import pytest
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain.encoding import encoding_layer_scores
 
+pytestmark = pytest.mark.pinned  # rerun under a second CPU capability in CI
+
 PINNED = Path(__file__).parent / "data" / "solver_pinned.json"
 
 
