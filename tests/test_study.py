@@ -361,6 +361,78 @@ def test_encoding_on_algonauts_fixture(tmp_path):
     assert any((out / "cache").rglob("*.feat"))  # untuned features through the cache
 
 
+def _encoding_unit(name, seed, rois, r0):
+    """A stored encoding unit of one network: ``rois`` maps subject -> its ROIs."""
+    subjects = {}
+    for i, (s, names) in enumerate(rois.items()):
+        roi_r = {roi: r0 + 0.1 * i + 0.01 * j for j, roi in enumerate(names)}
+        subjects[s] = {"roi_r": roi_r, "roi_layer": {roi: "features.5" for roi in names},
+                       "layer_cv_r": {roi: {"features.5": v, "classifier.5": v / 2}
+                                      for roi, v in roi_r.items()},
+                       "noise_ceiling": {roi: 0.5 for roi in names}}
+    return {"name": name, "seed": seed, "subjects": subjects, "info": {}}
+
+
+def test_encoding_table_with_an_roi_some_subjects_lack():
+    from sklearn_brain.study import encoding as E
+
+    # subj02's real Algonauts masks have no FBA-1 vertex: its results have no FBA-1 entry
+    rois = {"subj01": ["V1v", "FBA-1"], "subj02": ["V1v"], "subj03": ["FBA-1", "V1v"]}
+    results = [_encoding_unit(n, k, rois, r0) for k in (0, 1)
+               for n, r0 in (("untuned", 0.2), ("cl-tuned", 0.3))]
+    config = {"networks": ["untuned", "cl-tuned"]}
+    rows, layer_rows = E.aggregate(results, config)
+    cell = {(r["network"], r["subject"], r["roi"]): r for r in rows}
+    assert ("untuned", "subj02", "FBA-1") not in cell  # absent, not a made-up value
+    assert cell["untuned", "subj01", "FBA-1"]["r"] == pytest.approx(0.21)
+    assert cell["untuned", "subj03", "FBA-1"]["r"] == pytest.approx(0.4)
+    fba = cell["untuned", "mean", "FBA-1"]
+    assert fba["n_subjects"] == 2 and fba["r"] == pytest.approx((0.21 + 0.4) / 2)
+    assert fba["noise_ceiling"] == 0.5 and fba["layer"] == "features.5"
+    v1 = cell["untuned", "mean", "V1v"]
+    assert v1["n_subjects"] == 3 and v1["r"] == pytest.approx((0.2 + 0.3 + 0.41) / 3)
+    assert cell["untuned", "subj02", "all"]["r"] == pytest.approx(0.3)
+    assert cell["untuned", "mean", "all"]["n_subjects"] == 3
+    assert cell["cl-tuned", "mean", "FBA-1"]["delta_vs_untuned"] == pytest.approx(0.1)
+    assert cell["cl-tuned", "subj01", "FBA-1"]["n_subjects"] == 1
+    layer = {(r["network"], r["roi"], r["layer"]): r for r in layer_rows}
+    assert layer["untuned", "FBA-1", "features.5"]["n_subjects"] == 2
+    assert layer["untuned", "FBA-1", "classifier.5"]["cv_r"] == pytest.approx((0.21 + 0.4) / 4)
+    assert len(layer_rows) == 2 * 2 * 2  # networks x ROIs x layers
+    text = E.format_results(rows)
+    assert "mean (2/3)" in text  # the printed table says the mean covers 2 of 3 subjects
+
+
+@pytest.mark.slow
+def test_encoding_on_algonauts_fixture_with_a_missing_roi(tmp_path):
+    pytest.importorskip("torchvision")
+    pytest.importorskip("PIL")
+    from test_datasets_real import _roi_label_array
+
+    data = tmp_path / "nsd"
+    _write_algonauts_fixture(data, subject="subj01")
+    _write_algonauts_fixture(data, subject="subj02", seed=1)
+    for hemi in ("lh", "rh"):  # subj02: no FFA-1 (label 2) vertex, as FBA-1 in the real masks
+        labels = _roi_label_array(hemi, "floc-faces")
+        path = data / "subj02" / "roi_masks" / f"{hemi}.floc-faces_challenge_space.npy"
+        np.save(path, np.where(labels == 2, 1, labels).astype(np.int32))
+    out = tmp_path / "enc"
+    assert main(["study", "encoding", "--dataset", "algonauts2023", "--data-dir", str(data),
+                 "--alexnet-weights", "none", "-o", str(out), "-q",
+                 "--set", "networks=['untuned']", "--set", "seeds=[0]",
+                 "--set", "features.layers=['features.5']",
+                 "--set", "features.image_size=64", "--set", "encoding.n_components=4",
+                 "--set", "encoding.cv=2"]) == 0
+    rows = _csv(out / "results.csv")
+    cells = {(r["subject"], r["roi"]): r for r in rows}
+    assert ("subj01", "FFA-1") in cells and ("subj02", "FFA-1") not in cells
+    assert cells["mean", "FFA-1"]["n_subjects"] == "1"
+    assert cells["mean", "FFA-1"]["r"] == cells["subj01", "FFA-1"]["r"]
+    assert cells["mean", "V1v"]["n_subjects"] == "2"
+    layers = _csv(out / "results_layers.csv")
+    assert {r["n_subjects"] for r in layers if r["roi"] == "FFA-1"} == {"1"}
+
+
 def _write_nod_fixture(root, n_images=36, subject="sub-01", seed=0):
     """A ds004496 (NOD) folder (as in test_datasets_real) with real JPEG stimuli."""
     from PIL import Image
