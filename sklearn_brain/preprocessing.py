@@ -171,7 +171,7 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
 _BLOCK_VALUES = 2 ** 22
 
 
-def _standardize_rows(X, rows, mean, scale, *, block_values=_BLOCK_VALUES):
+def _standardize_rows(X, rows, mean, scale, *, block_values=None):
     """``X[rows] = (X[rows] - mean) / scale`` in place, a block of rows at a time.
 
     The arithmetic is done in float64 (``mean`` and ``scale`` are float64)
@@ -186,8 +186,9 @@ def _standardize_rows(X, rows, mean, scale, *, block_values=_BLOCK_VALUES):
         Rows of one subject.
     mean, scale : ndarray of shape (n_voxels,), float64
         That subject's statistics (NaN mean: a padding column).
-    block_values : int, default=2**22
-        Values per block (rows per block: ``block_values // n_voxels``, at least 1).
+    block_values : int, default=None
+        Values per block (rows per block: ``block_values // n_voxels``, at
+        least 1); ``None``: ``_BLOCK_VALUES`` (2**22).
 
     Returns
     -------
@@ -204,6 +205,7 @@ def _standardize_rows(X, rows, mean, scale, *, block_values=_BLOCK_VALUES):
     """
     finite_mean = ~np.isnan(mean)
     n_new_nan, new_nan_voxels = 0, np.zeros(X.shape[1], bool)
+    block_values = _BLOCK_VALUES if block_values is None else block_values
     step = max(1, block_values // max(1, X.shape[1]))
     for start in range(0, len(rows), step):
         r = rows[start:start + step]

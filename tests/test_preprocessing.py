@@ -122,6 +122,27 @@ def test_transform_in_blocks_equals_the_full_size_formula(dtype, monkeypatch):
         ((X[subj == "s1"] - single.mean_) / single.scale_).astype(dtype))
 
 
+def test_transform_working_memory_is_the_output_plus_one_block(monkeypatch):
+    import tracemalloc
+
+    from sklearn_brain import preprocessing
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 5000), dtype=np.float32)  # 8 MB
+    subj = np.repeat(["a", "b", "c", "d"], 100)
+    sc = SubjectStandardScaler().fit(X, subjects=subj)
+    monkeypatch.setattr(preprocessing, "_BLOCK_VALUES", 50_000)  # 10 rows, 0.4 MB in float64
+    tracemalloc.start()
+    try:
+        out = sc.transform(X, subjects=subj)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the float32 output and one block; the full-size formula needs ~7.5 x X
+    assert peak < 1.2 * X.nbytes
+    np.testing.assert_array_equal(out, _reference_transform(sc, X, subj))
+
+
 def test_in_pipeline_statistics_come_from_the_training_fold():
     rng = np.random.default_rng(0)
     n_stim = 60
