@@ -71,10 +71,49 @@ def test_bad_config_is_a_clear_error(args, message, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing started
 
 
-def test_real_data_text_models_need_a_captioner():
-    with pytest.raises(C.ConfigError, match="need features.caption_model"):
-        C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
-    C.resolve_config("decoding", overrides=["data.dataset=bold5000", "models=['ridge-image']"])
+def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
+    # the default models on real data without a captioner or extra images: the text,
+    # multi and -aug models are skipped (not an error), with the reason
+    c = C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
+    skipped = C.decoding_models_to_skip(c)
+    assert list(skipped) == ["ridge-text", "ridge-multi", "ridge-image-aug",
+                             "contrastive-cross-text", "contrastive-cross-multi",
+                             "contrastive-cross-image-aug"]
+    assert "need features.caption_model (--caption-model PATH" in skipped["ridge-text"]
+    assert "augmentation.extra_images" in skipped["ridge-image-aug"]
+    assert "caption" not in skipped["ridge-image-aug"]
+    both = C.decoding_models_to_skip(dict(c, models=["ridge-multi-aug"]))
+    assert "caption_model" in both["ridge-multi-aug"] and "extra_images" in both["ridge-multi-aug"]
+    assert C.decoding_models_to_skip(C.resolve_config("decoding")) == {}  # simulator: all run
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    ok = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+                                                 "features.caption_model=/git",
+                                                 f"augmentation.extra_images='{extra}'"])
+    assert C.decoding_models_to_skip(ok) == {}
+    assert C.runnable_decoding_models(c) == (
+        ["ridge-image", "contrastive-single-image", "contrastive-cross-image"], skipped)
+    # nothing left to run: an error naming the models and the exact --set fix
+    alone = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+                                                    "models=['ridge-text', 'ridge-multi-aug']"])
+    with pytest.raises(C.ConfigError, match="need features.caption_model") as err:
+        C.runnable_decoding_models(alone)
+    assert "--set 'models=[\"ridge-image\"]'" in str(err.value)
+    assert C.parse_override(C.models_override(["ridge-image", "ridge-text"])) == {
+        "models": ["ridge-image", "ridge-text"]}
+    with pytest.raises(C.ConfigError, match="extra_images '/no/such' is not a folder"):
+        C.runnable_decoding_models(C.resolve_config("decoding", overrides=[
+            "data.dataset=bold5000", "augmentation.extra_images='/no/such'"]))
+
+
+def test_bold5000_stimuli_dir_field():
+    c = C.default_config("decoding")
+    assert c["data"]["stimuli_dir"] == ""
+    assert "stimuli_dir" in C.DEFAULT_TOML["decoding"]  # documented in --print-config
+    assert D.bold5000_images_dir("/d").as_posix() == (
+        "/d/BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli")
+    assert D.bold5000_images_dir("/d", "/img/stim").as_posix() == (
+        "/img/stim/Scene_Stimuli/Presented_Stimuli")
 
 
 def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
@@ -306,8 +345,43 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
     assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
     # text models on real data need a captioning model
     assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']"]) == 2
-    assert "features.caption_model (--caption-model PATH" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "features.caption_model (--caption-model PATH" in err
+    assert "--set 'models=[\"ridge-image\"]'" in err
     assert not (tmp_path / "dec2").exists()  # refused before any work
+
+
+@pytest.mark.slow
+def test_decoding_on_bold5000_skips_models_and_reads_stimuli_elsewhere(tmp_path, capsys):
+    pytest.importorskip("open_clip")
+    import shutil
+
+    from test_examples import _write_bold5000_fixture
+
+    data = tmp_path / "bold5000"
+    data.mkdir()
+    _write_bold5000_fixture(data)
+    stimuli = tmp_path / "elsewhere" / "stim"
+    common = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
+              "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.n_voxels=20",
+              "--set", "data.subjects=['CSI1']", "--set", "data.sessions=[1, 2, 3]",
+              "--set", "models=['ridge-image', 'ridge-text', 'ridge-image-aug']"]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    shutil.move(data / "BOLD5000_Stimuli", stimuli)
+    out = tmp_path / "dec"
+    # images not under <data_dir>/BOLD5000_Stimuli: the error names data.stimuli_dir
+    assert main(common + ["-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "60 of 60 stimulus images are missing" in err and "data.stimuli_dir" in err
+    assert main(common + ["-o", str(out), "--set", f"data.stimuli_dir='{stimuli}'"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped: ridge-text decodes caption embeddings" in captured.out
+    assert [r["model"] for r in _csv(out / "results.csv")] == ["ridge-image"]
+    for name in ("results.json", "provenance.json"):
+        skipped = json.loads((out / name).read_text())["skipped_models"]
+        assert list(skipped) == ["ridge-text", "ridge-image-aug"]
+        assert "augmentation.extra_images" in skipped["ridge-image-aug"]
+    assert "skipped: ridge-image-aug" in (out / "results.txt").read_text()
 
 
 def _write_algonauts_fixture(root, n_images=40, subject="subj01", seed=0):

@@ -117,6 +117,8 @@ def run_study_command(args, parser=None):
         return 2
     if not args.quiet:
         print(format_results(summary["rows"]))
+        for model, why in summary.get("skipped_models", {}).items():
+            print(f"skipped: {model} {why}")
         print(f"\n{summary['n_computed']} unit(s) computed, {summary['n_skipped']} found in "
               f"{summary['output']} and skipped; {summary['elapsed_s']:.1f} s. Table: "
               f"{summary['output']}/results.csv (and .json, .txt)"
