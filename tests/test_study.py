@@ -201,6 +201,30 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
     assert (out / "figure.png").stat().st_size > 10_000
 
 
+def test_stage_progress_on_stderr_and_quiet_is_silent(tmp_path, capsys):
+    args = ["study", "decoding", "--preset", "tiny", "--set", "models=['ridge-image']",
+            "--set", "seeds=[0]", "--no-figure"]
+    assert main(args + ["-o", str(tmp_path / "quiet"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert main(args + ["-o", str(tmp_path / "loud")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines()
+             if line and "decoding study:" not in line]  # the progress bar's own lines
+    # the seed's data are prepared on the first unit that needs them
+    stages = ["ridge-image, seed 0: started (1/1)", "seed 0: simulated tiny: ",
+              "seed 0: z-scoring 4 subjects", "seed 0: 4 subjects z-scored in",
+              "seed 0: 60 voxels selected for each of 4", "ridge-image, seed 0: done in"]
+    found = [next(i for i, line in enumerate(lines) if line.startswith(stage))
+             for stage in stages]
+    assert found == sorted(found)  # in the order of the run
+    # the handler is gone after the run: the package's loggers are as before
+    import logging
+
+    log = logging.getLogger("sklearn_brain")
+    assert log.propagate and not any(type(h).__name__ == "_StderrHandler" for h in log.handlers)
+
+
 def _counting(monkeypatch, fail_at=None):
     calls = []
     real = D._fit_model
@@ -295,7 +319,12 @@ def test_encoding_tiny_table_layers_and_resume(tmp_path, capsys):
     args = ["study", "encoding", "--preset", "tiny", "-o", str(out), "--set", "seeds=[0]",
             "--set", "networks=['untuned', 'cl-tuned']"]
     assert main(args) == 0
-    assert "2 unit(s) computed" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "2 unit(s) computed" in captured.out
+    for stage in ("untuned, seed 0: S1 encoded, held-out mean r", "(2/2 subjects)",
+                  "AlexNetFeaturizer: 72/72 images featurized (0 from the cache)",
+                  "cl-tuned, seed 0: done in"):
+        assert stage in captured.err
     rows = _csv(out / "results.csv")
     assert {(r["network"], r["subject"]) for r in rows} >= {
         ("untuned", "S1"), ("untuned", "S2"), ("cl-tuned", "mean")}
@@ -375,6 +404,10 @@ def test_decoding_on_bold5000_skips_models_and_reads_stimuli_elsewhere(tmp_path,
     assert "60 of 60 stimulus images are missing" in err and "data.stimuli_dir" in err
     assert main(common + ["-o", str(out), "--set", f"data.stimuli_dir='{stimuli}'"]) == 0
     captured = capsys.readouterr()
+    assert "skipping 2 of 3 models on bold5000" in captured.err
+    assert "--set 'models=[\"ridge-image\"]'" in captured.err
+    assert "CSI1: 90 trials x " in captured.err and "CSI1 session 03: 30 trials" in captured.err
+    assert "CLIPFeaturizer: 60/60 images featurized (0 from the cache)" in captured.err
     assert "skipped: ridge-text decodes caption embeddings" in captured.out
     assert [r["model"] for r in _csv(out / "results.csv")] == ["ridge-image"]
     for name in ("results.json", "provenance.json"):

@@ -15,6 +15,7 @@ The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
 """
 
 import logging
+import time
 from contextlib import contextmanager
 from functools import cached_property, partial
 from pathlib import Path
@@ -173,6 +174,8 @@ def _simulator_data(config, seed):
         raise ConfigError(f"unknown subject(s) {unknown} in data.subjects; the simulator has "
                           f"{list(ds.subjects)}.")
     X, _, stim, subj, is_test = multi_subject_arrays(ds, subjects=subjects)
+    logger.info("seed %s: simulated %s: %d trials x %d voxels, %d subjects", seed,
+                config["data"]["preset"], X.shape[0], X.shape[1], len(subjects))
     # extra stimuli for augmentation: normalised mixtures of two training stimuli of the
     # same category (the simulator has no other images), as in the compare example
     rng = np.random.default_rng(seed)
@@ -257,8 +260,13 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
                                        "dict (.pt/.pth read with weights_only=True, or "
                                        ".safetensors)")
     subjects = d["subjects"] or list(BOLD5000_SUBJECTS)
-    loaded = {s: load_bold5000(s, data_dir=root, sessions=d["sessions"] or None)
-              for s in subjects}
+    loaded = {}
+    for i, s in enumerate(subjects, 1):
+        t = time.perf_counter()
+        logger.info("loading %s (%d/%d subjects)", s, i, len(subjects))
+        loaded[s] = load_bold5000(s, data_dir=root, sessions=d["sessions"] or None, verbose=1)
+        logger.info("%s: %d trials x %d voxels loaded in %.0f s", s, *loaded[s].betas.shape,
+                    time.perf_counter() - t)
     names, paths = stimulus_paths(loaded)
     images = bold5000_images_dir(root, d["stimuli_dir"])
     paths = [str(images.joinpath(*Path(p).parts[-2:])) for p in paths]  # <source>/<image>
@@ -270,6 +278,8 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
             "lies elsewhere, give it with --set data.stimuli_dir=PATH. Layout:\n"
             f"{LAYOUT.replace('<data_dir>/BOLD5000_Stimuli', '<stimuli_dir>')}")
     clip = _clip(config, weights, "image", cache_dir)
+    logger.info("featurizing %d stimulus images with CLIP %s (cache: %s)", len(paths),
+                config["features"]["clip_model"], cache_dir)
     emb = {"image": clip.fit_transform(paths)}
     if need_text:
         emb["text"] = _text_features(config, paths, weights, cache_dir)
@@ -331,6 +341,10 @@ class _SeedData:
                 raise ConfigError(f"protocol.n_way={c['protocol']['n_way']} exceeds the {n_test} "
                                   f"test stimuli of {s}; lower it or use 0 (all).")
         IMG = d.embeddings["image"][d.stimulus_ids]
+        n_subj = len(np.unique(d.subjects))
+        t = time.perf_counter()
+        logger.info("seed %s: z-scoring %d subjects with their training statistics",
+                    self.seed, n_subj)
         with quiet_fmri_warnings():
             scaler = SubjectStandardScaler().fit(d.X[tr], subjects=d.subjects[tr])
             X = scaler.transform(d.X, subjects=d.subjects)
@@ -340,9 +354,15 @@ class _SeedData:
             if n_vox < c["data"]["n_voxels"]:
                 logger.warning("data.n_voxels=%d but a subject has %d valid voxels: keeping %d",
                                c["data"]["n_voxels"], n_valid, n_vox)
+            logger.info("seed %s: %d subjects z-scored in %.1f s; selecting %d voxels per "
+                        "subject (ridge encoding model CLIP image -> voxel)", self.seed, n_subj,
+                        time.perf_counter() - t, n_vox)
+            t = time.perf_counter()
             selector = EncodingVoxelSelector(n_voxels=n_vox, device=c["device"]).fit(
                 X[tr], IMG[tr], subjects=d.subjects[tr], stimulus_ids=d.stimulus_ids[tr])
             Xsel = selector.transform(X, subjects=d.subjects)
+        logger.info("seed %s: %d voxels selected for each of %d subjects in %.1f s", self.seed,
+                    n_vox, n_subj, time.perf_counter() - t)
         return Bunch(X=X, Xsel=Xsel, selector=selector, IMG=IMG, n_voxels=n_vox)
 
     @cached_property

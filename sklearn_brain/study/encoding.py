@@ -110,8 +110,12 @@ def _algonauts(config, seed):
     if not names:
         raise ConfigError(f"no subj01 ... subj08 folder in {str(root)!r}. Expected layout:\n"
                           f"{LAYOUT}")
-    loaded = {s: load_algonauts2023(s, data_dir=root) for s in names}
+    loaded = {}
+    for i, s in enumerate(names, 1):
+        logger.info("loading %s (%d/%d subjects)", s, i, len(names))
+        loaded[s] = load_algonauts2023(s, data_dir=root, verbose=1)
     nsd, paths = stimulus_paths(loaded, "train_nsd_ids", "train_image_paths")
+    logger.info("reading %d images", len(paths))
     images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
@@ -137,8 +141,12 @@ def _nod(config, seed):
     if not names:
         raise ConfigError(f"no derivatives/ciftify/sub-* folder in {str(root)!r}. Expected "
                           f"layout:\n{LAYOUT}")
-    loaded = {s: load_nod(s, data_dir=root) for s in names}
+    loaded = {}
+    for i, s in enumerate(names, 1):
+        logger.info("loading %s (%d/%d subjects)", s, i, len(names))
+        loaded[s] = load_nod(s, data_dir=root, verbose=1)
     stim_names, paths = stimulus_paths(loaded)
+    logger.info("reading %d images", len(paths))
     images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
@@ -290,6 +298,11 @@ def _weights(config):
                            expected=EXPECTED_WEIGHTS)
 
 
+def _log_subject(name, seed, subject, out, subjects):
+    logger.info("%s, seed %s: %s encoded, held-out mean r %.3f (%d/%d subjects)", name, seed,
+                subject, out[subject]["mean_r"], len(out), len(subjects))
+
+
 def _run_network(name, seed, sd, config, cache_dir):
     from ..featurizers import AlexNetFeaturizer
 
@@ -313,6 +326,7 @@ def _run_network(name, seed, sd, config, cache_dir):
         for s, subj in d.subjects.items():
             out[s] = evaluate_features(features, feat.layer_slices_, subj, d.enc_ids, d.test_ids,
                                        **ev)
+            _log_subject(name, seed, s, out, d.subjects)
     elif name == "cl-tuned-pooled":
         net = tune_network(d.images, d.subjects, d.tune_ids, objective="contrastive",
                            layers=layers, **tuning)
@@ -322,6 +336,7 @@ def _run_network(name, seed, sd, config, cache_dir):
         for s, subj in d.subjects.items():
             out[s] = evaluate_features(features, net.layer_slices_, subj, d.enc_ids, d.test_ids,
                                        **ev)
+            _log_subject(name, seed, s, out, d.subjects)
     else:
         objective = "regression" if name == "regression-tuned" else "contrastive"
         for s, subj in d.subjects.items():
@@ -332,6 +347,7 @@ def _run_network(name, seed, sd, config, cache_dir):
             features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
             out[s] = evaluate_features(features, net.layer_slices_, subj,
                                        d.enc_ids, d.test_ids, **ev)
+            _log_subject(name, seed, s, out, d.subjects)
     info.update(n_tune_images=len(d.tune_ids), n_encoding_images=len(d.enc_ids),
                 n_test_images=len(d.test_ids))
     return {"subjects": out, "info": info}
