@@ -276,7 +276,7 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
             f"{len(missing)} of {len(paths)} stimulus images are missing, e.g. {missing[0]!r}; "
             f"expected them under {str(images)!r}. If the release's BOLD5000_Stimuli folder "
             "lies elsewhere, give it with --set data.stimuli_dir=PATH. Layout:\n"
-            f"{LAYOUT.replace('<data_dir>/BOLD5000_Stimuli', '<stimuli_dir>')}")
+            f"{LAYOUT}")
     clip = _clip(config, weights, "image", cache_dir)
     logger.info("featurizing %d stimulus images with CLIP %s (cache: %s)", len(paths),
                 config["features"]["clip_model"], cache_dir)
