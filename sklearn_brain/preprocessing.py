@@ -141,22 +141,83 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
             imputed, and the warning counts such values.
         """
         check_is_fitted(self)
+        # inf is refused a block at a time by _standardize_rows (a whole-array check
+        # would allocate a mask of X's size)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32],
-                          ensure_all_finite="allow-nan", copy=True)
-        if np.isinf(X).any():
-            raise ValueError("X contains inf.")
+                          ensure_all_finite=False, copy=True)
         idx = subject_codes(self.subjects_, subjects, X.shape[0], estimator=self,
                             method="transform")
         if self.subjects_ is None:
-            mean, scale = self.mean_, self.scale_
+            groups = [(np.arange(X.shape[0]), self.mean_, self.scale_)]
         else:
-            mean, scale = self.mean_[idx], self.scale_[idx]
-        new_nan = np.isnan(X) & ~np.isnan(mean)
-        if new_nan.any():
+            groups = [(np.flatnonzero(idx == i), self.mean_[i], self.scale_[i])
+                      for i in np.unique(idx)]
+        n_new_nan, new_nan_voxels = 0, np.zeros(X.shape[1], bool)
+        for rows, mean, scale in groups:
+            n, voxels = _standardize_rows(X, rows, mean, scale)
+            n_new_nan += n
+            new_nan_voxels |= voxels
+        if n_new_nan:
             warnings.warn(
-                f"X has {int(new_nan.sum())} NaN values in {int(new_nan.any(axis=0).sum())} "
+                f"X has {n_new_nan} NaN values in {int(new_nan_voxels.sum())} "
                 "voxels that had finite training statistics (not padding); they stay NaN in "
                 "the output (the scaler does not impute). Impute them, or drop these voxels "
                 "(EncodingVoxelSelector never selects a voxel with NaN in fit and refuses NaN "
                 "in a selected voxel).", UserWarning, stacklevel=2)
-        return ((X - mean) / scale).astype(X.dtype, copy=False)
+        return X
+
+
+#: values per block of rows standardised at once (32 MiB in float64)
+_BLOCK_VALUES = 2 ** 22
+
+
+def _standardize_rows(X, rows, mean, scale, *, block_values=None):
+    """``X[rows] = (X[rows] - mean) / scale`` in place, a block of rows at a time.
+
+    The arithmetic is done in float64 (``mean`` and ``scale`` are float64)
+    and cast back to ``X.dtype``; only one block of rows is held in float64
+    at a time, so the working memory does not grow with ``X``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_voxels), float32 or float64
+        Modified in place.
+    rows : ndarray of int
+        Rows of one subject.
+    mean, scale : ndarray of shape (n_voxels,), float64
+        That subject's statistics (NaN mean: a padding column).
+    block_values : int, default=None
+        Values per block (rows per block: ``block_values // n_voxels``, at
+        least 1); ``None``: ``_BLOCK_VALUES`` (2**22).
+
+    Returns
+    -------
+    n_new_nan : int
+        NaN values of ``X[rows]`` in voxels with a finite ``mean`` (missing
+        values, not padding).
+    new_nan_voxels : ndarray of bool of shape (n_voxels,)
+        Voxels holding such values.
+
+    Raises
+    ------
+    ValueError
+        If ``X[rows]`` contains inf.
+    """
+    finite_mean = ~np.isnan(mean)
+    n_new_nan, new_nan_voxels = 0, np.zeros(X.shape[1], bool)
+    block_values = _BLOCK_VALUES if block_values is None else block_values
+    step = max(1, block_values // max(1, X.shape[1]))
+    for start in range(0, len(rows), step):
+        r = rows[start:start + step]
+        block = X[r]
+        if np.isinf(block).any():
+            raise ValueError("X contains inf.")
+        new_nan = np.isnan(block) & finite_mean
+        if new_nan.any():
+            n_new_nan += int(new_nan.sum())
+            new_nan_voxels |= new_nan.any(axis=0)
+        block = block.astype(np.float64)
+        block -= mean
+        block /= scale
+        X[r] = block
+    return n_new_nan, new_nan_voxels

@@ -35,6 +35,7 @@ import os
 import pickle
 import subprocess
 import sys
+import logging
 import textwrap
 
 import numpy as np
@@ -506,6 +507,23 @@ def test_alexnet_cache_shared_across_pca_settings(images, tmp_path):
     u1 = _alexnet(layers="features.12", memory=memory, random_state=None).fit()
     u2 = _alexnet(layers="features.12", memory=memory, random_state=None).fit()
     assert not np.allclose(u1.transform(images), u2.transform(images))
+
+
+def test_cached_featurization_logs_progress_and_cache_hits(images, tmp_path, caplog):
+    memory = str(tmp_path / "cache")
+    n = len(images)
+    with caplog.at_level(logging.INFO, logger="sklearn_brain.featurizers"):
+        _alexnet(layers="features.12", memory=memory).fit().transform(images)
+        first = [r.getMessage() for r in caplog.records if "featurized" in r.getMessage()]
+        caplog.clear()
+        _alexnet(layers="features.12", memory=memory).fit().transform(images[:n - 1])
+        second = [r.getMessage() for r in caplog.records if "featurized" in r.getMessage()]
+    assert first[-1] == f"AlexNetFeaturizer: {n}/{n} images featurized (0 from the cache)"
+    assert len(first) == -(-n // 2)  # one line per chunk of 2 images (fewer than 10 chunks)
+    # the full chunks are read back; the last, shorter chunk is a new entry
+    hits = 2 * ((n - 1) // 2)
+    assert second[-1] == (f"AlexNetFeaturizer: {n - 1}/{n - 1} images featurized "
+                          f"({hits} from the cache)")
 
 
 # --------------------------------------------------------------------------

@@ -79,6 +79,70 @@ def test_bad_input():
         SubjectStandardScaler().fit(bad, subjects=subj)
 
 
+def _reference_transform(scaler, X, subjects):
+    """The straightforward per-row formula, with full-size statistics."""
+    idx = np.searchsorted(scaler.subjects_, subjects)
+    return ((X - scaler.mean_[idx]) / scaler.scale_[idx]).astype(X.dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transform_in_blocks_equals_the_full_size_formula(dtype, monkeypatch):
+    from sklearn_brain import preprocessing
+
+    rng = np.random.default_rng(3)
+    X = np.full((90, 7), np.nan, dtype=dtype)
+    subj = np.repeat(["s1", "s2", "s3"], 30)
+    rng.shuffle(subj)  # a subject's rows are not contiguous
+    for k, s in enumerate(("s1", "s2", "s3")):
+        X[subj == s, :7 - k] = (k + rng.standard_normal(((subj == s).sum(), 7 - k))) * (k + 1)
+    sc = SubjectStandardScaler().fit(X[::2], subjects=subj[::2])
+    ref = _reference_transform(sc, X, subj)
+    out = sc.transform(X, subjects=subj)
+    assert out.dtype == dtype  # float32 stays float32
+    np.testing.assert_array_equal(out, ref)  # same float64 arithmetic, bit for bit
+    # blocks of 1 and of 4 rows (block_values // n_voxels) give the same values
+    for block_values in (1, 30):
+        monkeypatch.setattr(preprocessing, "_BLOCK_VALUES", block_values)
+        np.testing.assert_array_equal(sc.transform(X, subjects=subj), ref)
+    monkeypatch.undo()
+    # the input is left untouched
+    assert np.isnan(X[subj == "s3", 5:]).all() and np.isfinite(X[subj == "s1"]).all()
+    # a missing value (not padding) is counted once, kept as NaN; inf in any block fails
+    miss = X.copy()
+    miss[np.flatnonzero(subj == "s2")[-1], 0] = np.nan
+    with pytest.warns(UserWarning, match="X has 1 NaN values in 1 voxels"):
+        out = sc.transform(miss, subjects=subj)
+    assert np.isnan(out).sum() == np.isnan(miss).sum()
+    miss[np.flatnonzero(subj == "s3")[-1], 0] = np.inf
+    with pytest.raises(ValueError, match="X contains inf"):
+        sc.transform(miss, subjects=subj)
+    single = SubjectStandardScaler().fit(X[subj == "s1"])
+    np.testing.assert_array_equal(
+        single.transform(X[subj == "s1"]),
+        ((X[subj == "s1"] - single.mean_) / single.scale_).astype(dtype))
+
+
+def test_transform_working_memory_is_the_output_plus_one_block(monkeypatch):
+    import tracemalloc
+
+    from sklearn_brain import preprocessing
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 5000), dtype=np.float32)  # 8 MB
+    subj = np.repeat(["a", "b", "c", "d"], 100)
+    sc = SubjectStandardScaler().fit(X, subjects=subj)
+    monkeypatch.setattr(preprocessing, "_BLOCK_VALUES", 50_000)  # 10 rows, 0.4 MB in float64
+    tracemalloc.start()
+    try:
+        out = sc.transform(X, subjects=subj)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the float32 output and one block; the full-size formula needs ~7.5 x X
+    assert peak < 1.2 * X.nbytes
+    np.testing.assert_array_equal(out, _reference_transform(sc, X, subj))
+
+
 def test_in_pipeline_statistics_come_from_the_training_fold():
     rng = np.random.default_rng(0)
     n_stim = 60

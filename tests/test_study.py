@@ -71,10 +71,49 @@ def test_bad_config_is_a_clear_error(args, message, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # nothing started
 
 
-def test_real_data_text_models_need_a_captioner():
-    with pytest.raises(C.ConfigError, match="need features.caption_model"):
-        C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
-    C.resolve_config("decoding", overrides=["data.dataset=bold5000", "models=['ridge-image']"])
+def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
+    # the default models on real data without a captioner or extra images: the text,
+    # multi and -aug models are skipped (not an error), with the reason
+    c = C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
+    skipped = C.decoding_models_to_skip(c)
+    assert list(skipped) == ["ridge-text", "ridge-multi", "ridge-image-aug",
+                             "contrastive-cross-text", "contrastive-cross-multi",
+                             "contrastive-cross-image-aug"]
+    assert "need features.caption_model (--caption-model PATH" in skipped["ridge-text"]
+    assert "augmentation.extra_images" in skipped["ridge-image-aug"]
+    assert "caption" not in skipped["ridge-image-aug"]
+    both = C.decoding_models_to_skip(dict(c, models=["ridge-multi-aug"]))
+    assert "caption_model" in both["ridge-multi-aug"] and "extra_images" in both["ridge-multi-aug"]
+    assert C.decoding_models_to_skip(C.resolve_config("decoding")) == {}  # simulator: all run
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    ok = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+                                                 "features.caption_model=/git",
+                                                 f"augmentation.extra_images='{extra}'"])
+    assert C.decoding_models_to_skip(ok) == {}
+    assert C.runnable_decoding_models(c) == (
+        ["ridge-image", "contrastive-single-image", "contrastive-cross-image"], skipped)
+    # nothing left to run: an error naming the models and the exact --set fix
+    alone = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+                                                    "models=['ridge-text', 'ridge-multi-aug']"])
+    with pytest.raises(C.ConfigError, match="need features.caption_model") as err:
+        C.runnable_decoding_models(alone)
+    assert "--set 'models=[\"ridge-image\"]'" in str(err.value)
+    assert C.parse_override(C.models_override(["ridge-image", "ridge-text"])) == {
+        "models": ["ridge-image", "ridge-text"]}
+    with pytest.raises(C.ConfigError, match="extra_images '/no/such' is not a folder"):
+        C.runnable_decoding_models(C.resolve_config("decoding", overrides=[
+            "data.dataset=bold5000", "augmentation.extra_images='/no/such'"]))
+
+
+def test_bold5000_stimuli_dir_field():
+    c = C.default_config("decoding")
+    assert c["data"]["stimuli_dir"] == ""
+    assert "stimuli_dir" in C.DEFAULT_TOML["decoding"]  # documented in --print-config
+    assert D.bold5000_images_dir("/d").as_posix() == (
+        "/d/BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli")
+    assert D.bold5000_images_dir("/d", "/img/stim").as_posix() == (
+        "/img/stim/Scene_Stimuli/Presented_Stimuli")
 
 
 def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
@@ -160,6 +199,30 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
         "decoding", preset="tiny",
         overrides=["models=['ridge-image', 'ridge-multi']", "device='auto'"])
     assert (out / "figure.png").stat().st_size > 10_000
+
+
+def test_stage_progress_on_stderr_and_quiet_is_silent(tmp_path, capsys):
+    args = ["study", "decoding", "--preset", "tiny", "--set", "models=['ridge-image']",
+            "--set", "seeds=[0]", "--no-figure"]
+    assert main(args + ["-o", str(tmp_path / "quiet"), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+    assert main(args + ["-o", str(tmp_path / "loud")]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").splitlines()
+             if line and "decoding study:" not in line]  # the progress bar's own lines
+    # the seed's data are prepared on the first unit that needs them
+    stages = ["ridge-image, seed 0: started (1/1)", "seed 0: simulated tiny: ",
+              "seed 0: z-scoring 4 subjects", "seed 0: 4 subjects z-scored in",
+              "seed 0: 60 voxels selected for each of 4", "ridge-image, seed 0: done in"]
+    found = [next(i for i, line in enumerate(lines) if line.startswith(stage))
+             for stage in stages]
+    assert found == sorted(found)  # in the order of the run
+    # the handler is gone after the run: the package's loggers are as before
+    import logging
+
+    log = logging.getLogger("sklearn_brain")
+    assert log.propagate and not any(type(h).__name__ == "_StderrHandler" for h in log.handlers)
 
 
 def _counting(monkeypatch, fail_at=None):
@@ -256,7 +319,12 @@ def test_encoding_tiny_table_layers_and_resume(tmp_path, capsys):
     args = ["study", "encoding", "--preset", "tiny", "-o", str(out), "--set", "seeds=[0]",
             "--set", "networks=['untuned', 'cl-tuned']"]
     assert main(args) == 0
-    assert "2 unit(s) computed" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "2 unit(s) computed" in captured.out
+    for stage in ("untuned, seed 0: S1 encoded, held-out mean r", "(2/2 subjects)",
+                  "AlexNetFeaturizer: 72/72 images featurized (0 from the cache)",
+                  "cl-tuned, seed 0: done in"):
+        assert stage in captured.err
     rows = _csv(out / "results.csv")
     assert {(r["network"], r["subject"]) for r in rows} >= {
         ("untuned", "S1"), ("untuned", "S2"), ("cl-tuned", "mean")}
@@ -306,8 +374,47 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
     assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
     # text models on real data need a captioning model
     assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']"]) == 2
-    assert "features.caption_model (--caption-model PATH" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "features.caption_model (--caption-model PATH" in err
+    assert "--set 'models=[\"ridge-image\"]'" in err
     assert not (tmp_path / "dec2").exists()  # refused before any work
+
+
+@pytest.mark.slow
+def test_decoding_on_bold5000_skips_models_and_reads_stimuli_elsewhere(tmp_path, capsys):
+    pytest.importorskip("open_clip")
+    import shutil
+
+    from test_examples import _write_bold5000_fixture
+
+    data = tmp_path / "bold5000"
+    data.mkdir()
+    _write_bold5000_fixture(data)
+    stimuli = tmp_path / "elsewhere" / "stim"
+    common = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
+              "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.n_voxels=20",
+              "--set", "data.subjects=['CSI1']", "--set", "data.sessions=[1, 2, 3]",
+              "--set", "models=['ridge-image', 'ridge-text', 'ridge-image-aug']"]
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    shutil.move(data / "BOLD5000_Stimuli", stimuli)
+    out = tmp_path / "dec"
+    # images not under <data_dir>/BOLD5000_Stimuli: the error names data.stimuli_dir
+    assert main(common + ["-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "60 of 60 stimulus images are missing" in err and "data.stimuli_dir" in err
+    assert main(common + ["-o", str(out), "--set", f"data.stimuli_dir='{stimuli}'"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping 2 of 3 models on bold5000" in captured.err
+    assert "--set 'models=[\"ridge-image\"]'" in captured.err
+    assert "CSI1: 90 trials x " in captured.err and "CSI1 session 03: 30 trials" in captured.err
+    assert "CLIPFeaturizer: 60/60 images featurized (0 from the cache)" in captured.err
+    assert "skipped: ridge-text decodes caption embeddings" in captured.out
+    assert [r["model"] for r in _csv(out / "results.csv")] == ["ridge-image"]
+    for name in ("results.json", "provenance.json"):
+        skipped = json.loads((out / name).read_text())["skipped_models"]
+        assert list(skipped) == ["ridge-text", "ridge-image-aug"]
+        assert "augmentation.extra_images" in skipped["ridge-image-aug"]
+    assert "skipped: ridge-image-aug" in (out / "results.txt").read_text()
 
 
 def _write_algonauts_fixture(root, n_images=40, subject="subj01", seed=0):
@@ -359,6 +466,78 @@ def test_encoding_on_algonauts_fixture(tmp_path):
     assert info["n_test_images"] == 6 and info["n_tune_images"] + info["n_encoding_images"] == 34
     assert len(unit["subjects"]["subj01"]["r_voxels"]) == 11  # lh 6 + rh 5 vertices
     assert any((out / "cache").rglob("*.feat"))  # untuned features through the cache
+
+
+def _encoding_unit(name, seed, rois, r0):
+    """A stored encoding unit of one network: ``rois`` maps subject -> its ROIs."""
+    subjects = {}
+    for i, (s, names) in enumerate(rois.items()):
+        roi_r = {roi: r0 + 0.1 * i + 0.01 * j for j, roi in enumerate(names)}
+        subjects[s] = {"roi_r": roi_r, "roi_layer": {roi: "features.5" for roi in names},
+                       "layer_cv_r": {roi: {"features.5": v, "classifier.5": v / 2}
+                                      for roi, v in roi_r.items()},
+                       "noise_ceiling": {roi: 0.5 for roi in names}}
+    return {"name": name, "seed": seed, "subjects": subjects, "info": {}}
+
+
+def test_encoding_table_with_an_roi_some_subjects_lack():
+    from sklearn_brain.study import encoding as E
+
+    # subj02's real Algonauts masks have no FBA-1 vertex: its results have no FBA-1 entry
+    rois = {"subj01": ["V1v", "FBA-1"], "subj02": ["V1v"], "subj03": ["FBA-1", "V1v"]}
+    results = [_encoding_unit(n, k, rois, r0) for k in (0, 1)
+               for n, r0 in (("untuned", 0.2), ("cl-tuned", 0.3))]
+    config = {"networks": ["untuned", "cl-tuned"]}
+    rows, layer_rows = E.aggregate(results, config)
+    cell = {(r["network"], r["subject"], r["roi"]): r for r in rows}
+    assert ("untuned", "subj02", "FBA-1") not in cell  # absent, not a made-up value
+    assert cell["untuned", "subj01", "FBA-1"]["r"] == pytest.approx(0.21)
+    assert cell["untuned", "subj03", "FBA-1"]["r"] == pytest.approx(0.4)
+    fba = cell["untuned", "mean", "FBA-1"]
+    assert fba["n_subjects"] == 2 and fba["r"] == pytest.approx((0.21 + 0.4) / 2)
+    assert fba["noise_ceiling"] == 0.5 and fba["layer"] == "features.5"
+    v1 = cell["untuned", "mean", "V1v"]
+    assert v1["n_subjects"] == 3 and v1["r"] == pytest.approx((0.2 + 0.3 + 0.41) / 3)
+    assert cell["untuned", "subj02", "all"]["r"] == pytest.approx(0.3)
+    assert cell["untuned", "mean", "all"]["n_subjects"] == 3
+    assert cell["cl-tuned", "mean", "FBA-1"]["delta_vs_untuned"] == pytest.approx(0.1)
+    assert cell["cl-tuned", "subj01", "FBA-1"]["n_subjects"] == 1
+    layer = {(r["network"], r["roi"], r["layer"]): r for r in layer_rows}
+    assert layer["untuned", "FBA-1", "features.5"]["n_subjects"] == 2
+    assert layer["untuned", "FBA-1", "classifier.5"]["cv_r"] == pytest.approx((0.21 + 0.4) / 4)
+    assert len(layer_rows) == 2 * 2 * 2  # networks x ROIs x layers
+    text = E.format_results(rows)
+    assert "mean (2/3)" in text  # the printed table says the mean covers 2 of 3 subjects
+
+
+@pytest.mark.slow
+def test_encoding_on_algonauts_fixture_with_a_missing_roi(tmp_path):
+    pytest.importorskip("torchvision")
+    pytest.importorskip("PIL")
+    from test_datasets_real import _roi_label_array
+
+    data = tmp_path / "nsd"
+    _write_algonauts_fixture(data, subject="subj01")
+    _write_algonauts_fixture(data, subject="subj02", seed=1)
+    for hemi in ("lh", "rh"):  # subj02: no FFA-1 (label 2) vertex, as FBA-1 in the real masks
+        labels = _roi_label_array(hemi, "floc-faces")
+        path = data / "subj02" / "roi_masks" / f"{hemi}.floc-faces_challenge_space.npy"
+        np.save(path, np.where(labels == 2, 1, labels).astype(np.int32))
+    out = tmp_path / "enc"
+    assert main(["study", "encoding", "--dataset", "algonauts2023", "--data-dir", str(data),
+                 "--alexnet-weights", "none", "-o", str(out), "-q",
+                 "--set", "networks=['untuned']", "--set", "seeds=[0]",
+                 "--set", "features.layers=['features.5']",
+                 "--set", "features.image_size=64", "--set", "encoding.n_components=4",
+                 "--set", "encoding.cv=2"]) == 0
+    rows = _csv(out / "results.csv")
+    cells = {(r["subject"], r["roi"]): r for r in rows}
+    assert ("subj01", "FFA-1") in cells and ("subj02", "FFA-1") not in cells
+    assert cells["mean", "FFA-1"]["n_subjects"] == "1"
+    assert cells["mean", "FFA-1"]["r"] == cells["subj01", "FFA-1"]["r"]
+    assert cells["mean", "V1v"]["n_subjects"] == "2"
+    layers = _csv(out / "results_layers.csv")
+    assert {r["n_subjects"] for r in layers if r["roi"] == "FFA-1"} == {"1"}
 
 
 def _write_nod_fixture(root, n_images=36, subject="sub-01", seed=0):

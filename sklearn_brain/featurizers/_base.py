@@ -701,15 +701,21 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             return self._compute(items)
         cache = _ChunkCache(location, joblib.hash(self._model_identity()))
         size = _cache_chunk_size(self.batch_size, self.num_workers)
-        parts = []
-        for start in range(0, len(items), size):
+        parts, hits, n_chunks = [], 0, -(-len(items) // size)
+        every = max(1, n_chunks // 10)  # about ten progress lines per call
+        for i, start in enumerate(range(0, len(items), size), 1):
             chunk = items[start:start + size]
             key = hashlib.sha256(_inputs_fingerprint(chunk, kind).encode()).hexdigest()
             value = cache.load(key)
             if value is None:
                 value = self._compute(chunk)
                 cache.store(key, value)
+            else:
+                hits += len(chunk)
             parts.append(value)
+            if i % every == 0 or i == n_chunks:
+                logger.info("%s: %d/%d %ss featurized (%d from the cache)", type(self).__name__,
+                            start + len(chunk), len(items), kind, hits)
         return np.concatenate(parts)
 
     def _check_fitted(self):

@@ -88,10 +88,14 @@ class StudyRun:
                 continue
             bar.set_postfix_str(f"{name} seed {seed}")
             t = time.perf_counter()
+            logger.info("%s, seed %s: started (%d/%d)", name, seed, len(results) + 1,
+                        len(units))
             result = compute(name, seed)
             result["seconds"] = time.perf_counter() - t
             results.append(self.store.save(name, seed, key, result))
             self.n_computed += 1
+            logger.info("%s, seed %s: done in %.1f s (%d/%d)", name, seed, result["seconds"],
+                        len(results), len(units))
         return results
 
     def finish(self, **extra):

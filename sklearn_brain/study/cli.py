@@ -6,7 +6,9 @@
 """
 
 import argparse
+import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from .config import DEFAULT_TOML, PRESETS, ConfigError, dumps_toml, load_config, resolve_config
@@ -67,8 +69,44 @@ def add_study_parser(subparsers):
         p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="Dask scheduler address: run the hyperparameter search on it")
         p.add_argument("--no-figure", action="store_true", help="do not write figure.png")
-        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or table")
+        p.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar, stage lines or table (warnings and errors only)")
     return study
+
+
+class _StderrHandler(logging.Handler):
+    """Log lines on the current ``sys.stderr``, above the progress bar (``tqdm.write``)."""
+
+    def emit(self, record):
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # pragma: no cover - logging must never stop the run
+            self.handleError(record)
+
+
+@contextmanager
+def stage_logging(quiet):
+    """Progress of every stage on stderr (INFO), or only warnings with ``quiet``.
+
+    The package's log records (``sklearn_brain.*``: sessions loaded, images
+    featurized and cache hits, subjects scaled and voxels selected, units
+    done) go to one handler for the run, and not also to the root logger's.
+    """
+    log = logging.getLogger("sklearn_brain")
+    handler = _StderrHandler(logging.WARNING if quiet else logging.INFO)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(handler.level)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def _flag_overrides(args):
@@ -107,8 +145,9 @@ def run_study_command(args, parser=None):
             from .decoding import format_results, run_decoding_study as run
         else:
             from .encoding import format_results, run_encoding_study as run
-        summary = run(config, args.output, scheduler=args.scheduler, figure=not args.no_figure,
-                      verbose=0 if args.quiet else 1)
+        with stage_logging(args.quiet):
+            summary = run(config, args.output, scheduler=args.scheduler,
+                          figure=not args.no_figure, verbose=0 if args.quiet else 1)
     except ConfigError as exc:
         print(f"sklearn-brain study {name}: error: {exc}", file=sys.stderr)
         return 2
@@ -117,6 +156,8 @@ def run_study_command(args, parser=None):
         return 2
     if not args.quiet:
         print(format_results(summary["rows"]))
+        for model, why in summary.get("skipped_models", {}).items():
+            print(f"skipped: {model} {why}")
         print(f"\n{summary['n_computed']} unit(s) computed, {summary['n_skipped']} found in "
               f"{summary['output']} and skipped; {summary['elapsed_s']:.1f} s. Table: "
               f"{summary['output']}/results.csv (and .json, .txt)"

@@ -11,6 +11,7 @@ message naming the field, instead of being silently ignored.
 import copy
 import numbers
 import warnings
+from pathlib import Path
 
 try:  # Python >= 3.11
     import tomllib
@@ -18,8 +19,8 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 __all__ = ["ConfigError", "DEFAULT_TOML", "PRESETS", "DECODING_MODELS", "ENCODING_NETWORKS",
-           "decoding_model_spec", "default_config", "load_config", "parse_override",
-           "resolve_config"]
+           "decoding_model_spec", "decoding_models_to_skip", "default_config", "load_config",
+           "models_override", "parse_override", "resolve_config", "runnable_decoding_models"]
 
 
 class ConfigError(ValueError):
@@ -56,6 +57,9 @@ preset = "default"           # simulator size: "default" (4 subjects, 150 test s
 data_dir = ""                # real data: the dataset folder (--data-dir)
 subjects = []                # [] = all (CSI1..CSI4)
 sessions = []                # bold5000: sessions to load per subject ([] = all)
+stimuli_dir = ""             # bold5000: the release's BOLD5000_Stimuli folder, holding
+                             # Scene_Stimuli/Presented_Stimuli/{COCO,ImageNet,Scene}/<image>;
+                             # "" = <data_dir>/BOLD5000_Stimuli
 test_size = 0.15             # real data: fraction of stimuli held out (all repeats together)
 n_voxels = 1000              # voxels kept per subject by the ridge encoding model CLIP -> voxel
 
@@ -63,6 +67,8 @@ n_voxels = 1000              # voxels kept per subject by the ridge encoding mod
 clip_model = "ViT-B-32"      # open_clip architecture
 clip_weights = ""            # local open_clip state dict (--clip-weights); "none" = random init
 caption_model = ""           # local GIT folder, needed by text / multi models on real data
+                             # ("" on real data: those models are skipped, and the run's
+                             # results.json / provenance.json list them under skipped_models)
 cache_dir = ""               # "" = <output>/cache
 
 [protocol]
@@ -88,7 +94,8 @@ patience = 3
 n_extra = 500                # extra stimuli synthesised per subject
 noise = "gaussian"           # "gaussian" (held-out residual sd) or "residuals" (covariance)
 threshold = 0.95             # extra stimuli with cosine > threshold to a test stimulus: dropped
-extra_images = ""            # real data: folder of extra images (simulator: same-category mixtures)
+extra_images = ""            # real data: folder of extra images ("": the -aug models are
+                             # skipped); the simulator mixes same-category stimuli instead
 
 [search]                     # random search of the contrastive networks, training set only
 n_iter = 0                   # 0 = no search: [contrastive] as given
@@ -293,13 +300,6 @@ def _validate_decoding(c):
     if len(set(c["models"])) != len(c["models"]):
         raise ConfigError(f"config field 'models' has duplicates: {c['models']}.")
     _choice(c["data"]["dataset"], ("simulator", "bold5000"), "data.dataset")
-    real = c["data"]["dataset"] != "simulator"
-    text = [m for m in c["models"] if DECODING_MODELS[m]["modality"] != "image"]
-    if real and text and not c["features"]["caption_model"]:
-        raise ConfigError(
-            f"models {text} decode caption embeddings: on real data they need "
-            "features.caption_model (--caption-model PATH: a local GIT folder saved with "
-            "save_pretrained, e.g. microsoft/git-base-coco) to caption the images.")
     _choice(c["data"]["preset"], ("default", "tiny"), "data.preset")
     _choice(c["protocol"]["repeats"], ("averaged", "single-trial"), "protocol.repeats")
     _choice(c["augmentation"]["noise"], ("gaussian", "residuals"), "augmentation.noise")
@@ -326,6 +326,103 @@ def _validate_decoding(c):
         raise ConfigError(
             f"search.space has unknown MultiSubjectContrastiveDecoder parameter(s) {bad}; "
             f"valid: {sorted(valid)}.")
+
+
+def models_override(models):
+    """The ``--set`` value that runs ``models``: ``models=["ridge-image", ...]``."""
+    return "models=[" + ", ".join(f'"{m}"' for m in models) + "]"
+
+
+def _runnable_alternatives(models):
+    """Image, non-augmented counterparts of ``models`` (what runs on real data alone)."""
+    out = []
+    for m in models:
+        alt = m.replace("-text", "-image").replace("-multi", "-image").removesuffix("-aug")
+        if alt not in out:
+            out.append(alt)
+    return out
+
+
+def decoding_models_to_skip(config):
+    """Decoding models that the configured real data cannot run, with the reason.
+
+    On real data, text and multi models need a captioning model
+    (``features.caption_model``) and ``-aug`` models need a folder of extra
+    images (``augmentation.extra_images``); when the field is empty the
+    model is skipped (the run logs it and lists it in ``results.json`` and
+    ``provenance.json``).  The simulator runs every model.
+
+    Parameters
+    ----------
+    config : dict
+        A decoding configuration.
+
+    Returns
+    -------
+    skipped : dict of str to str
+        Model name -> why it is skipped, in the order of ``config["models"]``.
+
+    Examples
+    --------
+    >>> c = default_config("decoding")
+    >>> c["data"]["dataset"] = "bold5000"
+    >>> c["models"] = ["ridge-image", "ridge-text-aug"]
+    >>> list(decoding_models_to_skip(c))
+    ['ridge-text-aug']
+    """
+    if config["data"]["dataset"] == "simulator":
+        return {}
+    out = {}
+    for name in config["models"]:
+        spec, why = DECODING_MODELS[name], []
+        if spec["modality"] != "image" and not config["features"]["caption_model"]:
+            why.append("decodes caption embeddings: text models on real data need "
+                       "features.caption_model (--caption-model PATH: a local GIT folder saved "
+                       "with save_pretrained, e.g. microsoft/git-base-coco) to caption the "
+                       "images")
+        if spec["augmentation"] and not config["augmentation"]["extra_images"]:
+            why.append("is augmented: -aug models on real data need augmentation.extra_images "
+                       "(a folder of extra images)")
+        if why:
+            out[name] = " and ".join(why)
+    return out
+
+
+def runnable_decoding_models(config):
+    """The models of ``config`` that run, and those skipped (checked before any work).
+
+    Parameters
+    ----------
+    config : dict
+        A resolved decoding configuration.
+
+    Returns
+    -------
+    runnable : list of str
+    skipped : dict of str to str
+        :func:`decoding_models_to_skip`.
+
+    Raises
+    ------
+    ConfigError
+        When no model can run (the message names each model, why, and the
+        ``--set 'models=[...]'`` that runs), or when ``augmentation.extra_images``
+        is set on real data but is not a folder.
+    """
+    skipped = decoding_models_to_skip(config)
+    runnable = [m for m in config["models"] if m not in skipped]
+    if not runnable:
+        raise ConfigError(
+            f"no model of {config['models']} can run on real data: "
+            + "; ".join(f"{m} {why}" for m, why in skipped.items())
+            + ". Set the missing field(s), or choose models that can run, e.g. "
+            + f"--set '{models_override(_runnable_alternatives(config['models']))}'.")
+    folder = config["augmentation"]["extra_images"]
+    if config["data"]["dataset"] != "simulator" and folder \
+            and not Path(folder).expanduser().is_dir():
+        raise ConfigError(f"augmentation.extra_images {folder!r} is not a folder; give a "
+                          "folder of extra .jpg/.png images, or \"\" to skip the -aug models.")
+    return runnable, skipped
 
 
 def _validate_encoding(c):

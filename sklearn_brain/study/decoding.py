@@ -15,6 +15,7 @@ The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
 """
 
 import logging
+import time
 from contextlib import contextmanager
 from functools import cached_property, partial
 from pathlib import Path
@@ -24,12 +25,13 @@ from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
-from .config import DECODING_MODELS, ConfigError, decoding_model_spec
+from .config import (DECODING_MODELS, ConfigError, decoding_model_spec, models_override,
+                     runnable_decoding_models)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["blockwise", "evaluate_retrieval", "fit_cross_subject", "fit_per_subject",
-           "run_decoding_study"]
+__all__ = ["blockwise", "bold5000_images_dir", "evaluate_retrieval", "fit_cross_subject",
+           "fit_per_subject", "run_decoding_study"]
 
 BOLD5000_SUBJECTS = ("CSI1", "CSI2", "CSI3", "CSI4")
 METRICS = ("top1", "top5", "identification")
@@ -172,6 +174,8 @@ def _simulator_data(config, seed):
         raise ConfigError(f"unknown subject(s) {unknown} in data.subjects; the simulator has "
                           f"{list(ds.subjects)}.")
     X, _, stim, subj, is_test = multi_subject_arrays(ds, subjects=subjects)
+    logger.info("seed %s: simulated %s: %d trials x %d voxels, %d subjects", seed,
+                config["data"]["preset"], X.shape[0], X.shape[1], len(subjects))
     # extra stimuli for augmentation: normalised mixtures of two training stimuli of the
     # same category (the simulator has no other images), as in the compare example
     rng = np.random.default_rng(seed)
@@ -213,9 +217,39 @@ def _text_features(config, paths, weights, cache_dir):
     return _clip(config, weights, "text", cache_dir).fit_transform(list(captions))
 
 
+def bold5000_images_dir(data_dir, stimuli_dir=""):
+    """The folder of BOLD5000's stimulus images (one sub-folder per source dataset).
+
+    Parameters
+    ----------
+    data_dir : path
+        The dataset folder.
+    stimuli_dir : str, default=""
+        The release's ``BOLD5000_Stimuli`` folder when it is not in ``data_dir``
+        (config field ``data.stimuli_dir``); ``""``: ``data_dir/BOLD5000_Stimuli``.
+
+    Returns
+    -------
+    folder : Path
+        ``<stimuli_dir>/Scene_Stimuli/Presented_Stimuli``.
+
+    Examples
+    --------
+    >>> bold5000_images_dir("/data/bold5000").as_posix()
+    '/data/bold5000/BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli'
+    >>> bold5000_images_dir("/data/bold5000", "/images/BOLD5000_Stimuli").as_posix()
+    '/images/BOLD5000_Stimuli/Scene_Stimuli/Presented_Stimuli'
+    """
+    from ..datasets._bold5000 import STIMULI_DIR
+
+    top, *below = Path(STIMULI_DIR).parts  # BOLD5000_Stimuli, Scene_Stimuli, Presented_Stimuli
+    base = Path(stimuli_dir).expanduser() if stimuli_dir else Path(data_dir) / top
+    return base.joinpath(*below)
+
+
 def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
     from ..datasets import load_bold5000
-    from ..datasets._bold5000 import LAYOUT, STIMULI_DIR
+    from ..datasets._bold5000 import LAYOUT
 
     d = config["data"]
     root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'bold5000'",
@@ -226,15 +260,26 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
                                        "dict (.pt/.pth read with weights_only=True, or "
                                        ".safetensors)")
     subjects = d["subjects"] or list(BOLD5000_SUBJECTS)
-    loaded = {s: load_bold5000(s, data_dir=root, sessions=d["sessions"] or None)
-              for s in subjects}
+    loaded = {}
+    for i, s in enumerate(subjects, 1):
+        t = time.perf_counter()
+        logger.info("loading %s (%d/%d subjects)", s, i, len(subjects))
+        loaded[s] = load_bold5000(s, data_dir=root, sessions=d["sessions"] or None, verbose=1)
+        logger.info("%s: %d trials x %d voxels loaded in %.0f s", s, *loaded[s].betas.shape,
+                    time.perf_counter() - t)
     names, paths = stimulus_paths(loaded)
+    images = bold5000_images_dir(root, d["stimuli_dir"])
+    paths = [str(images.joinpath(*Path(p).parts[-2:])) for p in paths]  # <source>/<image>
     missing = [p for p in paths if not Path(p).exists()]
     if missing:
-        raise ConfigError(f"{len(missing)} stimulus images are missing, e.g. {missing[0]!r}; "
-                          f"expected them under {str(root / STIMULI_DIR)!r}. Layout:\n"
-                          f"{LAYOUT}")
+        raise ConfigError(
+            f"{len(missing)} of {len(paths)} stimulus images are missing, e.g. {missing[0]!r}; "
+            f"expected them under {str(images)!r}. If the release's BOLD5000_Stimuli folder "
+            "lies elsewhere, give it with --set data.stimuli_dir=PATH. Layout:\n"
+            f"{LAYOUT}")
     clip = _clip(config, weights, "image", cache_dir)
+    logger.info("featurizing %d stimulus images with CLIP %s (cache: %s)", len(paths),
+                config["features"]["clip_model"], cache_dir)
     emb = {"image": clip.fit_transform(paths)}
     if need_text:
         emb["text"] = _text_features(config, paths, weights, cache_dir)
@@ -296,6 +341,10 @@ class _SeedData:
                 raise ConfigError(f"protocol.n_way={c['protocol']['n_way']} exceeds the {n_test} "
                                   f"test stimuli of {s}; lower it or use 0 (all).")
         IMG = d.embeddings["image"][d.stimulus_ids]
+        n_subj = len(np.unique(d.subjects))
+        t = time.perf_counter()
+        logger.info("seed %s: z-scoring %d subjects with their training statistics",
+                    self.seed, n_subj)
         with quiet_fmri_warnings():
             scaler = SubjectStandardScaler().fit(d.X[tr], subjects=d.subjects[tr])
             X = scaler.transform(d.X, subjects=d.subjects)
@@ -305,9 +354,15 @@ class _SeedData:
             if n_vox < c["data"]["n_voxels"]:
                 logger.warning("data.n_voxels=%d but a subject has %d valid voxels: keeping %d",
                                c["data"]["n_voxels"], n_valid, n_vox)
+            logger.info("seed %s: %d subjects z-scored in %.1f s; selecting %d voxels per "
+                        "subject (ridge encoding model CLIP image -> voxel)", self.seed, n_subj,
+                        time.perf_counter() - t, n_vox)
+            t = time.perf_counter()
             selector = EncodingVoxelSelector(n_voxels=n_vox, device=c["device"]).fit(
                 X[tr], IMG[tr], subjects=d.subjects[tr], stimulus_ids=d.stimulus_ids[tr])
             Xsel = selector.transform(X, subjects=d.subjects)
+        logger.info("seed %s: %d voxels selected for each of %d subjects in %.1f s", self.seed,
+                    n_vox, n_subj, time.perf_counter() - t)
         return Bunch(X=X, Xsel=Xsel, selector=selector, IMG=IMG, n_voxels=n_vox)
 
     @cached_property
@@ -542,9 +597,19 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     -------
     summary : dict
         ``rows`` (the table), ``subject_rows``, ``n_computed``, ``n_skipped``,
-        ``elapsed_s`` and ``output``.
+        ``elapsed_s``, ``output`` and ``skipped_models`` (model -> why it cannot
+        run on the configured real data; see
+        :func:`~sklearn_brain.study.config.decoding_models_to_skip`).
     """
+    runnable, skipped = runnable_decoding_models(config)  # before the output folder exists
     run = StudyRun("decoding", config, output, verbose=verbose, argv=argv)
+    if skipped:
+        logger.warning("skipping %d of %d models on %s:\n%s\nTo run only the others without "
+                       "this warning: --set '%s'", len(skipped), len(config["models"]),
+                       config["data"]["dataset"],
+                       "\n".join(f"  {m} {why}" for m, why in skipped.items()),
+                       models_override(runnable))
+        config = dict(config, models=runnable)
     cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
     seeds = {s: _SeedData(config, s, cache_dir) for s in config["seeds"]}
     shared = {k: config[k] for k in ("data", "features", "protocol", "ridge", "device")}
@@ -569,7 +634,8 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
               ["model", "subject", "n_seeds", "n_candidates"]
               + [f"{m}{x}" for m in METRICS for x in ("", "_std", "_baseline")])
     atomic_write_json(out / "results.json", {"study": "decoding", "protocol": protocol_name(config),
-                                             "rows": rows, "per_subject": subject_rows})
+                                             "rows": rows, "per_subject": subject_rows,
+                                             "skipped_models": skipped})
     if figure:
         from .. import plotting
 
@@ -582,7 +648,9 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
         import matplotlib.pyplot as plt
 
         plt.close(fig)
-    elapsed = run.finish()
-    (out / "results.txt").write_text(format_results(rows) + "\n")
+    elapsed = run.finish(skipped_models=skipped)
+    (out / "results.txt").write_text(format_results(rows) + "\n" + "".join(
+        f"skipped: {m} {why}\n" for m, why in skipped.items()))
     return {"rows": rows, "subject_rows": subject_rows, "n_computed": run.n_computed,
-            "n_skipped": run.n_skipped, "elapsed_s": elapsed, "output": out}
+            "n_skipped": run.n_skipped, "elapsed_s": elapsed, "output": out,
+            "skipped_models": skipped}

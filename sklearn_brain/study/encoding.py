@@ -110,8 +110,12 @@ def _algonauts(config, seed):
     if not names:
         raise ConfigError(f"no subj01 ... subj08 folder in {str(root)!r}. Expected layout:\n"
                           f"{LAYOUT}")
-    loaded = {s: load_algonauts2023(s, data_dir=root) for s in names}
+    loaded = {}
+    for i, s in enumerate(names, 1):
+        logger.info("loading %s (%d/%d subjects)", s, i, len(names))
+        loaded[s] = load_algonauts2023(s, data_dir=root, verbose=1)
     nsd, paths = stimulus_paths(loaded, "train_nsd_ids", "train_image_paths")
+    logger.info("reading %d images", len(paths))
     images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
@@ -137,8 +141,12 @@ def _nod(config, seed):
     if not names:
         raise ConfigError(f"no derivatives/ciftify/sub-* folder in {str(root)!r}. Expected "
                           f"layout:\n{LAYOUT}")
-    loaded = {s: load_nod(s, data_dir=root) for s in names}
+    loaded = {}
+    for i, s in enumerate(names, 1):
+        logger.info("loading %s (%d/%d subjects)", s, i, len(names))
+        loaded[s] = load_nod(s, data_dir=root, verbose=1)
     stim_names, paths = stimulus_paths(loaded)
+    logger.info("reading %d images", len(paths))
     images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
@@ -290,6 +298,11 @@ def _weights(config):
                            expected=EXPECTED_WEIGHTS)
 
 
+def _log_subject(name, seed, subject, out, subjects):
+    logger.info("%s, seed %s: %s encoded, held-out mean r %.3f (%d/%d subjects)", name, seed,
+                subject, out[subject]["mean_r"], len(out), len(subjects))
+
+
 def _run_network(name, seed, sd, config, cache_dir):
     from ..featurizers import AlexNetFeaturizer
 
@@ -313,6 +326,7 @@ def _run_network(name, seed, sd, config, cache_dir):
         for s, subj in d.subjects.items():
             out[s] = evaluate_features(features, feat.layer_slices_, subj, d.enc_ids, d.test_ids,
                                        **ev)
+            _log_subject(name, seed, s, out, d.subjects)
     elif name == "cl-tuned-pooled":
         net = tune_network(d.images, d.subjects, d.tune_ids, objective="contrastive",
                            layers=layers, **tuning)
@@ -322,6 +336,7 @@ def _run_network(name, seed, sd, config, cache_dir):
         for s, subj in d.subjects.items():
             out[s] = evaluate_features(features, net.layer_slices_, subj, d.enc_ids, d.test_ids,
                                        **ev)
+            _log_subject(name, seed, s, out, d.subjects)
     else:
         objective = "regression" if name == "regression-tuned" else "contrastive"
         for s, subj in d.subjects.items():
@@ -332,6 +347,7 @@ def _run_network(name, seed, sd, config, cache_dir):
             features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
             out[s] = evaluate_features(features, net.layer_slices_, subj,
                                        d.enc_ids, d.test_ids, **ev)
+            _log_subject(name, seed, s, out, d.subjects)
     info.update(n_tune_images=len(d.tune_ids), n_encoding_images=len(d.enc_ids),
                 n_test_images=len(d.test_ids))
     return {"subjects": out, "info": info}
@@ -345,8 +361,27 @@ def _mode(values):
     return str(vals[np.argmax(counts)]) if len(vals) else ""
 
 
+def _covered_rois(unit, subjects):
+    """Each subject's ROIs with voxels, and all ROIs in order of first appearance.
+
+    A subject's own ROI masks may lack an ROI that another subject has (the
+    Algonauts 2023 masks of subj02 have no FBA-1 vertex): its per-ROI
+    results (``roi_r``, ``layer_cv_r``) then have no entry for it.
+    """
+    covered = {s: list(unit["subjects"][s]["roi_r"]) for s in subjects}
+    rois = []
+    for s in subjects:
+        rois += [r for r in covered[s] if r not in rois]
+    return rois, {s: set(v) for s, v in covered.items()}
+
+
 def aggregate(results, config):
-    """Rows: network x subject (and the subject mean) x ROI (and 'all'); layer rows."""
+    """Rows: network x subject (and the subject mean) x ROI (and 'all'); layer rows.
+
+    An ROI that some subjects lack has no row for those subjects; its subject
+    mean (row ``subject="mean"``) averages the subjects that have it, and
+    every row's ``n_subjects`` says how many subjects it covers.
+    """
     by = {}
     for r in results:
         by.setdefault(r["name"], {})[r["seed"]] = r
@@ -358,10 +393,14 @@ def aggregate(results, config):
             continue
         seeds = sorted(units)
         subjects = list(units[seeds[0]]["subjects"])
-        rois = list(units[seeds[0]]["subjects"][subjects[0]]["roi_r"])
+        rois, covered = _covered_rois(units[seeds[0]], subjects)
         for subj in subjects + ["mean"]:
-            subs = subjects if subj == "mean" else [subj]
             for roi in rois + ["all"]:
+                subs = [s for s in (subjects if subj == "mean" else [subj])
+                        if roi == "all" or roi in covered[s]]
+                if not subs:
+                    continue  # this subject's masks have no voxel in this ROI
+
                 def value(seed, s, unit=None):
                     res = (unit or units)[seed]["subjects"][s]
                     if roi == "all":
@@ -370,7 +409,8 @@ def aggregate(results, config):
                 per_seed = [np.nanmean([value(k, s) for s in subs]) for k in seeds]
                 mean, sd, lo, hi = mean_ci(per_seed)
                 row = {"network": name, "subject": subj, "roi": roi, "n_seeds": len(seeds),
-                       "r": mean, "r_std": sd, "r_ci_low": lo, "r_ci_high": hi}
+                       "n_subjects": len(subs), "r": mean, "r_std": sd, "r_ci_low": lo,
+                       "r_ci_high": hi}
                 if roi != "all":
                     row["layer"] = _mode([units[k]["subjects"][s]["roi_layer"].get(roi, "")
                                           for k in seeds for s in subs])
@@ -390,25 +430,33 @@ def aggregate(results, config):
                     row["probe"] = float(np.mean(probes))
                 rows.append(row)
         for roi in rois:
-            layers = list(units[seeds[0]]["subjects"][subjects[0]]["layer_cv_r"][roi])
+            subs = [s for s in subjects if roi in covered[s]]
+            layers = list(units[seeds[0]]["subjects"][subs[0]]["layer_cv_r"][roi])
             for layer in layers:
                 v = [units[k]["subjects"][s]["layer_cv_r"][roi][layer] for k in seeds
-                     for s in subjects]
+                     for s in subs]
                 layer_rows.append({"network": name, "roi": roi, "layer": layer,
-                                   "cv_r": float(np.nanmean(v)), "n_seeds": len(seeds)})
+                                   "cv_r": float(np.nanmean(v)), "n_seeds": len(seeds),
+                                   "n_subjects": len(subs)})
     return rows, layer_rows
 
 
-TABLE_COLUMNS = ["network", "subject", "roi", "layer", "n_seeds", "r", "r_std", "r_ci_low",
-                 "r_ci_high", "noise_ceiling", "delta_vs_untuned", "delta_ci_low",
+TABLE_COLUMNS = ["network", "subject", "roi", "layer", "n_seeds", "n_subjects", "r", "r_std",
+                 "r_ci_low", "r_ci_high", "noise_ceiling", "delta_vs_untuned", "delta_ci_low",
                  "delta_ci_high", "seeds_improved", "probe"]
 
 
 def format_results(rows):
     """Held-out r per ROI (subject mean and per subject), mean ± std over seeds."""
+    n_all = {}
+    for r in rows:
+        n_all[r["network"]] = max(n_all.get(r["network"], 0), r.get("n_subjects", 0))
     shown = []
     for r in rows:
-        s = {"network": r["network"], "subject": r["subject"], "roi": r["roi"],
+        subject = r["subject"]
+        if subject == "mean" and r.get("n_subjects", 0) < n_all[r["network"]]:
+            subject = f"mean ({r['n_subjects']}/{n_all[r['network']]})"  # ROI some subjects lack
+        s = {"network": r["network"], "subject": subject, "roi": r["roi"],
              "layer": r.get("layer", ""),
              "r": f"{r['r']:.3f}" + (f" ± {r['r_std']:.3f}" if np.isfinite(r["r_std"]) else ""),
              "Δr vs untuned": ("" if "delta_vs_untuned" not in r else
@@ -494,7 +542,7 @@ def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     out = run.output
     write_csv(out / "results.csv", rows, TABLE_COLUMNS)
     write_csv(out / "results_layers.csv", layer_rows,
-              ["network", "roi", "layer", "cv_r", "n_seeds"])
+              ["network", "roi", "layer", "cv_r", "n_seeds", "n_subjects"])
     atomic_write_json(out / "results.json", {"study": "encoding", "rows": rows,
                                              "layers": layer_rows})
     if figure and rows:
