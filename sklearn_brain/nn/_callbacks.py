@@ -15,15 +15,18 @@ from copy import deepcopy
 import numpy as np
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping
 
+from .._io import atomic_path
+
 __all__ = ["AtomicCheckpoint", "DivergenceCheck", "EarlyStoppingFromInit"]
 
 
 class AtomicCheckpoint(Checkpoint):
     """skorch ``Checkpoint`` that writes each file atomically and raises on failure.
 
-    Every file (parameters, optimizer, criterion, history) is written to
-    ``<name>.tmp`` and renamed over ``<name>`` with :func:`os.replace`, so a
-    process killed while saving leaves the previous checkpoint intact; a
+    Every file (parameters, optimizer, criterion, history) is written to a
+    temporary file and renamed over ``<name>`` (:func:`sklearn_brain._io.atomic_path`),
+    so a process killed while saving leaves the previous checkpoint intact
+    (and its temporary file is removed by the next save in the folder); a
     save that fails (disk full, folder removed) raises :class:`OSError`
     instead of skorch's log message, because the user asked for the files.
     """
@@ -32,13 +35,10 @@ class AtomicCheckpoint(Checkpoint):
         if not isinstance(f, (str, os.PathLike)):
             return super()._save_params(f, net, f_name, log_name)
         f = os.fspath(f)
-        tmp = f"{f}.tmp"
         try:
-            net.save_params(**{f_name: tmp, "use_safetensors": self.use_safetensors})
-            os.replace(tmp, f)
+            with atomic_path(f) as tmp:
+                net.save_params(**{f_name: tmp, "use_safetensors": self.use_safetensors})
         except Exception as exc:
-            if os.path.exists(tmp):
-                os.remove(tmp)
             raise OSError(
                 f"Could not save the {log_name} checkpoint to {f!r}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -19,6 +19,8 @@ from copy import deepcopy
 
 import torch
 
+from .._io import atomic_open
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResumableFitMixin"]
@@ -63,10 +65,8 @@ class ResumableFitMixin:
         if self.checkpoint_dir is None:
             return
         progress = {**getattr(self, "_progress_signature", {}), **progress}
-        path = self._checkpoint_file("progress.json")
-        with open(path + ".tmp", "w") as f:
+        with atomic_open(self._checkpoint_file("progress.json"), "w") as f:
             json.dump(progress, f)
-        os.replace(path + ".tmp", path)
 
     def _phase_record(self, phase):
         """What resuming ``phase`` needs besides its last epoch (a JSON-able dict)."""
