@@ -10,7 +10,6 @@ averaged, as in MindEye's protocol), with all test stimuli as candidates.
 import argparse
 import json
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._io import atomic_open, atomic_path
 
 logger = logging.getLogger("sklearn_brain")
 
@@ -148,17 +148,6 @@ def _check_output(args):
     except OSError as exc:
         return f"--output {out} is not writable: {exc.strerror or exc}"
     return None
-
-
-def _write_atomic(path, write):
-    """``write(tmp_path)`` then rename over ``path``: a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _normalise(Y):
@@ -339,11 +328,11 @@ def main(argv=None):
         if error is not None:
             args._parser.error(error)
         results = run_demo(args)
-        _write_atomic(args.output / "results.json",
-                      lambda tmp: tmp.write_text(json.dumps(results, indent=2)))
+        with atomic_open(args.output / "results.json") as f:
+            f.write(json.dumps(results, indent=2))
         if not args.no_figure:
-            _write_atomic(args.output / "results.png",
-                          lambda tmp: _figure(results, args.modalities, tmp))
+            with atomic_path(args.output / "results.png") as tmp:
+                _figure(results, args.modalities, tmp)
         if not args.quiet:
             print(_table(results, args.modalities))
             print(f"\nfinished in {results['elapsed_s']:.1f} s; wrote {args.output}/results.json"

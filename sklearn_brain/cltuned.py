@@ -561,6 +561,19 @@ class CLTunedAlexNet(NeuralEstimator):
         Returns
         -------
         self : CLTunedAlexNet
+
+        Raises
+        ------
+        KeyboardInterrupt
+            When the user interrupts training (Ctrl-C, or a callback raising
+            ``KeyboardInterrupt``), after the callbacks' ``on_train_end``:
+            ``fit`` does not return a half-trained network.  With skorch's
+            ``Checkpoint(monitor=None, dirname=d)`` and ``LoadInitState`` in
+            ``callbacks``, the finished epochs are saved and a rerun continues
+            from the last one.  skorch's ``EarlyStopping`` (or a callback
+            raising :class:`~sklearn_brain.nn._callbacks.StopTraining`) is no
+            interrupt: it ends training normally (``load_best=True``
+            restores the best epoch).
         """
         if y is None:
             raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")

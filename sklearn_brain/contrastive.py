@@ -648,6 +648,17 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         Returns
         -------
         self
+
+        Raises
+        ------
+        KeyboardInterrupt
+            When the user interrupts training (Ctrl-C, or a callback raising
+            ``KeyboardInterrupt``): ``fit`` does not return a half-trained
+            model.  With ``checkpoint_dir``, the finished epochs are saved
+            there and ``fit`` with ``on_existing_checkpoint="resume"``
+            continues from the last one (the exception's note says which).
+            Early stopping is no interrupt: it ends training normally, with
+            the best epoch's weights restored.
         """
         check_params(self, hints={
             "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",

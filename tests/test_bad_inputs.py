@@ -430,7 +430,7 @@ CASES = [
          raises(ValueError, r"X contains NaN or inf \(row")),
     Case("metrics", "subject-scorer-every-subject-below-2-stimuli",
          _scorer_one_stimulus_per_subject,
-         warns(UserWarning, "every subject has fewer than 2 distinct test stimuli")),
+         raises(ValueError, "N-way retrieval needs at least 2 candidates per subject")),
     Case("metrics", "ridge-scoring-NaN-for-every-alpha",
          lambda: RidgeDecoder(scoring=_nan_scoring).fit(X, F),
          raises(ValueError, "scoring _nan_scoring returned NaN for every alpha")),

@@ -541,6 +541,158 @@ def test_cltuned_resumes_with_skorchs_checkpoint_and_load_init_state(tmp_path):
 
 
 # --------------------------------------------------------------------------
+# a user's interrupt (Ctrl-C) propagates out of fit; early stopping does not
+# --------------------------------------------------------------------------
+class _Interrupt(Callback):
+    """Raises KeyboardInterrupt, as Ctrl-C would, at the end of epoch ``at`` of a run."""
+
+    def __init__(self, at, phase_runs=1):
+        self.at, self.phase_runs = at, phase_runs
+
+    def initialize(self):
+        self.runs_ = getattr(self, "runs_", 0) + 1
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.runs_ == self.phase_runs and len(net.history) == self.at:
+            raise KeyboardInterrupt
+
+
+class _Snapshot(Callback):
+    """The module's weights at the start of training and at the end of epoch ``at``."""
+
+    def __init__(self, at=1):
+        self.at = at
+
+    def on_train_begin(self, net, **kwargs):
+        self.initial_ = {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.at:
+            self.weights_ = {k: v.clone() for k, v in net.module_.state_dict().items()}
+
+
+def _assert_same_weights(module, weights):
+    state = module.state_dict()
+    assert state.keys() == weights.keys()
+    for k, v in weights.items():
+        torch.testing.assert_close(state[k], v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("valid_fraction", [0.0, 0.25], ids=["no-validation", "validation"])
+def test_user_interrupt_propagates_and_the_fit_resumes(valid_fraction, tmp_path):
+    X, Y = _decoder_data()
+    kw = dict(valid_fraction=valid_fraction, patience=10, refit=False)
+    with pytest.raises(KeyboardInterrupt) as info:
+        _decoder(tmp_path, extra_callbacks=[_Interrupt(2)], **kw).fit(X, Y)
+    ckpt = tmp_path / "ckpt"
+    # interrupted before the checkpoint of epoch 2: epoch 1 is saved, the fit is not "done"
+    assert len(json.loads((ckpt / "last_history.json").read_text())) == 1
+    phase = "validation" if valid_fraction else "train"
+    assert json.loads((ckpt / "progress.json").read_text())["phase"] == phase
+    if sys.version_info >= (3, 11):
+        assert (f"epochs 1-1 of its {phase} run are saved in {str(ckpt)!r}; fit again with "
+                "on_existing_checkpoint='resume'") in "\n".join(info.value.__notes__)
+    counter = _EpochCounter()
+    dec = _decoder(tmp_path, on_existing_checkpoint="resume", extra_callbacks=[("n", counter)],
+                   **kw).fit(X, Y)
+    assert counter.n_ == 5  # epochs 2-6
+    assert [row["epoch"] for row in dec.history_] == [1, 2, 3, 4, 5, 6]
+    fresh = _decoder(tmp_path / "fresh", **kw).fit(X, Y)
+    np.testing.assert_allclose(dec.history_[:, "event_lr"], fresh.history_[:, "event_lr"],
+                               rtol=1e-6)
+    assert json.loads((ckpt / "progress.json").read_text())["phase"] == "done"
+
+
+def test_user_interrupt_during_refit_and_without_checkpoints(tmp_path):
+    X, Y = _decoder_data()
+    # without ridge initialisation the refit has at least one epoch
+    kw = dict(valid_fraction=0.25, patience=10, max_epochs=3, ridge_init=False)
+    with pytest.raises(KeyboardInterrupt) as info:
+        _decoder(tmp_path, extra_callbacks=[_Interrupt(1, phase_runs=2)], **kw).fit(X, Y)
+    ckpt = tmp_path / "ckpt"
+    progress = json.loads((ckpt / "progress.json").read_text())
+    assert progress["phase"] == "refit" and progress["best_epoch"] >= 1
+    assert not (ckpt / "last_history.json").exists()
+    if sys.version_info >= (3, 11):
+        assert "no epoch of its refit run had finished" in info.value.__notes__[0]
+    counter = _EpochCounter()
+    dec = _decoder(tmp_path, on_existing_checkpoint="resume", extra_callbacks=[("n", counter)],
+                   **kw).fit(X, Y)
+    assert counter.n_ == progress["best_epoch"]  # the validation run is not repeated
+    assert len(dec.history_) == dec.best_epoch_ == progress["best_epoch"]
+    with pytest.raises(KeyboardInterrupt) as info:
+        _decoder(tmp_path / "none", checkpoint_dir=None, extra_callbacks=[_Interrupt(1)],
+                 **kw).fit(X, Y)
+    assert not (tmp_path / "none").exists()
+    if sys.version_info >= (3, 11):
+        assert "the model is not fitted. Set checkpoint_dir=" in info.value.__notes__[0]
+
+
+def test_early_stopping_is_no_interrupt(tmp_path):
+    X, Y = _decoder_data()
+    snap = _Snapshot()
+    # no validation score can beat the initial (ridge) network by 2: stops after epoch 1
+    dec = _decoder(tmp_path, valid_fraction=0.25, patience=1, refit=False,
+                   extra_callbacks=[("snap", snap)],
+                   callbacks__early_stopping__threshold=2.0,
+                   callbacks__early_stopping__threshold_mode="abs").fit(X, Y)
+    assert len(dec.history_) == 1 and dec.best_epoch_ == 0
+    _assert_same_weights(dec.module_, snap.initial_)  # the best (initial) network restored
+    assert not all(torch.equal(snap.initial_[k], v) for k, v in snap.weights_.items())
+    progress = json.loads((tmp_path / "ckpt" / "progress.json").read_text())
+    assert progress["phase"] == "done"
+
+
+def _cltuned(*callbacks, **kw):
+    params = dict(layers=("features.12",), weights=None, image_size=64, max_epochs=3,
+                  batch_size=8, device="cpu", random_state=0, freeze_backbone=True,
+                  callbacks=list(callbacks))
+    params.update(kw)
+    return CLTunedAlexNet(**params)
+
+
+def test_cltuned_user_interrupt_propagates():
+    images, fmri = _images(16)
+    net = _cltuned(_Interrupt(1))
+    with pytest.raises(KeyboardInterrupt):  # not a half-trained network returned as fitted
+        net.fit(images, fmri)
+    assert len(net.history_) == 1
+
+
+@pytest.mark.slow
+def test_cltuned_user_interrupt_resumes_with_skorchs_checkpoint(tmp_path):
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    images, fmri = _images(16)
+
+    def checkpoints():
+        cp = Checkpoint(monitor=None, dirname=str(tmp_path))
+        return cp, LoadInitState(cp)
+
+    with pytest.raises(KeyboardInterrupt):  # the checkpoint runs first: epochs 1-2 saved
+        _cltuned(*checkpoints(), _Interrupt(2)).fit(images, fmri)
+    assert len(json.loads((tmp_path / "history.json").read_text())) == 2
+    net = _cltuned(*checkpoints(), max_epochs=1).fit(images, fmri)
+    assert [row["epoch"] for row in net.history_] == [1, 2, 3]  # continued, not restarted
+
+
+def test_cltuned_skorch_early_stopping_still_returns_the_best_epoch():
+    from skorch.callbacks import EarlyStopping
+
+    images, fmri = _images(16)
+    snap = _Snapshot(at=1)
+    # no later epoch can beat epoch 1 by 1e9: stops after epoch 2, epoch 1 restored
+    es = EarlyStopping(monitor="train_loss", patience=1, threshold=1e9, threshold_mode="abs",
+                       load_best=True)
+    net = _cltuned(snap, es, max_epochs=5, allow_tuning_overlap=True).fit(images, fmri)
+    assert [row["epoch"] for row in net.history_] == [1, 2]
+    assert es.best_epoch_ == 1
+    _assert_same_weights(net.module_, snap.weights_)
+    assert np.isfinite(net.transform(images[:2])).all()
+
+
+# --------------------------------------------------------------------------
 # featurization cache: a killed run resumes; a corrupt entry is recomputed
 # --------------------------------------------------------------------------
 _TINY_OC = {"embed_dim": 8, "vision_cfg": {"image_size": 32, "layers": 1, "width": 16,

@@ -143,16 +143,50 @@ def test_per_subject_score_is_the_mean_over_subjects():
     scorer = make_subject_scorer("top5")
     assert repr(scorer) == "make_subject_scorer('top5')"
     assert scorer(model, X, Y, subjects=subjects, stimulus_ids=ids) == by_hand
-    # a subject with a single stimulus is skipped; none left: NaN and a warning
+    # a subject with a single stimulus is skipped; none left: NaN from the function,
+    # a clear error from the scorer (retrieval among one candidate is undefined)
     one = np.isin(ids, [0])
     assert np.isnan(per_subject_score(Y[one], pred[one], subjects[one], ids[one],
                                       top_k_accuracy))
-    with pytest.warns(UserWarning, match="fewer than 2 distinct"):
-        assert np.isnan(make_subject_scorer("top1")(model, X[one], Y[one],
-                                                    subjects=subjects[one],
-                                                    stimulus_ids=ids[one]))
+    with pytest.raises(ValueError, match="at least 2 candidates per subject"):
+        make_subject_scorer("top1")(model, X[one], Y[one], subjects=subjects[one],
+                                    stimulus_ids=ids[one])
     with pytest.raises(ValueError, match="Unknown scorer"):
         make_subject_scorer("top3")
     routing = scorer.get_metadata_routing()
     assert routing.consumes("score", ["subjects", "stimulus_ids"]) == {"subjects",
                                                                         "stimulus_ids"}
+
+
+def test_single_candidate_is_an_error_not_a_score():
+    """Retrieval among one stimulus is undefined: every scorer raises, never NaN or 1.0."""
+    X, Y, ids = _decoding_data(6, n_repeats=2, seed=3)
+    model = _ShiftBySubject(np.linalg.lstsq(X, Y, rcond=None)[0])
+    one = ids == 0  # two repeats of one stimulus
+    for name in sorted(SCORERS):
+        with pytest.raises(ValueError, match="at least 2 unique stimuli"):
+            SCORERS[name](model, X[:1], Y[:1])
+        func, kwargs = _SCORER_SPECS[name]
+        with pytest.raises(ValueError, match="always retrieved"):  # repeats of one stimulus
+            func(Y[one], model.predict(X[one]), stimulus_ids=ids[one], **kwargs)
+        with pytest.raises(ValueError, match="at least 2 candidates per subject"):
+            make_subject_scorer(name)(model, X[one], Y[one], subjects=np.zeros(2),
+                                      stimulus_ids=ids[one])
+        # one stimulus per subject, several subjects: still undefined for each
+        with pytest.raises(ValueError, match="larger folds"):
+            make_subject_scorer(name)(model, X[:4:2], Y[:4:2], subjects=[0, 1],
+                                      stimulus_ids=ids[:4:2])
+
+
+def test_subject_scorer_error_reaches_cross_validate():
+    """Leave-one-stimulus-out test folds: the error is raised or reported, not a silent NaN."""
+    X, Y, _ = _decoding_data(6)
+    scorer = make_subject_scorer("top1")
+    with pytest.raises(ValueError, match="N-way retrieval needs at least 2 candidates"):
+        cross_validate(Ridge(), X, Y, cv=KFold(6), scoring=scorer, error_score="raise")
+    with pytest.warns(UserWarning, match="N-way retrieval needs at least 2 candidates"):
+        res = cross_validate(Ridge(), X, Y, cv=KFold(6), scoring=scorer)
+    assert np.isnan(res["test_score"]).all()
+    # two stimuli per fold is enough
+    res = cross_validate(Ridge(), X, Y, cv=KFold(3), scoring=scorer, error_score="raise")
+    assert np.isfinite(res["test_score"]).all()

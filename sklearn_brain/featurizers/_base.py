@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._backend import resolve_device
 from .._backend import seeded  # noqa: F401  (the one seeding path, used by the featurizers)
+from .._io import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -597,9 +598,11 @@ class _ChunkCache:
     """Feature cache with one file per chunk of inputs, safe against interruptions.
 
     Entries live in ``<location>/sklearn_brain_features/<model key>/``; each is
-    written to a temporary file and renamed into place (:func:`os.replace`),
-    so a killed process leaves complete entries and, at worst, a stray
-    ``.tmp-*`` file; a rerun computes only the chunks that are missing.  An
+    written to a temporary file and renamed into place
+    (:func:`sklearn_brain._io.atomic_open`), so a killed process leaves
+    complete entries and, at worst, a stray temporary file, which the next
+    write into its folder removes; a rerun computes only the chunks that are
+    missing.  An
     entry whose length or SHA-256 does not match its header (truncated, or
     corrupted on disk) is never used: it is recomputed, with a warning.
     """
@@ -630,16 +633,8 @@ class _ChunkCache:
     def store(self, key, value):
         path = self.path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(_encode_entry(value))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_open(path, "wb") as f:
+            f.write(_encode_entry(value))
 
 
 #: Parameters that do not change a featurizer's output: left out of its cache key.

@@ -319,7 +319,10 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
     n_draws = _check_int(n_draws, "n_draws", 1)
     if n_stimuli < 2:
         raise ValueError(
-            f"Retrieval needs at least 2 unique stimuli, got {n_stimuli}.")
+            f"Retrieval needs at least 2 unique stimuli, got {n_stimuli}: among a single "
+            "candidate the true stimulus is always retrieved, so the score is undefined. "
+            "Score on a test set holding at least 2 distinct stimuli (with repeats, pass "
+            "stimulus_ids so that they count as one stimulus).")
     if n_candidates is None:
         m = n_stimuli
     else:

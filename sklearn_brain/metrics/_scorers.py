@@ -6,8 +6,6 @@ multi-subject model subject by subject (:func:`per_subject_score`), passing
 ``subjects`` to its ``predict``.
 """
 
-import warnings
-
 import numpy as np
 from sklearn.metrics import make_scorer
 
@@ -118,7 +116,10 @@ def make_subject_scorer(name="top1", **metric_kwargs):
     and ``RandomizedSearchCV`` when metadata routing is enabled), calls
     ``estimator.predict(X, subjects=subjects)``, computes the metric on each
     subject's samples (candidates: that subject's test stimuli, the seed's
-    protocol) and returns the mean over subjects.
+    protocol) and returns the mean over subjects.  Subjects with fewer than
+    2 distinct test stimuli are skipped; when every subject is, retrieval is
+    undefined and the scorer raises a ValueError (a search or
+    ``cross_validate`` then records its ``error_score`` for that fold).
 
     Parameters
     ----------
@@ -162,10 +163,12 @@ class _SubjectScorer:
             stim = check_stimulus_ids(stimulus_ids, n)
         score = per_subject_score(y_true, y_pred, subj, stim, self._func, **self._kwargs)
         if np.isnan(score):
-            warnings.warn(
+            raise ValueError(
                 f"make_subject_scorer({self._name!r}): every subject has fewer than 2 distinct "
-                "test stimuli, so retrieval is undefined for all of them; the score is NaN. "
-                "Use larger test folds (or fewer, larger groups).", UserWarning, stacklevel=2)
+                "test stimuli, and N-way retrieval needs at least 2 candidates per subject "
+                "(retrieval among a single candidate is undefined). Use test folds that hold "
+                "at least 2 distinct stimuli of each subject: larger folds, fewer and larger "
+                "groups, or a split by stimulus rather than by subject and stimulus.")
         return score
 
     def get_metadata_routing(self):

@@ -23,7 +23,12 @@ every neural estimator of the package (in the manner of braindecode's
 - the default callbacks of skorch plus :class:`DivergenceCheck`
   (``_default_callbacks``), so that skorch's ``initialize_callbacks`` keeps
   its features: unique names, ``callbacks__<name>=None``, an error for the
-  parameters of a missing callback.
+  parameters of a missing callback;
+- one interrupt rule: early stopping (skorch's ``EarlyStopping``, which
+  raises ``KeyboardInterrupt``, or :class:`StopTraining`) ends training
+  normally, while a user's ``KeyboardInterrupt`` (Ctrl-C, or any other
+  callback raising it) propagates out of ``fit`` and ``partial_fit`` after
+  skorch's ``on_train_end``, instead of returning a half-trained model.
 """
 
 import contextlib
@@ -35,7 +40,7 @@ from skorch.callbacks import EpochTimer, PassthroughScoring, PrintLog
 from sklearn.utils import check_random_state
 
 from .._backend import resolve_device, resolve_dtype, seeded
-from ._callbacks import DivergenceCheck
+from ._callbacks import DivergenceCheck, StopTraining, early_stopping_fired
 
 __all__ = ["NeuralEstimator", "flush_denormal"]
 
@@ -127,7 +132,40 @@ class NeuralEstimator(NeuralNet):
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         with self._on_device():
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+            try:
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+            except KeyboardInterrupt as exc:
+                if not isinstance(exc, StopTraining):
+                    # skorch's partial_fit swallows it: partial_fit raises it again
+                    self._user_interrupt = exc
+                raise
+
+    # ---------------------------------------------------------- interrupts
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's ``notify``; early stopping's interrupt becomes :class:`StopTraining`."""
+        getattr(self, method_name)(self, **cb_kwargs)
+        for _, cb in self.callbacks_:
+            try:
+                getattr(cb, method_name)(self, **cb_kwargs)
+            except KeyboardInterrupt as exc:
+                if isinstance(exc, StopTraining) or not early_stopping_fired(cb, method_name):
+                    raise
+                raise StopTraining(f"{type(cb).__name__} stopped training") from exc
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """skorch's ``partial_fit``; a user's ``KeyboardInterrupt`` propagates.
+
+        skorch ends training on any ``KeyboardInterrupt`` and returns; here
+        only early stopping does.  A user's interrupt (Ctrl-C) still ends the
+        epoch loop and runs the callbacks' ``on_train_end``, then is raised
+        again, so a half-trained model is never returned as if fitted.
+        """
+        self.__dict__.pop("_user_interrupt", None)
+        super().partial_fit(X, y, classes=classes, **fit_params)
+        interrupt = self.__dict__.pop("_user_interrupt", None)
+        if interrupt is not None:
+            raise interrupt
+        return self
 
     def forward_iter(self, X, training=False, device="cpu"):
         with self._on_device():

@@ -6,6 +6,13 @@ the network train on NaN weights and predict NaN.  :class:`AtomicCheckpoint`
 is skorch's ``Checkpoint`` whose files are never left half-written.
 :class:`EarlyStoppingFromInit` is skorch's ``EarlyStopping`` whose first
 candidate is the untrained (e.g. ridge-initialised) network.
+
+skorch ends training on a :class:`KeyboardInterrupt`, the exception its
+``EarlyStopping`` raises to stop and the one Ctrl-C raises.  The package tells
+them apart: :func:`early_stopping_fired` recognises early stopping, which the
+neural estimators turn into :class:`StopTraining` (ends training normally);
+any other :class:`KeyboardInterrupt` is the user's and propagates out of
+``fit``.
 """
 
 import math
@@ -15,15 +22,50 @@ from copy import deepcopy
 import numpy as np
 from skorch.callbacks import Callback, Checkpoint, EarlyStopping
 
-__all__ = ["AtomicCheckpoint", "DivergenceCheck", "EarlyStoppingFromInit"]
+from .._io import atomic_path
+
+__all__ = ["AtomicCheckpoint", "DivergenceCheck", "EarlyStoppingFromInit", "StopTraining",
+           "early_stopping_fired"]
+
+
+class StopTraining(KeyboardInterrupt):
+    """Training ended early on purpose (early stopping), not interrupted by the user.
+
+    A :class:`KeyboardInterrupt`, so that skorch ends its training loop on
+    it as on the exception of its ``EarlyStopping``; the neural estimators
+    end ``fit`` normally on it and let every other ``KeyboardInterrupt``
+    propagate.  A callback that stops training on purpose raises it.
+    """
+
+
+def early_stopping_fired(callback, method_name):
+    """Whether a ``KeyboardInterrupt`` raised by ``callback`` is skorch's early-stopping signal.
+
+    Parameters
+    ----------
+    callback : skorch callback
+        The callback whose ``method_name`` raised.
+    method_name : str
+        The callback method, e.g. ``"on_epoch_end"``.
+
+    Returns
+    -------
+    fired : bool
+        True for an ``EarlyStopping`` (or subclass) at the end of an epoch
+        whose patience has run out: the only place it raises.
+    """
+    if method_name != "on_epoch_end" or not isinstance(callback, EarlyStopping):
+        return False
+    return getattr(callback, "misses_", 0) >= callback.patience
 
 
 class AtomicCheckpoint(Checkpoint):
     """skorch ``Checkpoint`` that writes each file atomically and raises on failure.
 
-    Every file (parameters, optimizer, criterion, history) is written to
-    ``<name>.tmp`` and renamed over ``<name>`` with :func:`os.replace`, so a
-    process killed while saving leaves the previous checkpoint intact; a
+    Every file (parameters, optimizer, criterion, history) is written to a
+    temporary file and renamed over ``<name>`` (:func:`sklearn_brain._io.atomic_path`),
+    so a process killed while saving leaves the previous checkpoint intact
+    (and its temporary file is removed by the next save in the folder); a
     save that fails (disk full, folder removed) raises :class:`OSError`
     instead of skorch's log message, because the user asked for the files.
     """
@@ -32,13 +74,10 @@ class AtomicCheckpoint(Checkpoint):
         if not isinstance(f, (str, os.PathLike)):
             return super()._save_params(f, net, f_name, log_name)
         f = os.fspath(f)
-        tmp = f"{f}.tmp"
         try:
-            net.save_params(**{f_name: tmp, "use_safetensors": self.use_safetensors})
-            os.replace(tmp, f)
+            with atomic_path(f) as tmp:
+                net.save_params(**{f_name: tmp, "use_safetensors": self.use_safetensors})
         except Exception as exc:
-            if os.path.exists(tmp):
-                os.remove(tmp)
             raise OSError(
                 f"Could not save the {log_name} checkpoint to {f!r}: {type(exc).__name__}: {exc}"
             ) from exc

@@ -7,6 +7,12 @@ callbacks (``params.pt``..., and ``last_*`` files every epoch), with a
 ``progress.json`` record of the phase; ``on_existing_checkpoint="resume"``
 continues an interrupted fit from its last saved epoch, restoring the callbacks'
 state (scorers, learning-rate schedule, early stopping).
+
+Early stopping (:class:`~sklearn_brain.nn._callbacks.StopTraining`) ends a run
+normally.  A user's :class:`KeyboardInterrupt` (Ctrl-C) propagates: the run's
+finished epochs are already saved (``last_*`` files, written at the end of each
+epoch, and ``progress.json``, written when the phase starts), so a fit with
+``on_existing_checkpoint="resume"`` continues from the last one.
 """
 
 import contextlib
@@ -18,6 +24,9 @@ import warnings
 from copy import deepcopy
 
 import torch
+
+from .._io import atomic_open
+from ._callbacks import StopTraining
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +56,35 @@ class ResumableFitMixin:
             remaining = n_epochs - len(self.history_)
             if remaining > 0 and not stopped:
                 self.fit_loop(x, Y, epochs=remaining, _routing_method="fit")
-        except KeyboardInterrupt:  # how skorch's EarlyStopping ends training
+        except StopTraining:  # early stopping: the run ends normally
             pass
+        except KeyboardInterrupt as exc:  # the user's: the resume files are on disk
+            self.__dict__.pop("_user_interrupt", None)
+            self._note_interrupt(exc, phase)
+            raise
         self.notify("on_train_end", X=x, y=Y)
+
+    def _note_interrupt(self, exc, phase):
+        """Tell, on the user's interrupt, what is saved and how to continue."""
+        name = type(self).__name__
+        if self.checkpoint_dir is None:
+            note = (f"{name}.fit was interrupted during its {phase} run: the model is not "
+                    "fitted. Set checkpoint_dir=... to be able to resume an interrupted fit.")
+        else:
+            d = os.fspath(self.checkpoint_dir)
+            try:
+                with open(self._checkpoint_file("last_history.json")) as f:
+                    n_saved = len(json.load(f))
+            except (OSError, ValueError):
+                n_saved = 0
+            saved = (f"epochs 1-{n_saved} of its {phase} run are saved in {d!r}" if n_saved
+                     else f"no epoch of its {phase} run had finished")
+            note = (f"{name}.fit was interrupted: {saved}; fit again with "
+                    "on_existing_checkpoint='resume' to continue.")
+        if hasattr(exc, "add_note"):  # Python >= 3.11: shown with the traceback
+            exc.add_note(note)
+        else:
+            logger.warning(note)
 
     # ------------------------------------------------------------ checkpoints
     _CHECKPOINT_FILES = ("params.pt", "optimizer.pt", "criterion.pt", "history.json")
@@ -63,10 +98,8 @@ class ResumableFitMixin:
         if self.checkpoint_dir is None:
             return
         progress = {**getattr(self, "_progress_signature", {}), **progress}
-        path = self._checkpoint_file("progress.json")
-        with open(path + ".tmp", "w") as f:
+        with atomic_open(self._checkpoint_file("progress.json"), "w") as f:
             json.dump(progress, f)
-        os.replace(path + ".tmp", path)
 
     def _phase_record(self, phase):
         """What resuming ``phase`` needs besides its last epoch (a JSON-able dict)."""

@@ -12,7 +12,8 @@ Layout of ``<output>/``::
 
 A unit file is written with ``os.replace`` from a temporary file in the same
 folder, so it is either absent or complete: an interrupted run loses at most
-the unit being computed.  Each unit records a fingerprint of the parts of the
+the unit being computed (and the next run removes the temporary file of a
+killed one, see :mod:`sklearn_brain._io`).  Each unit records a fingerprint of the parts of the
 configuration it depends on; a rerun skips the units whose fingerprint
 matches and recomputes (with a warning) those whose configuration changed.
 """
@@ -25,11 +26,12 @@ import os
 import platform
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .._io import atomic_open
 
 logger = logging.getLogger(__name__)
 
@@ -39,20 +41,11 @@ PACKAGES = ("sklearn_brain", "numpy", "scipy", "sklearn", "torch", "skorch", "jo
 
 
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    """Write ``text`` to ``path`` atomically (:func:`sklearn_brain._io.atomic_open`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w") as f:
+        f.write(text)
 
 
 def _jsonable(obj):
@@ -189,14 +182,11 @@ def mean_ci(values, confidence=0.95):
 
 def write_csv(path, rows, columns=None):
     columns = columns or list(rows[0]) if rows else (columns or [])
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _fmt_cell(row.get(k)) for k in columns})
-    os.replace(tmp, path)
 
 
 def _fmt_cell(v):
