@@ -19,7 +19,11 @@ Top-1 on A (ties broken by identification accuracy) is the reference, and
 both alphas are scored on B, and the other way round.  ``steps`` is
 ``log(chosen / reference)`` in grid steps (negative: the chosen alpha is
 smaller), ``ratio`` the Top-1 of the chosen alpha over the reference's,
-both on the half that did not pick the reference.
+both on the half that did not pick the reference.  Top-1 is often flat over
+several alphas (with many more trials than voxels, every small alpha is
+ordinary least squares), so ``ties<=1`` also gives the fraction of chosen
+alphas within one step of *any* alpha tied with the best Top-1 of the
+picking half.
 
 A parameter set may carry ``"noise"``, a noise source for ``test_repeats``
 given to ``fit``: ``"ncsnr"`` (the simulator's true noise-ceiling SNR of
@@ -133,7 +137,8 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
             row = dict(seed=seed, subject=subject, modality=modality, n_test=int(len(Y_avg)),
                        n_voxels=int(X_tr.shape[1]),
                        fixed_avg=fixed[:, 0].tolist(), fixed_single=fixed[:, 1].tolist(),
-                       half_ref_alphas=[float(alphas[i]) for i in ref], settings=[])
+                       half_ref_alphas=[float(alphas[i]) for i in ref],
+                       fixed_half_top1=fixed_half[:, :, 0].T.tolist(), settings=[])
             msg = (f"seed {seed} {subject} {modality}: best fixed avg {fixed[:, 0].max():.3f} "
                    f"at {alphas[fixed[:, 0].argmax()]:.3g}, single {fixed[:, 1].max():.3f} at "
                    f"{alphas[fixed[:, 1].argmax()]:.3g}")
@@ -151,13 +156,21 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
                 mine = half_scores(pred_avg)
                 # half h picked the reference; it is judged on the other half
                 steps = [float(np.log10(dec.alpha_ / alphas[ref[h]]) / step) for h in range(2)]
+                # Top-1 is often flat over several alphas: the distance to the nearest alpha
+                # that ties with the best Top-1 of the half that picks the reference
+                tie_steps = []
+                for h in range(2):
+                    tied = np.flatnonzero(fixed_half[:, h, 0] == fixed_half[:, h, 0].max())
+                    d = np.log10(dec.alpha_ / alphas[tied]) / step
+                    tie_steps.append(float(d[np.argmin(np.abs(d))]))
                 heldout = [(mine[1 - h][0], float(fixed_half[ref[h], 1 - h, 0]))
                            for h in range(2)]
                 row["settings"].append(dict(params=params, noise=noise, alpha=float(dec.alpha_),
                                             test_repeats=int(dec.test_repeats_),
                                             noise_source=dec.noise_source_,
                                             top1_avg=avg, top1_single=single,
-                                            half_steps=steps, half_top1=heldout, fit_s=fit_s))
+                                            half_steps=steps, half_tie_steps=tie_steps,
+                                            half_top1=heldout, fit_s=fit_s))
                 msg += (f" | {json.dumps(params)} noise={noise}: alpha {dec.alpha_:.3g} "
                         f"(r={dec.test_repeats_}, {dec.noise_source_}) avg {avg:.3f} "
                         f"single {single:.3f}, steps {steps[0]:+.0f}/{steps[1]:+.0f} "
@@ -201,7 +214,12 @@ def summarise(rows, modalities, n_settings):
                 ref_top1.append(theirs / n)
                 half_ratios.append(mine / theirs if theirs > 0 else float("nan"))
             steps = np.array(steps)
+            ties = np.array([st for r in rows if r["modality"] == modality
+                             for st in r["settings"][i].get("half_tie_steps", [])])
             res["split_half"] = dict(
+                tie_steps=ties.tolist(),
+                within_one_step_of_ties=float(np.mean(np.abs(ties) <= 1 + 1e-9))
+                if ties.size else None,
                 steps=steps.tolist(), mean_steps=float(steps.mean()),
                 within_one_step=float(np.mean(np.abs(steps) <= 1 + 1e-9)),
                 n_smaller=int(np.sum(steps < -1e-9)), n_larger=int(np.sum(steps > 1e-9)),
@@ -269,14 +287,16 @@ def main():
           "the other half; steps = chosen vs reference in grid steps (per seed x subject x "
           "half); ratio = Top-1 of the chosen over the reference's, mean over seeds (min)")
     print(f"{'RidgeDecoder':44} {'target':7} {'mean steps':>10} {'|st|<=1':>8} {'<0/>0':>6} "
-          f"{'Top-1':>6} {'ref':>6} {'ratio':>6} {'min':>6}")
+          f"{'Top-1':>6} {'ref':>6} {'ratio':>6} {'min':>6} {'ties<=1':>7}")
     for params, per_mod in zip(param_sets, summary):
         for modality, res in per_mod.items():
             h = res["split_half"]
             print(f"{json.dumps(params):44} {modality:7} {h['mean_steps']:+10.2f} "
                   f"{h['within_one_step']:8.2f} {h['n_smaller']:>2}/{h['n_larger']:<3} "
                   f"{h['top1']:6.3f} {h['ref_top1']:6.3f} {h['ratio']:6.3f} "
-                  f"{h['min_ratio']:6.3f}")
+                  f"{h['min_ratio']:6.3f} "
+                  + (f"{h['within_one_step_of_ties']:7.2f}"
+                     if h["within_one_step_of_ties"] is not None else f"{'-':>7}"))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(dict(args=dict(seeds=args.seeds, sim=sim,
                                                      design=args.design,
