@@ -55,11 +55,18 @@ def check_synthetic(synthetic, n_samples):
     return mask
 
 
-def check_test_repeats(test_repeats, groups, real):
-    """Resolve ``test_repeats``: an int >= 1, or "auto" = the training repeat count.
+NOISE_SOURCES = ("training repeats", "noise_variance", "ncsnr", "test repeats (transductive)")
 
-    "auto" is the median number of presentations of the (real) training
-    stimuli shown more than once, 1 when none is.
+
+def check_test_repeats(test_repeats, groups, real, *, test_groups=None, noise_source=None):
+    """Resolve ``test_repeats``: an int >= 1, or "auto".
+
+    "auto" is the median presentation count of the test stimuli when their
+    ids are given (``test_groups``, the transductive source), else the
+    median number of presentations of the (real) training stimuli shown
+    more than once, 1 when none is.  An int > 1 needs an estimate of the
+    trial-to-trial noise: repeated training stimuli, or another source
+    named by ``noise_source`` (one of ``NOISE_SOURCES``).
     """
     if isinstance(test_repeats, str):
         if test_repeats != "auto":
@@ -72,16 +79,163 @@ def check_test_repeats(test_repeats, groups, real):
         counts = np.bincount(np.unique(groups[real], return_inverse=True)[1].ravel())
     repeated = counts[counts > 1]
     if test_repeats == "auto":
+        if test_groups is not None:
+            test_counts = np.bincount(np.unique(test_groups, return_inverse=True)[1].ravel())
+            return int(np.median(test_counts))
         return int(np.median(repeated)) if repeated.size else 1
-    if test_repeats > 1 and not repeated.size:
+    if test_repeats > 1 and not repeated.size and noise_source is None:
         raise ValueError(
-            f"test_repeats={test_repeats} needs training stimuli presented more than once, to "
-            "estimate the trial-to-trial noise; none is repeated (pass stimulus_ids, or "
-            "test_repeats=1 for single-trial test inputs).")
+            f"test_repeats={test_repeats} needs the trial-to-trial noise variance of every input "
+            "feature, and no source of it was given: no training stimulus is presented more "
+            "than once. Pass one of these to fit: stimulus_ids with repeated training stimuli; "
+            "noise_variance (single-trial noise variance per feature, in the units of X); ncsnr "
+            "(noise-ceiling SNR per feature, e.g. GLMsingle's); or test_inputs with "
+            "test_stimulus_ids (the repeated test trials, used without labels: transductive). "
+            "Or set test_repeats=1 for single-trial test inputs.")
     return int(test_repeats)
 
 
-def trial_noise_shift(X, Y, groups, real, test_repeats, *, device="cpu", dtype="float32"):
+def repeat_noise_variance(X, groups):
+    """Pooled within-stimulus variance of the stimuli presented more than once.
+
+    The classical noise-ceiling estimate of the single-trial noise variance
+    of every feature (e.g. Allen et al. 2022, NSD): the squared deviations
+    of each repeated stimulus's trials from their mean, summed over stimuli
+    and divided by the pooled degrees of freedom ``sum(n_s - 1)``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    groups : array-like of shape (n_samples,)
+        Stimulus of each sample.
+
+    Returns
+    -------
+    noise_variance : ndarray of shape (n_features,)
+
+    Raises
+    ------
+    ValueError
+        When no stimulus is presented more than once.
+    """
+    _, codes = np.unique(groups, return_inverse=True)
+    codes = codes.ravel()
+    counts = np.bincount(codes)
+    if not np.any(counts > 1):
+        raise ValueError("no stimulus is presented more than once: the trial-to-trial noise "
+                         "variance cannot be estimated from repeats.")
+    rep = counts[codes] > 1
+    means = np.zeros((counts.size, X.shape[1]))
+    np.add.at(means, codes[rep], X[rep])
+    means /= np.maximum(counts, 1)[:, None]
+    dev = X[rep] - means[codes[rep]]
+    return (dev ** 2).sum(axis=0) / (counts[counts > 1] - 1).sum()
+
+
+def ncsnr_noise_variance(X, ncsnr):
+    """Single-trial noise variance of every feature from its noise-ceiling SNR.
+
+    GLMsingle (Prince et al. 2022) and NSD write, per voxel, ``ncsnr =
+    sigma_signal / sigma_noise`` with ``sigma_signal^2`` the variance of the
+    stimulus-driven response and ``sigma_noise^2`` the trial-to-trial noise
+    variance, which add up to the total variance of the single-trial
+    responses: ``Var(x_v) = sigma_signal^2 + sigma_noise^2``.  So
+    ``sigma_noise^2 = Var(x_v) / (1 + ncsnr_v^2)`` (``1 / (1 + ncsnr^2)``
+    for z-scored responses), with ``Var(x_v)`` the variance of the
+    single-trial responses in ``X``, in the units of ``X``.  This holds when
+    ``ncsnr`` was computed on the same responses up to a per-voxel scale
+    (z-scoring, percent signal change): the ratio is scale-free.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Single-trial responses (training trials).
+    ncsnr : ndarray of shape (n_features,)
+        Finite, >= 0.
+
+    Returns
+    -------
+    noise_variance : ndarray of shape (n_features,)
+    """
+    total = np.var(np.asarray(X, dtype=np.float64), axis=0)
+    return total / (1.0 + np.asarray(ncsnr, dtype=np.float64) ** 2)
+
+
+def feature_metadata(values, name, n_features, feature_names, *, ndim=1):
+    """Per-feature fit metadata as an array aligned with the columns of ``X``.
+
+    A pandas Series (``ndim=1``) or DataFrame (``ndim=2``, features as
+    columns) is aligned by name on ``feature_names`` (the ``feature_names_in_``
+    of the estimator; a voxel selector in a Pipeline with pandas output keeps
+    the names of the selected voxels), so metadata of every voxel can be
+    routed to a decoder that sees only the selected ones.  Anything else must
+    have one value (column) per feature, in order.
+    """
+    if feature_names is not None:
+        labels = getattr(values, "index" if ndim == 1 else "columns", None)
+        if labels is not None:
+            known = set(labels)
+            missing = [f for f in feature_names if f not in known]
+            if missing:
+                raise ValueError(f"{name} has no value for the features {missing[:5]} "
+                                 f"({len(missing)} of {len(feature_names)} missing).")
+            values = values[list(feature_names)] if ndim == 2 else values.loc[feature_names]
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != ndim or arr.shape[-1] != n_features:
+        what = "1-D with one value" if ndim == 1 else "2-D with one column"
+        raise ValueError(
+            f"{name} must be {what} per input feature ({n_features}), got shape {arr.shape}; "
+            "behind a voxel selector in a Pipeline, give it as a pandas "
+            f"{'Series' if ndim == 1 else 'DataFrame'} labelled with the feature names and "
+            "use set_output(transform='pandas') so that it is aligned on the selected "
+            "features.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf.")
+    return arr
+
+
+def resolve_noise_variance(*, noise_variance=None, ncsnr=None, test_inputs=None,
+                           test_groups=None, X=None):
+    """The trial-to-trial noise variance given by the user, and its label.
+
+    Exactly one source may be given: ``noise_variance`` itself, ``ncsnr``
+    (see :func:`ncsnr_noise_variance`, needs the training inputs ``X``), or
+    the repeated test inputs with their stimulus ids (see
+    :func:`repeat_noise_variance`; transductive: the test inputs are used
+    without labels).  ``(None, None)`` when none is given (the training
+    repeats are then the source).
+
+    Returns
+    -------
+    noise_variance : ndarray of shape (n_features,) or None
+    source : str or None
+        One of ``NOISE_SOURCES``.
+    """
+    given = [n for n, v in (("noise_variance", noise_variance), ("ncsnr", ncsnr),
+                            ("test_inputs", test_inputs)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(f"give one noise source, got {' and '.join(given)}.")
+    if noise_variance is not None:
+        if np.any(noise_variance < 0):
+            raise ValueError("noise_variance must be >= 0.")
+        return noise_variance, "noise_variance"
+    if ncsnr is not None:
+        if np.any(ncsnr < 0):
+            raise ValueError("ncsnr must be >= 0.")
+        return ncsnr_noise_variance(X, ncsnr), "ncsnr"
+    if test_inputs is not None:
+        if test_groups is None:
+            raise ValueError("test_inputs needs test_stimulus_ids: the noise is estimated from "
+                             "the repeats of each test stimulus.")
+        if np.bincount(test_groups).max() < 2:
+            raise ValueError("test_stimulus_ids: no test stimulus is presented more than once, "
+                             "so the test inputs carry no estimate of the noise.")
+        return repeat_noise_variance(test_inputs, test_groups), NOISE_SOURCES[3]
+    return None, None
+
+
+def trial_noise_shift(X, Y, groups, real, test_repeats, *, noise_variance=None, device="cpu",
+                      dtype="float32"):
     """Input shifts that bring held-out inputs to the noise level of the test inputs.
 
     Model: a trial's response is ``x = G y + u + e``, with ``G y`` the part
@@ -90,9 +244,11 @@ def trial_noise_shift(X, Y, groups, real, test_repeats, *, device="cpu", dtype="
     ``sigma_v^2`` per voxel, independent across presentations.  A test input
     averaged over ``r`` presentations has noise variance ``sigma_v^2 / r``.
 
-    * ``sigma_v^2``: pooled within-stimulus variance of the repeated
-      training stimuli (real samples only; the classical noise-ceiling
-      estimate, e.g. Allen et al. 2022, NSD).
+    * ``sigma_v^2``: ``noise_variance`` when given (from the user, from a
+      noise-ceiling SNR or from the test repeats: see
+      :func:`resolve_noise_variance`), else the pooled within-stimulus
+      variance of the repeated training stimuli (real samples only, see
+      :func:`repeat_noise_variance`).
     * ``eps = x - G_hat y``: leave-one-stimulus-out residuals of a ridge
       encoding model (embedding -> each voxel, alpha per voxel by GCV),
       whose variance ``c_v^2 = Var(u_v) + sigma_v^2`` per voxel.
@@ -100,6 +256,17 @@ def trial_noise_shift(X, Y, groups, real, test_repeats, *, device="cpu", dtype="
       gives inputs ``G_hat y + k_v eps`` whose residual variance is
       ``Var(u_v) + sigma_v^2 / r``: the per-voxel second moments of an
       ``r``-averaged test input, the signal left untouched.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_targets)
+    groups : ndarray of shape (n_samples,) or None
+        Stimulus of each sample (``None``: all distinct).
+    real : ndarray of bool of shape (n_samples,)
+    test_repeats : int >= 1
+    noise_variance : ndarray of shape (n_features,), default=None
+        ``sigma_v^2``, in the units of ``X``; ``None``: from the training repeats.
 
     Returns
     -------
@@ -109,16 +276,10 @@ def trial_noise_shift(X, Y, groups, real, test_repeats, *, device="cpu", dtype="
     noise_variance : ndarray of shape (n_features,)
         ``sigma_v^2``.
     """
-    Xr, Yr, gr = X[real], Y[real], groups[real]
-    _, codes = np.unique(gr, return_inverse=True)
-    codes = codes.ravel()
-    counts = np.bincount(codes)
-    rep = counts[codes] > 1
-    means = np.zeros((counts.size, X.shape[1]))
-    np.add.at(means, codes[rep], Xr[rep])
-    means /= np.maximum(counts, 1)[:, None]
-    dev = Xr[rep] - means[codes[rep]]
-    noise_variance = (dev ** 2).sum(axis=0) / (counts[counts > 1] - 1).sum()
+    Xr, Yr = X[real], Y[real]
+    gr = None if groups is None else groups[real]
+    if noise_variance is None:
+        noise_variance = repeat_noise_variance(Xr, gr)
     factors = ridge_factorize(Yr, device=device, dtype=dtype)
     enc_alphas = np.asarray(DEFAULT_ALPHAS)
     best = ridge_cv(Yr, Xr, enc_alphas, cv="gcv", return_coef=False, factors=factors,
@@ -206,23 +367,29 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     alpha_per_target : bool, default=False
         One alpha per embedding dimension (only with ``"r"`` or ``"mse"``).
     test_repeats : int >= 1 or "auto", default="auto"
-        How the test inputs will be formed: the number of presentations of
-        a test stimulus averaged before decoding (MindEye and the BOLD5000
-        studies average 3 or 4; 1 for single-trial decoding).  Averaged
-        inputs are less noisy and want a smaller alpha than single trials, so
-        the held-out predictions are scored at the test noise level: each
-        held-out input's trial-to-trial noise is shrunk to ``1 / r`` of its
-        variance (see :func:`trial_noise_shift`; the noise variance of every
-        voxel is estimated from the repeated training stimuli) and the
-        held-out model (leave-one-stimulus-out, or the K-fold model)
-        predicts from the shrunk input, in closed form
+        The test protocol: the number of presentations of a test stimulus
+        averaged before decoding (MindEye and the BOLD5000 studies average 3
+        or 4; 1 for single-trial decoding).  Averaged inputs are less noisy
+        and want a smaller alpha than single trials, so the held-out
+        predictions are scored at the test noise level: each held-out
+        input's trial-to-trial noise is shrunk to ``1 / r`` of its variance
+        (see :func:`trial_noise_shift`) and the held-out model
+        (leave-one-stimulus-out, or the K-fold model) predicts from the
+        shrunk input, in closed form
         (:func:`~sklearn_brain.ridge.heldout_input_shift`).  ``1``: the
-        single-trial criterion.  ``"auto"``: the training design's repeat
-        count, the median presentation count of the training stimuli shown
-        more than once (1 if none is): with BOLD5000 (113 images shown 4
-        times) or NSD (3 times) this is the test protocol of the literature.
-        Set it explicitly when the test protocol differs.  An int > 1 needs
-        repeated training stimuli.
+        single-trial criterion.  An int > 1 needs the noise variance of
+        every input feature, from one source (``noise_source_``): the
+        repeated training stimuli, or, without them, ``noise_variance``,
+        ``ncsnr`` or the unlabelled repeated test inputs given to ``fit``;
+        without any source it raises.  ``"auto"`` is a guess, not the
+        protocol: the median presentation count of the test stimuli when
+        ``test_inputs`` are given to ``fit``, else the median presentation
+        count of the training stimuli shown more than once, else 1.  It is
+        right only when the test averages as many repeats as training
+        repeats a stimulus; on BOLD5000's standard split (training images
+        shown once, test images 4 times) it gives 1, the single-trial
+        criterion, and on a design with training x4 and test x3 it gives 4.
+        Set the test protocol explicitly.
     cv : "loo" or int or CV splitter, default="loo"
         ``"loo"``: closed-form leave-one-out (leave-one-stimulus-out with
         ``stimulus_ids``).  An int: (grouped) K-fold.
@@ -243,9 +410,13 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     test_repeats_ : int
         Resolved ``test_repeats``.
     noise_variance_ : ndarray of shape (n_features,) or None
-        Trial-to-trial noise variance of each input feature, estimated from
-        the repeated training stimuli (``None`` when ``test_repeats_`` is 1
-        or a single alpha is given).
+        Trial-to-trial noise variance of each input feature (``None`` when
+        ``test_repeats_`` is 1 or a single alpha is given).
+    noise_source_ : str or None
+        Where ``noise_variance_`` came from: ``"training repeats"``,
+        ``"noise_variance"`` (given to ``fit``), ``"ncsnr"`` (given to
+        ``fit``) or ``"test repeats (transductive)"`` (the unlabelled test
+        inputs given to ``fit``); ``None`` when no noise was used.
     n_features_in_ : int
 
     Examples
@@ -260,7 +431,8 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     (100, 8)
     """
 
-    __metadata_request__fit = {"stimulus_ids": True, "synthetic": True}
+    __metadata_request__fit = {"stimulus_ids": True, "synthetic": True, "noise_variance": True,
+                               "ncsnr": True, "test_inputs": True, "test_stimulus_ids": True}
 
     _parameter_constraints = {
         "alphas": ["array-like", None],
@@ -304,7 +476,8 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             scoring = "mse"
         return scoring
 
-    def fit(self, X, y, *, stimulus_ids=None, synthetic=None):
+    def fit(self, X, y, *, stimulus_ids=None, synthetic=None, noise_variance=None, ncsnr=None,
+            test_inputs=None, test_stimulus_ids=None):
         """Select the regularisation on held-out predictions, then fit all data.
 
         Parameters
@@ -322,17 +495,52 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             trained on (in every held-out fit and the final fit) but their
             held-out predictions are not scored, so alpha is selected for the
             real data.  ``None``: all samples are real.
+        noise_variance : array-like of shape (n_features,), default=None
+            Single-trial (trial-to-trial) noise variance of every input
+            feature, in the units of ``X``: a noise source for
+            ``test_repeats > 1`` that needs no repeated training stimuli.
+            A pandas Series labelled by feature name is aligned on the
+            features that reach the decoder (see Notes).
+        ncsnr : array-like of shape (n_features,), default=None
+            Noise-ceiling SNR of every input feature (GLMsingle's ``ncsnr``):
+            the noise variance is ``Var(x_v) / (1 + ncsnr_v^2)`` over the
+            training trials (see :func:`ncsnr_noise_variance`).  Aligned
+            like ``noise_variance``.
+        test_inputs : array-like of shape (n_test_trials, n_features), default=None
+            The single-trial test inputs, *unlabelled*: the noise variance is
+            estimated from the repeats of each test stimulus (transductive;
+            their embeddings are never used).  Needs ``test_stimulus_ids``;
+            with ``test_repeats="auto"`` the test protocol becomes their
+            median presentation count.  A pandas DataFrame is aligned on the
+            feature names.
+        test_stimulus_ids : array-like of shape (n_test_trials,), default=None
+            Stimulus of each row of ``test_inputs``.
 
         Returns
         -------
         self : RidgeDecoder
+
+        Notes
+        -----
+        At most one of ``noise_variance``, ``ncsnr`` and ``test_inputs`` is
+        given; it takes precedence over the training repeats, and
+        ``noise_source_`` names the source used.  All four are fit metadata
+        (requested by default, like ``stimulus_ids``), so a
+        :class:`~sklearn.pipeline.Pipeline` routes them to the decoder.  A
+        voxel selector before the decoder changes the columns; per-voxel
+        metadata must then carry feature names: call
+        ``pipeline.set_output(transform="pandas")`` and give
+        ``noise_variance``/``ncsnr`` as a pandas Series (``test_inputs`` as a
+        DataFrame) labelled like the columns of the pipeline's input (the
+        names ``x0, x1, ...`` for a NumPy input): the decoder keeps the
+        values of the features it receives.
         """
         check_params(self)
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float32, np.float64])
         self._y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        n_samples = X.shape[0]
+        n_samples, n_features = X.shape
         if n_samples < 3:
             raise ValueError(f"RidgeDecoder needs at least 3 samples, got n_samples = {n_samples}.")
         alphas = check_alphas(self.alphas, DEFAULT_DECODER_ALPHAS)
@@ -343,11 +551,30 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             groups = infer_stimulus_ids(Y)
         if isinstance(self.cv, str) and self.cv != "loo":
             raise ValueError(f"cv must be 'loo', an int or a CV splitter, got {self.cv!r}.")
-        self.test_repeats_ = check_test_repeats(self.test_repeats, groups, real)
-        self.noise_variance_ = shift = None
+        names = getattr(self, "feature_names_in_", None)
+        if noise_variance is not None:
+            noise_variance = feature_metadata(noise_variance, "noise_variance", n_features, names)
+        if ncsnr is not None:
+            ncsnr = feature_metadata(ncsnr, "ncsnr", n_features, names)
+        test_groups = None
+        if test_inputs is not None:
+            test_inputs = feature_metadata(test_inputs, "test_inputs", n_features, names, ndim=2)
+            if test_stimulus_ids is not None:
+                test_groups = check_stimulus_ids(test_stimulus_ids, test_inputs.shape[0],
+                                                 name="test_stimulus_ids")
+        elif test_stimulus_ids is not None:
+            raise ValueError("test_stimulus_ids is given without test_inputs.")
+        user_noise, source = resolve_noise_variance(
+            noise_variance=noise_variance, ncsnr=ncsnr, test_inputs=test_inputs,
+            test_groups=test_groups, X=X[real])
+        self.test_repeats_ = check_test_repeats(self.test_repeats, groups, real,
+                                                test_groups=test_groups, noise_source=source)
+        self.noise_variance_ = self.noise_source_ = shift = None
         if self.test_repeats_ > 1 and len(alphas) > 1:
             shift, self.noise_variance_ = trial_noise_shift(
-                X, Y, groups, real, self.test_repeats_, device=self.device, dtype=self.dtype)
+                X, Y, groups, real, self.test_repeats_, noise_variance=user_noise,
+                device=self.device, dtype=self.dtype)
+            self.noise_source_ = source or NOISE_SOURCES[0]
         per_target = self.alpha_per_target
         res = ridge_cv(X, Y, alphas, cv=self.cv, groups=groups,
                        score_func=_selection_score(scoring, groups, per_target),
@@ -359,8 +586,9 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.coef_ = res.coef.T.astype(X.dtype, copy=False)
         self.intercept_ = res.intercept.astype(X.dtype, copy=False)
         if self.verbose:
-            logger.info("RidgeDecoder: alpha=%s (%s=%s)", self.alpha_, scoring,
-                        np.max(self.cv_scores_, axis=0))
+            logger.info("RidgeDecoder: alpha=%s (%s=%s; test_repeats=%d, noise from %s)",
+                        self.alpha_, scoring, np.max(self.cv_scores_, axis=0),
+                        self.test_repeats_, self.noise_source_)
         return self
 
     def predict(self, X):

@@ -229,3 +229,165 @@ def test_test_repeats_kfold_and_validation():
     # a single alpha needs no selection: fixed-alpha ridge whatever the protocol
     fixed = RidgeDecoder(alphas=[7.0], test_repeats=3).fit(X, Y, stimulus_ids=ids)
     assert fixed.alpha_ == 7.0 and fixed.noise_variance_ is None
+
+
+def _once_trained_design(n_train=150, n_test=40, test_repeats=3, noise=6.0, seed=0):
+    """BOLD5000's shape: training stimuli shown once, test stimuli ``test_repeats`` times."""
+    rng = np.random.default_rng(seed)
+    t, p = 8, 60
+    emb = rng.standard_normal((n_train + n_test, t))
+    G = rng.standard_normal((t, p))
+    ids = np.concatenate([np.arange(n_train), np.repeat(np.arange(n_train, n_train + n_test),
+                                                        test_repeats)])
+    X = emb[ids] @ G + noise * rng.standard_normal((ids.size, p))
+    return X, emb[ids], ids, ids >= n_train
+
+
+def test_repeat_noise_variance_is_pooled_within_stimulus_variance():
+    from sklearn_brain.decoding import repeat_noise_variance
+
+    rng = np.random.default_rng(3)
+    ids = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])  # stimulus 2 shown once: no information
+    X = rng.standard_normal((ids.size, 4))
+    ss = sum(((X[ids == s] - X[ids == s].mean(axis=0)) ** 2).sum(axis=0) for s in (0, 1, 3))
+    np.testing.assert_allclose(repeat_noise_variance(X, ids), ss / (2 + 1 + 3))
+    with pytest.raises(ValueError, match="more than once"):
+        repeat_noise_variance(X, np.arange(ids.size))
+
+
+def test_ncsnr_noise_variance_reference():
+    from sklearn_brain.decoding import ncsnr_noise_variance
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((50, 3)) * [1.0, 2.0, 0.5]
+    ncsnr = np.array([0.0, 1.0, 3.0])
+    # Var = signal + noise and ncsnr^2 = signal / noise: noise = Var / (1 + ncsnr^2)
+    np.testing.assert_allclose(ncsnr_noise_variance(X, ncsnr), X.var(axis=0) / [1, 2, 10])
+    # z-scored responses: 1 / (1 + ncsnr^2) of the unit variance
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    np.testing.assert_allclose(ncsnr_noise_variance(Z, ncsnr), [1.0, 0.5, 0.1])
+
+
+def test_noise_sources_carrying_the_same_variance_give_the_same_shift():
+    from sklearn_brain.decoding import trial_noise_shift
+
+    X, Y, ids, te = _repeated_design(n_train=80, n_test=1, noise=3.0, seed=2)
+    X, Y, ids = X[~te], Y[~te], ids[~te]
+    real = np.ones(len(X), dtype=bool)
+    D, nv = trial_noise_shift(X, Y, ids, real, 3, dtype="float64")
+    D_given, nv_given = trial_noise_shift(X, Y, ids, real, 3, noise_variance=nv, dtype="float64")
+    np.testing.assert_array_equal(D_given, D)
+    np.testing.assert_array_equal(nv_given, nv)
+
+    alphas = np.logspace(0, 5, 11)
+    kw = dict(alphas=alphas, test_repeats=3, dtype="float64")
+    ref = RidgeDecoder(**kw).fit(X, Y, stimulus_ids=ids)
+    assert ref.noise_source_ == "training repeats"
+    np.testing.assert_array_equal(ref.noise_variance_, nv)
+    ncsnr = np.sqrt(X.var(axis=0) / nv - 1.0)
+    fits = {
+        "noise_variance": RidgeDecoder(**kw).fit(X, Y, stimulus_ids=ids, noise_variance=nv),
+        "ncsnr": RidgeDecoder(**kw).fit(X, Y, stimulus_ids=ids, ncsnr=ncsnr),
+        # the same trials given as unlabelled test repeats carry the same variance
+        "test repeats (transductive)": RidgeDecoder(**kw).fit(
+            X, Y, stimulus_ids=ids, test_inputs=X, test_stimulus_ids=ids),
+    }
+    for source, dec in fits.items():
+        assert dec.noise_source_ == source
+        np.testing.assert_allclose(dec.noise_variance_, nv, rtol=1e-10)
+        np.testing.assert_allclose(dec.cv_scores_, ref.cv_scores_, rtol=1e-6)
+        assert dec.alpha_ == ref.alpha_
+    # the single-trial criterion uses no noise, whatever is given
+    one = RidgeDecoder(alphas=alphas, test_repeats=1).fit(X, Y, stimulus_ids=ids, ncsnr=ncsnr)
+    assert one.noise_source_ is None and one.noise_variance_ is None
+
+
+def test_test_repeats_without_training_repeats():
+    X, Y, ids, te = _once_trained_design()
+    tr = ~te
+    alphas = np.logspace(0, 5, 16)
+    single = RidgeDecoder(alphas=alphas).fit(X[tr], Y[tr], stimulus_ids=ids[tr])
+    assert single.test_repeats_ == 1 and single.noise_source_ is None
+    # an explicit protocol with no noise source: the error names every source
+    with pytest.raises(ValueError, match="presented more than once") as err:
+        RidgeDecoder(alphas=alphas, test_repeats=3).fit(X[tr], Y[tr], stimulus_ids=ids[tr])
+    for source in ("stimulus_ids", "noise_variance", "ncsnr", "test_inputs",
+                   "test_stimulus_ids", "test_repeats=1"):
+        assert source in str(err.value)
+    # the unlabelled test repeats: "auto" becomes the test protocol, noise recovered (36)
+    trans = RidgeDecoder(alphas=alphas).fit(X[tr], Y[tr], stimulus_ids=ids[tr],
+                                            test_inputs=X[te], test_stimulus_ids=ids[te])
+    assert trans.test_repeats_ == 3
+    assert trans.noise_source_ == "test repeats (transductive)"
+    np.testing.assert_allclose(np.median(trans.noise_variance_), 36.0, rtol=0.15)
+    assert trans.alpha_ < single.alpha_
+    # the true noise variance given by the user: the same direction
+    user = RidgeDecoder(alphas=alphas, test_repeats=3).fit(
+        X[tr], Y[tr], stimulus_ids=ids[tr], noise_variance=np.full(X.shape[1], 36.0))
+    assert user.noise_source_ == "noise_variance" and user.alpha_ < single.alpha_
+    assert abs(np.log10(user.alpha_ / trans.alpha_)) <= np.log10(alphas[1] / alphas[0]) + 1e-9
+
+
+def test_noise_source_bad_input():
+    X, Y, ids, te = _once_trained_design(n_train=60, n_test=10)
+    tr = ~te
+    dec = RidgeDecoder(alphas=np.logspace(0, 4, 5), test_repeats=3)
+    p = X.shape[1]
+    bad = [
+        (dict(noise_variance=np.ones(p), ncsnr=np.ones(p)), "one noise source"),
+        (dict(noise_variance=np.ones(p + 1)), "one value per input feature"),
+        (dict(ncsnr=np.full(p, np.nan)), "NaN"),
+        (dict(noise_variance=-np.ones(p)), ">= 0"),
+        (dict(ncsnr=-np.ones(p)), ">= 0"),
+        (dict(test_inputs=X[te]), "needs test_stimulus_ids"),
+        (dict(test_stimulus_ids=ids[te]), "without test_inputs"),
+        (dict(test_inputs=X[te][:, :5], test_stimulus_ids=ids[te]), "one column"),
+        (dict(test_inputs=X[te], test_stimulus_ids=ids[te][:-1]), "test_stimulus_ids"),
+        (dict(test_inputs=X[te][::3], test_stimulus_ids=ids[te][::3]), "carry no estimate"),
+    ]
+    for kw, match in bad:
+        with pytest.raises(ValueError, match=match):
+            dec.fit(X[tr], Y[tr], stimulus_ids=ids[tr], **kw)
+
+
+def test_per_voxel_noise_routed_through_pipeline_with_selector():
+    import pandas as pd
+    import sklearn
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_brain import EncodingVoxelSelector
+    from sklearn_brain.decoding import ncsnr_noise_variance
+
+    X, Y, ids, te = _once_trained_design(n_train=120, n_test=20)
+    rng = np.random.default_rng(5)
+    X = np.hstack([X, 6.0 * rng.standard_normal((len(X), 40))])  # 40 unresponsive voxels
+    tr = ~te
+    p = X.shape[1]
+    ncsnr = pd.Series(rng.uniform(0.1, 1.0, p), index=[f"x{i}" for i in range(p)])
+    alphas = np.logspace(0, 4, 9)
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(EncodingVoxelSelector(n_voxels=30),
+                             RidgeDecoder(alphas=alphas, test_repeats=3))
+        pipe.set_output(transform="pandas")
+        pipe.fit(X[tr], Y[tr], stimulus_ids=ids[tr], ncsnr=ncsnr)
+        kept = pipe[0].get_support()
+        dec = pipe[-1]
+        assert dec.noise_source_ == "ncsnr"
+        # the decoder used the ncsnr of the selected voxels, in their order
+        np.testing.assert_allclose(dec.noise_variance_, ncsnr_noise_variance(
+            X[tr][:, kept].astype(np.float32), ncsnr.to_numpy()[kept]), rtol=1e-6)
+        direct = RidgeDecoder(alphas=alphas, test_repeats=3).fit(
+            X[tr][:, kept], Y[tr], stimulus_ids=ids[tr], ncsnr=ncsnr.to_numpy()[kept])
+        np.testing.assert_allclose(dec.cv_scores_, direct.cv_scores_, rtol=1e-5)
+        # the unlabelled test inputs as a DataFrame: aligned the same way
+        test_df = pd.DataFrame(X[te], columns=ncsnr.index)
+        pipe.fit(X[tr], Y[tr], stimulus_ids=ids[tr], test_inputs=test_df,
+                 test_stimulus_ids=ids[te])
+        assert pipe[-1].noise_source_ == "test repeats (transductive)"
+        assert pipe[-1].test_repeats_ == 3
+        # a plain array of every voxel cannot be aligned: the error says how to
+        with pytest.raises(ValueError, match="pandas Series"):
+            pipe.fit(X[tr], Y[tr], stimulus_ids=ids[tr], ncsnr=ncsnr.to_numpy())
+        # a Series lacking a selected voxel
+        with pytest.raises(ValueError, match="no value for the features"):
+            pipe.fit(X[tr], Y[tr], stimulus_ids=ids[tr], ncsnr=ncsnr.iloc[:-60])
