@@ -843,10 +843,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         known = list(self.subjects_.tolist())
         added = [s for s in ids.tolist() if s not in position]
         subjects_ = np.asarray(known + added)
-        if added and np.asarray(added).dtype.kind != self.subjects_.dtype.kind:
-            raise ValueError(
-                f"the new subject ids ({added!r}) are not of the fitted ids' type "
-                f"({self.subjects_.dtype}, e.g. {known[0]!r}): give subjects of one type.")
+        if (self.subjects_.dtype == object or subjects_.dtype.kind != self.subjects_.dtype.kind
+                or (added and np.asarray(added).dtype.kind != self.subjects_.dtype.kind)):
+            # ids of mixed types (e.g. "a" and 7) stay themselves, as in fit
+            subjects_ = np.empty(len(known) + len(added), dtype=object)
+            subjects_[:] = known + added
         codes = subject_index(subjects_, subjects)
         columns = subject_columns(X, local, ids)
         subject_columns_ = list(self.subject_columns_) + [None] * len(added)

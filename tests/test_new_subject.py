@@ -177,8 +177,20 @@ def test_bad_warm_starts_name_the_fix(fitted):
         _warm(dec).fit(Xn, Yn[:, :-1], subjects=subj_n, stimulus_ids=sn)
     with pytest.raises(ValueError, match="checkpoint_dir=None"):
         _warm(dec, checkpoint_dir="unused").fit(Xn, Yn, subjects=subj_n, stimulus_ids=sn)
-    with pytest.raises(ValueError, match="not of the fitted ids' type"):
-        _warm(dec).fit(Xn, Yn, subjects=np.full(len(Xn), 7), stimulus_ids=sn)
+
+
+def test_new_subject_ids_of_another_type(fitted):
+    # ids of mixed types are allowed, as in fit: "a", "b", "c" then 7
+    dec, (X, Y, stim, subjects) = fitted
+    Xn, Yn, sn, _ = _new()
+    new = _warm(dec, adapt_epochs=1).fit(Xn, Yn, subjects=np.full(len(Xn), 7),
+                                        stimulus_ids=sn)
+    assert new.subjects_.tolist() == ["a", "b", "c", 7]
+    assert new.predict(Xn[:3], subjects=[7, 7, 7]).shape == (3, N_TARGETS)
+    assert_array_equal(new.predict(X[:3], subjects=subjects[:3]),
+                       dec.predict(X[:3], subjects=subjects[:3]))
+    with pytest.raises(ValueError, match="not seen in fit"):
+        new.predict(Xn[:3], subjects=["7"] * 3)
 
 
 def test_narrower_subject_padded_to_the_fitted_width(fitted):
