@@ -741,7 +741,13 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
 
     # ------------------------------------------------------------------- API
     def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None):
-        """Fit the network.
+        """Fit the network, or (``warm_start=True``, fitted) add the samples' subjects to it.
+
+        With ``warm_start=True`` on a fitted decoder, the samples' subjects
+        are added (each a new layer, adapted with the rest frozen, then
+        optionally fine-tuned; see "A new subject" in the class notes); a
+        subject already fitted is refused unless
+        ``on_fitted_subject="overwrite"``.
 
         Parameters
         ----------
