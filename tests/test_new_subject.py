@@ -249,3 +249,23 @@ def test_pipeline_adds_a_subject_and_predicts_for_it():
     with sklearn.config_context(enable_metadata_routing=True):
         p_avg = new_pipe.predict(X_avg, subjects=np.full(len(ids), "d"))
     assert top_k_accuracy(Yn[np.searchsorted(sn, ids)], p_avg) > 0.3
+
+
+def test_anchor_and_pickle_after_adding_a_subject():
+    import pickle
+
+    X, Y, stim, subjects = _group((1, 2), ("a", "b"))
+    dec = MultiSubjectContrastiveDecoder(**NET, ridge_anchor=1.0).fit(
+        X, Y, subjects=subjects, stimulus_ids=stim)
+    anchors = {k: v.clone() for k, v in dec.module_.state_dict().items()
+               if k.startswith("anchor_")}
+    Xn, Yn, sn, subj_n = _new()
+    dec.set_params(warm_start=True, adapt_epochs=2, valid_fraction=0).fit(
+        Xn, Yn, subjects=subj_n, stimulus_ids=sn)
+    state = dec.module_.state_dict()
+    # the old anchors are kept; the new layer's anchor is its ridge initialisation
+    assert all(torch.equal(v, state[k]) for k, v in anchors.items())
+    assert state["anchor_2"].shape == state["subject_layers.2.weight"].shape
+    assert not torch.equal(state["anchor_2"], state["subject_layers.2.weight"])
+    loaded = pickle.loads(pickle.dumps(dec))
+    assert_array_equal(loaded.predict(Xn, subjects=subj_n), dec.predict(Xn, subjects=subj_n))
