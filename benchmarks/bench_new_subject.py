@@ -146,7 +146,7 @@ def run_seed(seed, args, net_params):
     return out
 
 
-def summarise(runs, subjects_by_seed):
+def summarise(runs):
     """Per amount and method: mean over seeds of the mean over new subjects; paired deltas."""
     seeds = sorted(runs)
     rows = []
@@ -246,11 +246,10 @@ def main(argv=None):
     net_params = dict(shared_dim=64, hidden_dims=(256,), lr=3e-5, max_epochs=args.epochs,
                       patience=3)
     t0 = time.time()
-    runs, subjects = {}, {}
+    runs = {}
     for seed in args.seeds:
         runs[seed] = run_seed(seed, args, net_params)
-        subjects[seed] = list(runs[seed])
-    rows = summarise(runs, subjects)
+    rows = summarise(runs)
     n_test = args.n_test
     print(format_table(rows, n_test))
     result = {"benchmark": "new_subject", "preset": "bold5000", "simulator_overrides": args.sim,
