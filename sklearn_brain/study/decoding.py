@@ -10,6 +10,14 @@ stimuli: Top-1 / Top-5 retrieval and pairwise identification
 (:mod:`sklearn_brain.metrics`), under the configured protocol (repeats
 averaged or single trials; all test stimuli or N-way with random draws).
 
+Memory: the subjects are z-scored and their voxels selected one at a time
+(:func:`~sklearn_brain.study._selection.select_subjects`); BOLD5000 betas
+are read from a float32 ``.npy`` cache per subject (``<cache>/betas/``,
+written once from the NIfTIs, see ``load_bold5000(cache_dir=)``), a block at
+a time, and only the selected voxels of all subjects are stacked.  The peak
+is about one subject's betas plus a fixed overhead (the CLIP model, the
+selector's chunks), not the sum of all subjects' betas.
+
 The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
 :func:`blockwise` are the ones of ``examples/decoding/plot_compare_decoders.py``.
 """
