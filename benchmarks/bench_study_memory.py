@@ -50,14 +50,14 @@ STAGES = [
 ]
 
 
-def write_release(root, *, fraction, voxels, subjects, seed=0):
+def write_release(root, *, fraction, voxels, subjects, n_images=None, seed=0):
     """A BOLD5000 release folder with random betas; returns the trials per subject."""
     import nibabel as nib
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     grid = GRID if voxels <= 0.9 * np.prod(GRID) else (int(np.ceil((voxels / 0.9) ** (1 / 3))),) * 3
-    n_images = max(20, int(round(fraction * REAL_IMAGES)))
+    n_images = n_images or max(20, int(round(fraction * REAL_IMAGES)))
     names = [f"COCO_train2014_{i:012d}.jpg" for i in range(n_images)]
     img_dir = root / "BOLD5000_Stimuli" / "Scene_Stimuli" / "Presented_Stimuli" / "COCO"
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -100,12 +100,13 @@ def _status(pid):
     return out
 
 
-def run_study(repo, data, output, cache, *, models, n_voxels, rss_limit_gb, timeout):
+def run_study(repo, data, output, cache, *, subjects, models, n_voxels, rss_limit_gb, timeout):
     """Run the CLI in a subprocess; return per-stage peaks, the overall peak and the log."""
     cmd = [sys.executable, "-m", "sklearn_brain.cli", "study", "decoding", "--dataset",
            "bold5000", "--data-dir", str(data), "--clip-weights", "none", "-o", str(output),
            "--no-figure", "--set", f"models={json.dumps(models)}", "--set", "seeds=[0]",
-           "--set", f"data.n_voxels={n_voxels}", "--set", f"features.cache_dir='{cache}'"]
+           "--set", f"data.n_voxels={n_voxels}", "--set", f"features.cache_dir='{cache}'",
+           "--set", f"data.subjects={json.dumps(list(subjects))}"]
     env = dict(os.environ, PYTHONPATH=str(repo), HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
     # cwd: ``python -m`` puts the working directory first on sys.path, before PYTHONPATH
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
@@ -170,6 +171,9 @@ def main(argv=None):
     parser.add_argument("--voxels", type=int, default=REAL_VOXELS,
                         help=f"in-mask voxels per subject (default: {REAL_VOXELS}, real size)")
     parser.add_argument("--subjects", nargs="+", default=list(REAL_TRIALS))
+    parser.add_argument("--n-images", type=int, default=None,
+                        help="unique images (default: --fraction of the real 4,916); fewer "
+                             "images shorten featurizing, not the betas")
     parser.add_argument("--models", nargs="+", default=["ridge-image", "contrastive-cross-image"])
     parser.add_argument("--n-voxels", type=int, default=1000, help="data.n_voxels (selected)")
     parser.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]),
@@ -197,7 +201,7 @@ def main(argv=None):
         if not (data / "CSI1_brainmask.nii.gz").exists():
             data.mkdir(parents=True, exist_ok=True)
             n_trials = write_release(data, fraction=args.fraction, voxels=args.voxels,
-                                     subjects=args.subjects)
+                                     subjects=args.subjects, n_images=args.n_images)
             (data / "trials.json").write_text(json.dumps(n_trials))
         n_trials = json.loads((data / "trials.json").read_text())
         print(f"release at {data}: {n_trials} trials x {args.voxels} voxels "
@@ -209,7 +213,7 @@ def main(argv=None):
         for k in range(args.runs):
             out = work / f"out{k}"
             shutil.rmtree(out, ignore_errors=True)
-            r = run_study(args.repo, data, out, cache, models=args.models,
+            r = run_study(args.repo, data, out, cache, subjects=args.subjects, models=args.models,
                           n_voxels=args.n_voxels, rss_limit_gb=args.rss_limit_gb,
                           timeout=args.timeout)
             r["run"] = k + 1
