@@ -154,7 +154,7 @@ def exclude_test_overlap(extra_features, test_features, *, extra_ids=None, test_
 def synthesize_responses(selector, X_train, y_train, extra_features, test_features, *,
                          subjects=None, train_subjects=None, train_stimulus_ids=None,
                          extra_ids=None, test_ids=None, threshold=0.95, n_extra=None,
-                         noise="gaussian", restandardize=True,
+                         noise="gaussian", restandardize=True, selected=False,
                          random_state=None):
     """Synthesise selected-voxel responses to extra stimuli with an encoding model.
 
@@ -181,10 +181,16 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
 
     Parameters
     ----------
-    selector : fitted EncodingVoxelSelector
-        Its encoding model predicts the selected voxels.
-    X_train : array-like of shape (n_samples, n_voxels)
-        The training responses the selector was fitted on (its input space).
+    selector : fitted EncodingVoxelSelector or dict subject -> fitted EncodingVoxelSelector
+        Its encoding model predicts the selected voxels.  A dict holds one
+        selector per subject, each fitted without ``subjects`` on that
+        subject's rows (whole-brain subjects selected one at a time); it
+        needs ``selected=True`` and ``train_subjects``, and gives the same
+        result, draw for draw, as the multi-subject selector of the same
+        fits.
+    X_train : array-like of shape (n_samples, n_voxels) or (n_samples, n_selected)
+        The training responses the selector was fitted on (its input space),
+        or with ``selected=True`` their selected voxels only.
     y_train : array-like of shape (n_samples, n_stimulus_features)
         Stimulus features of the training samples.
     extra_features : array-like of shape (n_extra, n_stimulus_features)
@@ -219,6 +225,12 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
         Top-1 from 8.4% to 3.0%, with ``"gaussian"`` to 7.0%; hence the
         default.
     restandardize : bool, default=True
+    selected : bool, default=False
+        ``X_train`` already holds the selected voxels
+        (``selector.transform(X_train, subjects=train_subjects)``, or each
+        subject's rows through its own selector): the only part of the
+        training responses this function reads, so a whole-brain ``X_train``
+        never has to be in memory.
     random_state : int, RandomState or None, default=None
 
     Returns
@@ -244,7 +256,16 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
     >>> aug.X.shape, aug.n_excluded_by_similarity  # one extra stimulus is near a test one
     ((29, 10), 1)
     """
-    check_is_fitted(selector)
+    per_subject_selectors = isinstance(selector, dict)
+    if per_subject_selectors:
+        if not selected:
+            raise ValueError("a dict of per-subject selectors needs selected=True and X_train "
+                             "holding each subject's selected voxels (its selector's "
+                             "transform of that subject's rows).")
+        for sel in selector.values():
+            check_is_fitted(sel)
+    else:
+        check_is_fitted(selector)
     if noise not in _NOISE:
         raise ValueError(f"noise must be one of {_NOISE}, got {noise!r}.")
     rng = check_random_state(random_state)
@@ -265,15 +286,28 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
         raise ValueError("every extra stimulus overlaps a test stimulus; nothing to synthesise.")
     logger.info("augmentation: %d extra stimuli kept, %d excluded by id, %d by similarity",
                 index.size, n_id, n_sim)
-    per_subject = selector.subjects_ is not None
-    check_subjects_given(per_subject, train_subjects, estimator=selector,
+    per_subject = per_subject_selectors or selector.subjects_ is not None
+    who = "a dict of per-subject selectors" if per_subject_selectors else selector
+    check_subjects_given(per_subject, train_subjects, estimator=who,
                          method="synthesize_responses", param="train_subjects")
     if per_subject:
         train_subjects = check_ids(train_subjects, name="train_subjects")
-        names = list(selector.subjects_) if subjects is None else list(subjects)
+        known = list(selector) if per_subject_selectors else list(selector.subjects_)
+        names = known if subjects is None else list(subjects)
     else:
         names = [None]
-    X_sel = selector.transform(X_train, subjects=train_subjects if per_subject else None)
+    if per_subject_selectors:
+        unknown = [s for s in names if s not in selector]
+        if unknown:
+            raise ValueError(f"no selector for subject(s) {unknown}; the dict has "
+                             f"{list(selector)}.")
+    if selected:
+        X_sel = np.asarray(X_train)
+        if X_sel.ndim != 2 or X_sel.shape[0] != Fx.shape[0]:
+            raise ValueError(f"X_train must be 2-D with {Fx.shape[0]} rows like y_train, got "
+                             f"shape {X_sel.shape}.")
+    else:
+        X_sel = selector.transform(X_train, subjects=train_subjects if per_subject else None)
     if train_stimulus_ids is not None:
         train_stimulus_ids = check_stimulus_ids(train_stimulus_ids, X_sel.shape[0])
     blocks, subj_out = [], []
@@ -282,10 +316,14 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
         if not rows.any():
             raise ValueError(f"subject {subject_name(s)} has no training samples.")
         Xs = X_sel[rows].astype(np.float64)
-        synth = selector.predict_responses(E[index], subject=s)
+        sel, who = (selector[s], None) if per_subject_selectors else (selector, s)
+        synth = sel.predict_responses(E[index], subject=who)
+        if Xs.shape[1] != synth.shape[1]:
+            raise ValueError(f"X_train has {Xs.shape[1]} columns; with selected=True it must "
+                             f"hold the {synth.shape[1]} selected voxels.")
         if noise is not None:
             resid = heldout_residuals(
-                selector, Fx[rows], Xs, subject=s,
+                sel, Fx[rows], Xs, subject=who,
                 stimulus_ids=None if train_stimulus_ids is None else train_stimulus_ids[rows])
         if noise == "residuals":
             # N(0, residual covariance): random combinations of all residual rows,

@@ -107,15 +107,7 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         return self
 
     def _moments(self, X):
-        with warnings.catch_warnings():
-            # a subject's padding columns are all NaN: their statistics are NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            mean = np.nanmean(X, axis=0, dtype=np.float64)
-            sd = np.nanstd(X, axis=0, dtype=np.float64)
-        scale = np.where((sd > 0) & np.isfinite(sd), sd, 1.0) if self.with_std else np.ones_like(sd)
-        if not self.with_mean:
-            mean = np.where(np.isnan(mean), np.nan, 0.0)
-        return mean, scale
+        return nan_moments(X, with_mean=self.with_mean, with_std=self.with_std)
 
     def transform(self, X, *, subjects=None):
         """Standardise each row with its subject's statistics.
@@ -154,7 +146,7 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
                       for i in np.unique(idx)]
         n_new_nan, new_nan_voxels = 0, np.zeros(X.shape[1], bool)
         for rows, mean, scale in groups:
-            n, voxels = _standardize_rows(X, rows, mean, scale)
+            n, voxels = standardize_rows(X, rows, mean, scale)
             n_new_nan += n
             new_nan_voxels |= voxels
         if n_new_nan:
@@ -169,9 +161,103 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
 
 #: values per block of rows standardised at once (32 MiB in float64)
 _BLOCK_VALUES = 2 ** 22
+#: values per voxel chunk read by :func:`column_moments` (64 MiB in float32)
+_CHUNK_VALUES = 2 ** 24
 
 
-def _standardize_rows(X, rows, mean, scale, *, block_values=None):
+def nan_moments(X, *, with_mean=True, with_std=True):
+    """NaN-ignoring mean and scale of every column of an in-memory array.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_voxels), float32 or float64
+    with_mean, with_std : bool, default=True
+        ``with_mean=False``: the mean is 0 (NaN where the column has no
+        finite value); ``with_std=False``: the scale is 1.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_voxels,), float64
+        NaN for a column without any finite value (a subject's padding).
+    scale : ndarray of shape (n_voxels,), float64
+        Population standard deviation, 1 where it is 0 or undefined.
+    """
+    with warnings.catch_warnings():
+        # a subject's padding columns are all NaN: their statistics are NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(X, axis=0, dtype=np.float64)
+        sd = np.nanstd(X, axis=0, dtype=np.float64)
+    scale = np.where((sd > 0) & np.isfinite(sd), sd, 1.0) if with_std else np.ones_like(sd)
+    if not with_mean:
+        mean = np.where(np.isnan(mean), np.nan, 0.0)
+    return mean, scale
+
+
+def column_chunks(n_columns, n_rows, *, chunk_values=None):
+    """Slices of about ``chunk_values / n_rows`` columns covering ``range(n_columns)``.
+
+    No chunk is one column wide unless ``n_columns`` is 1: NumPy sums a
+    single contiguous column pairwise but several columns row by row, so
+    chunks of two or more columns give every column's statistics bit for
+    bit as the whole array does.
+    """
+    chunk_values = _CHUNK_VALUES if chunk_values is None else chunk_values
+    width = max(2, chunk_values // max(1, n_rows))
+    starts = list(range(0, n_columns, width))
+    if len(starts) > 1 and n_columns - starts[-1] == 1:
+        starts.pop()  # the last chunk takes the single column left over
+    return [slice(a, b) for a, b in zip(starts, starts[1:] + [n_columns])]
+
+
+def column_moments(X, rows, *, with_mean=True, with_std=True, chunk_values=None,
+                   return_n_finite=False):
+    """:func:`nan_moments` of ``X[rows]``, read a chunk of voxels at a time.
+
+    ``X`` may be memory-mapped or any array-like whose ``X[rows, a:b]``
+    returns an ndarray: only one chunk of ``len(rows)`` rows is in memory at
+    once (besides NaN-handling temporaries of the same size), and the result
+    equals ``nan_moments(X[rows])`` bit for bit.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_voxels)
+    rows : ndarray of int of shape (n_rows,)
+        Rows the statistics are computed on (e.g. a subject's training trials).
+    with_mean, with_std : bool, default=True
+    chunk_values : int, default=None
+        Values per chunk; ``None``: 2**24 (64 MiB in float32).
+    return_n_finite : bool, default=False
+        Also return the number of finite values of every column.
+
+    Returns
+    -------
+    mean, scale : ndarray of shape (n_voxels,), float64
+    n_finite : ndarray of int of shape (n_voxels,)
+        Only with ``return_n_finite``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_brain.preprocessing import column_moments, nan_moments
+    >>> X = np.arange(12.0).reshape(4, 3)
+    >>> mean, scale = column_moments(X, np.array([0, 2]), chunk_values=2)
+    >>> mean.tolist(), scale.tolist()
+    ([3.0, 4.0, 5.0], [3.0, 3.0, 3.0])
+    """
+    rows = np.asarray(rows)
+    means, scales, counts = [], [], []
+    for cols in column_chunks(X.shape[1], rows.size, chunk_values=chunk_values):
+        block = np.asarray(X[rows, cols])
+        m, s = nan_moments(block, with_mean=with_mean, with_std=with_std)
+        means.append(m)
+        scales.append(s)
+        if return_n_finite:
+            counts.append(np.count_nonzero(np.isfinite(block), axis=0))
+    out = np.concatenate(means), np.concatenate(scales)
+    return (*out, np.concatenate(counts)) if return_n_finite else out
+
+
+def standardize_rows(X, rows, mean, scale, *, block_values=None):
     """``X[rows] = (X[rows] - mean) / scale`` in place, a block of rows at a time.
 
     The arithmetic is done in float64 (``mean`` and ``scale`` are float64)

@@ -132,3 +132,46 @@ def test_bad_input():
         exclude_test_overlap(F, F[:2], test_ids=[1])
     with pytest.raises(ValueError, match="noise"):
         synthesize_responses(sel, X, F, F, F[:2], train_subjects=subj, noise="pink")
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "residuals"])
+def test_per_subject_selectors_on_selected_voxels_give_the_same_draws(noise):
+    # one selector per subject, fed only the selected voxels: the whole-brain X is
+    # never needed, and the result equals the multi-subject selector's draw for draw
+    sel, X, F, subj, rng = _two_subjects()
+    per = {s: EncodingVoxelSelector(n_voxels=10).fit(X[subj == s], F[subj == s])
+           for s in ("a", "b")}
+    for i, s in enumerate(("a", "b")):
+        np.testing.assert_array_equal(per[s].selected_indices_, sel.selected_indices_[i])
+    Xsel = np.vstack([per[s].transform(X[subj == s]) for s in ("a", "b")])
+    extra = rng.standard_normal((60, 6))
+    kw = dict(train_subjects=subj, n_extra=25, noise=noise, random_state=3)
+    ref = synthesize_responses(sel, X, F, extra, F[:5], **kw)
+    new = synthesize_responses(per, Xsel, F, extra, F[:5], selected=True, **kw)
+    np.testing.assert_array_equal(new.X, ref.X)
+    np.testing.assert_array_equal(new.extra_index, ref.extra_index)
+    np.testing.assert_array_equal(new.subjects, ref.subjects)
+    # selected=True with the multi-subject selector: the same again
+    again = synthesize_responses(sel, sel.transform(X, subjects=subj), F, extra, F[:5],
+                                 selected=True, **kw)
+    np.testing.assert_array_equal(again.X, ref.X)
+
+
+def test_per_subject_selectors_bad_input():
+    sel, X, F, subj, rng = _two_subjects()
+    per = {s: EncodingVoxelSelector(n_voxels=10).fit(X[subj == s], F[subj == s])
+           for s in ("a", "b")}
+    Xsel = np.vstack([per[s].transform(X[subj == s]) for s in ("a", "b")])
+    extra = rng.standard_normal((30, 6))
+    with pytest.raises(ValueError, match="needs selected=True"):
+        synthesize_responses(per, X, F, extra, F[:2], train_subjects=subj)
+    with pytest.raises(ValueError, match="pass train_subjects="):
+        synthesize_responses(per, Xsel, F, extra, F[:2], selected=True)
+    with pytest.raises(ValueError, match="no selector for subject"):
+        synthesize_responses(per, Xsel, F, extra, F[:2], train_subjects=subj, selected=True,
+                             subjects=["a", "c"])
+    with pytest.raises(ValueError, match="the 10 selected voxels"):
+        synthesize_responses(per, X, F, extra, F[:2], train_subjects=subj, selected=True)
+    with pytest.raises(ValueError, match="rows like y_train"):
+        synthesize_responses(per, Xsel[:10], F, extra, F[:2], train_subjects=subj,
+                             selected=True)

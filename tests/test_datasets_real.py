@@ -617,3 +617,117 @@ def test_bold5000_matches_nilearn_masker(tmp_path):
     expected = masker.fit_transform(
         str(tmp_path / "CSI1_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-01.nii.gz"))
     np.testing.assert_allclose(data.betas, expected, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# BOLD5000 betas cache (cache_dir=)
+# --------------------------------------------------------------------------
+def _cache_files(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_bold5000_cache_written_once_then_mapped(tmp_path, monkeypatch):
+    betas = _write_bold5000(tmp_path)
+    cache = tmp_path / "cache"
+    data = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2],
+                         zscore="session")
+    ref = load_bold5000("CSI1", data_dir=tmp_path, sessions=[1, 2], zscore="session")
+    np.testing.assert_array_equal(data.betas, ref.betas)
+    plain = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    np.testing.assert_array_equal(plain.betas, _expected_bold(betas, [1, 2]))
+    files = _cache_files(cache)
+    assert len(files) == 1 and files[0].startswith("CSI1_betas-") and files[0].endswith(".npy")
+    raw = np.load(cache / files[0])
+    np.testing.assert_array_equal(raw, _expected_bold(betas, [1, 2]))
+    # the raw (not z-scored) request replaced the z-scored cache: one file per subject
+    stamp = (cache / files[0]).stat().st_mtime_ns
+
+    def no_nifti_read(*args, **kwargs):
+        raise AssertionError("the NIfTI betas were read although the cache is valid")
+
+    monkeypatch.setattr(_bold5000, "_masked_session", no_nifti_read)
+    again = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    assert isinstance(again.betas, np.memmap) and not again.betas.flags.writeable
+    np.testing.assert_array_equal(again.betas, _expected_bold(betas, [1, 2]))
+    assert again.stimulus_names.tolist() == [n.removeprefix("rep_") for s in (1, 2)
+                                             for n in BOLD_NAMES[s]]
+    assert (cache / files[0]).stat().st_mtime_ns == stamp
+    with pytest.raises(ValueError, match="betas_file or cache_dir"):
+        load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2],
+                      betas_file=tmp_path / "b.npy")
+
+
+def test_bold5000_cache_rewritten_when_a_source_file_changes(tmp_path):
+    import os
+
+    betas = _write_bold5000(tmp_path)
+    cache = tmp_path / "cache"
+    load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    (old,) = _cache_files(cache)
+    # session 2 rewritten with other values (its size and mtime change)
+    path = tmp_path / "CSI1_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-02.nii.gz"
+    new = np.full(SHAPE + (3,), 7.0, dtype=np.float32)
+    nib.save(nib.Nifti1Image(new, np.eye(4)), path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    data = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    np.testing.assert_array_equal(data.betas, _expected_bold({**betas, 2: new}, [1, 2]))
+    (fresh,) = _cache_files(cache)  # the stale file is gone
+    assert fresh != old
+    # another session set is another cache entry of the same subject
+    one = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1])
+    np.testing.assert_array_equal(one.betas, _expected_bold(betas, [1]))
+
+
+def test_bold5000_cache_interrupted_write_leaves_no_cache(tmp_path, monkeypatch):
+    betas = _write_bold5000(tmp_path)
+    cache = tmp_path / "cache"
+    real = _bold5000._masked_session
+    calls = []
+
+    def interrupted(img, mask, out, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the first session is written, then the user hits Ctrl-C
+            raise KeyboardInterrupt
+        real(img, mask, out, **kwargs)
+
+    monkeypatch.setattr(_bold5000, "_masked_session", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    assert _cache_files(cache) == []  # neither a partial cache nor its temporary file
+    monkeypatch.setattr(_bold5000, "_masked_session", real)
+    data = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    np.testing.assert_array_equal(data.betas, _expected_bold(betas, [1, 2]))
+
+
+def test_bold5000_cache_killed_write_is_never_read(tmp_path):
+    # SIGKILL mid-write: no cleanup runs, yet the cache's name never holds a partial file
+    import signal
+    import subprocess
+    import sys
+
+    betas = _write_bold5000(tmp_path)
+    cache = tmp_path / "cache"
+    script = f"""
+import time
+from sklearn_brain.datasets import _bold5000, load_bold5000
+real = _bold5000._masked_session
+def slow(img, mask, out, **kw):
+    real(img, mask, out, **kw)
+    print("written", flush=True)
+    time.sleep(60)
+_bold5000._masked_session = slow
+load_bold5000("CSI1", data_dir={str(tmp_path)!r}, cache_dir={str(cache)!r}, sessions=[1, 2])
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    left = _cache_files(cache)
+    assert len(left) == 1 and left[0].startswith(".CSI1_betas-") and ".tmp-" in left[0]
+    data = load_bold5000("CSI1", data_dir=tmp_path, cache_dir=cache, sessions=[1, 2])
+    np.testing.assert_array_equal(data.betas, _expected_bold(betas, [1, 2]))
+    assert len([f for f in _cache_files(cache) if f.startswith("CSI1_betas-")]) == 1

@@ -171,3 +171,25 @@ def test_in_pipeline_statistics_come_from_the_training_fold():
         np.testing.assert_allclose(scaler.mean_, ref.mean_)
         assert not np.allclose(np.nan_to_num(scaler.mean_),
                                np.nan_to_num(clone(scaler).fit(X, subjects=subj).mean_))
+
+
+@pytest.mark.parametrize("chunk_values", [1, 7 * 40, 2 ** 12, None])
+def test_column_moments_equal_the_scaler_bit_for_bit(chunk_values):
+    # voxel chunks of the training rows (a memory-mapped subject is never read whole)
+    # give the scaler's statistics exactly: chunks are >= 2 columns wide, even the last
+    from sklearn_brain.preprocessing import column_chunks, column_moments
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((60, 41)) * 3 + 1).astype(np.float32)
+    X[rng.random(X.shape) < 0.02] = np.nan
+    X[:, 40] = np.nan  # padding
+    rows = np.flatnonzero(rng.random(60) < 0.7)
+    ref = SubjectStandardScaler().fit(X[rows])
+    mean, scale, n_finite = column_moments(X, rows, chunk_values=chunk_values,
+                                           return_n_finite=True)
+    np.testing.assert_array_equal(mean, ref.mean_)
+    np.testing.assert_array_equal(scale, ref.scale_)
+    np.testing.assert_array_equal(n_finite, np.isfinite(X[rows]).sum(axis=0))
+    chunks = column_chunks(41, rows.size, chunk_values=chunk_values)
+    assert all(c.stop - c.start >= 2 for c in chunks)
+    assert np.concatenate([np.arange(41)[c] for c in chunks]).tolist() == list(range(41))

@@ -590,3 +590,58 @@ def test_contrastive_alpha_is_a_deprecated_config_field():
     assert c["contrastive"]["contrastive_weight"] == 0.8 and "alpha" not in c["contrastive"]
     assert C.decoding_model_spec("contrastive-cross-image", c)["training_objective"] == (
         "0.8 InfoNCE + 0.2 MSE")
+
+
+# --------------------------------------------------------------------------- bounded memory
+def test_per_subject_selection_equals_the_stacked_path_on_the_tiny_preset(tmp_path):
+    # the study z-scores and selects one subject at a time (a whole-brain stack of
+    # every subject never exists); on the tiny simulator every number equals the
+    # former path: SubjectStandardScaler + one multi-subject selector on the stack
+    from sklearn_brain import EncodingVoxelSelector, SubjectStandardScaler
+    from sklearn_brain.augmentation import synthesize_responses
+    from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
+    from sklearn_brain.study._selection import NpyBlocks, select_subjects
+
+    ds = make_bold5000_like(preset="tiny", random_state=0)
+    X, _, stim, subj, is_test = multi_subject_arrays(ds)
+    IMG = ds.image_embeddings[stim]
+    tr = ~is_test
+    scaler = SubjectStandardScaler().fit(X[tr], subjects=subj[tr])
+    Z = scaler.transform(X, subjects=subj)
+    sel = EncodingVoxelSelector(n_voxels=60).fit(Z[tr], IMG[tr], subjects=subj[tr],
+                                                 stimulus_ids=stim[tr])
+    ref = sel.transform(Z, subjects=subj)
+
+    names = np.unique(subj)
+    for s in names:  # the betas as memory-mapped per-subject files, read a block at a time
+        np.save(tmp_path / f"{s}.npy", X[subj == s])
+    blocks = {s: NpyBlocks(tmp_path / f"{s}.npy") for s in names}
+    out = select_subjects(blocks, subj, is_test, IMG, stim, n_voxels=60, chunk_values=500)
+    assert out.n_voxels == 60 and list(out.selectors) == list(names)
+    np.testing.assert_array_equal(out.X, ref)
+    for i, s in enumerate(names):
+        np.testing.assert_array_equal(out.selectors[s].selected_indices_,
+                                      sel.selected_indices_[i])
+        np.testing.assert_array_equal(out.selectors[s].coef_, sel.coef_[i])
+    extra = ds.image_embeddings[:30] + 0.3
+    kw = dict(train_subjects=subj[tr], train_stimulus_ids=stim[tr], n_extra=20, random_state=0)
+    test_sets = {s: ds.image_embeddings[np.unique(stim[is_test & (subj == s)])] for s in names}
+    a = synthesize_responses(sel, Z[tr], IMG[tr], extra, test_sets, **kw)
+    b = synthesize_responses(out.selectors, out.X[tr], IMG[tr], extra, test_sets,
+                             selected=True, **kw)
+    np.testing.assert_array_equal(a.X, b.X)
+
+
+def test_npy_blocks_reads_blocks_and_gather_checks_its_arguments(tmp_path):
+    from sklearn_brain.study._selection import NpyBlocks, gather
+
+    A = np.arange(60, dtype=np.float32).reshape(6, 10)
+    np.save(tmp_path / "a.npy", A)
+    B = NpyBlocks(tmp_path / "a.npy")
+    assert B.shape == (6, 10) and type(B[1:3, [0, 4]]) is np.ndarray
+    np.testing.assert_array_equal(gather(B, rows=np.array([0, 5]), chunk_values=4),
+                                  A[[0, 5]])
+    np.testing.assert_array_equal(gather(B, columns=np.array([9, 2]), chunk_values=10),
+                                  A[:, [9, 2]])
+    with pytest.raises(ValueError, match="rows or columns, not both"):
+        gather(B, rows=np.array([0]), columns=np.array([1]))

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._base import (
+    atomic_path,
     betas_output,
     betas_result,
     import_nibabel,
@@ -23,6 +24,7 @@ from ._base import (
     require_file,
     resolve_data_dir,
     count_missing,
+    files_key,
     warn_missing_betas,
     zscore_inplace,
 )
@@ -193,8 +195,76 @@ def _masked_session(img, mask, out, *, chunk=_CHUNK_VOLUMES):
         out[start:stop] = block[mask].T
 
 
+#: Version of the betas cache format (part of its key).
+_CACHE_VERSION = 1
+
+
+def _read_sessions(out, *, subject, images, wanted, mask, zscore, verbose):
+    """Fill ``out`` (n_trials, n_voxels) with the masked betas of ``wanted``; count NaN/inf."""
+    row, n_missing = 0, 0
+    for session in wanted:
+        path, img = images[session]
+        n_vol = img.shape[3]
+        block = out[row:row + n_vol]
+        try:
+            _masked_session(img, mask, block)
+        except (OSError, EOFError, ValueError) as exc:
+            raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
+        n_missing += zscore_inplace(block) if zscore == "session" else count_missing(block)
+        row += n_vol
+        if verbose:
+            logger.info("%s session %02d: %d trials x %d voxels", subject, session,
+                        n_vol, out.shape[1])
+    return n_missing
+
+
+def _cached_betas(cache_dir, mask_path, shape, read):
+    """The subject's betas memory-mapped from ``cache_dir``, written there first if needed.
+
+    The file is named ``<subject>_betas-<key>.npy``, the key hashing the
+    sizes and modification times of the mask and of the sessions' betas
+    files, the sessions and the z-scoring: a rewritten source file gives a
+    new key, and the stale file of the subject is removed once the new one
+    is complete.  The file is written through :func:`atomic_path`, so a
+    killed write never leaves a partial cache.
+    """
+    subject, wanted = read["subject"], read["wanted"]
+    sources = [mask_path] + [read["images"][s][0] for s in wanted]
+    key = files_key(sources, sessions=list(wanted), zscore=read["zscore"],
+                    version=_CACHE_VERSION)
+    path = cache_dir / f"{subject}_betas-{key}.npy"
+    if path.is_file():
+        try:
+            betas = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            logger.warning("unreadable betas cache %s (%s): it is rewritten", path, exc)
+        else:
+            if betas.shape == shape and betas.dtype == np.float32:
+                if read["verbose"]:
+                    for session in wanted:
+                        logger.info("%s session %02d: %d trials x %d voxels", subject, session,
+                                    read["images"][session][1].shape[3], shape[1])
+                logger.info("%s: %d trials x %d voxels memory-mapped from the cache %s",
+                            subject, *shape, path)
+                return betas
+            logger.warning("betas cache %s holds shape %s, expected %s: it is rewritten",
+                           path, betas.shape, shape)
+            del betas
+    with atomic_path(path) as tmp:
+        out = betas_output(shape, tmp)
+        n_missing = _read_sessions(out, **read)
+        out.flush()
+        del out
+    warn_missing_betas(n_missing, shape[0] * shape[1], f"the betas of {subject}")
+    for stale in cache_dir.glob(f"{subject}_betas-*.npy"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    logger.info("%s: betas cached in %s", subject, path)
+    return np.load(path, mmap_mode="r")
+
+
 def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose=0,
-                  betas_file=None):
+                  betas_file=None, cache_dir=None):
     """Load one subject's BOLD5000 GLMsingle single-trial betas.
 
     Betas are the release's ``TYPED_FITHRF_GLMDENOISE_RR`` estimates, masked
@@ -237,6 +307,16 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
         :class:`~sklearn_brain.EncodingVoxelSelector` and
         :class:`~sklearn_brain.encoding.VoxelwiseEncoder` read it voxel chunk
         by voxel chunk.  The file is overwritten.
+    cache_dir : str or path-like, default=None
+        Keep the masked betas in ``<cache_dir>/<subject>_betas-<key>.npy``
+        (float32) and return them memory-mapped read-only.  The file is
+        written once, atomically (a temporary file renamed into place, so
+        an interrupted write leaves no partial cache); a later call with
+        the same sessions and z-scoring, whose mask and betas files have
+        kept their sizes and modification times, maps it without
+        decompressing any NIfTI.  A changed source file changes ``<key>``:
+        the cache is rewritten and the stale file removed.  The NaN/inf
+        warning is given when the cache is written.
 
     Returns
     -------
@@ -341,9 +421,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
             )
 
     n_trials = sum(images[s][1].shape[3] for s in wanted)
-    betas = betas_output((n_trials, n_voxels), betas_file)
     names, session_of_trial = [], []
-    row, n_missing = 0, 0
     for session in wanted:
         path, img = images[session]
         n_vol = img.shape[3]
@@ -355,19 +433,21 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
                 _strip_repeat(n)
                 for n in _session_names_from_lists(root, subject, session, n_vol, path)
             )
-        block = betas[row:row + n_vol]
-        try:
-            _masked_session(img, mask, block)
-        except (OSError, EOFError, ValueError) as exc:
-            raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
-        n_missing += zscore_inplace(block) if zscore == "session" else count_missing(block)
         session_of_trial.append(np.full(n_vol, session, dtype=np.int64))
-        row += n_vol
-        if verbose:
-            logger.info("%s session %02d: %d trials x %d voxels", subject, session,
-                        n_vol, n_voxels)
 
-    warn_missing_betas(n_missing, betas.size, f"the betas of {subject}")
+    read = dict(subject=subject, images=images, wanted=wanted, mask=mask,
+                zscore=zscore, verbose=verbose)
+    if cache_dir is not None:
+        if betas_file is not None:
+            raise ValueError("give betas_file or cache_dir, not both (cache_dir keeps its own "
+                             ".npy file per subject).")
+        betas = _cached_betas(Path(cache_dir).expanduser(), mask_path, (n_trials, n_voxels),
+                              read)
+    else:
+        betas = betas_output((n_trials, n_voxels), betas_file)
+        n_missing = _read_sessions(betas, **read)
+        warn_missing_betas(n_missing, betas.size, f"the betas of {subject}")
+        betas = betas_result(betas, betas_file)
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
     source = np.asarray([_source_dataset(n) for n in stimulus_names], dtype=str)
@@ -376,7 +456,6 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
         [str(stim_root / src / name) for src, name in zip(source, stimulus_names)],
         dtype=str,
     )
-    betas = betas_result(betas, betas_file)
     return Bunch(
         betas=betas,
         stimulus_names=stimulus_names,

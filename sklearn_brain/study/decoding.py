@@ -10,6 +10,14 @@ stimuli: Top-1 / Top-5 retrieval and pairwise identification
 (:mod:`sklearn_brain.metrics`), under the configured protocol (repeats
 averaged or single trials; all test stimuli or N-way with random draws).
 
+Memory: the subjects are z-scored and their voxels selected one at a time
+(:func:`~sklearn_brain.study._selection.select_subjects`); BOLD5000 betas
+are read from a float32 ``.npy`` cache per subject (``<cache>/betas/``,
+written once from the NIfTIs, see ``load_bold5000(cache_dir=)``), a block at
+a time, and only the selected voxels of all subjects are stacked.  The peak
+is about one subject's betas plus a fixed overhead (the CLIP model, the
+selector's chunks), not the sum of all subjects' betas.
+
 The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
 :func:`blockwise` are the ones of ``examples/decoding/plot_compare_decoders.py``.
 """
@@ -25,6 +33,7 @@ from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._selection import NpyBlocks, peak_rss_gb, select_subjects
 from .config import (DECODING_MODELS, ConfigError, decoding_model_spec, models_override,
                      runnable_decoding_models)
 
@@ -176,6 +185,7 @@ def _simulator_data(config, seed):
     X, _, stim, subj, is_test = multi_subject_arrays(ds, subjects=subjects)
     logger.info("seed %s: simulated %s: %d trials x %d voxels, %d subjects", seed,
                 config["data"]["preset"], X.shape[0], X.shape[1], len(subjects))
+    X = {s: X[subj == s] for s in np.unique(subj)}  # NaN-padded like the stack
     # extra stimuli for augmentation: normalised mixtures of two training stimuli of the
     # same category (the simulator has no other images), as in the compare example
     rng = np.random.default_rng(seed)
@@ -248,6 +258,7 @@ def bold5000_images_dir(data_dir, stimuli_dir=""):
 
 
 def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
+    """The loaded subjects: betas memory-mapped from ``cache_dir/betas``, never stacked."""
     from ..datasets import load_bold5000
     from ..datasets._bold5000 import LAYOUT
 
@@ -264,9 +275,12 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
     for i, s in enumerate(subjects, 1):
         t = time.perf_counter()
         logger.info("loading %s (%d/%d subjects)", s, i, len(subjects))
-        loaded[s] = load_bold5000(s, data_dir=root, sessions=d["sessions"] or None, verbose=1)
-        logger.info("%s: %d trials x %d voxels loaded in %.0f s", s, *loaded[s].betas.shape,
-                    time.perf_counter() - t)
+        loaded[s] = load_bold5000(s, data_dir=root, sessions=d["sessions"] or None, verbose=1,
+                                  cache_dir=cache_dir / "betas")
+        logger.info("%s: %d trials x %d voxels loaded in %.0f s [peak RSS %.2f GB]", s,
+                    *loaded[s].betas.shape, time.perf_counter() - t, peak_rss_gb())
+        # read a block at a time through fresh maps: one map read whole would stay resident
+        loaded[s].betas = NpyBlocks(loaded[s].betas.filename)
     names, paths = stimulus_paths(loaded)
     images = bold5000_images_dir(root, d["stimuli_dir"])
     paths = [str(images.joinpath(*Path(p).parts[-2:])) for p in paths]  # <source>/<image>
@@ -286,15 +300,11 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
     rng = np.random.default_rng(seed)
     test_names = rng.choice(len(names), max(2, int(round(d["test_size"] * len(names)))),
                             replace=False)
-    width = max(b.betas.shape[1] for b in loaded.values())
     n = sum(b.betas.shape[0] for b in loaded.values())
-    X = np.full((n, width), np.nan, dtype=np.float32)
-    stim, subj, start = [], [], 0
+    stim, subj = [], []
     for s, b in loaded.items():
-        X[start:start + len(b.betas), :b.betas.shape[1]] = b.betas
-        start += len(b.betas)
         stim.append(np.searchsorted(names, b.stimulus_names))
-        subj.append(np.full(len(b.betas), s))
+        subj.append(np.full(b.betas.shape[0], s))
     stim = np.concatenate(stim).astype(np.int64)
     extra = None
     if need_extra:
@@ -307,7 +317,8 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
         extra = {"image": clip.transform(extra_paths)}
         if need_text:
             extra["text"] = _text_features(config, extra_paths, weights, cache_dir)
-    return Bunch(X=X, subjects=np.concatenate(subj), stimulus_ids=stim,
+    return Bunch(X={s: b.betas for s, b in loaded.items()}, subjects=np.concatenate(subj),
+                 stimulus_ids=stim,
                  is_test=np.isin(stim, test_names), embeddings=emb, extra=extra,
                  description=f"BOLD5000 {subjects}, {len(names)} images, {n} trials")
 
@@ -330,11 +341,7 @@ class _SeedData:
 
     @cached_property
     def prepared(self):
-        from ..preprocessing import SubjectStandardScaler
-        from ..selection import EncodingVoxelSelector
-
         d, c = self.data, self.config
-        tr = ~d.is_test
         for s in np.unique(d.subjects):
             n_test = len(np.unique(d.stimulus_ids[d.is_test & (d.subjects == s)]))
             if c["protocol"]["n_way"] > n_test:
@@ -343,27 +350,15 @@ class _SeedData:
         IMG = d.embeddings["image"][d.stimulus_ids]
         n_subj = len(np.unique(d.subjects))
         t = time.perf_counter()
-        logger.info("seed %s: z-scoring %d subjects with their training statistics",
-                    self.seed, n_subj)
+        logger.info("seed %s: z-scoring %d subjects with their training statistics and "
+                    "selecting voxels, one subject at a time", self.seed, n_subj)
         with quiet_fmri_warnings():
-            scaler = SubjectStandardScaler().fit(d.X[tr], subjects=d.subjects[tr])
-            X = scaler.transform(d.X, subjects=d.subjects)
-            n_valid = min(int(np.isfinite(X[tr & (d.subjects == s)]).all(axis=0).sum())
-                          for s in np.unique(d.subjects))
-            n_vox = min(c["data"]["n_voxels"], n_valid)
-            if n_vox < c["data"]["n_voxels"]:
-                logger.warning("data.n_voxels=%d but a subject has %d valid voxels: keeping %d",
-                               c["data"]["n_voxels"], n_valid, n_vox)
-            logger.info("seed %s: %d subjects z-scored in %.1f s; selecting %d voxels per "
-                        "subject (ridge encoding model CLIP image -> voxel)", self.seed, n_subj,
-                        time.perf_counter() - t, n_vox)
-            t = time.perf_counter()
-            selector = EncodingVoxelSelector(n_voxels=n_vox, device=c["device"]).fit(
-                X[tr], IMG[tr], subjects=d.subjects[tr], stimulus_ids=d.stimulus_ids[tr])
-            Xsel = selector.transform(X, subjects=d.subjects)
-        logger.info("seed %s: %d voxels selected for each of %d subjects in %.1f s", self.seed,
-                    n_vox, n_subj, time.perf_counter() - t)
-        return Bunch(X=X, Xsel=Xsel, selector=selector, IMG=IMG, n_voxels=n_vox)
+            sel = select_subjects(d.X, d.subjects, d.is_test, IMG, d.stimulus_ids,
+                                  n_voxels=c["data"]["n_voxels"], device=c["device"])
+        logger.info("seed %s: %d voxels selected for each of %d subjects in %.1f s "
+                    "[peak RSS %.2f GB]", self.seed, sel.n_voxels, n_subj,
+                    time.perf_counter() - t, peak_rss_gb())
+        return Bunch(Xsel=sel.X, selectors=sel.selectors, IMG=IMG, n_voxels=sel.n_voxels)
 
     @cached_property
     def augmented(self):
@@ -376,9 +371,9 @@ class _SeedData:
         test_sets = {s: E[np.unique(d.stimulus_ids[te & (d.subjects == s)])]
                      for s in np.unique(d.subjects)}
         with quiet_fmri_warnings():
-            aug = synthesize_responses(p.selector, p.X[tr], p.IMG[tr], d.extra["image"], test_sets,
-                                       train_subjects=d.subjects[tr],
-                                       train_stimulus_ids=d.stimulus_ids[tr],
+            aug = synthesize_responses(p.selectors, p.Xsel[tr], p.IMG[tr], d.extra["image"],
+                                       test_sets, train_subjects=d.subjects[tr],
+                                       train_stimulus_ids=d.stimulus_ids[tr], selected=True,
                                        n_extra=a["n_extra"], noise=a["noise"],
                                        threshold=a["threshold"], random_state=self.seed)
         logger.info("seed %s: augmentation excluded %d extra stimuli, %d synthetic trials",

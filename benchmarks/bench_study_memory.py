@@ -1,0 +1,254 @@
+"""Peak memory of the decoding study on BOLD5000-sized data, stage by stage.
+
+Writes a folder in the BOLD5000 release layout (the names the loader and the
+test fixtures use: ``CSIx_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-XX.nii.gz``,
+``CSIx_brainmask.nii.gz``, ``CSIx_imgnames.txt``, ``BOLD5000_Stimuli/...``)
+with random betas at ``--fraction`` of the real trial count (CSI1-3: 5,254
+trials in 15 sessions, CSI4: 3,108 in 9; ~190k in-mask voxels, not scaled),
+then runs ``sklearn-brain study decoding`` in a subprocess (twice: the second
+run finds the betas cache of the first) and samples the child's
+``/proc/<pid>/status`` (VmRSS, VmHWM).  The study's stage lines on stderr
+split the run into stages; the table gives each stage's peak RSS next to the
+size of the largest subject's float32 betas and of all subjects' betas.
+
+Run it from the checkout to measure (``--repo`` points elsewhere, e.g. a
+worktree of an older commit)::
+
+    python benchmarks/bench_study_memory.py --fraction 0.05
+
+The child is killed when its RSS passes ``--rss-limit-gb`` (the run is then
+reported as killed): the benchmark is meant for shared machines too.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: real BOLD5000 sizes: trials and sessions per subject, in-mask voxels, unique images
+REAL_TRIALS = {"CSI1": 5254, "CSI2": 5254, "CSI3": 5254, "CSI4": 3108}
+REAL_SESSIONS = {"CSI1": 15, "CSI2": 15, "CSI3": 15, "CSI4": 9}
+REAL_VOXELS = 190_000
+REAL_IMAGES = 4916
+GRID = (71, 89, 72)  # the release's 2 mm grid holds the ~190k-voxel brain mask
+
+#: (regex on a stderr line, stage that begins after it)
+STAGES = [
+    (re.compile(r"loading CSI\d"), "load betas"),
+    (re.compile(r"featurizing \d+ stimulus images"), "featurize images"),
+    (re.compile(r"z-scoring \d+ subjects"), "z-score + select voxels"),
+    (re.compile(r"voxels selected for each of"), "fit + evaluate models"),
+]
+
+
+def write_release(root, *, fraction, voxels, subjects, n_images=None, seed=0):
+    """A BOLD5000 release folder with random betas; returns the trials per subject."""
+    import nibabel as nib
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    grid = GRID if voxels <= 0.9 * np.prod(GRID) else (int(np.ceil((voxels / 0.9) ** (1 / 3))),) * 3
+    n_images = n_images or max(20, int(round(fraction * REAL_IMAGES)))
+    names = [f"COCO_train2014_{i:012d}.jpg" for i in range(n_images)]
+    img_dir = root / "BOLD5000_Stimuli" / "Scene_Stimuli" / "Presented_Stimuli" / "COCO"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        pixels = rng.integers(0, 256, size=(24, 24, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(img_dir / name, format="JPEG")
+    n_trials = {}
+    for s in subjects:
+        flat = np.zeros(int(np.prod(grid)), bool)
+        flat[rng.choice(flat.size, voxels, replace=False)] = True
+        mask = flat.reshape(grid)
+        nib.save(nib.Nifti1Image(mask.astype(np.uint8), np.eye(4)),
+                 root / f"{s}_brainmask.nii.gz")
+        n_sess = REAL_SESSIONS[s]
+        per_session = max(2, int(round(fraction * REAL_TRIALS[s] / n_sess)))
+        total = per_session * n_sess
+        seen = names if s != "CSI4" else names[: max(2, int(0.6 * n_images))]
+        order = np.concatenate([rng.permutation(len(seen)),
+                                rng.choice(len(seen), max(0, total - len(seen)))])[:total]
+        trial_names = [seen[i] for i in order]
+        for k in range(n_sess):
+            vol = np.zeros(grid + (per_session,), dtype=np.float32)
+            vol[mask] = rng.standard_normal((voxels, per_session), dtype=np.float32)
+            nib.save(nib.Nifti1Image(vol, np.eye(4)),
+                     root / f"{s}_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-{k + 1:02d}.nii.gz")
+        (root / f"{s}_imgnames.txt").write_text("\n".join(trial_names) + "\n")
+        n_trials[s] = total
+    return n_trials
+
+
+def _status(pid):
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    out[line.split(":")[0]] = int(line.split()[1]) * 1024 / 1e9
+    except OSError:
+        pass
+    return out
+
+
+def run_study(repo, data, output, cache, *, subjects, models, n_voxels, rss_limit_gb, timeout):
+    """Run the CLI in a subprocess; return per-stage peaks, the overall peak and the log."""
+    cmd = [sys.executable, "-m", "sklearn_brain.cli", "study", "decoding", "--dataset",
+           "bold5000", "--data-dir", str(data), "--clip-weights", "none", "-o", str(output),
+           "--no-figure", "--set", f"models={json.dumps(models)}", "--set", "seeds=[0]",
+           "--set", f"data.n_voxels={n_voxels}", "--set", f"features.cache_dir='{cache}'",
+           "--set", f"data.subjects={json.dumps(list(subjects))}"]
+    env = dict(os.environ, PYTHONPATH=str(repo), HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
+    # cwd: ``python -m`` puts the working directory first on sys.path, before PYTHONPATH
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+                            text=True, bufsize=1, cwd=str(repo))
+    stages = [{"stage": "start-up", "t0": time.time(), "rss_max": 0.0, "hwm_start": 0.0}]
+    log, lock = [], threading.Lock()
+
+    def read():
+        for chunk in proc.stderr:
+            for line in re.split(r"[\r\n]", chunk):
+                line = line.strip()
+                if not line or "decoding study:" in line:
+                    continue
+                log.append(line)
+                for pattern, stage in STAGES:
+                    if pattern.search(line) and stages[-1]["stage"] != stage:
+                        st = _status(proc.pid)
+                        with lock:
+                            _close(stages[-1], st)
+                            stages.append({"stage": stage, "t0": time.time(),
+                                           "rss_max": st.get("VmRSS", 0.0),
+                                           "hwm_start": st.get("VmHWM", 0.0)})
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    killed, last, t_start = None, {}, time.time()
+    while proc.poll() is None:
+        st = _status(proc.pid)
+        if st:
+            last = st
+            with lock:
+                stages[-1]["rss_max"] = max(stages[-1]["rss_max"], st.get("VmRSS", 0.0))
+            if st.get("VmRSS", 0.0) > rss_limit_gb:
+                killed = f"RSS {st['VmRSS']:.1f} GB > --rss-limit-gb {rss_limit_gb}"
+                proc.kill()
+            elif time.time() - t_start > timeout:
+                killed = f"timeout {timeout} s"
+                proc.kill()
+        time.sleep(0.1)
+    reader.join(timeout=10)
+    with lock:
+        _close(stages[-1], last)
+    for s in stages:
+        s.pop("t0", None)
+        s.pop("hwm_start", None)
+    return {"returncode": proc.returncode, "killed": killed, "peak_gb": last.get("VmHWM"),
+            "wall_s": time.time() - t_start, "stages": stages, "log_tail": log[-15:]}
+
+
+def _close(stage, status):
+    """A stage's peak: the new high-water mark if one was set in it, else its sampled max."""
+    hwm = status.get("VmHWM", 0.0)
+    stage["seconds"] = time.time() - stage["t0"]
+    stage["peak_gb"] = hwm if hwm > stage["hwm_start"] else stage["rss_max"]
+    stage["hwm_gb"] = hwm
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fraction", type=float, default=0.05,
+                        help="fraction of the real trial count (default: 0.05)")
+    parser.add_argument("--voxels", type=int, default=REAL_VOXELS,
+                        help=f"in-mask voxels per subject (default: {REAL_VOXELS}, real size)")
+    parser.add_argument("--subjects", nargs="+", default=list(REAL_TRIALS))
+    parser.add_argument("--n-images", type=int, default=None,
+                        help="unique images (default: --fraction of the real 4,916); fewer "
+                             "images shorten featurizing, not the betas")
+    parser.add_argument("--models", nargs="+", default=["ridge-image", "contrastive-cross-image"])
+    parser.add_argument("--n-voxels", type=int, default=1000, help="data.n_voxels (selected)")
+    parser.add_argument("--repo", default=str(Path(__file__).resolve().parents[1]),
+                        help="checkout whose sklearn_brain is run (default: this one)")
+    parser.add_argument("--workdir", default=None,
+                        help="where the release and the outputs are written (default: a "
+                             "temporary folder, removed at the end)")
+    parser.add_argument("--runs", type=int, default=2,
+                        help="study runs sharing one cache folder (default: 2; the second "
+                             "maps the betas cache of the first)")
+    parser.add_argument("--rss-limit-gb", type=float, default=13.0)
+    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--label", default="", help="name of this measurement in the JSON")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results"
+                                              / "bench_study_memory.json"),
+                        help="JSON file the measurement is appended to (default: "
+                             "benchmarks/results/bench_study_memory.json)")
+    args = parser.parse_args(argv)
+
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_mem_"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "bold5000"
+    try:
+        t = time.time()
+        if not (data / "CSI1_brainmask.nii.gz").exists():
+            data.mkdir(parents=True, exist_ok=True)
+            n_trials = write_release(data, fraction=args.fraction, voxels=args.voxels,
+                                     subjects=args.subjects, n_images=args.n_images)
+            (data / "trials.json").write_text(json.dumps(n_trials))
+        n_trials = json.loads((data / "trials.json").read_text())
+        print(f"release at {data}: {n_trials} trials x {args.voxels} voxels "
+              f"({time.time() - t:.0f} s)", flush=True)
+        largest = max(n_trials.values()) * args.voxels * 4 / 1e9
+        total = sum(n_trials.values()) * args.voxels * 4 / 1e9
+        runs = []
+        cache = work / "cache"
+        for k in range(args.runs):
+            out = work / f"out{k}"
+            shutil.rmtree(out, ignore_errors=True)
+            r = run_study(args.repo, data, out, cache, subjects=args.subjects, models=args.models,
+                          n_voxels=args.n_voxels, rss_limit_gb=args.rss_limit_gb,
+                          timeout=args.timeout)
+            r["run"] = k + 1
+            runs.append(r)
+            if r["returncode"] != 0:
+                print(f"run {k + 1} failed ({r['killed'] or 'rc ' + str(r['returncode'])}):\n"
+                      + "\n".join(r["log_tail"]), flush=True)
+                break
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nrepo {args.repo}; fraction {args.fraction}: {n_trials} trials x {args.voxels} "
+          f"voxels; largest subject {largest:.2f} GB, all subjects {total:.2f} GB (float32)")
+    head = f"{'run':>3}  {'stage':<24} {'seconds':>8} {'peak RSS GB':>11} {'/ largest':>9}"
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        for s in r["stages"]:
+            print(f"{r['run']:>3}  {s['stage']:<24} {s['seconds']:>8.1f} {s['peak_gb']:>11.2f} "
+                  f"{s['peak_gb'] / largest:>9.2f}")
+        status = "ok" if r["returncode"] == 0 else f"FAILED ({r['killed'] or r['returncode']})"
+        print(f"{r['run']:>3}  {'whole run: ' + status:<24} {r['wall_s']:>8.1f} "
+              f"{(r['peak_gb'] or 0):>11.2f} {(r['peak_gb'] or 0) / largest:>9.2f}")
+    record = {"label": args.label, "repo": args.repo, "fraction": args.fraction,
+              "voxels": args.voxels, "trials": n_trials, "models": args.models,
+              "n_voxels_selected": args.n_voxels, "largest_subject_gb": largest,
+              "all_subjects_gb": total, "runs": runs}
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(path.read_text()) if path.exists() else []
+    path.write_text(json.dumps(existing + [record], indent=2) + "\n")
+    print(f"appended to {path}")
+    return 0 if all(r["returncode"] == 0 for r in runs) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
