@@ -212,9 +212,11 @@ def test_stage_progress_on_stderr_and_quiet_is_silent(tmp_path, capsys):
     lines = [line for line in err.replace("\r", "\n").splitlines()
              if line and "decoding study:" not in line]  # the progress bar's own lines
     # the seed's data are prepared on the first unit that needs them
+    # (z-scoring and selection run one subject at a time)
     stages = ["ridge-image, seed 0: started (1/1)", "seed 0: simulated tiny: ",
-              "seed 0: z-scoring 4 subjects", "seed 0: 4 subjects z-scored in",
-              "seed 0: 60 voxels selected for each of 4", "ridge-image, seed 0: done in"]
+              "seed 0: z-scoring 4 subjects", "4 subjects: training statistics in",
+              "CSI1: 60 voxels selected of", "CSI4: 60 voxels selected of",
+              "ridge-image, seed 0: done in"]
     found = [next(i for i, line in enumerate(lines) if line.startswith(stage))
              for stage in stages]
     assert found == sorted(found)  # in the order of the run
