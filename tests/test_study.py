@@ -647,3 +647,29 @@ def test_npy_blocks_reads_blocks_and_gather_checks_its_arguments(tmp_path):
                                   A[:, [9, 2]])
     with pytest.raises(ValueError, match="rows or columns, not both"):
         gather(B, rows=np.array([0]), columns=np.array([1]))
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (1, 9), (30, 1)])
+def test_npy_blocks_equals_numpy_indexing_without_a_memory_map(tmp_path, shape, monkeypatch):
+    """Row/column blocks are read with plain reads, equal to numpy's indexing."""
+    from sklearn_brain.study._selection import NpyBlocks
+
+    A = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    np.save(tmp_path / "a.npy", A)
+    B = NpyBlocks(tmp_path / "a.npy")
+    n, p = shape
+    keys = [(np.array([0, 2, 3]) % n, slice(1, 4)), (slice(None), slice(None)),
+            (np.arange(n), slice(None)), (slice(1, None), np.array([0, p - 1])),
+            (np.array([True] * n), slice(0, 2)), (np.array([-1]), slice(None)),
+            (np.array([], dtype=int), slice(None)), slice(0, 3), np.array([n - 1, 0])]
+    with monkeypatch.context() as m:  # the block reads never map the file
+        m.setattr(np, "load", lambda *a, **k: pytest.fail("memory-mapped a block read"))
+        got = [B[k] for k in keys]
+    for k, g in zip(keys, got):
+        np.testing.assert_array_equal(g, A[k])
+        assert g.dtype == np.float32 and g.flags.c_contiguous
+    # two index arrays pair element-wise, as in numpy (served through a map)
+    np.testing.assert_array_equal(B[np.array([n - 1, 0]), np.array([p - 1, 0])],
+                                  A[np.array([n - 1, 0]), np.array([p - 1, 0])])
+    with pytest.raises(IndexError):
+        B[np.array([n]), :]
