@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import metrics as _metrics
 from .metrics._encoding import pearson_columns
 from .metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
-from ._ridge import loo_residuals, ridge_cv, ridge_factorize
+from .ridge import loo_residuals, ridge_cv, ridge_factorize
 from ._validation import (
     DEFAULT_ALPHAS,
     check_alphas,

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._parallel import Parallel, delayed
-from ._ridge import ridge, ridge_cv, ridge_factorize
+from .ridge import ridge, ridge_cv, ridge_factorize
 from ._subjects import (
     SubjectTransformMixin,
     fit_subjects,

@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge, RidgeCV
 
 from sklearn_brain import RidgeDecoder
-from sklearn_brain._ridge import iter_heldout_predictions
+from sklearn_brain.ridge import iter_heldout_predictions
 from sklearn_brain.metrics import average_repeats, identification_accuracy, top_k_accuracy
 
 

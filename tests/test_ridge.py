@@ -6,7 +6,7 @@ import torch
 from scipy.stats import pearsonr
 from sklearn.linear_model import Ridge, RidgeCV
 
-from sklearn_brain._ridge import (
+from sklearn_brain.ridge import (
     default_chunk_size,
     heldout_input_shift,
     iter_heldout_predictions,
@@ -255,18 +255,19 @@ def test_heldout_predictions_at_shifted_inputs_equal_brute_force(n, p, grouped, 
 def _reference_heldout_r(X, Y, alphas, alpha_idx, groups, dtype="float64"):
     """Held-out r by the original exact route: residuals of every target, per-target
     leverage weights and block inverses gathered for every target (no sorting)."""
-    from sklearn_brain._ridge import (
-        _block_inverses, _group_blocks, _hat_diag, _heldout_residuals, _shrinkage)
+    from sklearn_brain.ridge._factors import hat_diag, shrinkage
+    from sklearn_brain.ridge._leave_out import (
+        block_inverses, closed_form_residuals, group_blocks)
 
     f = ridge_factorize(X, dtype=dtype)
     Yt = torch.from_numpy(np.asarray(Y, dtype=np.float64 if dtype == "float64" else np.float32))
     Yc = Yt - Yt.mean(0)
-    d = _shrinkage(f.s, alphas, f.U.dtype)
-    h = _hat_diag(f, d)
-    blocks = _block_inverses(f, d, _group_blocks(groups, len(X)))
+    d = shrinkage(f.s, alphas, f.U.dtype)
+    h = hat_diag(f, d)
+    blocks = block_inverses(f, d, group_blocks(groups, len(X)))
     idx = torch.as_tensor(alpha_idx)
     R = Yc - f.U @ ((f.U.T @ Yc) * d[idx].T)
-    E = _heldout_residuals(f, R, idx, d, h, blocks).numpy()
+    E = closed_form_residuals(f, R, idx, d, h, blocks).numpy()
     return np.array([pearsonr(Y[:, j] - E[:, j], Y[:, j])[0] for j in range(Y.shape[1])])
 
 
@@ -380,11 +381,14 @@ def test_score_func_tie_break_mask_and_nan():
 
 
 def test_public_module_and_bunch_results():
-    import sklearn_brain._ridge as private
     import sklearn_brain.ridge as public
 
+    # one __all__: every public name is defined in one topic module of the package
     for name in public.__all__:
-        assert getattr(public, name) is getattr(private, name)
+        obj = getattr(public, name)
+        assert obj.__module__.startswith("sklearn_brain.ridge._"), name
+    assert len(set(public.__all__)) == len(public.__all__) and public.__all__ == sorted(
+        public.__all__)
     X, Y = _data(30, 5)
     res = public.ridge_cv(X, Y, ALPHAS)
     assert res["best_alphas"] is res.best_alphas  # a Bunch: keys and attributes
@@ -394,7 +398,7 @@ def test_public_module_and_bunch_results():
 def test_one_splitter_resolution():
     from sklearn.model_selection import GroupKFold, KFold
 
-    from sklearn_brain._ridge import resolve_splitter
+    from sklearn_brain.ridge import resolve_splitter
 
     assert isinstance(resolve_splitter(3), KFold)
     assert isinstance(resolve_splitter(3, np.arange(10)), GroupKFold)

@@ -23,24 +23,40 @@ functions.
 (the repeats of a stimulus, the ``stimulus_ids`` of the estimators) are held
 out together.  Results are :class:`~sklearn.utils.Bunch` objects, the result
 container of the package (``res.best_alphas`` and ``res["best_alphas"]``).
+
+One module per topic, the maths in pure functions:
+
+* ``_chunks``: targets read a chunk of columns at a time into reused buffers;
+* ``_factors``: :class:`RidgeFactors` (the decomposition, which carries the
+  device and dtype of the work) and ridge at fixed alphas;
+* ``_leave_out``: exact leave-one-out / leave-one-group-out residuals and
+  the held-out input shift, in closed form;
+* ``_closed_form``, ``_kfold``, ``_scored``: the alpha-selection solvers
+  (GCV / leave-one-out / leave-one-group-out; K-fold validation r; any
+  ``score_func``);
+* ``_solvers``: :func:`ridge_cv`, in front of those solvers.
 """
 
-from ._ridge import (
-    RidgeCVResult,
-    RidgeFactors,
-    heldout_input_shift,
-    loo_residuals,
-    ridge,
-    ridge_cv,
-    ridge_factorize,
-)
+from ._chunks import default_chunk_size
+from ._factors import RidgeFactors, ridge, ridge_coef_from_factors, ridge_factorize
+from ._kfold import fold_scores, resolve_splitter
+from ._leave_out import heldout_input_shift, loo_predictions, loo_residuals
+from ._result import RidgeCVResult
+from ._scored import iter_heldout_predictions
+from ._solvers import ridge_cv
 
 __all__ = [
     "RidgeCVResult",
     "RidgeFactors",
+    "default_chunk_size",
+    "fold_scores",
     "heldout_input_shift",
+    "iter_heldout_predictions",
+    "loo_predictions",
     "loo_residuals",
+    "resolve_splitter",
     "ridge",
+    "ridge_coef_from_factors",
     "ridge_cv",
     "ridge_factorize",
 ]
