@@ -34,7 +34,8 @@ One module per topic, the maths in pure functions:
 * ``_closed_form``, ``_kfold``, ``_scored``: the alpha-selection solvers
   (GCV / leave-one-out / leave-one-group-out; K-fold validation r; any
   ``score_func``);
-* ``_solvers``: :func:`ridge_cv`, in front of those solvers.
+* ``_solvers``: :func:`ridge_cv`, a thin dispatch over the table of those
+  solvers, :data:`RIDGE_CV_SOLVERS`; each takes only its own parameters.
 """
 
 from ._chunks import default_chunk_size
@@ -43,9 +44,10 @@ from ._kfold import fold_scores, resolve_splitter
 from ._leave_out import heldout_input_shift, loo_predictions, loo_residuals
 from ._result import RidgeCVResult
 from ._scored import iter_heldout_predictions
-from ._solvers import ridge_cv
+from ._solvers import RIDGE_CV_SOLVERS, ridge_cv
 
 __all__ = [
+    "RIDGE_CV_SOLVERS",
     "RidgeCVResult",
     "RidgeFactors",
     "default_chunk_size",

@@ -23,10 +23,14 @@ def _numpy_dtype(dtype):
     return np.float64 if dtype == torch.float64 else np.float32
 
 
-def load_chunk(Y, sl, device, dtype):
-    """A private (copied) tensor of the columns ``sl`` of ``Y``: never aliases user data."""
-    block = np.array(Y[:, sl], dtype=_numpy_dtype(dtype), order="C", copy=True)
-    return torch.from_numpy(block).to(device)
+def load_chunk(Y, sl, like):
+    """A private (copied) tensor of the columns ``sl`` of ``Y``: never aliases user data.
+
+    ``like`` (a :class:`~._factors.RidgeFactors` or a :class:`Workspace`)
+    gives the device and dtype of the work.
+    """
+    block = np.array(Y[:, sl], dtype=_numpy_dtype(like.dtype), order="C", copy=True)
+    return torch.from_numpy(block).to(like.device)
 
 
 def _readonly_tensor(A):
@@ -48,10 +52,17 @@ class Workspace:
     A fresh ``(n_samples, chunk)`` tensor costs page faults on every chunk (a
     pass over memory as slow as several in-place operations); the buffers are
     allocated once and reused, so each chunk touches only memory already mapped.
+    The workspace carries the device and dtype of the work (those of the
+    factors it serves, see :meth:`like`).
     """
 
     def __init__(self, device, dtype):
         self.device, self.dtype, self._bufs = device, dtype, {}
+
+    @classmethod
+    def like(cls, factors):
+        """A workspace on the device and in the dtype of ``factors``."""
+        return cls(factors.device, factors.dtype)
 
     def get(self, name, n, c):
         buf = self._bufs.get(name)
@@ -71,7 +82,7 @@ def _as_slice(cols):
     return cols
 
 
-def read_columns(Y, cols, ws, device, dtype, *, name="y"):
+def read_columns(Y, cols, ws, *, name="y"):
     """Columns ``cols`` (slice or int array) of ``Y`` as an ``(n_samples, c)`` tensor.
 
     In-memory ``Y`` of the working dtype on the CPU is viewed, never copied;
@@ -81,7 +92,7 @@ def read_columns(Y, cols, ws, device, dtype, *, name="y"):
     in place.
     """
     cols = _as_slice(cols)
-    np_dtype = _numpy_dtype(dtype)
+    device, np_dtype = ws.device, _numpy_dtype(ws.dtype)
     on_cpu = torch.device(device).type == "cpu"
     if (isinstance(cols, slice) and type(Y) is np.ndarray and Y.dtype == np_dtype and on_cpu):
         return _readonly_tensor(Y)[:, cols]

@@ -20,7 +20,7 @@ import torch
 
 from .._backend import to_numpy
 from ._chunks import Workspace, colsum, colsum_prod, default_chunk_size, read_columns
-from ._factors import hat_diag, ridge_coef_from_factors, ridge_factorize, shrinkage
+from ._factors import hat_diag, resolve_factors, ridge_coef_from_factors, shrinkage
 from ._leave_out import (
     alpha_runs,
     block_inverses,
@@ -166,13 +166,36 @@ def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
     return r
 
 
-def solve_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, return_coef,
-                          return_heldout_r, columns, device, dtype, chunk_size, progress,
-                          factors=None):
-    if factors is None:
-        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True,
+                      return_coef=True, columns=None, factors=None, device="cpu",
+                      dtype="float32", return_heldout_r=False, chunk_size=None, progress=None):
+    """Alpha per target by generalised cross-validation or exact leave-one-(group-)out.
+
+    The ``"closed_form"`` solver of :func:`ridge_cv` (``cv`` a string, no
+    ``score_func``), whose docstring describes the parameters shared by every
+    solver.  Everything follows from one decomposition of ``X`` (``factors``,
+    computed here when not given), which also gives the coefficients.
+
+    Parameters
+    ----------
+    return_heldout_r : bool, default=False
+        Also return the held-out Pearson r of each target at its best alpha.
+    chunk_size : int, default=None
+        Targets per chunk; ``None``: about 256 MiB of work buffers.
+    progress : callable, default=None
+        Called with the number of targets processed after each chunk.
+
+    Returns
+    -------
+    result : RidgeCVResult
+    """
+    if cv not in ("gcv", "loo"):
+        raise ValueError(f"cv must be 'gcv', 'loo', an int or a CV splitter, got {cv!r}.")
+    criterion = cv
+    factors = resolve_factors(X, factors, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    fit_intercept = factors.fit_intercept
     U, s = factors.U, factors.s
-    dev, wdtype = U.device, U.dtype
+    dev, wdtype = factors.device, factors.dtype
     n = factors.n_samples
     if columns is not None:
         columns = np.asarray(columns, dtype=np.intp)
@@ -206,14 +229,14 @@ def solve_closed_form(X, Y, alphas, *, criterion, groups, fit_intercept, return_
             B = torch.cat([B, y_mean[None, :]], dim=0)
         return torch.addmm(Yk, U1, B, alpha=-1)
 
-    ws = Workspace(dev, wdtype)
+    ws = Workspace.like(factors)
     ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
     sorted_blocks = flat_blocks(blocks)
     weights = _singleton_weights(h.double(), sorted_blocks, wdtype)
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
         # read-only from here on: a view of Y, or Y's columns read into a buffer
-        Yk = read_columns(Y, sl if columns is None else columns[sl], ws, dev, wdtype)
+        Yk = read_columns(Y, sl if columns is None else columns[sl], ws)
         c = Yk.shape[1]
         # one GEMM gives U^T Y and the column sums (U is orthogonal to the
         # constant when X is centred); sums of squares through a reused buffer

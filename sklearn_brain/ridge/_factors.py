@@ -26,7 +26,12 @@ from ._chunks import Workspace, default_chunk_size, read_columns
 
 
 class RidgeFactors(NamedTuple):
-    """Decomposition of a centred design matrix ``Xc = U diag(s) V^T``."""
+    """Decomposition of a centred design matrix ``Xc = U diag(s) V^T``.
+
+    The factors carry the work's device and dtype (those of ``U``): every
+    function given factors computes there, so none of them takes a
+    ``device`` or ``dtype`` of its own.
+    """
 
     U: torch.Tensor  # (n_samples, rank)
     s: torch.Tensor  # (rank,) float64
@@ -34,6 +39,16 @@ class RidgeFactors(NamedTuple):
     x_mean: torch.Tensor  # (n_features,)
     n_samples: int
     fit_intercept: bool
+
+    @property
+    def device(self):
+        """The device of the work (a :class:`torch.device`)."""
+        return self.U.device
+
+    @property
+    def dtype(self):
+        """The working dtype (a :class:`torch.dtype`; the spectrum ``s`` stays float64)."""
+        return self.U.dtype
 
 
 def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_components=None,
@@ -124,6 +139,13 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_c
     return RidgeFactors(U=U, s=s, V=V, x_mean=x_mean, n_samples=n, fit_intercept=fit_intercept)
 
 
+def resolve_factors(X, factors, *, fit_intercept, device, dtype):
+    """``factors`` when given, else the decomposition of ``X`` on ``device`` in ``dtype``."""
+    if factors is not None:
+        return factors
+    return ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
+
+
 def shrinkage(s, alphas, dtype):
     """``d[a, k] = s_k^2 / (s_k^2 + alpha_a)`` of shape (n_alphas, rank)."""
     s2 = s[None, :] ** 2
@@ -174,8 +196,16 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     Y : array-like of shape (n_samples, n_targets)
     alpha : float or array-like of shape (n_targets,)
         One alpha for all targets, or one per target.
+    fit_intercept : bool, default=True
+    device : str or torch.device, default="cpu"
+    dtype : {"float32", "float64"}, default="float32"
+        Used to decompose ``X`` when ``factors`` is not given.
+    chunk_size : int, default=None
+        Targets per chunk; ``None``: about 256 MiB of work buffers.
     factors : RidgeFactors, default=None
-        Decomposition of ``X`` from :func:`ridge_factorize`, to reuse it.
+        Decomposition of ``X`` from :func:`ridge_factorize`, to reuse it
+        (``X`` is then not read: it may be ``None``); its ``fit_intercept``,
+        device and dtype are those of the fit.
     columns : array-like of int, default=None
         Fit only these columns of ``Y`` (read chunk by chunk, never copied
         whole); ``alpha`` and the outputs then follow ``columns``.
@@ -196,20 +226,19 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     if alpha_arr.shape != (n_targets,):
         raise ValueError(f"alpha must be a scalar or have shape ({n_targets},).")
     alphas, index = np.unique(check_alpha_grid(alpha_arr), return_inverse=True)
-    if factors is None:
-        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-    U, dev, wdtype = factors.U, factors.U.device, factors.U.dtype
+    factors = resolve_factors(X, factors, fit_intercept=fit_intercept, device=device, dtype=dtype)
+    U = factors.U
     chunk_size = chunk_size or default_chunk_size(U.shape[0], n_targets)
     coef = np.empty((factors.V.shape[0], n_targets), dtype=to_numpy(U[:0]).dtype)
     intercept = np.empty(n_targets, dtype=coef.dtype)
-    ws = Workspace(dev, wdtype)
+    ws = Workspace.like(factors)
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
-        Yk = read_columns(Y, sl if columns is None else columns[sl], ws, dev, wdtype)
+        Yk = read_columns(Y, sl if columns is None else columns[sl], ws)
         UtY = U.T @ Yk
-        idx = torch.as_tensor(index[sl], device=dev)
+        idx = torch.as_tensor(index[sl], device=factors.device)
         Ck = ridge_coef_from_factors(factors, UtY, idx, alphas)
-        y_mean = Yk.mean(dim=0) if fit_intercept else torch.zeros_like(Yk[0])
+        y_mean = Yk.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Yk[0])
         coef[:, sl] = to_numpy(Ck)
         intercept[sl] = to_numpy(y_mean - factors.x_mean @ Ck)
     return coef, intercept

@@ -83,7 +83,7 @@ def fold_scores(factors, X_test, Y, train, test, alphas, *, chunk_size=None, add
     r : ndarray of shape (n_alphas, n_targets), float64
         NaN where a validation target or prediction is constant.
     """
-    U, dev, wdtype = factors.U, factors.U.device, factors.U.dtype
+    U, dev, wdtype = factors.U, factors.device, factors.dtype
     XV = (to_tensor(X_test, device=dev, dtype=wdtype) - factors.x_mean) @ factors.V
     W = coef_weights(factors.s, alphas, wdtype)
     train_t = torch.as_tensor(train, device=dev)
@@ -91,10 +91,10 @@ def fold_scores(factors, X_test, Y, train, test, alphas, *, chunk_size=None, add
     n_targets = Y.shape[1]
     chunk = chunk_size or default_chunk_size(Y.shape[0], n_targets, XV.element_size())
     out = np.zeros((len(alphas), n_targets))
-    ws = Workspace(dev, wdtype)
+    ws = Workspace.like(factors)
     for start in range(0, n_targets, chunk):
         cols = slice(start, min(start + chunk, n_targets))
-        Yk = read_columns(Y, cols, ws, dev, wdtype)
+        Yk = read_columns(Y, cols, ws)
         Ytr = Yk.index_select(0, train_t)
         Yte = Yk.index_select(0, test_t)
         y_mean = Ytr.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Ytr[0])
@@ -108,20 +108,43 @@ def fold_scores(factors, X_test, Y, train, test, alphas, *, chunk_size=None, add
     return out
 
 
-def solve_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, device, dtype,
-                    chunk_size, progress):
-    """K-fold selection by validation Pearson r (mean over folds)."""
+def solve_kfold(X, Y, alphas, *, cv=5, groups=None, fit_intercept=True, return_coef=True,
+                columns=None, factors=None, device="cpu", dtype="float32",
+                return_heldout_r=True, chunk_size=None, progress=None):
+    """Alpha per target by the validation Pearson r, averaged over K folds.
+
+    The ``"kfold"`` solver of :func:`ridge_cv` (``cv`` an int or a splitter,
+    no ``score_func``), whose docstring describes the parameters shared by
+    every solver.  Each training fold is decomposed on ``device`` in
+    ``dtype``; ``factors`` (the decomposition of all of ``X``), when given,
+    serves the refit of the coefficients.
+
+    Parameters
+    ----------
+    return_heldout_r : bool, default=True
+        The held-out r at the best alpha is the criterion itself: it is
+        always returned.
+    chunk_size : int, default=None
+        Targets per chunk; ``None``: about 256 MiB of work buffers.
+    progress : callable, default=None
+        Called with the number of targets once they are all processed.
+
+    Returns
+    -------
+    result : RidgeCVResult
+    """
     X = np.asarray(X)
+    if columns is not None:
+        Y = np.asarray(Y)[:, np.asarray(columns)]
     n_targets = Y.shape[1]
     splitter = resolve_splitter(cv, groups)
     folds = list(splitter.split(X, np.zeros(len(X)), groups))
     scores = None
     for train, test in folds:
-        factors = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device,
-                                  dtype=dtype)
+        fold = ridge_factorize(X[train], fit_intercept=fit_intercept, device=device, dtype=dtype)
         if scores is None:
-            scores = np.zeros((len(alphas), n_targets), dtype=to_numpy(factors.U[:0]).dtype)
-        r = fold_scores(factors, X[test], Y, train, test, alphas, chunk_size=chunk_size,
+            scores = np.zeros((len(alphas), n_targets), dtype=to_numpy(fold.U[:0]).dtype)
+        r = fold_scores(fold, X[test], Y, train, test, alphas, chunk_size=chunk_size,
                         add_mean=False)
         scores += np.nan_to_num(r.astype(scores.dtype), nan=-1.0) / len(folds)
     best = np.argmax(scores, axis=0)
@@ -129,9 +152,7 @@ def solve_kfold(X, Y, alphas, *, cv, groups, fit_intercept, return_coef, device,
     coef = intercept = None
     if return_coef:
         coef, intercept = ridge(X, Y, alphas[best], fit_intercept=fit_intercept, device=device,
-                                dtype=dtype, chunk_size=chunk_size)
+                                dtype=dtype, chunk_size=chunk_size, factors=factors)
     if progress is not None:
         progress(n_targets)
     return RidgeCVResult(alphas[best], scores, heldout_r, coef, intercept)
-
-

@@ -165,7 +165,7 @@ def _loo_setup(factors, Y, alphas, groups):
     """Centred targets, ``U^T Y`` and everything the closed-form held-out residuals need."""
     U, wdtype = factors.U, factors.U.dtype
     blocks = group_blocks(groups, factors.n_samples)
-    Yk = load_chunk(np.asarray(Y), slice(None), U.device, wdtype)
+    Yk = load_chunk(np.asarray(Y), slice(None), factors)
     y_mean = Yk.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Yk[0])
     Yk -= y_mean
     UtY = U.T @ Yk

@@ -7,7 +7,13 @@ import torch
 
 from .._backend import to_numpy, to_tensor
 from .._validation import check_alpha_grid
-from ._factors import coef_weights, ridge, ridge_coef_from_factors, ridge_factorize
+from ._factors import (
+    coef_weights,
+    resolve_factors,
+    ridge,
+    ridge_coef_from_factors,
+    ridge_factorize,
+)
 from ._kfold import fold_factors, resolve_splitter
 from ._leave_out import loo_heldout_predictions
 from ._result import RidgeCVResult
@@ -71,19 +77,50 @@ def _rankable_scores(cv_scores, name):
     return np.where(nan, -np.inf, cv_scores)
 
 
-def solve_scored(X, Y, alphas, *, cv, groups, score_func, local_alpha, shift, score_mask,
-                     fit_intercept, return_coef, device, dtype):
-    """Selection by ``score_func`` on held-out predictions (see :func:`ridge_cv`)."""
+def solve_scored(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True, return_coef=True,
+                 columns=None, factors=None, device="cpu", dtype="float32", score_func,
+                 local_alpha=True, shift=None, score_mask=None):
+    """Alpha per target, or one for all, by any score of the held-out predictions.
+
+    The ``"scored"`` solver of :func:`ridge_cv` (``score_func`` given), whose
+    docstring describes ``score_func`` and the parameters shared by every
+    solver.  With ``cv="loo"`` one decomposition of ``X`` (``factors``,
+    computed here when not given) serves the held-out predictions and the
+    coefficients; with K-fold each training fold is decomposed and
+    ``factors``, when given, serves the refit.
+
+    Parameters
+    ----------
+    score_func : callable
+    local_alpha : bool, default=True
+        One alpha per target, or (``False``) the one alpha of the best
+        score for all targets.
+    shift : array-like of shape (n_samples, n_features), default=None
+        The held-out models predict from ``X - shift`` (see
+        :func:`iter_heldout_predictions`).
+    score_mask : array-like of bool of shape (n_samples,), default=None
+        Only these samples' held-out predictions are scored (all samples are
+        trained on); ``None``: all.
+
+    Returns
+    -------
+    result : RidgeCVResult
+        ``heldout_r`` is ``None``.
+    """
     Y = np.asarray(Y)
+    if columns is not None:
+        Y = Y[:, np.asarray(columns)]
     n_samples, n_targets = Y.shape
-    factors = None
+    loo = None
     if isinstance(cv, str):
         if cv != "loo":
             raise ValueError(f"cv must be 'loo', an int or a CV splitter with score_func, "
                              f"got {cv!r}.")
         # one decomposition serves the held-out predictions and the refit
-        factors = ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype)
-        preds, UtY, y_mean = loo_heldout_predictions(factors, Y, alphas, groups, shift)
+        factors = resolve_factors(X, factors, fit_intercept=fit_intercept, device=device,
+                                  dtype=dtype)
+        loo = loo_heldout_predictions(factors, Y, alphas, groups, shift)
+        preds, UtY, y_mean = loo
         folds = [(np.arange(n_samples), preds)]
     else:
         folds = iter_heldout_predictions(X, Y, alphas, cv=cv, groups=groups,
@@ -111,12 +148,12 @@ def solve_scored(X, Y, alphas, *, cv, groups, score_func, local_alpha, shift, sc
         best = np.argmax(ranked, axis=0)
     best = np.broadcast_to(best, (n_targets,)) if not local_alpha else best
     coef = intercept = None
-    if return_coef and factors is not None:
-        idx = torch.as_tensor(np.array(best), device=factors.U.device)
+    if return_coef and loo is not None:
+        idx = torch.as_tensor(np.array(best), device=factors.device)
         C = ridge_coef_from_factors(factors, UtY, idx, alphas)
         coef, intercept = to_numpy(C), to_numpy(y_mean - factors.x_mean @ C)
     elif return_coef:
         alpha = alphas[best] if local_alpha else float(alphas[best[0]])
         coef, intercept = ridge(X, Y, alpha, fit_intercept=fit_intercept, device=device,
-                                dtype=dtype)
+                                dtype=dtype, factors=factors)
     return RidgeCVResult(alphas[best], cv_scores, None, coef, intercept)
