@@ -35,13 +35,15 @@ One module per topic, the maths in pure functions:
   (GCV / leave-one-out / leave-one-group-out; K-fold validation r; any
   ``score_func``);
 * ``_solvers``: :func:`ridge_cv`, a thin dispatch over the table of those
-  solvers, :data:`RIDGE_CV_SOLVERS`; each takes only its own parameters.
+  solvers, :data:`RIDGE_CV_SOLVERS`; each takes only its own parameters;
+* ``_noise``: the trial-noise input shift of the decoder's alpha selection.
 """
 
 from ._chunks import default_chunk_size
 from ._factors import RidgeFactors, ridge, ridge_coef_from_factors, ridge_factorize
 from ._kfold import fold_scores, resolve_splitter
 from ._leave_out import heldout_input_shift, loo_predictions, loo_residuals
+from ._noise import repeat_noise_variance, trial_noise_shift
 from ._result import RidgeCVResult
 from ._scored import iter_heldout_predictions
 from ._solvers import RIDGE_CV_SOLVERS, ridge_cv
@@ -56,9 +58,11 @@ __all__ = [
     "iter_heldout_predictions",
     "loo_predictions",
     "loo_residuals",
+    "repeat_noise_variance",
     "resolve_splitter",
     "ridge",
     "ridge_coef_from_factors",
     "ridge_cv",
     "ridge_factorize",
+    "trial_noise_shift",
 ]
