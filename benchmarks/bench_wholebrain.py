@@ -153,7 +153,7 @@ def part_select(args, rows, info):
     import torch
 
     from sklearn_brain import EncodingVoxelSelector
-    from sklearn_brain._ridge import default_chunk_size
+    from sklearn_brain.ridge import default_chunk_size
 
     n, p, v = args.n_samples, args.n_features, args.n_voxels
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_wholebrain_"))

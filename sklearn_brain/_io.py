@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ __all__ = [
     "SWEEP_INTERVAL_S",
     "atomic_open",
     "atomic_path",
+    "check_writable",
     "pid_alive",
     "remove_stale_temp_files",
     "temp_path",
@@ -224,3 +226,25 @@ def atomic_open(path, mode="w", **open_kwargs):
         yield f
         f.flush()
         os.fsync(f.fileno())
+
+
+def check_writable(folder):
+    """Create ``folder`` if missing and check that a file can be written in it.
+
+    The one writability probe of the package (the command line's output
+    folder, the checkpoint folder), run before long work so that a folder
+    that cannot be written fails at once rather than at the first save.
+
+    Parameters
+    ----------
+    folder : str or path-like
+
+    Raises
+    ------
+    OSError
+        When the folder cannot be created or written to; callers turn it into
+        an error naming their own parameter.
+    """
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+        pass

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._ridge import loo_residuals, ridge_factorize
+from .ridge import loo_residuals, ridge_factorize
 from ._subjects import check_subjects_given, subject_attributes, subject_name
 from ._validation import check_ids, check_stimulus_ids, infer_stimulus_ids
 

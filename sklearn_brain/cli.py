@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from ._io import atomic_open, atomic_path
+from ._io import atomic_open, atomic_path, check_writable
 
 logger = logging.getLogger("sklearn_brain")
 
@@ -142,9 +141,7 @@ def _check_output(args):
         return (f"--output {out} already holds {names} from an earlier run; pass --overwrite "
                 "to replace them, or choose another folder")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=out, prefix=".sklearn-brain-write-test-"):
-            pass
+        check_writable(out)
     except OSError as exc:
         return f"--output {out} is not writable: {exc.strerror or exc}"
     return None

@@ -47,7 +47,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from . import metrics as _metrics
 from .metrics import make_subject_scorer  # noqa: F401 (re-exported; its home is .metrics)
 from .metrics._scorers import per_subject_score
-from ._ridge import ridge
+from .ridge import ridge
 from ._subjects import (
     check_subjects,
     check_subjects_given,

@@ -58,7 +58,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype
 from ._parallel import Parallel, delayed, open_array, share_array
-from ._ridge import (
+from .ridge import (
     fold_scores,
     resolve_splitter,
     ridge,

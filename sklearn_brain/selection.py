@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._parallel import Parallel, delayed
-from ._ridge import ridge, ridge_cv, ridge_factorize
+from .ridge import ridge, ridge_cv, ridge_factorize
 from ._subjects import (
     SubjectTransformMixin,
     fit_subjects,
@@ -96,8 +96,7 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     res = ridge_cv(
         F, X, alphas, cv=criterion, groups=groups, fit_intercept=selector.fit_intercept,
         return_coef=False, return_heldout_r=True, columns=columns,
-        device=selector.device, dtype=selector.dtype, chunk_size=selector.chunk_size,
-        factors=factors,
+        chunk_size=selector.chunk_size, factors=factors,  # the factors carry device and dtype
     )
     scores = np.full(n_in, np.nan, dtype=np.float64)
     scores[columns] = res.heldout_r
@@ -107,10 +106,7 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     # top-k by score; ties broken by voxel index (stable sort)
     order = np.argsort(-rank_key, kind="stable")
     selected = np.sort(order[:k])
-    coef, intercept = ridge(
-        F, X, best_alphas[selected], fit_intercept=selector.fit_intercept,
-        device=selector.device, dtype=selector.dtype, factors=factors, columns=selected,
-    )
+    coef, intercept = ridge(F, X, best_alphas[selected], factors=factors, columns=selected)
     return {
         "scores": scores, "best_alphas": best_alphas, "selected": selected,
         "coef": coef, "intercept": intercept, "n_invalid": n_nan + n_const,

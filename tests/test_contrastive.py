@@ -10,7 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
-from sklearn_brain._ridge import ridge
+from sklearn_brain.ridge import ridge
 from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
 from sklearn_brain.metrics import top_k_accuracy
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.linear_model import Ridge, RidgeCV
 
 from sklearn_brain import RidgeDecoder
-from sklearn_brain._ridge import iter_heldout_predictions
+from sklearn_brain.ridge import iter_heldout_predictions
 from sklearn_brain.metrics import average_repeats, identification_accuracy, top_k_accuracy
 
 
@@ -244,7 +244,7 @@ def _once_trained_design(n_train=150, n_test=40, test_repeats=3, noise=6.0, seed
 
 
 def test_repeat_noise_variance_is_pooled_within_stimulus_variance():
-    from sklearn_brain.decoding import repeat_noise_variance
+    from sklearn_brain.ridge import repeat_noise_variance
 
     rng = np.random.default_rng(3)
     ids = np.array([0, 0, 0, 1, 1, 2, 3, 3, 3, 3])  # stimulus 2 shown once: no information
@@ -269,7 +269,7 @@ def test_ncsnr_noise_variance_reference():
 
 
 def test_noise_sources_carrying_the_same_variance_give_the_same_shift():
-    from sklearn_brain.decoding import trial_noise_shift
+    from sklearn_brain.ridge import trial_noise_shift
 
     X, Y, ids, te = _repeated_design(n_train=80, n_test=1, noise=3.0, seed=2)
     X, Y, ids = X[~te], Y[~te], ids[~te]

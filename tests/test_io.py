@@ -13,6 +13,7 @@ from sklearn_brain._io import (
     STALE_AGE_S,
     atomic_open,
     atomic_path,
+    check_writable,
     pid_alive,
     remove_stale_temp_files,
     temp_path,
@@ -138,3 +139,21 @@ def test_killed_writers_temp_files_are_swept_by_the_next_cache_write(tmp_path):
     assert left == sorted(entries + [p.relative_to(cache) for p in running])
     # the cached values are read back unchanged
     np.testing.assert_array_equal(featurizer(cache).transform(images), Z)
+
+
+def test_check_writable_creates_the_folder_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "a" / "b"
+    check_writable(folder)
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError):
+        check_writable(tmp_path / "file")  # a file where the folder should be
+    with pytest.raises(OSError):
+        check_writable(tmp_path / "file" / "sub")
+
+
+def test_the_dataset_cache_writes_through_the_one_atomic_path():
+    from sklearn_brain.datasets import _base, _bold5000
+
+    assert _bold5000.atomic_path is atomic_path
+    assert not hasattr(_base, "atomic_path")

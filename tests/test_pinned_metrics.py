@@ -54,7 +54,7 @@ def _as_list(x):
 def compute():
     """Every pinned number, as a JSON-ready dict."""
     from sklearn_brain import RidgeDecoder
-    from sklearn_brain._ridge import ridge_cv
+    from sklearn_brain.ridge import ridge_cv
     from sklearn_brain.cltuned import info_nce_mi_lower_bound
     from sklearn_brain.contrastive import make_subject_scorer
     from sklearn_brain.encoding import (

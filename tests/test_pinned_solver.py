@@ -60,7 +60,7 @@ def _decoder_cases():
 
 
 def _compute():
-    from sklearn_brain._ridge import ridge_cv
+    from sklearn_brain.ridge import ridge_cv
 
     X, Y, ids = _data()
     out = {"decoder": {}, "selector": {}, "encoding": {}, "ridge_cv": {}}

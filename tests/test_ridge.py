@@ -6,7 +6,7 @@ import torch
 from scipy.stats import pearsonr
 from sklearn.linear_model import Ridge, RidgeCV
 
-from sklearn_brain._ridge import (
+from sklearn_brain.ridge import (
     default_chunk_size,
     heldout_input_shift,
     iter_heldout_predictions,
@@ -255,18 +255,19 @@ def test_heldout_predictions_at_shifted_inputs_equal_brute_force(n, p, grouped, 
 def _reference_heldout_r(X, Y, alphas, alpha_idx, groups, dtype="float64"):
     """Held-out r by the original exact route: residuals of every target, per-target
     leverage weights and block inverses gathered for every target (no sorting)."""
-    from sklearn_brain._ridge import (
-        _block_inverses, _group_blocks, _hat_diag, _heldout_residuals, _shrinkage)
+    from sklearn_brain.ridge._factors import hat_diag, shrinkage
+    from sklearn_brain.ridge._leave_out import (
+        block_inverses, closed_form_residuals, group_blocks)
 
     f = ridge_factorize(X, dtype=dtype)
     Yt = torch.from_numpy(np.asarray(Y, dtype=np.float64 if dtype == "float64" else np.float32))
     Yc = Yt - Yt.mean(0)
-    d = _shrinkage(f.s, alphas, f.U.dtype)
-    h = _hat_diag(f, d)
-    blocks = _block_inverses(f, d, _group_blocks(groups, len(X)))
+    d = shrinkage(f.s, alphas, f.U.dtype)
+    h = hat_diag(f, d)
+    blocks = block_inverses(f, d, group_blocks(groups, len(X)))
     idx = torch.as_tensor(alpha_idx)
     R = Yc - f.U @ ((f.U.T @ Yc) * d[idx].T)
-    E = _heldout_residuals(f, R, idx, d, h, blocks).numpy()
+    E = closed_form_residuals(f, R, idx, d, h, blocks).numpy()
     return np.array([pearsonr(Y[:, j] - E[:, j], Y[:, j])[0] for j in range(Y.shape[1])])
 
 
@@ -380,11 +381,15 @@ def test_score_func_tie_break_mask_and_nan():
 
 
 def test_public_module_and_bunch_results():
-    import sklearn_brain._ridge as private
     import sklearn_brain.ridge as public
 
+    # one __all__: every public name is defined in one topic module of the package
     for name in public.__all__:
-        assert getattr(public, name) is getattr(private, name)
+        obj = getattr(public, name)
+        if callable(obj):
+            assert obj.__module__.startswith("sklearn_brain.ridge._"), name
+    assert len(set(public.__all__)) == len(public.__all__) and public.__all__ == sorted(
+        public.__all__)
     X, Y = _data(30, 5)
     res = public.ridge_cv(X, Y, ALPHAS)
     assert res["best_alphas"] is res.best_alphas  # a Bunch: keys and attributes
@@ -394,7 +399,7 @@ def test_public_module_and_bunch_results():
 def test_one_splitter_resolution():
     from sklearn.model_selection import GroupKFold, KFold
 
-    from sklearn_brain._ridge import resolve_splitter
+    from sklearn_brain.ridge import resolve_splitter
 
     assert isinstance(resolve_splitter(3), KFold)
     assert isinstance(resolve_splitter(3, np.arange(10)), GroupKFold)
@@ -419,3 +424,58 @@ def test_cuda_score_func_and_kfold_match_cpu(cv):
         cpu = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, dtype="float64", device="cpu")
         gpu = ridge_cv(X, Y, ALPHAS, cv=cv, groups=groups, dtype="float64", device="cuda")
         np.testing.assert_allclose(cpu.cv_scores, gpu.cv_scores, atol=1e-8)
+
+
+def test_ridge_cv_is_a_dispatch_over_the_solver_table():
+    from sklearn_brain.ridge import RIDGE_CV_SOLVERS
+
+    X, Y = _data(40, 6, n_targets=5, seed=11)
+    groups = np.repeat(np.arange(20), 2)
+    assert set(RIDGE_CV_SOLVERS) == {"closed_form", "kfold", "scored"}
+    cases = [("closed_form", dict(cv="loo", groups=groups, return_heldout_r=True)),
+             ("kfold", dict(cv=4, chunk_size=2)),
+             ("scored", dict(cv="loo", groups=groups, score_func=_neg_mse, local_alpha=False))]
+    for name, kw in cases:
+        via_front = ridge_cv(X, Y, ALPHAS, dtype="float64", **kw)
+        direct = RIDGE_CV_SOLVERS[name](X, Y, ALPHAS, dtype="float64", **kw)
+        np.testing.assert_array_equal(via_front.best_alphas, direct.best_alphas)
+        np.testing.assert_array_equal(via_front.cv_scores, direct.cv_scores)
+        np.testing.assert_array_equal(via_front.coef, direct.coef)
+
+
+@pytest.mark.parametrize("kw, cv, owner", [
+    (dict(shift=np.zeros((30, 4))), "gcv", "'scored'"),
+    (dict(local_alpha=False), 3, "'scored'"),
+    (dict(score_mask=np.ones(30, bool)), "loo", "'scored'"),
+    (dict(chunk_size=4, score_func=_neg_mse), "loo", "'closed_form' and 'kfold'"),
+    (dict(return_heldout_r=True, score_func=_neg_mse), 3, "'closed_form' and 'kfold'"),
+])
+def test_a_keyword_of_another_solver_is_an_error_naming_it(kw, cv, owner):
+    X, Y = _data(30, 4)
+    name = next(k for k in kw if k != "score_func")
+    with pytest.raises(ValueError, match=f"ridge_cv: {name} applies only to the {owner}"):
+        ridge_cv(X, Y, ALPHAS, cv=cv, **kw)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_folds'"):
+        ridge_cv(X, Y, ALPHAS, cv=cv, n_folds=3)
+
+
+def test_factors_carry_device_and_dtype():
+    X, Y = _data(40, 6, n_targets=5, seed=12)
+    f64 = ridge_factorize(X, dtype="float64")
+    assert f64.dtype == torch.float64 and f64.device.type == "cpu"
+    for kw in (dict(cv="loo", return_heldout_r=True), dict(cv="gcv"),
+               dict(cv="loo", score_func=_neg_mse), dict(cv=3, score_func=_neg_mse),
+               dict(cv=3)):
+        # the factors' float64, though dtype is left at its float32 default
+        with_factors = ridge_cv(X, Y, ALPHAS, factors=f64, **kw)
+        ref = ridge_cv(X, Y, ALPHAS, dtype="float64", **kw)
+        assert with_factors.coef.dtype == np.float64
+        np.testing.assert_array_equal(with_factors.best_alphas, ref.best_alphas)
+        np.testing.assert_allclose(with_factors.coef, ref.coef, rtol=1e-10, atol=1e-12)
+    # the factors must be those of this problem
+    with pytest.raises(ValueError, match="fit_intercept=True but ridge_cv has"):
+        ridge_cv(X, Y, ALPHAS, factors=f64, fit_intercept=False)
+    with pytest.raises(ValueError, match="decompose 40 samples but Y has 39"):
+        ridge_cv(X[:-1], Y[:-1], ALPHAS, factors=f64)
+    coef, _ = ridge(None, Y, 3.0, factors=f64)
+    np.testing.assert_allclose(coef, ridge(X, Y, 3.0, dtype="float64")[0], rtol=1e-12)

@@ -89,7 +89,7 @@ def test_stimulus_ids_hold_out_repeats():
     inferred = EncodingVoxelSelector(n_voxels=2, cv="loo").fit(X, F)
     np.testing.assert_allclose(inferred.scores_, grouped.scores_, atol=1e-6)
     # ...and ungrouped leave-one-out would have been fooled (reference computation)
-    from sklearn_brain._ridge import ridge_cv
+    from sklearn_brain.ridge import ridge_cv
     loo = ridge_cv(F + 1e-9 * rng.standard_normal(F.shape), X, np.logspace(-1, 7, 9),
                    cv="loo", return_heldout_r=True)
     assert loo.heldout_r.mean() > 0.4 > grouped.scores_.mean() + 0.3

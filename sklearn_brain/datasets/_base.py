@@ -10,9 +10,7 @@ import hashlib
 import json
 import logging
 import os
-import uuid
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -178,28 +176,6 @@ def betas_result(betas, betas_file):
     filename = betas.filename
     del betas
     return np.load(filename, mmap_mode="r")
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path beside ``path``; move it onto ``path`` on success.
-
-    The body writes the file at the yielded path (for a ``.npy`` memory map,
-    a chunk at a time); it is renamed onto ``path`` with :func:`os.replace`
-    only when the body finishes, and removed when the body raises, so
-    ``path`` is either absent or complete.  A process killed mid-write leaves
-    a hidden ``.<name>.tmp-*`` file, never a partial ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
 
 
 def files_key(paths, **extra):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._io import atomic_path
 from ._base import (
-    atomic_path,
     betas_output,
     betas_result,
     import_nibabel,
@@ -225,8 +225,9 @@ def _cached_betas(cache_dir, mask_path, shape, read):
     sizes and modification times of the mask and of the sessions' betas
     files, the sessions and the z-scoring: a rewritten source file gives a
     new key, and the stale file of the subject is removed once the new one
-    is complete.  The file is written through :func:`atomic_path`, so a
-    killed write never leaves a partial cache.
+    is complete.  The file is written through
+    :func:`sklearn_brain._io.atomic_path`, so a killed write never leaves a
+    partial cache (and the next write removes its temporary file).
     """
     subject, wanted = read["subject"], read["wanted"]
     sources = [mask_path] + [read["images"][s][0] for s in wanted]
@@ -250,6 +251,7 @@ def _cached_betas(cache_dir, mask_path, shape, read):
             logger.warning("betas cache %s holds shape %s, expected %s: it is rewritten",
                            path, betas.shape, shape)
             del betas
+    cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         out = betas_output(shape, tmp)
         n_missing = _read_sessions(out, **read)

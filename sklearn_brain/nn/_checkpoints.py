@@ -19,13 +19,12 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import warnings
 from copy import deepcopy
 
 import torch
 
-from .._io import atomic_open
+from .._io import atomic_open, check_writable
 from ._callbacks import StopTraining
 
 logger = logging.getLogger(__name__)
@@ -124,9 +123,7 @@ class ResumableFitMixin:
             raise ValueError(f"checkpoint_dir={d!r} is an existing file; checkpoints need a "
                              "folder (created if missing).")
         try:
-            os.makedirs(d, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=d, prefix=".write-test-"):
-                pass
+            check_writable(d)
         except OSError as exc:
             raise ValueError(f"checkpoint_dir={d!r} cannot be written to: "
                              f"{type(exc).__name__}: {exc}") from exc
