@@ -13,6 +13,8 @@ import numbers
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._arrays import unit_rows
+
 __all__ = ["make_bold5000_like", "multi_subject_arrays", "subject_arrays"]
 
 # Relative voxel counts of successive subjects when ``n_voxels`` is an int, so
@@ -190,10 +192,6 @@ def _power_law(n, decay):
     return lam / lam.sum()
 
 
-def _unit_rows(a):
-    return a / np.linalg.norm(a, axis=1, keepdims=True)
-
-
 def _embed(rng, blocks, dim, iso_weight, offset_norm):
     """Project weighted latent blocks to ``dim``, add isotropic noise and a
     common offset (CLIP's "cone"), then L2-normalise each row."""
@@ -207,7 +205,7 @@ def _embed(rng, blocks, dim, iso_weight, offset_norm):
     out += np.sqrt(iso_weight / dim) * rng.standard_normal((n, dim))
     offset = rng.standard_normal(dim)
     out += offset_norm * offset / np.linalg.norm(offset)
-    return _unit_rows(out).astype(np.float32)
+    return unit_rows(out).astype(np.float32)
 
 
 def _stimuli(rng, p):
