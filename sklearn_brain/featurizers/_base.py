@@ -191,6 +191,12 @@ class ImageDataset:
 
 
 class ListDataset:
+    """Any sequence (a list of items, a tensor, an array) as a map-style dataset.
+
+    The one list dataset of the package, for :func:`iter_batches` and torch's
+    ``DataLoader``: item ``i`` is ``items[i]``, as it is (no copy).
+    """
+
     def __init__(self, items):
         self.items = items
 
