@@ -33,8 +33,8 @@ from sklearn.utils._param_validation import InvalidParameterError, validate_para
 logger = logging.getLogger(__name__)
 
 __all__ = ["check_alpha_grid", "check_alphas", "check_ids", "check_params", "check_stimulus_ids",
-           "factorize_ids", "infer_stimulus_ids", "as_float", "check_int_sequence",
-           "valid_voxels"]
+           "factorize_ids", "infer_stimulus_ids", "as_float", "check_int", "check_int_sequence",
+           "is_int", "valid_voxels"]
 
 
 def _is_missing(value):
@@ -182,6 +182,42 @@ def as_float(y, dtype=np.float64, *, name="y"):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numeric; could not convert it to floats ({exc}).") \
             from None
+
+
+def is_int(value):
+    """Whether ``value`` is an integer (Python or NumPy); booleans are not."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, name, *, low=None):
+    """``value`` as an int, checked to be an integer (not a bool) ``>= low``.
+
+    The one integer check of the package.
+
+    Parameters
+    ----------
+    value : object
+    name : str
+        The parameter's name, for the messages.
+    low : int, default=None
+        Smallest allowed value; ``None``: any integer.
+
+    Returns
+    -------
+    value : int
+
+    Raises
+    ------
+    ValueError
+        ``"<name> must be an integer[ >= low], got ..."`` for a non-integer,
+        ``"<name> must be >= low, got ..."`` for one too small.
+    """
+    if not is_int(value):
+        bound = "" if low is None else f" >= {low}"
+        raise ValueError(f"{name} must be an integer{bound}, got {value!r}.")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}.")
+    return int(value)
 
 
 def check_int_sequence(value, name, *, low=1, allow_empty=True):

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._arrays import unit_rows
 from .ridge import loo_residuals, ridge_factorize
 from ._subjects import check_subjects_given, subject_attributes, subject_name
 from ._validation import check_ids, check_stimulus_ids, infer_stimulus_ids
@@ -26,13 +27,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["exclude_test_overlap", "heldout_residuals", "synthesize_responses"]
 
 _NOISE = ("residuals", "gaussian", None)
-
-
-def _unit(a):
-    n = np.linalg.norm(a, axis=1, keepdims=True)
-    if np.any(n == 0):
-        raise ValueError("features contain a zero row; the cosine similarity is undefined.")
-    return a / n
 
 
 def _as_per_subject(value, subjects, name):
@@ -145,7 +139,8 @@ def exclude_test_overlap(extra_features, test_features, *, extra_ids=None, test_
         ids = list(test_ids.values()) if isinstance(test_ids, dict) else [test_ids]
         by_id = np.isin(np.asarray(extra_ids), np.concatenate([np.asarray(i).ravel()
                                                                for i in ids]))
-    sims = _unit(E) @ _unit(T).T
+    sims = (unit_rows(E, zero_rows="raise", name="features")
+            @ unit_rows(T, zero_rows="raise", name="features").T)
     by_sim = sims.max(axis=1) > threshold
     keep = ~(by_id | by_sim)
     return keep, int(by_id.sum()), int((by_sim & ~by_id).sum())

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._arrays import unit_rows
 from ._io import atomic_open, atomic_path, check_writable
 
 logger = logging.getLogger("sklearn_brain")
@@ -147,10 +148,6 @@ def _check_output(args):
     return None
 
 
-def _normalise(Y):
-    return Y / np.linalg.norm(Y, axis=1, keepdims=True).clip(1e-12)
-
-
 def _evaluate(Y_true, Y_pred, ids, n_boot, seed):
     from .metrics import (average_repeats, bootstrap_ci, chance_level,
                           identification_accuracy, top_k_accuracy)
@@ -242,8 +239,8 @@ def run_demo(args):
             if modality == "multi":
                 Ti, Pi, ids = preds[subject, "image"]
                 Tt, Pt, _ = preds[subject, "text"]
-                Y_true = np.hstack([_normalise(Ti), _normalise(Tt)])
-                Y_pred = np.hstack([_normalise(Pi), _normalise(Pt)])
+                Y_true = np.hstack([unit_rows(Ti), unit_rows(Tt)])
+                Y_pred = np.hstack([unit_rows(Pi), unit_rows(Pt)])
             else:
                 Y_true, Y_pred, ids = preds[subject, modality]
             entry[modality] = _evaluate(Y_true, Y_pred, ids, args.n_boot, args.random_state)

@@ -46,7 +46,7 @@ from torch import nn
 from ._backend import resolve_device, seeded
 from ._subjects import fit_subjects, subject_codes, subject_columns
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
-from .featurizers._base import as_image_items, iter_batches, load_image
+from .featurizers._base import ListDataset, as_image_items, iter_batches, load_image
 from ._validation import (
     check_ids,
     check_stimulus_ids,
@@ -673,7 +673,7 @@ class CLTunedAlexNet(NeuralEstimator):
         prepared = _prepare_images(_check_images(images), self.image_size)
         self._check_tuning_overlap(prepared)
         return np.concatenate(list(iter_batches(
-            _TensorDataset(prepared), forward, batch_size=256, num_workers=0,
+            ListDataset(prepared), forward, batch_size=256, num_workers=0,
             device=self.device_,
         )))
 
@@ -767,14 +767,3 @@ class CLTunedAlexNet(NeuralEstimator):
         tags.input_tags.two_d_array = False
         tags.requires_fit = True
         return tags
-
-
-class _TensorDataset:
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-    def __len__(self):
-        return len(self.tensor)
-
-    def __getitem__(self, i):
-        return self.tensor[i]

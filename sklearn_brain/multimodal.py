@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
+from ._arrays import unit_rows
 from ._subjects import check_subjects, check_subjects_given
 from ._validation import check_params
 
@@ -22,11 +23,6 @@ def _accepted(method, params):
     if any(p.kind == p.VAR_KEYWORD for p in sig.values()):
         return {k: v for k, v in params.items() if v is not None}
     return {k: v for k, v in params.items() if k in sig and v is not None}
-
-
-def _l2_rows(a):
-    norms = np.linalg.norm(a, axis=1, keepdims=True)
-    return a / np.where(norms > 0, norms, 1.0)
 
 
 class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
@@ -167,7 +163,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             p = np.asarray(est.predict(X, **_accepted(est.predict, {"subjects": subjects})),
                            dtype=np.float64)
             p = p.reshape(p.shape[0], -1)
-            parts.append(_l2_rows(p) if self.normalize and p.shape[1] > 1 else p)
+            parts.append(unit_rows(p) if self.normalize and p.shape[1] > 1 else p)
         out = np.hstack(parts)
         return out.ravel() if self._y_1d else out
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._arrays import unit_rows
+
 __all__ = ["encoding_heatmap", "results_bars", "retrieval_grid", "voxel_map"]
 
 
@@ -39,11 +41,6 @@ def _new_figure(figsize, fig=None):
     fig.set_size_inches(figsize)
     fig.set_layout_engine("constrained")
     return fig
-
-
-def _unit(a):
-    a = np.asarray(a, dtype=float)
-    return a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
 
 
 def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5, k=5,
@@ -116,8 +113,8 @@ def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5,
             [np.asarray(get(i)) for i in uniq[:1]]
         except (IndexError, KeyError) as exc:
             raise ValueError(f"images has no entry for stimulus {uniq[0]!r}: {exc}") from exc
-    cand = _unit(Yt[first])
-    sim = _unit(Yp[rows]) @ cand.T
+    cand = unit_rows(np.asarray(Yt[first], dtype=float))
+    sim = unit_rows(np.asarray(Yp[rows], dtype=float)) @ cand.T
     fig = _new_figure(figsize or (1.5 * (k + 1), 1.6 * len(rows)), fig)
     axes = fig.subplots(len(rows), k + 1, squeeze=False)
 

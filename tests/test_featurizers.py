@@ -598,3 +598,15 @@ def test_clone_params_pickle_and_pipeline(tiny_open_clip, images, tmp_path):
     y = Z[:, 0] * 2.0
     pipe = make_pipeline(_oc(tiny_open_clip, embedding="pooled"), Ridge(alpha=1e-3)).fit(images, y)
     assert pipe.predict(images).shape == (5,)
+
+
+def test_one_list_dataset_serves_items_and_tensors():
+    import torch
+
+    from sklearn_brain.featurizers._base import ListDataset
+
+    items = ListDataset(["a", "b", "c"])
+    assert len(items) == 3 and items[1] == "b"
+    t = torch.arange(6).view(3, 2)
+    ds = ListDataset(t)
+    assert len(ds) == 3 and ds[2].data_ptr() == t[2].data_ptr()  # a view, no copy

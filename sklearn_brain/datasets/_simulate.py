@@ -13,6 +13,9 @@ import numbers
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._arrays import unit_rows
+from .._validation import is_int
+
 __all__ = ["make_bold5000_like", "multi_subject_arrays", "subject_arrays"]
 
 # Relative voxel counts of successive subjects when ``n_voxels`` is an int, so
@@ -118,10 +121,6 @@ _FRACTION_PARAMS = ("responsive_fraction", "nan_fraction", "constant_fraction",
 _NONNEG_PARAMS = ("snr_scale", "snr_sigma", "session_sd", "drift_sd")
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _resolve_params(preset, overrides):
     """Merge the preset with the explicit arguments and validate them."""
     if preset not in _PRESETS:
@@ -129,7 +128,7 @@ def _resolve_params(preset, overrides):
     p = dict(_PRESETS[preset])
     p.update({k: v for k, v in overrides.items() if v is not None})
     for name, low in _INT_PARAMS.items():
-        if not _is_int(p[name]) or p[name] < low:
+        if not is_int(p[name]) or p[name] < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {p[name]!r}.")
     for name in _FRACTION_PARAMS:
         if not 0.0 <= float(p[name]) <= 1.0:
@@ -142,7 +141,7 @@ def _resolve_params(preset, overrides):
             f"data_poor_fraction must lie in (0, 1], got {p['data_poor_fraction']!r}."
         )
     dps = p["data_poor_sessions"]
-    if dps is not None and (not _is_int(dps) or not 1 <= dps <= p["n_sessions"]):
+    if dps is not None and (not is_int(dps) or not 1 <= dps <= p["n_sessions"]):
         raise ValueError(
             f"data_poor_sessions must be None or an integer in [1, n_sessions="
             f"{p['n_sessions']}], got {dps!r}."
@@ -162,7 +161,7 @@ def _resolve_params(preset, overrides):
         )
     n_sub = p["n_subjects"]
     nv = p["n_voxels"]
-    if _is_int(nv):
+    if is_int(nv):
         if nv < 1:
             raise ValueError(f"n_voxels must be >= 1, got {nv!r}.")
         counts = [max(1, round(nv * _VOXEL_FACTORS[j % 4])) for j in range(n_sub)]
@@ -173,7 +172,7 @@ def _resolve_params(preset, overrides):
                 f"{nv!r}" + (f"; use n_voxels={int(nv)}" if isinstance(nv, numbers.Real)
                               and float(nv).is_integer() and nv >= 1 else "") + ".")
         counts = list(nv)
-        if len(counts) != n_sub or not all(_is_int(c) and c >= 1 for c in counts):
+        if len(counts) != n_sub or not all(is_int(c) and c >= 1 for c in counts):
             raise ValueError(
                 f"n_voxels must be an int >= 1 or {n_sub} ints >= 1 (one per "
                 f"subject), got {nv!r}."
@@ -190,10 +189,6 @@ def _power_law(n, decay):
     return lam / lam.sum()
 
 
-def _unit_rows(a):
-    return a / np.linalg.norm(a, axis=1, keepdims=True)
-
-
 def _embed(rng, blocks, dim, iso_weight, offset_norm):
     """Project weighted latent blocks to ``dim``, add isotropic noise and a
     common offset (CLIP's "cone"), then L2-normalise each row."""
@@ -207,7 +202,7 @@ def _embed(rng, blocks, dim, iso_weight, offset_norm):
     out += np.sqrt(iso_weight / dim) * rng.standard_normal((n, dim))
     offset = rng.standard_normal(dim)
     out += offset_norm * offset / np.linalg.norm(offset)
-    return _unit_rows(out).astype(np.float32)
+    return unit_rows(out).astype(np.float32)
 
 
 def _stimuli(rng, p):
@@ -615,7 +610,7 @@ def make_bold5000_like(
     if isinstance(random_state, np.random.RandomState):
         random_state = random_state.randint(2**31 - 1)
     if not (random_state is None or isinstance(random_state, np.random.Generator)
-            or (_is_int(random_state) and random_state >= 0)):
+            or (is_int(random_state) and random_state >= 0)):
         raise ValueError(
             "random_state must be None, an int >= 0, a numpy Generator or RandomState, got "
             f"{random_state!r}.")

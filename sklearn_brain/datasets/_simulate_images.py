@@ -15,6 +15,8 @@ import numbers
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._validation import check_int
+
 __all__ = ["make_image_world"]
 
 #: ROI name -> teacher layer it reads and pRF size (fraction of the image side).
@@ -22,12 +24,6 @@ _ROIS = {"V1": ("gabor", 0.08), "V4": ("conv2", 0.2), "IT": ("conv3", None)}
 
 _N_SHAPES = 4  # disk, square, triangle, ring
 _VOXEL_FACTORS = (1.0, 0.85, 1.15, 0.9)
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-    return int(value)
 
 
 def _shape_mask(kind, xx, yy, cx, cy, radius, angle):
@@ -257,15 +253,15 @@ def make_image_world(
     >>> sorted(world.data["S1"].roi_masks)
     ['IT', 'V1', 'V4']
     """
-    n_train = _check_int(n_train_images, "n_train_images", 1)
-    n_test = _check_int(n_test_images, "n_test_images", 1)
-    n_rep = _check_int(n_test_repeats, "n_test_repeats", 1)
-    size = _check_int(image_size, "image_size", 16)
+    n_train = check_int(n_train_images, "n_train_images", low=1)
+    n_test = check_int(n_test_images, "n_test_images", low=1)
+    n_rep = check_int(n_test_repeats, "n_test_repeats", low=1)
+    size = check_int(image_size, "image_size", low=16)
     if size % 4:
         raise ValueError(f"image_size must be a multiple of 4, got {size}.")
-    n_cat = _check_int(n_categories, "n_categories", 2)
-    n_subj = _check_int(n_subjects, "n_subjects", 1)
-    n_vox = _check_int(n_voxels_per_roi, "n_voxels_per_roi", 1)
+    n_cat = check_int(n_categories, "n_categories", low=2)
+    n_subj = check_int(n_subjects, "n_subjects", low=1)
+    n_vox = check_int(n_voxels_per_roi, "n_voxels_per_roi", low=1)
     if not (isinstance(snr, numbers.Real) and snr > 0 and np.isfinite(snr)):
         raise ValueError(f"snr must be a positive float, got {snr!r}.")
     if not (isinstance(snr_sigma, numbers.Real) and snr_sigma >= 0):

@@ -7,11 +7,11 @@ import os
 
 import numpy as np
 
+from .._validation import check_int
 from ._base import (
     CACHE_EXEMPT_PARAMS,
     BaseFeaturizer,
     as_image_items,
-    check_positive_int,
     file_identity,
     ImageDataset,
     import_optional,
@@ -252,14 +252,14 @@ class AlexNetFeaturizer(BaseFeaturizer):
             raise ValueError(f"layers must be a non-empty sequence of layer names; got {self.layers!r}.")
         if len(set(layers)) != len(layers):
             raise ValueError(f"layers contains duplicates: {layers!r}.")
-        check_positive_int(self.image_size, "image_size")
+        check_int(self.image_size, "image_size", low=1)
         if self.image_size < _MIN_IMAGE_SIZE:
             raise ValueError(
                 f"image_size must be >= {_MIN_IMAGE_SIZE} (AlexNet's three max-poolings need it), "
                 f"got {self.image_size!r}; smaller images are upsampled to image_size, so keep "
                 "the default 224 or any value >= 63.")
         if self.pca is not None:
-            check_positive_int(self.pca, "pca")
+            check_int(self.pca, "pca", low=1)
         if self.incremental_pca not in ("auto", True, False):
             raise ValueError(f"incremental_pca must be 'auto', True or False; got {self.incremental_pca!r}.")
         for name in ("mean", "std"):

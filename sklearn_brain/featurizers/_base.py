@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from .._backend import resolve_device
 from .._backend import seeded  # noqa: F401  (the one seeding path, used by the featurizers)
 from .._io import atomic_open
+from .._validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +64,6 @@ def _autocast(device, precision):
         return nullcontext()
     dtype = getattr(torch, _PRECISIONS[precision])
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
-
-
-def check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-
-
-def _check_non_negative_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer; got {value!r}.")
 
 
 # --------------------------------------------------------------------------
@@ -200,6 +191,12 @@ class ImageDataset:
 
 
 class ListDataset:
+    """Any sequence (a list of items, a tensor, an array) as a map-style dataset.
+
+    The one list dataset of the package, for :func:`iter_batches` and torch's
+    ``DataLoader``: item ``i`` is ``items[i]``, as it is (no copy).
+    """
+
     def __init__(self, items):
         self.items = items
 
@@ -655,8 +652,8 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     _cache_exempt_params = CACHE_EXEMPT_PARAMS
 
     def _validate_common(self):
-        check_positive_int(self.batch_size, "batch_size")
-        _check_non_negative_int(self.num_workers, "num_workers")
+        check_int(self.batch_size, "batch_size", low=1)
+        check_int(self.num_workers, "num_workers", low=0)
         _check_precision(self.precision)
         self.device_ = str(resolve_device(self.device))
         device_type = self.device_.split(":")[0]

@@ -7,10 +7,10 @@ import os
 
 import numpy as np
 
+from .._validation import check_int
 from ._base import (
     BaseFeaturizer,
     as_image_items,
-    check_positive_int,
     file_identity,
     ImageDataset,
     import_optional,
@@ -113,8 +113,8 @@ class ImageCaptioner(BaseFeaturizer):
         """
         transformers = import_optional("transformers", what="ImageCaptioner")
         self._validate_common()
-        check_positive_int(self.max_length, "max_length")
-        check_positive_int(self.num_beams, "num_beams")
+        check_int(self.max_length, "max_length", low=1)
+        check_int(self.num_beams, "num_beams", low=1)
         source = os.fspath(self.model)
 
         def load(local_files_only):

@@ -16,7 +16,7 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._validation import check_ids, factorize_ids
+from .._validation import check_ids, check_int, factorize_ids
 
 __all__ = [
     "BootstrapResult",
@@ -92,14 +92,6 @@ def _normalize_rows(X, similarity, name):
             "for them."
         )
     return X / norms
-
-
-def _check_int(value, name, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}.")
-    return int(value)
 
 
 # --------------------------------------------------------------------------
@@ -316,7 +308,7 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
     """
     y_true, y_pred = _check_pair(y_true, y_pred)
     codes, n_stimuli = _stimulus_codes(stimulus_ids, y_true)
-    n_draws = _check_int(n_draws, "n_draws", 1)
+    n_draws = check_int(n_draws, "n_draws", low=1)
     if n_stimuli < 2:
         raise ValueError(
             f"Retrieval needs at least 2 unique stimuli, got {n_stimuli}: among a single "
@@ -326,7 +318,7 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
     if n_candidates is None:
         m = n_stimuli
     else:
-        m = _check_int(n_candidates, "n_candidates", 2)
+        m = check_int(n_candidates, "n_candidates", low=2)
         if m > n_stimuli:
             raise ValueError(
                 f"n_candidates={m} is larger than the number of unique stimuli "
@@ -401,13 +393,13 @@ def chance_level(n_candidates, k=1, *, metric="top_k"):
     >>> chance_level(300), chance_level(300, k=5)
     (0.0033333333333333335, 0.016666666666666666)
     """
-    m = _check_int(n_candidates, "n_candidates", 2)
+    m = check_int(n_candidates, "n_candidates", low=2)
     if metric == "identification":
         return 0.5
     if metric != "top_k":
         raise ValueError(
             f"metric must be 'top_k' or 'identification', got {metric!r}.")
-    k = _check_int(k, "k", 1)
+    k = check_int(k, "k", low=1)
     if k > m:
         raise ValueError(f"k={k} is larger than the candidate set size ({m}).")
     return k / m
@@ -690,7 +682,7 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
     >>> bool(low <= est <= high)
     True
     """
-    n_boot = _check_int(n_boot, "n_boot", 1)
+    n_boot = check_int(n_boot, "n_boot", low=1)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}.")
     _check_per_item_metric(metric)

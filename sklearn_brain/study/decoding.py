@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._arrays import unit_rows
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
 from ._selection import NpyBlocks, peak_rss_gb, select_subjects
@@ -169,10 +170,6 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
 # --------------------------------------------------------------------------
 # data
 # --------------------------------------------------------------------------
-def _unit_rows(a):
-    return (a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
-
-
 def _simulator_data(config, seed):
     from ..datasets import make_bold5000_like, multi_subject_arrays
 
@@ -196,7 +193,7 @@ def _simulator_data(config, seed):
         if ds.categories[i] == ds.categories[j]:
             pairs.append((i, j))
     pairs = np.array(pairs)
-    extra = {m: _unit_rows(e[pairs[:, 0]] + e[pairs[:, 1]])
+    extra = {m: unit_rows(e[pairs[:, 0]] + e[pairs[:, 1]]).astype(np.float32)
              for m, e in (("image", ds.image_embeddings), ("text", ds.text_embeddings))}
     return Bunch(X=X, subjects=subj, stimulus_ids=stim, is_test=is_test,
                  embeddings={"image": ds.image_embeddings, "text": ds.text_embeddings},
