@@ -374,6 +374,10 @@ class _SeedData:
     def __init__(self, config, seed):
         self.config, self.seed = config, seed
 
+    @property
+    def loaded(self):
+        return "data" in self.__dict__
+
     @cached_property
     def data(self):
         loader = {"simulator": _simulator, "algonauts2023": _algonauts, "nod": _nod}
@@ -706,8 +710,15 @@ def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1
             if name not in UNTRAINED:
                 part["tuning"] = config["tuning"]
             units.append((name, seed, fingerprint(part)))
-    results = run.run_units(
-        units, lambda name, seed: _run_network(name, seed, seeds[seed], config, cache_dir))
+    def compute(name, seed):
+        # units run seed by seed: a seed's data (images, responses) is dropped
+        # when the next seed starts, so one seed's data is held at a time
+        for other in list(seeds):
+            if other != seed and seeds[other].loaded:
+                seeds[other] = _SeedData(config, other)
+        return _run_network(name, seed, seeds[seed], config, cache_dir)
+
+    results = run.run_units(units, compute)
     rows, layer_rows = aggregate(results, config)
     out = run.output
     write_csv(out / "results.csv", rows, TABLE_COLUMNS)
