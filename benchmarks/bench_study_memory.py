@@ -16,6 +16,14 @@ worktree of an older commit)::
 
     python benchmarks/bench_study_memory.py --fraction 0.05
 
+``--study encoding`` measures ``sklearn-brain study encoding`` on the
+simulator instead (no release is written): one stage per (network, seed)
+unit, from its "started" line; ``--set`` passes config overrides, e.g.
+``--set tuning.max_epochs=1`` (memory does not depend on the epoch count)::
+
+    python benchmarks/bench_study_memory.py --study encoding --runs 1 \
+        --set 'seeds=[0]' --set tuning.max_epochs=1 --set pretrain.max_epochs=1
+
 The child is killed when its RSS passes ``--rss-limit-gb`` (the run is then
 reported as killed): the benchmark is meant for shared machines too.
 """
@@ -48,6 +56,8 @@ STAGES = [
     (re.compile(r"z-scoring \d+ subjects"), "z-score + select voxels"),
     (re.compile(r"voxels selected for each of"), "fit + evaluate models"),
 ]
+#: the encoding study: one stage per unit (the stage name is expanded from the match)
+ENCODING_STAGES = [(re.compile(r"(\S+), seed (\d+): started"), r"\1, seed \2")]
 
 
 def write_release(root, *, fraction, voxels, subjects, n_images=None, seed=0):
@@ -100,13 +110,26 @@ def _status(pid):
     return out
 
 
-def run_study(repo, data, output, cache, *, subjects, models, n_voxels, rss_limit_gb, timeout):
+def decoding_command(data, output, cache, *, subjects, models, n_voxels):
+    """The decoding study's CLI command on the written release."""
+    return [sys.executable, "-m", "sklearn_brain.cli", "study", "decoding", "--dataset",
+            "bold5000", "--data-dir", str(data), "--clip-weights", "none", "-o", str(output),
+            "--no-figure", "--set", f"models={json.dumps(models)}", "--set", "seeds=[0]",
+            "--set", f"data.n_voxels={n_voxels}", "--set", f"features.cache_dir='{cache}'",
+            "--set", f"data.subjects={json.dumps(list(subjects))}"]
+
+
+def encoding_command(output, cache, overrides):
+    """The encoding study's CLI command on the simulator, with ``--set`` overrides."""
+    cmd = [sys.executable, "-m", "sklearn_brain.cli", "study", "encoding", "-o", str(output),
+           "--no-figure", "--set", f"features.cache_dir='{cache}'"]
+    for o in overrides:
+        cmd += ["--set", o]
+    return cmd
+
+
+def run_study(repo, cmd, *, rss_limit_gb, timeout, stage_patterns=STAGES):
     """Run the CLI in a subprocess; return per-stage peaks, the overall peak and the log."""
-    cmd = [sys.executable, "-m", "sklearn_brain.cli", "study", "decoding", "--dataset",
-           "bold5000", "--data-dir", str(data), "--clip-weights", "none", "-o", str(output),
-           "--no-figure", "--set", f"models={json.dumps(models)}", "--set", "seeds=[0]",
-           "--set", f"data.n_voxels={n_voxels}", "--set", f"features.cache_dir='{cache}'",
-           "--set", f"data.subjects={json.dumps(list(subjects))}"]
     env = dict(os.environ, PYTHONPATH=str(repo), HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
     # cwd: ``python -m`` puts the working directory first on sys.path, before PYTHONPATH
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
@@ -118,11 +141,13 @@ def run_study(repo, data, output, cache, *, subjects, models, n_voxels, rss_limi
         for chunk in proc.stderr:
             for line in re.split(r"[\r\n]", chunk):
                 line = line.strip()
-                if not line or "decoding study:" in line:
+                if not line or "decoding study:" in line or "encoding study:" in line:
                     continue
                 log.append(line)
-                for pattern, stage in STAGES:
-                    if pattern.search(line) and stages[-1]["stage"] != stage:
+                for pattern, name in stage_patterns:
+                    match = pattern.search(line)
+                    stage = match.expand(name) if match else None
+                    if match and stages[-1]["stage"] != stage:
                         st = _status(proc.pid)
                         with lock:
                             _close(stages[-1], st)
@@ -166,6 +191,11 @@ def _close(stage, status):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", choices=["decoding", "encoding"], default="decoding",
+                        help="decoding: BOLD5000 release at --fraction; encoding: the "
+                             "simulator's encoding study (--set overrides)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="encoding: a config override passed to the CLI (repeatable)")
     parser.add_argument("--fraction", type=float, default=0.05,
                         help="fraction of the real trial count (default: 0.05)")
     parser.add_argument("--voxels", type=int, default=REAL_VOXELS,
@@ -195,6 +225,8 @@ def main(argv=None):
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="bench_mem_"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.study == "encoding":
+        return _main_encoding(args, work)
     data = work / "bold5000"
     try:
         t = time.time()
@@ -213,9 +245,9 @@ def main(argv=None):
         for k in range(args.runs):
             out = work / f"out{k}"
             shutil.rmtree(out, ignore_errors=True)
-            r = run_study(args.repo, data, out, cache, subjects=args.subjects, models=args.models,
-                          n_voxels=args.n_voxels, rss_limit_gb=args.rss_limit_gb,
-                          timeout=args.timeout)
+            cmd = decoding_command(data, out, cache, subjects=args.subjects, models=args.models,
+                                   n_voxels=args.n_voxels)
+            r = run_study(args.repo, cmd, rss_limit_gb=args.rss_limit_gb, timeout=args.timeout)
             r["run"] = k + 1
             runs.append(r)
             if r["returncode"] != 0:
@@ -242,6 +274,45 @@ def main(argv=None):
               "voxels": args.voxels, "trials": n_trials, "models": args.models,
               "n_voxels_selected": args.n_voxels, "largest_subject_gb": largest,
               "all_subjects_gb": total, "runs": runs}
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(path.read_text()) if path.exists() else []
+    path.write_text(json.dumps(existing + [record], indent=2) + "\n")
+    print(f"appended to {path}")
+    return 0 if all(r["returncode"] == 0 for r in runs) else 1
+
+
+def _main_encoding(args, work):
+    """The simulator's encoding study: peak RSS per (network, seed) unit."""
+    runs = []
+    try:
+        for k in range(args.runs):
+            out = work / f"enc{k}"
+            shutil.rmtree(out, ignore_errors=True)
+            r = run_study(args.repo, encoding_command(out, work / "cache", args.overrides),
+                          rss_limit_gb=args.rss_limit_gb, timeout=args.timeout,
+                          stage_patterns=ENCODING_STAGES)
+            r["run"] = k + 1
+            runs.append(r)
+            if r["returncode"] != 0:
+                print(f"run {k + 1} failed ({r['killed'] or 'rc ' + str(r['returncode'])}):\n"
+                      + "\n".join(r["log_tail"]), flush=True)
+                break
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\nrepo {args.repo}; encoding study on the simulator, --set {args.overrides}")
+    head = f"{'run':>3}  {'stage':<32} {'seconds':>8} {'peak RSS GB':>11}"
+    print(head)
+    print("-" * len(head))
+    for r in runs:
+        for s in r["stages"]:
+            print(f"{r['run']:>3}  {s['stage']:<32} {s['seconds']:>8.1f} {s['peak_gb']:>11.2f}")
+        status = "ok" if r["returncode"] == 0 else f"FAILED ({r['killed'] or r['returncode']})"
+        print(f"{r['run']:>3}  {'whole run: ' + status:<32} {r['wall_s']:>8.1f} "
+              f"{(r['peak_gb'] or 0):>11.2f}")
+    record = {"label": args.label, "repo": args.repo, "study": "encoding",
+              "overrides": args.overrides, "runs": runs}
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(path.read_text()) if path.exists() else []

@@ -324,8 +324,9 @@ def test_encoding_tiny_table_layers_and_resume(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "2 unit(s) computed" in captured.out
     for stage in ("untuned, seed 0: S1 encoded, held-out mean r", "(2/2 subjects)",
-                  "AlexNetFeaturizer: 72/72 images featurized (0 from the cache)",
-                  "cl-tuned, seed 0: done in"):
+                  # 60 + 12 images of the study and the stand-in's 48 pretraining images
+                  "AlexNetFeaturizer: 120/120 images featurized (0 from the cache)",
+                  "seed 0: pretrained stand-in trained in", "cl-tuned, seed 0: done in"):
         assert stage in captured.err
     rows = _csv(out / "results.csv")
     assert {(r["network"], r["subject"]) for r in rows} >= {
@@ -338,6 +339,8 @@ def test_encoding_tiny_table_layers_and_resume(tmp_path, capsys):
                       and r["subject"] == "mean" and r["roi"] == "all")) > 0.05
     cl = [r for r in rows if r["network"] == "cl-tuned"]
     assert all(r["delta_vs_untuned"] != "" for r in cl)
+    assert {r["start_weights"] for r in rows} == {"pretrained stand-in"}
+    assert len(list((out / "cache" / "pretrained").glob("*.pth"))) == 1  # one per seed
     for r in rows:
         if r["roi"] != "all":
             assert 0 < float(r["noise_ceiling"]) <= 1  # test images are repeated

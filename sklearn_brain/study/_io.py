@@ -211,7 +211,8 @@ def format_table(rows, columns, *, percent=(), width=None):
               for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
-    text_cols = ("model", "network", "roi", "subject", "layer", "modality", "model_type",
+    text_cols = ("model", "network", "start", "start_weights", "roi", "subject", "layer",
+                 "modality", "model_type",
                  "augmentation", "training_objective", "subjects")
     lines += ["  ".join(v.ljust(w) if k in text_cols else v.rjust(w)
                         for k, v, w in zip(columns, b, widths)) for b in body]

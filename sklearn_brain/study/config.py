@@ -113,9 +113,13 @@ ENCODING_TOML = """\
 # Write a file with the fields to change and pass it with --config FILE;
 # or override one field with --set key=value (dotted key, TOML value).
 #
-# networks: untuned, regression-tuned (per subject), cl-tuned (per subject),
-#           cl-tuned-pooled (all subjects, subject-specific fMRI projections)
-networks = ["untuned", "regression-tuned", "cl-tuned", "cl-tuned-pooled"]
+# networks: untuned (the starting weights, features.alexnet_weights, as they are),
+#           random-init (AlexNet with random weights: a reference row),
+#           regression-tuned (per subject), cl-tuned (per subject),
+#           cl-tuned-pooled (all subjects, subject-specific fMRI projections);
+#           every tuned network starts from the untuned one's weights, and the
+#           table's start_weights column names them
+networks = ["untuned", "random-init", "regression-tuned", "cl-tuned", "cl-tuned-pooled"]
 seeds = [0, 1, 2, 3, 4]      # simulator: a fresh image world; real data: split + network seed
 device = "cpu"               # "cpu", "cuda" or "auto"
 
@@ -134,7 +138,9 @@ tune_fraction = 0.625        # fraction of the non-test images used to fine-tune
 test_fraction = 0.15         # real data: images held out for the final r
 
 [features]
-alexnet_weights = ""         # local torchvision state dict (--alexnet-weights); "none" = random
+alexnet_weights = ""         # starting weights: a local torchvision state dict (--alexnet-weights);
+                             # "none" = random init; "" on the simulator = the pretrained
+                             # stand-in ([pretrain]); real data needs a file (or "none")
 layers = ["features.2", "features.5", "features.7", "features.9", "features.12",
           "classifier.2", "classifier.5", "classifier.6"]
 image_size = 64              # network input side (study 2: 224)
@@ -145,6 +151,15 @@ lr = 1e-4
 max_epochs = 6
 batch_size = 100
 temperature = 0.3
+
+[pretrain]                   # simulator, alexnet_weights = "": the pretrained stand-in for
+                             # ImageNet weights, AlexNet trained from scratch to classify the
+                             # image world's categories (pretrain_alexnet), once per seed, cached
+                             # under cache_dir; its images are neither tuning, encoding nor test
+n_images = 600               # extra images of the simulated world, used only here
+max_epochs = 3
+lr = 1e-4
+batch_size = 50
 
 [encoding]                   # VoxelwiseEncoder: PCA per layer, ridge per voxel, layer per ROI
 n_components = 100
@@ -177,13 +192,15 @@ PRESETS = {
             "data": {"n_train_images": 60, "n_test_images": 12, "n_voxels_per_roi": 8},
             "features": {"layers": ["features.5", "classifier.5"], "image_size": 64},
             "tuning": {"max_epochs": 1, "batch_size": 32},
+            "pretrain": {"n_images": 48, "max_epochs": 1, "batch_size": 24},
             "encoding": {"n_components": 10, "cv": 3, "probe": False},
         },
     },
 }
 
 MODALITIES = ("image", "text", "multi")
-ENCODING_NETWORKS = ("untuned", "regression-tuned", "cl-tuned", "cl-tuned-pooled")
+ENCODING_NETWORKS = ("untuned", "random-init", "regression-tuned", "cl-tuned",
+                     "cl-tuned-pooled")
 
 
 def _decoding_catalogue():
@@ -438,6 +455,11 @@ def _validate_encoding(c):
                           f"got {c['data']['tune_fraction']}.")
     if not c["features"]["layers"]:
         raise ConfigError("config field 'features.layers' is empty.")
+    p = c["pretrain"]
+    if p["n_images"] < 8 or p["max_epochs"] < 1 or p["batch_size"] < 2:
+        raise ConfigError("config fields 'pretrain.n_images' must be >= 8, "
+                          "'pretrain.max_epochs' >= 1 and 'pretrain.batch_size' >= 2; got "
+                          f"{p['n_images']}, {p['max_epochs']}, {p['batch_size']}.")
     if c["data"]["dataset"] == "simulator" and c["data"]["n_subjects"] < 2 \
             and "cl-tuned-pooled" in c["networks"]:
         raise ConfigError("network 'cl-tuned-pooled' needs data.n_subjects >= 2.")

@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["evaluate_features", "run_encoding_study", "tune_network"]
 
+#: networks evaluated as they start (no tuning); the baselines of the table's Δr columns
+UNTRAINED = ("untuned", "random-init")
+BASELINES = ("untuned", "random-init", "regression-tuned")
+
+#: ``start_weights`` of the networks that start from random weights / from the stand-in
+RANDOM_INIT = "random init"
+STANDIN = "pretrained stand-in"
+
 EXPECTED_WEIGHTS = ("a torchvision AlexNet state dict, e.g. alexnet-owt-7be5be79.pth "
                     "(read with weights_only=True) or .safetensors")
 
@@ -50,8 +58,11 @@ def _load_images(paths, size):
     return out
 
 
-def _split_images(n_images, config, seed, test_ids=None):
-    """tune / encoding / test image ids (test given by the data, or drawn)."""
+def _split_images(n_images, config, seed, test_ids=None, exclude=()):
+    """tune / encoding / test image ids (test given by the data, or drawn).
+
+    ``exclude``: images kept out of all three (the stand-in's pretraining images).
+    """
     d = config["data"]
     rng = np.random.default_rng(seed)
     ids = np.arange(n_images)
@@ -60,7 +71,7 @@ def _split_images(n_images, config, seed, test_ids=None):
         n_test = max(2, int(round(d["test_fraction"] * n_images)))
         test_ids, rest = np.sort(perm[:n_test]), perm[n_test:]
     else:
-        rest = rng.permutation(np.setdiff1d(ids, test_ids))
+        rest = rng.permutation(np.setdiff1d(ids, np.union1d(test_ids, exclude)))
     n_tune = int(round(d["tune_fraction"] * len(rest)))
     if n_tune < 2 or len(rest) - n_tune < 2 * config["encoding"]["cv"]:
         raise ConfigError(f"{len(rest)} non-test images cannot be split into tune "
@@ -73,7 +84,10 @@ def _simulator(config, seed):
     from ..datasets import make_image_world
 
     d = config["data"]
-    world = make_image_world(n_train_images=d["n_train_images"], n_test_images=d["n_test_images"],
+    # the stand-in's pretraining images are extra images of the same world
+    n_pre = config["pretrain"]["n_images"] if _uses_standin(config) else 0
+    world = make_image_world(n_train_images=d["n_train_images"] + n_pre,
+                             n_test_images=d["n_test_images"],
                              n_test_repeats=d["n_test_repeats"], n_subjects=d["n_subjects"],
                              n_voxels_per_roi=d["n_voxels_per_roi"], snr=d["snr"],
                              random_state=seed)
@@ -82,11 +96,15 @@ def _simulator(config, seed):
     if unknown:
         raise ConfigError(f"unknown subject(s) {unknown} in data.subjects; the simulator has "
                           f"{list(world.subjects)}.")
-    tune, enc, test = _split_images(len(world.images), config, seed, world.test_stimuli)
+    pre = np.sort(np.random.default_rng([seed, 1]).choice(world.train_stimuli, n_pre,
+                                                           replace=False))
+    tune, enc, test = _split_images(len(world.images), config, seed, world.test_stimuli,
+                                    exclude=pre)
     subjects = {s: Bunch(X=world.data[s].X, stimulus_ids=world.data[s].stimulus_ids,
                          rois=world.data[s].roi_masks) for s in names}
     return Bunch(images=world.images, categories=world.categories, subjects=subjects,
-                 tune_ids=tune, enc_ids=enc, test_ids=test, description=world.DESCR)
+                 pretrain_ids=pre, tune_ids=tune, enc_ids=enc, test_ids=test,
+                 description=world.DESCR)
 
 
 def _pick_rois(rois, wanted, where):
@@ -278,24 +296,117 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
     return out
 
 
+def _uses_standin(config):
+    """Whether the networks start from the pretrained stand-in (simulator, no weights file)."""
+    return config["data"]["dataset"] == "simulator" and not config["features"]["alexnet_weights"]
+
+
+def _weights(config):
+    """The weights file given, ``None`` ("none": random init), or "" (the stand-in)."""
+    if _uses_standin(config):
+        return ""
+    what = ("the encoding study" if config["data"]["dataset"] == "simulator"
+            else f"dataset {config['data']['dataset']!r}")
+    return require_weights(config["features"]["alexnet_weights"], flag="--alexnet-weights",
+                           what=what, expected=EXPECTED_WEIGHTS)
+
+
+def _weights_label(weights):
+    return RANDOM_INIT if weights is None else Path(weights).name
+
+
+def standin_weights(images, categories, pretrain_ids, eval_ids, path, *, image_size,
+                    n_epochs, lr, batch_size, device, seed):
+    """The pretrained stand-in's weights file: trained once, then read from ``path``.
+
+    AlexNet trained from scratch to classify ``categories`` on the images
+    ``pretrain_ids`` only (:func:`~sklearn_brain.cltuned.pretrain_alexnet`,
+    ``random_state=seed``), as a stand-in for the ImageNet weights that study 2
+    starts from.  The state dict is written atomically to ``path`` with a JSON
+    record beside it (held-out accuracy on ``eval_ids``, seconds); a later call
+    with the same ``path`` reads them back and trains nothing.
+
+    Returns
+    -------
+    info : dict
+        ``path``, ``accuracy`` (held-out, the network's argmax over the
+        categories as the featurizer sees the images), ``chance``,
+        ``n_images``, ``n_categories``, ``seconds`` (of the training run) and
+        ``cached`` (whether this call read it from ``path``).
+    """
+    import gc
+    import time
+
+    import torch
+
+    from .._io import atomic_path
+    from ..cltuned import pretrain_alexnet
+    from ..featurizers import AlexNetFeaturizer
+
+    path = Path(path)
+    record = path.with_suffix(".json")
+    if path.exists() and record.exists():
+        import json
+
+        return dict(json.loads(record.read_text()), path=str(path), cached=True)
+    t0 = time.perf_counter()
+    classes = np.unique(categories[pretrain_ids])
+    clf = pretrain_alexnet(images[pretrain_ids], categories[pretrain_ids], image_size=image_size,
+                           max_epochs=n_epochs, lr=lr, batch_size=batch_size, device=device,
+                           random_state=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        torch.save(clf.module_.alexnet.state_dict(), tmp)
+    seconds = time.perf_counter() - t0
+    del clf  # AlexNet and its optimizer state (~1 GB)
+    gc.collect()
+    logits = AlexNetFeaturizer("classifier.6", weights=str(path), image_size=image_size,
+                               device=device).fit().transform(images[eval_ids])
+    pred = classes[np.argmax(logits[:, :len(classes)], axis=1)]
+    info = {"accuracy": float(np.mean(pred == categories[eval_ids])),
+            "chance": float(1 / len(classes)), "n_images": int(len(pretrain_ids)),
+            "n_categories": int(len(classes)), "seconds": seconds}
+    atomic_write_json(record, info)
+    return dict(info, path=str(path), cached=False)
+
+
 class _SeedData:
     def __init__(self, config, seed):
         self.config, self.seed = config, seed
+
+    @property
+    def loaded(self):
+        return "data" in self.__dict__
 
     @cached_property
     def data(self):
         loader = {"simulator": _simulator, "algonauts2023": _algonauts, "nod": _nod}
         return loader[self.config["data"]["dataset"]](self.config, self.seed)
 
-
-def _weights(config):
-    if config["data"]["dataset"] == "simulator":
-        w = config["features"]["alexnet_weights"]
-        return require_weights(w, flag="--alexnet-weights", what="the encoding study",
-                               expected=EXPECTED_WEIGHTS) if w else None
-    return require_weights(config["features"]["alexnet_weights"], flag="--alexnet-weights",
-                           what=f"dataset {config['data']['dataset']!r}",
-                           expected=EXPECTED_WEIGHTS)
+    def start(self, cache_dir):
+        """The starting weights of this seed's networks: (weights, label, info)."""
+        weights = _weights(self.config)
+        if weights != "":
+            return weights, _weights_label(weights), {}
+        if not hasattr(self, "_standin"):
+            c, d = self.config, self.data
+            p = c["pretrain"]
+            key = fingerprint({"data": c["data"], "pretrain": p, "seed": self.seed,
+                               "image_size": c["features"]["image_size"],
+                               "device": c["device"]})
+            logger.info("seed %s: pretrained stand-in (%d images, %d epochs)", self.seed,
+                        p["n_images"], p["max_epochs"])
+            self._standin = standin_weights(
+                d.images, d.categories, d.pretrain_ids, np.r_[d.enc_ids, d.test_ids],
+                Path(cache_dir) / "pretrained" / f"alexnet-standin_seed-{self.seed}_{key}.pth",
+                image_size=c["features"]["image_size"], n_epochs=p["max_epochs"], lr=p["lr"],
+                batch_size=p["batch_size"], device=c["device"], seed=self.seed)
+            logger.info("seed %s: pretrained stand-in %s, held-out accuracy %.1f%% (chance "
+                        "%.1f%%)", self.seed, "read from the cache" if self._standin["cached"]
+                        else f"trained in {self._standin['seconds']:.0f} s",
+                        100 * self._standin["accuracy"], 100 * self._standin["chance"])
+        return self._standin["path"], STANDIN, {
+            k: self._standin[k] for k in ("accuracy", "chance", "n_images", "n_categories")}
 
 
 def _log_subject(name, seed, subject, out, subjects):
@@ -303,12 +414,31 @@ def _log_subject(name, seed, subject, out, subjects):
                 subject, out[subject]["mean_r"], len(out), len(subjects))
 
 
+def _release(net):
+    """Free a tuned network's parameters, gradients and optimizer state now.
+
+    A fitted skorch net holds AlexNet, its gradients and Adam's two moments
+    (~1 GB at 61M parameters) inside reference cycles, which only the cycle
+    collector frees: without this, every network tuned in a run stayed
+    resident until the next collection (the default study grew past 4 GB).
+    """
+    import gc
+
+    for attr in ("optimizer_", "module_", "criterion_"):
+        if hasattr(net, attr):
+            delattr(net, attr)
+    gc.collect()
+
+
 def _run_network(name, seed, sd, config, cache_dir):
     from ..featurizers import AlexNetFeaturizer
 
     d = sd.data
     f, t, e = config["features"], config["tuning"], config["encoding"]
-    weights = _weights(config)
+    if name == "random-init":
+        weights, label, start_info = None, RANDOM_INIT, {}
+    else:
+        weights, label, start_info = sd.start(cache_dir)
     layers = tuple(f["layers"])
     probe = "classifier.5" if "classifier.5" in layers else layers[-1]
     ev = dict(n_components=e["n_components"], cv=e["cv"], alphas=e["alphas"],
@@ -317,15 +447,18 @@ def _run_network(name, seed, sd, config, cache_dir):
     tuning = dict(weights=weights, image_size=f["image_size"], lr=t["lr"],
                   max_epochs=t["max_epochs"], batch_size=t["batch_size"],
                   temperature=t["temperature"], device=config["device"], random_state=seed)
-    out, info = {}, {}
-    if name == "untuned":
+    out, info = {}, {"start_weights": label}
+    if start_info:
+        info["pretrain"] = start_info
+    if name in ("untuned", "random-init"):
         feat = AlexNetFeaturizer(layers, weights=weights, image_size=f["image_size"],
                                  device=config["device"], random_state=seed,
                                  memory=str(cache_dir)).fit()
         features = feat.transform(d.images)
+        slices = feat.layer_slices_
+        del feat  # AlexNet's weights: not needed by the evaluation
         for s, subj in d.subjects.items():
-            out[s] = evaluate_features(features, feat.layer_slices_, subj, d.enc_ids, d.test_ids,
-                                       **ev)
+            out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids, **ev)
             _log_subject(name, seed, s, out, d.subjects)
     elif name == "cl-tuned-pooled":
         net = tune_network(d.images, d.subjects, d.tune_ids, objective="contrastive",
@@ -333,9 +466,11 @@ def _run_network(name, seed, sd, config, cache_dir):
         features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
         info["train_loss"] = [float(net.history[0, "train_loss"]),
                               float(net.history[-1, "train_loss"])]
+        slices = net.layer_slices_
+        _release(net)
+        del net
         for s, subj in d.subjects.items():
-            out[s] = evaluate_features(features, net.layer_slices_, subj, d.enc_ids, d.test_ids,
-                                       **ev)
+            out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids, **ev)
             _log_subject(name, seed, s, out, d.subjects)
     else:
         objective = "regression" if name == "regression-tuned" else "contrastive"
@@ -345,8 +480,10 @@ def _run_network(name, seed, sd, config, cache_dir):
             info[f"train_loss_{s}"] = [float(net.history[0, "train_loss"]),
                                        float(net.history[-1, "train_loss"])]
             features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
-            out[s] = evaluate_features(features, net.layer_slices_, subj,
-                                       d.enc_ids, d.test_ids, **ev)
+            slices = net.layer_slices_
+            _release(net)  # one network in memory at a time
+            del net
+            out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids, **ev)
             _log_subject(name, seed, s, out, d.subjects)
     info.update(n_tune_images=len(d.tune_ids), n_encoding_images=len(d.enc_ids),
                 n_test_images=len(d.test_ids))
@@ -375,17 +512,35 @@ def _covered_rois(unit, subjects):
     return rois, {s: set(v) for s, v in covered.items()}
 
 
+def _delta_columns(baseline, deltas):
+    """Mean paired Δr over seeds, its 95% Student-t interval, and the seeds won."""
+    m, _, lo, hi = mean_ci(deltas)
+    won = f"{sum(v > 0 for v in deltas)}/{len(deltas)}"
+    if baseline == "untuned":  # the columns' historical names
+        return {"delta_vs_untuned": m, "delta_ci_low": lo, "delta_ci_high": hi,
+                "seeds_improved": won}
+    b = baseline.replace("-", "_")
+    return {f"delta_vs_{b}": m, f"delta_vs_{b}_ci_low": lo, f"delta_vs_{b}_ci_high": hi,
+            f"seeds_improved_vs_{b}": won}
+
+
 def aggregate(results, config):
     """Rows: network x subject (and the subject mean) x ROI (and 'all'); layer rows.
 
     An ROI that some subjects lack has no row for those subjects; its subject
     mean (row ``subject="mean"``) averages the subjects that have it, and
     every row's ``n_subjects`` says how many subjects it covers.
+
+    ``start_weights`` names the weights a network started from.  Each
+    network is compared with each baseline present (``untuned``: its own
+    starting network; ``random-init``; ``regression-tuned``): the Δr of a
+    seed is the subject mean of the per-subject differences on that seed's
+    world and split, and the table gives the mean over seeds, its paired
+    95% Student-t interval and the number of seeds with Δr > 0.
     """
     by = {}
     for r in results:
         by.setdefault(r["name"], {})[r["seed"]] = r
-    base = by.get("untuned", {})
     rows, layer_rows = [], []
     for name in config["networks"]:
         units = by.get(name, {})
@@ -408,7 +563,9 @@ def aggregate(results, config):
                     return res["roi_r"].get(roi, np.nan)
                 per_seed = [np.nanmean([value(k, s) for s in subs]) for k in seeds]
                 mean, sd, lo, hi = mean_ci(per_seed)
-                row = {"network": name, "subject": subj, "roi": roi, "n_seeds": len(seeds),
+                row = {"network": name, "start_weights": _mode(
+                           [units[k]["info"].get("start_weights", "") for k in seeds]),
+                       "subject": subj, "roi": roi, "n_seeds": len(seeds),
                        "n_subjects": len(subs), "r": mean, "r_std": sd, "r_ci_low": lo,
                        "r_ci_high": hi}
                 if roi != "all":
@@ -418,13 +575,15 @@ def aggregate(results, config):
                           for k in seeds for s in subs]
                     if all(v is not None for v in nc):
                         row["noise_ceiling"] = float(np.mean(nc))
-                common = [k for k in seeds if k in base]
-                if name != "untuned" and common:
+                for b in BASELINES:
+                    base = by.get(b, {})
+                    common = [k for k in seeds if k in base]
+                    if name == b or not common:
+                        continue
+                    # paired over seeds: the same world, split and subjects
                     d = [np.nanmean([value(k, s) - value(k, s, base) for s in subs])
                          for k in common]
-                    dm, dsd, dlo, dhi = mean_ci(d)
-                    row.update(delta_vs_untuned=dm, delta_ci_low=dlo, delta_ci_high=dhi,
-                               seeds_improved=f"{sum(v > 0 for v in d)}/{len(d)}")
+                    row.update(_delta_columns(b, d))
                 probes = [units[k]["subjects"][s].get("probe") for k in seeds for s in subs]
                 if roi == "all" and all(p is not None for p in probes):
                     row["probe"] = float(np.mean(probes))
@@ -441,9 +600,13 @@ def aggregate(results, config):
     return rows, layer_rows
 
 
-TABLE_COLUMNS = ["network", "subject", "roi", "layer", "n_seeds", "n_subjects", "r", "r_std",
-                 "r_ci_low", "r_ci_high", "noise_ceiling", "delta_vs_untuned", "delta_ci_low",
-                 "delta_ci_high", "seeds_improved", "probe"]
+TABLE_COLUMNS = ["network", "start_weights", "subject", "roi", "layer", "n_seeds", "n_subjects",
+                 "r", "r_std", "r_ci_low", "r_ci_high", "noise_ceiling", "delta_vs_untuned",
+                 "delta_ci_low", "delta_ci_high", "seeds_improved", "delta_vs_random_init",
+                 "delta_vs_random_init_ci_low", "delta_vs_random_init_ci_high",
+                 "seeds_improved_vs_random_init", "delta_vs_regression_tuned",
+                 "delta_vs_regression_tuned_ci_low", "delta_vs_regression_tuned_ci_high",
+                 "seeds_improved_vs_regression_tuned", "probe"]
 
 
 def format_results(rows):
@@ -456,19 +619,28 @@ def format_results(rows):
         subject = r["subject"]
         if subject == "mean" and r.get("n_subjects", 0) < n_all[r["network"]]:
             subject = f"mean ({r['n_subjects']}/{n_all[r['network']]})"  # ROI some subjects lack
-        s = {"network": r["network"], "subject": subject, "roi": r["roi"],
-             "layer": r.get("layer", ""),
+        s = {"network": r["network"], "start": r.get("start_weights", ""),
+             "subject": subject, "roi": r["roi"], "layer": r.get("layer", ""),
              "r": f"{r['r']:.3f}" + (f" ± {r['r_std']:.3f}" if np.isfinite(r["r_std"]) else ""),
-             "Δr vs untuned": ("" if "delta_vs_untuned" not in r else
-                               f"{r['delta_vs_untuned']:+.3f} [{r['delta_ci_low']:+.3f}, "
-                               f"{r['delta_ci_high']:+.3f}] {r['seeds_improved']}")}
+             "Δr vs untuned": _delta_text(r, "delta_vs_untuned", "delta_ci_low",
+                                          "delta_ci_high", "seeds_improved"),
+             "Δr vs random init": _delta_text(r, *(f"{p}random_init{q}" for p, q in (
+                 ("delta_vs_", ""), ("delta_vs_", "_ci_low"), ("delta_vs_", "_ci_high"),
+                 ("seeds_improved_vs_", ""))))}
         if "noise_ceiling" in r:
             s["ceiling"] = r["noise_ceiling"]
         if "probe" in r:
             s["probe"] = r["probe"]
         shown.append(s)
-    cols = ["network", "subject", "roi", "layer", "r", "Δr vs untuned", "ceiling", "probe"]
+    cols = ["network", "start", "subject", "roi", "layer", "r", "Δr vs untuned",
+            "Δr vs random init", "ceiling", "probe"]
     return format_table(shown, cols)
+
+
+def _delta_text(row, mean, low, high, won):
+    if mean not in row:
+        return ""
+    return f"{row[mean]:+.3f} [{row[low]:+.3f}, {row[high]:+.3f}] {row[won]}"
 
 
 def _figures(rows, layer_rows, config, out):
@@ -529,15 +701,24 @@ def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     seeds = {s: _SeedData(config, s) for s in config["seeds"]}
     shared = {k: config[k] for k in ("data", "features", "encoding", "device")}
     shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
+    if _uses_standin(config):  # the stand-in, and the world's extra images, depend on it
+        shared["pretrain"] = config["pretrain"]
     units = []
     for seed in config["seeds"]:
         for name in config["networks"]:
             part = dict(shared, network=name)
-            if name != "untuned":
+            if name not in UNTRAINED:
                 part["tuning"] = config["tuning"]
             units.append((name, seed, fingerprint(part)))
-    results = run.run_units(
-        units, lambda name, seed: _run_network(name, seed, seeds[seed], config, cache_dir))
+    def compute(name, seed):
+        # units run seed by seed: a seed's data (images, responses) is dropped
+        # when the next seed starts, so one seed's data is held at a time
+        for other in list(seeds):
+            if other != seed and seeds[other].loaded:
+                seeds[other] = _SeedData(config, other)
+        return _run_network(name, seed, seeds[seed], config, cache_dir)
+
+    results = run.run_units(units, compute)
     rows, layer_rows = aggregate(results, config)
     out = run.output
     write_csv(out / "results.csv", rows, TABLE_COLUMNS)

@@ -1,0 +1,110 @@
+"""The encoding study's baselines: the pretrained stand-in, random init, paired Δr columns."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from sklearn_brain.study import config as C
+from sklearn_brain.study import encoding as E
+
+
+def _unit(name, seed, r, start):
+    """A stored unit whose every ROI of both subjects has held-out r ``r`` (+0.1 for S2)."""
+    subjects = {}
+    for i, s in enumerate(("S1", "S2")):
+        roi_r = {roi: r + 0.1 * i for roi in ("V1", "IT")}
+        subjects[s] = {"roi_r": roi_r, "roi_layer": {roi: "features.5" for roi in roi_r},
+                       "layer_cv_r": {roi: {"features.5": v} for roi, v in roi_r.items()}}
+    return {"name": name, "seed": seed, "subjects": subjects, "info": {"start_weights": start}}
+
+
+def test_paired_deltas_against_a_hand_computation():
+    untuned = np.array([0.30, 0.32, 0.29, 0.35, 0.31])
+    random_init = np.array([0.20, 0.25, 0.22, 0.21, 0.24])
+    gain = np.array([0.01, -0.005, 0.02, 0.004, 0.012])  # cl-tuned minus untuned, per seed
+    results = []
+    for k in range(5):
+        results += [_unit("untuned", k, untuned[k], E.STANDIN),
+                    _unit("random-init", k, random_init[k], E.RANDOM_INIT),
+                    _unit("cl-tuned", k, untuned[k] + gain[k], E.STANDIN)]
+    rows, _ = E.aggregate(results, {"networks": ["untuned", "random-init", "cl-tuned"]})
+    cell = {(r["network"], r["subject"], r["roi"]): r for r in rows}
+    cl = cell["cl-tuned", "mean", "all"]
+    half = stats.t.ppf(0.975, 4) * gain.std(ddof=1) / np.sqrt(5)
+    assert cl["start_weights"] == "pretrained stand-in"
+    assert cl["delta_vs_untuned"] == pytest.approx(gain.mean())
+    assert cl["delta_ci_low"] == pytest.approx(gain.mean() - half)
+    assert cl["delta_ci_high"] == pytest.approx(gain.mean() + half)
+    assert cl["seeds_improved"] == "4/5"
+    d = untuned + gain - random_init
+    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert cl["delta_vs_random_init"] == pytest.approx(d.mean())
+    assert cl["delta_vs_random_init_ci_low"] == pytest.approx(d.mean() - half)
+    assert cl["seeds_improved_vs_random_init"] == "5/5"
+    # the starting network against random init; no row is compared with itself
+    u = cell["untuned", "S1", "V1"]
+    assert u["delta_vs_random_init"] == pytest.approx((untuned - random_init).mean())
+    assert "delta_vs_untuned" not in u
+    ri = cell["random-init", "mean", "all"]
+    assert ri["start_weights"] == "random init" and "delta_vs_random_init" not in ri
+    assert ri["delta_vs_untuned"] == pytest.approx((random_init - untuned).mean())
+    assert "regression-tuned" not in {r["network"] for r in rows}
+    assert "delta_vs_regression_tuned" not in cl  # that baseline did not run
+    text = E.format_results(rows)
+    assert "pretrained stand-in" in text and "Δr vs random init" in text
+    for col in ("start_weights", "delta_vs_random_init", "seeds_improved_vs_random_init"):
+        assert col in E.TABLE_COLUMNS
+
+
+def test_default_config_starts_from_the_standin_and_keeps_random_init():
+    c = C.resolve_config("encoding")
+    assert c["networks"][:2] == ["untuned", "random-init"]
+    assert c["features"]["alexnet_weights"] == "" and E._uses_standin(c)
+    assert not E._uses_standin(C.resolve_config(
+        "encoding", overrides=["features.alexnet_weights=none"]))
+    with pytest.raises(C.ConfigError, match="pretrain.n_images"):
+        C.resolve_config("encoding", overrides=["pretrain.n_images=3"])
+
+
+def _tiny_config(**over):
+    return C.resolve_config("encoding", preset="tiny", overrides=[
+        "data.n_train_images=40", "data.n_test_images=8", "pretrain.n_images=24",
+        "pretrain.batch_size=8"] + [f"{k}={v}" for k, v in over.items()])
+
+
+def test_simulator_keeps_the_pretraining_images_out_of_every_split():
+    c = _tiny_config()
+    d = E._simulator(c, 0)
+    assert len(d.images) == 40 + 24 + 8  # the stand-in's images are extra images
+    assert len(d.pretrain_ids) == 24
+    assert len(d.tune_ids) + len(d.enc_ids) == 40 and len(d.test_ids) == 8
+    used = np.concatenate([d.tune_ids, d.enc_ids, d.test_ids])
+    assert np.intersect1d(d.pretrain_ids, used).size == 0 and np.unique(used).size == 48
+    # random init as the start: no extra images, the same tune / encoding / test sizes
+    c0 = _tiny_config(**{"features.alexnet_weights": "none"})
+    d0 = E._simulator(c0, 0)
+    assert len(d0.images) == 48 and len(d0.pretrain_ids) == 0
+    assert (len(d0.tune_ids), len(d0.enc_ids)) == (len(d.tune_ids), len(d.enc_ids))
+    assert E._SeedData(c0, 0).start("unused") == (None, "random init", {})
+
+
+def test_standin_weights_are_cached_and_deterministic_per_seed(tmp_path):
+    from sklearn_brain.datasets import make_image_world
+
+    w = make_image_world(n_train_images=24, n_test_images=8, n_voxels_per_roi=2, random_state=0)
+    pre, held = w.train_stimuli, w.test_stimuli
+    kw = dict(image_size=64, n_epochs=1, lr=1e-4, batch_size=8, device="cpu")
+    a = E.standin_weights(w.images, w.categories, pre, held, tmp_path / "a.pth", seed=0, **kw)
+    assert not a["cached"] and a["n_images"] == 24 and a["chance"] == 1 / a["n_categories"]
+    assert 0 <= a["accuracy"] <= 1
+    mtime = (tmp_path / "a.pth").stat().st_mtime_ns
+    again = E.standin_weights(w.images, w.categories, pre, held, tmp_path / "a.pth", seed=0, **kw)
+    assert again["cached"] and again["accuracy"] == a["accuracy"]
+    assert (tmp_path / "a.pth").stat().st_mtime_ns == mtime  # read, not retrained
+    E.standin_weights(w.images, w.categories, pre, held, tmp_path / "b.pth", seed=0, **kw)
+    E.standin_weights(w.images, w.categories, pre, held, tmp_path / "c.pth", seed=1, **kw)
+    sa, sb, sc = (torch.load(tmp_path / f"{n}.pth", weights_only=True) for n in "abc")
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)  # the same seed, the same weights
+    assert not torch.equal(sa["features.0.weight"], sc["features.0.weight"])
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary file
