@@ -19,11 +19,15 @@ stimulus of a trial is its ``stimulus_ids`` entry, or, without ids, the
 content hash of its image.
 
 Leak guard.  The network records what it was tuned on (``tuned_stimuli_``,
-``tuned_image_hashes_``); :meth:`CLTunedAlexNet.transform` refuses images it
-was tuned on and :func:`~sklearn_brain.encoding.encoding_layer_scores` /
-:class:`~sklearn_brain.encoding.VoxelwiseEncoder` refuse tuned stimulus ids,
-unless ``allow_tuning_overlap=True``: study 2 evaluated its encoding models on
-the fine-tuning images themselves.
+``tuned_image_hashes_`` and the perceptual ``tuned_image_fingerprints_``);
+:meth:`CLTunedAlexNet.transform` refuses images it was tuned on, exact copies
+and near-duplicates alike (resized, re-encoded, slightly edited or mirrored:
+:func:`~sklearn_brain.encoding.find_near_duplicates`), and
+:func:`~sklearn_brain.encoding.encoding_layer_scores` /
+:class:`~sklearn_brain.encoding.VoxelwiseEncoder` refuse tuned stimulus ids and,
+given the samples' ``images``, tuned image content, unless
+``allow_tuning_overlap=True``: study 2 evaluated its encoding models on the
+fine-tuning images themselves.
 
 :func:`pretrain_alexnet` trains AlexNet on a supervised image task with skorch
 (a stand-in for ImageNet weights where none can be loaded); save
@@ -44,6 +48,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from ._backend import resolve_device, seeded
+from ._fingerprints import MAX_HAMMING, MIN_SIMILARITY, find_near_duplicates, image_fingerprints
 from ._subjects import fit_subjects, subject_codes, subject_columns
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
 from .featurizers._base import ListDataset, as_image_items, iter_batches, load_image
@@ -270,8 +275,10 @@ class CLTunedAlexNet(NeuralEstimator):
     ``layers``, flattened and concatenated, like
     :class:`~sklearn_brain.featurizers.AlexNetFeaturizer` (``layer_slices_``,
     ``layer_shapes_``, ``get_feature_names_out``).  It refuses the images it
-    was tuned on unless ``allow_tuning_overlap=True``: evaluate on images
-    that were not used for tuning (see :mod:`sklearn_brain.encoding`).
+    was tuned on, and near-duplicates of them (resized, re-encoded, slightly
+    edited or mirrored copies), unless ``allow_tuning_overlap=True``:
+    evaluate on images that were not used for tuning (see
+    :mod:`sklearn_brain.encoding`).
 
     Defaults follow study 2 (``temperature=0.3``, hidden 0.8 x voxels, latent
     0.2 x voxels, Adam, lr 1e-4, 30 epochs, batch 1024) except for two
@@ -340,9 +347,16 @@ class CLTunedAlexNet(NeuralEstimator):
         skorch's per-epoch log when > 0.
     allow_tuning_overlap : bool, default=False
         ``False``: :meth:`transform` and :meth:`embed_images` raise an error
-        on images the network was tuned on (matched by content hash), so
-        that no encoding evaluation can use them by accident.  ``True``:
-        allow it (e.g. to inspect the tuning images' features).
+        naming the positions of images the network was tuned on, so that no
+        encoding evaluation can use them by accident: exact copies (content
+        hash after resizing) and near-duplicates (the same picture resized,
+        re-encoded, with a few pixels changed or mirrored left-right; a
+        64-bit DCT pHash within 12 bits and a low-frequency similarity of at
+        least 0.90, see :func:`~sklearn_brain.encoding.find_near_duplicates`).
+        Crops, rotations, heavy edits and other photographs of the same
+        scene are not detected.  ``True``: allow it (e.g. to inspect the
+        tuning images' features); to keep the guard after a false alarm,
+        drop the named images instead.
     **kwargs
         Other skorch parameters (``optimizer__weight_decay``,
         ``iterator_train__num_workers``...).
@@ -372,6 +386,15 @@ class CLTunedAlexNet(NeuralEstimator):
         Content hashes of the distinct tuning images (after resizing to
         ``image_size``).  A network restored with ``initialize_for`` +
         ``load_params`` does not know them (``None``: no check).
+    tuned_image_fingerprints_ : ndarray of shape (n_distinct_images, 16, 16), float32
+        Perceptual fingerprints of the distinct tuning images, in the order
+        of ``tuned_image_hashes_``
+        (:func:`~sklearn_brain.encoding.image_fingerprints`): what
+        :meth:`transform` compares near-duplicates with, and what
+        :class:`~sklearn_brain.encoding.VoxelwiseEncoder` compares the
+        encoding images with (pass ``tuned_stimuli={"stimulus_ids":
+        net.tuned_stimuli_, "image_fingerprints":
+        net.tuned_image_fingerprints_}`` and ``images``).
     history_ : skorch History
         Per-epoch losses.
 
@@ -618,7 +641,8 @@ class CLTunedAlexNet(NeuralEstimator):
             "stimulus": torch.from_numpy(stim_codes.ravel().astype(np.int64)),
         }
         self.tuned_stimuli_ = None if ids is None else factorize_ids(ids)[0]
-        self.tuned_image_hashes_ = np.unique(hashes.astype(str))
+        self.tuned_image_hashes_, first = np.unique(hashes.astype(str), return_index=True)
+        self.tuned_image_fingerprints_ = image_fingerprints(images[first])
         with self._torch_seeded(self.random_state), self._on_device():
             if not self.warm_start or not self.initialized_:
                 self.initialize()
@@ -655,23 +679,32 @@ class CLTunedAlexNet(NeuralEstimator):
 
         check_is_fitted(self)
 
-    def _check_tuning_overlap(self, prepared):
+    def _check_tuning_overlap(self, images, prepared):
         tuned = getattr(self, "tuned_image_hashes_", None)
         if self.allow_tuning_overlap or tuned is None:
             return
-        hit = np.flatnonzero(np.isin(_image_hashes(prepared).astype(str), tuned))
+        exact = np.flatnonzero(np.isin(_image_hashes(prepared).astype(str), tuned))
+        fingerprints = getattr(self, "tuned_image_fingerprints_", None)
+        near = (np.empty(0, dtype=np.int64) if fingerprints is None else
+                find_near_duplicates(image_fingerprints(images), fingerprints).query)
+        hit = np.union1d(exact, near)
         if hit.size:
+            n_near = np.setdiff1d(near, exact).size
             raise ValueError(
-                f"{hit.size} of the {len(prepared)} images were used to tune this network "
-                f"(same content as images given to fit; e.g. positions {hit[:5].tolist()}). "
-                "Their features are not held out: an encoding model fitted or scored on them "
-                "repeats study 2's leak. Pass only images the network was not tuned on, or set "
+                f"{hit.size} of the {len(prepared)} images were used to tune this network: "
+                f"{hit.size - n_near} exact copies and {n_near} near-duplicates (resized, "
+                "re-encoded, slightly edited or mirrored: 64-bit DCT pHash within "
+                f"{MAX_HAMMING} bits and low-frequency similarity >= {MIN_SIMILARITY}), at "
+                f"positions {hit[:10].tolist()}{' ...' if hit.size > 10 else ''}. Their features "
+                "are not held out: an encoding model fitted or scored on them repeats study 2's "
+                "leak. Drop those images (only images the network was not tuned on), or set "
                 "allow_tuning_overlap=True to inspect the tuning images themselves."
             )
 
     def _batches(self, images, forward):
-        prepared = _prepare_images(_check_images(images), self.image_size)
-        self._check_tuning_overlap(prepared)
+        images = _check_images(images)
+        prepared = _prepare_images(images, self.image_size)
+        self._check_tuning_overlap(images, prepared)
         return np.concatenate(list(iter_batches(
             ListDataset(prepared), forward, batch_size=256, num_workers=0,
             device=self.device_,
@@ -691,8 +724,9 @@ class CLTunedAlexNet(NeuralEstimator):
         Raises
         ------
         ValueError
-            If an image was used to tune the network and
-            ``allow_tuning_overlap=False``.
+            If an image was used to tune the network, or is a near-duplicate
+            of one (:func:`~sklearn_brain.encoding.find_near_duplicates`),
+            and ``allow_tuning_overlap=False``.
         """
         self._check_fitted()
         extractor = self._extractor()

@@ -19,9 +19,13 @@ composable pieces:
 Study 2's leak is an error by default: the images used to *tune* a network
 must not be the encoding pool nor the test images.  A fitted
 :class:`~sklearn_brain.cltuned.CLTunedAlexNet` refuses to transform the
-images it was tuned on (content hashes), and :func:`encoding_layer_scores` /
-:class:`VoxelwiseEncoder` given ``tuned_stimuli`` (the network, or its
-``tuned_stimuli_``) refuse tuned stimulus ids (:func:`check_disjoint_stimuli`);
+images it was tuned on, exact copies and near-duplicates (resized,
+re-encoded, slightly edited or mirrored copies, found by perceptual
+fingerprints: :func:`image_fingerprints`, :func:`find_near_duplicates`), and
+:func:`encoding_layer_scores` / :class:`VoxelwiseEncoder` given
+``tuned_stimuli`` (the network, its ``tuned_stimuli_``, or a dict with its
+``tuned_image_fingerprints_``) refuse tuned stimulus ids and, given the
+samples' ``images``, tuned image content (:func:`check_tuning_overlap`);
 ``allow_tuning_overlap=True`` lifts either check.  A pipeline refits every
 step, so a tuned network enters an encoding pipeline frozen, after being
 fitted on its own tuning images::
@@ -57,6 +61,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype
+from ._fingerprints import find_near_duplicates, image_fingerprints, perceptual_hashes
 from ._parallel import Parallel, delayed, open_array, share_array
 from .ridge import (
     fold_scores,
@@ -82,9 +87,12 @@ __all__ = [
     "check_disjoint_stimuli",
     "check_tuning_overlap",
     "encoding_layer_scores",
+    "find_near_duplicates",
+    "image_fingerprints",
     "linear_probe_score",
     "noise_ceiling",
     "normalized_r",
+    "perceptual_hashes",
     "roi_summary",
     "voxel_correlations",
 ]
@@ -140,52 +148,143 @@ def _layer_factors(X, k, *, fit_intercept, device, dtype, overwrite_x=False):
                            n_components=k, overwrite_x=overwrite_x)
 
 
-def _tuned_ids(tuned_stimuli):
-    """Stimulus ids from ``tuned_stimuli``: ids, or a fitted network's ``tuned_stimuli_``."""
+_RECORD_KEYS = ("stimulus_ids", "image_fingerprints")
+
+
+def _tuned_record(tuned_stimuli):
+    """``(ids, fingerprints)`` of the tuning stimuli (either may be ``None``).
+
+    ``tuned_stimuli`` is ids, a fitted network (its ``tuned_stimuli_`` and
+    ``tuned_image_fingerprints_``) or a mapping with keys ``"stimulus_ids"``
+    and/or ``"image_fingerprints"``.
+    """
     if tuned_stimuli is None:
-        return None
+        return None, None
     if hasattr(tuned_stimuli, "fit"):
         ids = getattr(tuned_stimuli, "tuned_stimuli_", None)
-        if ids is None:
+        fps = getattr(tuned_stimuli, "tuned_image_fingerprints_", None)
+        if ids is None and fps is None:
             raise ValueError(
                 f"tuned_stimuli is a {type(tuned_stimuli).__name__} without tuned_stimuli_ "
-                "(not fitted, fitted without stimulus_ids, or an unfitted clone), so the "
-                "stimuli it was tuned on are unknown here. Fit it with stimulus_ids=... and "
-                "pass net.tuned_stimuli_ (an array survives clone), or the tuning ids."
+                "or tuned_image_fingerprints_ (not fitted, restored with load_params, or an "
+                "unfitted clone), so what it was tuned on is unknown here. Pass "
+                "{'stimulus_ids': net.tuned_stimuli_, 'image_fingerprints': "
+                "net.tuned_image_fingerprints_} of the fitted network (a dict survives clone), "
+                "or the tuning ids."
             )
-        return np.asarray(ids)
-    return np.asarray(tuned_stimuli)
+    elif hasattr(tuned_stimuli, "keys"):
+        unknown = set(tuned_stimuli) - set(_RECORD_KEYS)
+        if unknown or not any(tuned_stimuli.get(k) is not None for k in _RECORD_KEYS):
+            raise ValueError(
+                f"tuned_stimuli as a dict takes the keys {_RECORD_KEYS} (at least one not "
+                f"None); got the keys {sorted(map(str, tuned_stimuli))}."
+            )
+        ids, fps = (tuned_stimuli.get(k) for k in _RECORD_KEYS)
+    else:
+        ids, fps = tuned_stimuli, None
+    return (None if ids is None else np.asarray(ids),
+            None if fps is None else np.asarray(fps, dtype=np.float32))
 
 
-def check_tuning_overlap(tuned_stimuli, stimulus_ids, *, allow_tuning_overlap=False,
-                         name="encoding"):
+def check_tuning_overlap(tuned_stimuli, stimulus_ids, *, images=None,
+                         allow_tuning_overlap=False, name="encoding"):
     """Raise if stimuli given to an encoding evaluation were used to tune the network.
 
     The default-on form of :func:`check_disjoint_stimuli` used by
-    :func:`encoding_layer_scores` and :class:`VoxelwiseEncoder`.
+    :func:`encoding_layer_scores` and :class:`VoxelwiseEncoder`, by id and,
+    when both sides are known by content, by content:
+
+    * tuning ids and ``stimulus_ids`` are compared (an error on a shared id);
+    * tuning image fingerprints and ``images`` are compared with
+      :func:`find_near_duplicates` (an error naming the samples that show a
+      tuning image, exactly or as a resized, re-encoded, slightly edited or
+      mirrored copy).  This is the check that holds when the two sets are
+      numbered differently (NSD ids against local indices) or not at all;
+    * a :class:`UserWarning` when the fingerprints are known but no
+      ``images`` were given (the comparison was by id only), and an error
+      when nothing of the samples can be compared.
+
+    Crops, rotations, heavy edits and other photographs of the same scene
+    are not detected by content (see :func:`find_near_duplicates`).
 
     Parameters
     ----------
-    tuned_stimuli : array-like, fitted network or None
-        Ids of the tuning stimuli, or a network with ``tuned_stimuli_``
-        (e.g. a fitted :class:`~sklearn_brain.cltuned.CLTunedAlexNet`);
-        ``None``: nothing to check.
+    tuned_stimuli : array-like, dict, fitted network or None
+        What the network was tuned on: ids of the tuning stimuli; a dict
+        with ``"stimulus_ids"`` and/or ``"image_fingerprints"`` (from
+        :func:`image_fingerprints`, e.g. a fitted
+        :class:`~sklearn_brain.cltuned.CLTunedAlexNet`'s
+        ``tuned_image_fingerprints_``); or the fitted network itself (both
+        read from it); ``None``: nothing to check.
     stimulus_ids : array-like of shape (n_samples,) or None
         Stimuli of the evaluation samples.
+    images : array-like of shape (n_samples, height, width, 3) or None, default=None
+        Images of the evaluation samples (one per sample), compared by
+        content with the tuning images' fingerprints.
     allow_tuning_overlap : bool, default=False
         ``True`` skips the check (for a deliberate in-sample analysis).
     name : str, default="encoding"
+
+    Raises
+    ------
+    ValueError
+        On a tuning stimulus among the samples, or when ``tuned_stimuli`` is
+        given but neither ``stimulus_ids`` nor ``images`` can be compared
+        with it.
     """
-    tuned = _tuned_ids(tuned_stimuli)
-    if tuned is None or allow_tuning_overlap:
+    if allow_tuning_overlap:
         return
-    if stimulus_ids is None:
+    ids, fps = _tuned_record(tuned_stimuli)
+    if ids is None and fps is None:
+        return
+    checked = False
+    if fps is not None and images is not None:
+        found = find_near_duplicates(image_fingerprints(images), fps)
+        if found.query.size:
+            raise ValueError(
+                f"{found.query.size} of the {name} samples show images the network was tuned "
+                "on, as exact or near-duplicate copies (resized, re-encoded, slightly edited "
+                "or mirrored; compared by content, not by id): samples "
+                f"{found.query[:10].tolist()}{' ...' if found.query.size > 10 else ''} match "
+                f"tuning images {found.reference[:10].tolist()}. The {name} scores would not "
+                "be held out: drop those samples, or set allow_tuning_overlap=True for a "
+                "deliberate in-sample analysis."
+            )
+        checked = True
+    if ids is not None and stimulus_ids is not None:
+        check_disjoint_stimuli(ids, stimulus_ids, name=name)
+        if fps is not None and images is None:
+            warnings.warn(
+                f"tuned_stimuli knows the tuning images by content but no images were given: "
+                f"the {name} samples were compared by stimulus id only, which misses a tuning "
+                "image under another id (e.g. NSD ids against local indices). Pass images=... "
+                "(one per sample) to compare content.", UserWarning, stacklevel=3,
+            )
+        checked = True
+    if not checked:
+        if ids is not None and fps is None:
+            raise ValueError(
+                f"tuned_stimuli was given but the {name} samples have no stimulus_ids: pass "
+                "stimulus_ids so that the stimuli the network was tuned on can be refused "
+                "(or set allow_tuning_overlap=True)."
+            )
         raise ValueError(
-            f"tuned_stimuli was given but the {name} samples have no stimulus_ids: pass "
-            "stimulus_ids so that the stimuli the network was tuned on can be refused "
-            "(or set allow_tuning_overlap=True)."
+            f"tuned_stimuli knows the tuning images by content (image fingerprints) but the "
+            f"{name} samples were given {'no images' if ids is None else 'neither images nor stimulus_ids'}"
+            ": pass images=... (one per sample) so that the images the network was tuned on "
+            "can be refused (or set allow_tuning_overlap=True)."
         )
-    check_disjoint_stimuli(tuned, stimulus_ids, name=name)
+
+
+def _check_sample_images(images, n_samples):
+    """``images`` (one per sample) or ``None``; a wrong count raises an error."""
+    if images is None:
+        return None
+    n = len(images)
+    if n != n_samples:
+        raise ValueError(f"images must hold one image per sample: got {n} images for "
+                         f"{n_samples} samples.")
+    return images
 
 
 def _deprecated_groups(stimulus_ids, groups, where):
@@ -230,7 +329,7 @@ def _check_encoding_arrays(X, Y):
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
                           n_components=None, fit_intercept=True, device="cpu",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
-                          groups=None):
+                          images=None, groups=None):
     """Cross-validated Pearson r of every voxel, layer and alpha.
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
@@ -258,12 +357,18 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         repeats of one stimulus.
     n_components : int or None, default=None
         PCA components per layer (capped by the fold size and layer width).
-    tuned_stimuli : array-like, fitted network or None, default=None
-        Stimuli the feature network was tuned on (ids, or a fitted
-        :class:`~sklearn_brain.cltuned.CLTunedAlexNet`): an error is raised
-        if ``stimulus_ids`` contains one (:func:`check_tuning_overlap`).
+    tuned_stimuli : array-like, dict, fitted network or None, default=None
+        What the feature network was tuned on: ids, a dict with
+        ``"stimulus_ids"`` and/or ``"image_fingerprints"``, or a fitted
+        :class:`~sklearn_brain.cltuned.CLTunedAlexNet`: an error is raised
+        if ``stimulus_ids`` contains a tuning id or ``images`` a tuning
+        image, exact or near-duplicate (:func:`check_tuning_overlap`).
     allow_tuning_overlap : bool, default=False
         Skip that check.
+    images : array-like of shape (n_samples, height, width, 3), default=None
+        The image of each sample, compared by content with the tuning
+        images' fingerprints (ids of two numberings never match; content
+        does).
     groups : array-like of shape (n_samples,), default=None
         Deprecated name of ``stimulus_ids`` (FutureWarning).
 
@@ -285,7 +390,8 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     slices = _normalize_slices(layer_slices, X.shape[1])
     stimulus_ids = _deprecated_groups(stimulus_ids, groups, "encoding_layer_scores")
     ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X), name="stimulus_ids")
-    check_tuning_overlap(tuned_stimuli, ids, allow_tuning_overlap=allow_tuning_overlap)
+    check_tuning_overlap(tuned_stimuli, ids, images=_check_sample_images(images, len(X)),
+                         allow_tuning_overlap=allow_tuning_overlap)
     if ids is None:
         ids = infer_stimulus_ids(X)
     folds = _resolve_splits(cv, len(X), ids)
@@ -509,8 +615,13 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     Score the fitted model on held-out images (``score_voxels``), never on
     the images a network was tuned on: with ``tuned_stimuli`` (the fitted
-    network or its tuning ids), ``fit`` and ``score_voxels`` raise an error
-    on tuned ``stimulus_ids`` unless ``allow_tuning_overlap=True``.  Repeats
+    network, its tuning ids and/or image fingerprints), ``fit`` and
+    ``score_voxels`` raise an error on tuned ``stimulus_ids`` and, given the
+    samples' ``images``, on tuning images shown again, exact or as
+    near-duplicates (resized, re-encoded, slightly edited, mirrored;
+    :func:`check_tuning_overlap`), unless ``allow_tuning_overlap=True``.
+    Compare content whenever the two sets may be numbered differently (NSD
+    ids against local indices): ids of two numberings never match.  Repeats
     of a stimulus stay in one fold (``stimulus_ids``; without them identical
     feature rows are one stimulus).
 
@@ -529,12 +640,17 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     device : {"cpu", "cuda", "auto"}, default="cpu"
     dtype : {"float32", "float64"}, default="float32"
     verbose : int, default=0
-    tuned_stimuli : array-like, fitted network or None, default=None
-        Stimuli the feature network was tuned on: ids, or a fitted
-        :class:`~sklearn_brain.cltuned.CLTunedAlexNet` (its
-        ``tuned_stimuli_``).
+    tuned_stimuli : array-like, dict, fitted network or None, default=None
+        What the feature network was tuned on: ids; a dict
+        ``{"stimulus_ids": net.tuned_stimuli_, "image_fingerprints":
+        net.tuned_image_fingerprints_}`` (either key may be left out; a dict
+        survives :func:`~sklearn.base.clone`); or a fitted
+        :class:`~sklearn_brain.cltuned.CLTunedAlexNet` (both read from it;
+        a clone of the encoder holds an unfitted clone of it, which knows
+        neither).
     allow_tuning_overlap : bool, default=False
-        Allow ``stimulus_ids`` that tuned the network (not held out).
+        Allow samples that tuned the network (not held out): skips the
+        checks by id and by content.
 
     Attributes
     ----------
@@ -599,9 +715,9 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.tuned_stimuli = tuned_stimuli
         self.allow_tuning_overlap = allow_tuning_overlap
 
-    __metadata_request__fit = {"stimulus_ids": True}
+    __metadata_request__fit = {"stimulus_ids": True, "images": True}
 
-    def fit(self, X, y, stimulus_ids=None, groups=None):
+    def fit(self, X, y, stimulus_ids=None, groups=None, images=None):
         """Search alphas and layers by K-fold CV, then refit on all samples.
 
         Parameters
@@ -615,6 +731,10 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             ``tuned_stimuli``.
         groups : array-like of shape (n_samples,), default=None
             Deprecated name of ``stimulus_ids`` (FutureWarning).
+        images : array-like of shape (n_samples, height, width, 3), default=None
+            The image shown in each sample, compared by content with the
+            tuning images of ``tuned_stimuli`` (exact and near-duplicate
+            copies are refused).
 
         Returns
         -------
@@ -637,7 +757,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,
             n_components=self.n_components, fit_intercept=self.fit_intercept,
             device=self.device, dtype=self.dtype, tuned_stimuli=self.tuned_stimuli,
-            allow_tuning_overlap=self.allow_tuning_overlap,
+            allow_tuning_overlap=self.allow_tuning_overlap, images=images,
         )
         scores, alphas = res["scores"], res["alphas"]
         self.cv_scores_ = scores
@@ -681,7 +801,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             out[:, cols] = X[:, slices[name]] @ coef + intercept
         return out[:, 0] if self._y_1d else out
 
-    def score_voxels(self, X, y, stimulus_ids=None):
+    def score_voxels(self, X, y, stimulus_ids=None, images=None):
         """Per-voxel Pearson r of the predictions of ``X`` with ``y``.
 
         Parameters
@@ -689,8 +809,11 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples, n_voxels)
         stimulus_ids : array-like of shape (n_samples,), default=None
-            Stimuli of the samples, checked against ``tuned_stimuli`` (needed
-            when it is set).
+            Stimuli of the samples, checked against ``tuned_stimuli``.
+        images : array-like of shape (n_samples, height, width, 3), default=None
+            Images of the samples, compared by content with the tuning
+            images of ``tuned_stimuli``.  With ``tuned_stimuli`` set, give
+            ``stimulus_ids`` or ``images`` (both, to compare both).
 
         Returns
         -------
@@ -700,5 +823,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X),
                                                             name="stimulus_ids")
         check_tuning_overlap(self.tuned_stimuli, ids,
+                             images=_check_sample_images(images, len(X)),
                              allow_tuning_overlap=self.allow_tuning_overlap, name="test")
         return voxel_correlations(y, self.predict(X))

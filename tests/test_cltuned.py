@@ -1,5 +1,6 @@
 """Tests of CLTunedAlexNet and its InfoNCE loss (tiny, CPU)."""
 
+import copy
 import pickle
 
 import numpy as np
@@ -296,9 +297,56 @@ def test_leak_guard_refuses_tuning_images(data, fitted, held):
     enc = VoxelwiseEncoder(cv=3, tuned_stimuli=net)
     with pytest.raises(ValueError, match="3 stimuli were used both to tune"):
         enc.fit(feats, fmri, stimulus_ids=np.arange(9, 21))
-    enc.fit(feats, fmri, stimulus_ids=np.arange(12, 24))
-    with pytest.raises(ValueError, match="without tuned_stimuli_"):
+    with pytest.warns(UserWarning, match="compared by stimulus id only"):
+        enc.fit(feats, fmri, stimulus_ids=np.arange(12, 24))
+    # a network tuned without ids knows its images by content only: the encoder needs them
+    with pytest.raises(ValueError, match="by content .* no images"):
         VoxelwiseEncoder(cv=3, tuned_stimuli=fitted).fit(feats, fmri, stimulus_ids=ids + 12)
+    VoxelwiseEncoder(cv=3, tuned_stimuli=fitted).fit(feats, fmri, images=held)
+    with pytest.raises(ValueError, match="without tuned_stimuli_ or tuned_image_fingerprints_"):
+        VoxelwiseEncoder(cv=3, tuned_stimuli=clone(fitted)).fit(feats, fmri, images=held)
+
+
+def _near_duplicates(images, rng):
+    """The audit's variants of tuning images: LSB flip, 128 px, left-right mirror."""
+    from PIL import Image
+
+    lsb = images.copy()
+    for a in lsb:
+        y, x, c = (rng.integers(s) for s in a.shape)
+        a[y, x, c] ^= 1
+    big = np.stack([np.asarray(Image.fromarray(a).resize((128, 128), Image.BILINEAR))
+                    for a in images])
+    return {"one LSB flipped": lsb, "128 px": big, "mirrored": images[:, :, ::-1].copy()}
+
+
+def test_leak_guard_refuses_near_duplicates_of_tuning_images(data, fitted, held):
+    from PIL import Image
+
+    from sklearn_brain import VoxelwiseEncoder
+
+    images, fmri = data
+    rng = np.random.default_rng(3)
+    for name, edited in _near_duplicates(images[[2, 7]], rng).items():
+        size = edited.shape[1]
+        fresh = held[:3] if size == 64 else np.stack(
+            [np.asarray(Image.fromarray(a).resize((size, size), Image.BILINEAR))
+             for a in held[:3]])
+        mixed = np.concatenate([fresh, edited])  # tuning images at positions 3 and 4
+        with pytest.raises(ValueError, match=r"2 of the 5 images were used to tune this "
+                                             r"network: 0 exact copies and 2 near-dup.*\[3, 4\]"):
+            fitted.transform(mixed)
+        with pytest.raises(ValueError, match="near-duplicates"):
+            fitted.embed_images(mixed)
+        # held-out images of that size pass, and the opt-out lets the variants through
+        assert fitted.transform(fresh).shape == (3, 4352), name
+        allowed = copy.deepcopy(fitted).set_params(allow_tuning_overlap=True)
+        np.testing.assert_allclose(allowed.transform(mixed)[:3], fitted.transform(fresh),
+                                   rtol=1e-4, atol=1e-6)
+    # "VoxelwiseEncoder without tuned_stimuli": it cannot know what tuned the network, so
+    # the features of a variant are refused where they are made, by the network itself
+    with pytest.raises(ValueError, match="near-duplicates"):
+        VoxelwiseEncoder(cv=3).fit(fitted.transform(images[:, :, ::-1]), fmri)
 
 
 def test_pretrain_alexnet_classifies_and_gives_loadable_weights(tmp_path):

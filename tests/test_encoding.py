@@ -1,7 +1,10 @@
 """Tests of the voxelwise encoding evaluation (against brute-force sklearn)."""
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold
@@ -237,3 +240,50 @@ def test_fold_layer_scores_stream_voxel_chunks(data, tmp_path):
     chunked = _fold_layer_scores(X, Ym, train, test, slices["a"], ALPHAS, 3, chunk_size=3, **kw)
     np.testing.assert_allclose(chunked, whole, atol=1e-6)
     assert whole.shape == (len(ALPHAS), Y.shape[1]) and whole[:, :4].max() > 0.3
+
+
+def test_tuning_overlap_is_found_by_content_when_ids_differ():
+    # the network was tuned on local indices 0..29, the encoding set is numbered with
+    # (NSD-like) ids offset by 10,000: ids never match, the images do
+    from sklearn_brain.datasets import make_image_world
+    from sklearn_brain.encoding import image_fingerprints
+
+    world = make_image_world(n_train_images=59, n_test_images=1, n_voxels_per_roi=1,
+                             random_state=1)
+    tune_ids, tune_images = np.arange(30), world.images[:30]
+    record = {"stimulus_ids": tune_ids, "image_fingerprints": image_fingerprints(tune_images)}
+    rng = np.random.default_rng(0)
+    enc_images = np.concatenate([world.images[30:], world.images[[4, 9]]])  # 2 tuning images
+    enc_images[-1] = enc_images[-1, :, ::-1]  # one of them mirrored
+    enc_ids = 10_000 + np.arange(len(enc_images))
+    X = rng.normal(size=(len(enc_images), 6))
+    Y = X[:, :2] @ rng.normal(size=(2, 3)) + 0.1 * rng.normal(size=(len(X), 3))
+    with pytest.warns(UserWarning, match="compared by stimulus id only"):  # blind by id
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli=record).fit(X, Y, stimulus_ids=enc_ids)
+    with pytest.raises(ValueError, match=r"2 of the encoding samples show images the network "
+                                         r"was tuned on.*samples \[30, 31\] match tuning "
+                                         r"images \[4, 9\]"):
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli=record).fit(X, Y, stimulus_ids=enc_ids,
+                                                           images=enc_images)
+    # fingerprints only (a network tuned without ids): content, and nothing else, is needed
+    content = {"image_fingerprints": record["image_fingerprints"]}
+    with pytest.raises(ValueError, match="show images the network was tuned on"):
+        encoding_layer_scores(X, Y, alphas=ALPHAS, tuned_stimuli=content, images=enc_images)
+    with pytest.raises(ValueError, match="by content .* no images"):
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli=content).fit(X, Y, stimulus_ids=enc_ids)
+    # held-out images pass (no warning: content was compared), and clone keeps the record
+    held = slice(0, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        enc = clone(VoxelwiseEncoder(ALPHAS, tuned_stimuli=record)).fit(
+            X[held], Y[held], stimulus_ids=enc_ids[held], images=enc_images[held])
+    with pytest.raises(ValueError, match="test samples show images"):
+        enc.score_voxels(X[30:], Y[30:], images=enc_images[30:])
+    assert enc.score_voxels(X[held], Y[held], images=enc_images[held]).shape == (3,)
+    # the opt-out, and errors that name the fix
+    VoxelwiseEncoder(ALPHAS, tuned_stimuli=record, allow_tuning_overlap=True).fit(
+        X, Y, images=enc_images)
+    with pytest.raises(ValueError, match="one image per sample: got 30 images for 32"):
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli=record).fit(X, Y, images=enc_images[:30])
+    with pytest.raises(ValueError, match="takes the keys"):
+        VoxelwiseEncoder(ALPHAS, tuned_stimuli={"ids": tune_ids}).fit(X, Y, images=enc_images)
