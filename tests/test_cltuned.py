@@ -243,7 +243,7 @@ def test_fit_loss_uses_stimulus_positives(data, pooled):
                                torch.from_numpy(codes))
     z_img, z_fmri = z_img.double().numpy(), z_fmri.double().numpy()
     loss = net.history[-1, "train_loss"]
-    assert loss == pytest.approx(_hand_info_nce(z_img, z_fmri, 0.3, ids), rel=1e-9)
+    assert loss == pytest.approx(_hand_info_nce(z_img, z_fmri, 0.3, ids), rel=1e-6)
     # the criterion sees each batch's stimulus codes: where the image embeddings of a
     # stimulus' trials differ (dropout when the whole network is tuned), repeats as
     # positives give another loss than repeats as negatives
