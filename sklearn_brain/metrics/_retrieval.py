@@ -8,7 +8,7 @@ candidates that beat or tie the truth with one function, :func:`rank_counts`,
 and turn the counts into scores with the same two formulas.  Both build a
 stimulus's candidate by one rule, the mean of its target rows
 (:func:`stimulus_targets`), and weigh every stimulus the same
-(:func:`stimulus_weights`).
+(:func:`stimulus_mean`).
 """
 
 import inspect
@@ -154,25 +154,34 @@ def stimulus_targets(y_true, codes, n_stimuli):
     return base + _group_mean(y_true - base[codes], codes, n_stimuli)
 
 
-def stimulus_weights(codes, n_stimuli):
-    """Weight of each query so that every stimulus weighs the same, summing to 1.
+def stimulus_mean(scores, codes, n_stimuli):
+    """Mean over stimuli of the mean score of each stimulus's queries.
 
-    ``1 / (n_stimuli * r_j)`` for a query of stimulus ``j`` with ``r_j``
-    queries: the score is the mean over stimuli of the mean over their
-    queries.
+    Every stimulus weighs the same, whatever its number of queries; stimuli
+    without a query are left out.  One score per stimulus gives the plain
+    mean.
 
     Parameters
     ----------
+    scores : ndarray of shape (..., n_queries)
+        One score per query, for any leading (batch) dimensions.
     codes : ndarray of int of shape (n_queries,)
-        Stimulus code of each query, every code in ``[0, n_stimuli)`` used.
+        Stimulus code of each query, in ``[0, n_stimuli)``.
     n_stimuli : int
 
     Returns
     -------
-    weights : ndarray of shape (n_queries,)
+    mean : float or ndarray of shape (...)
     """
+    scores = np.asarray(scores, dtype=np.float64)
+    codes = np.asarray(codes)
     counts = np.bincount(codes, minlength=n_stimuli)
-    return 1.0 / (n_stimuli * counts[codes])
+    present = counts > 0
+    flat = scores.reshape(-1, scores.shape[-1])
+    # row by row: a batch gives bit for bit the numbers of its rows alone
+    out = np.array([(np.bincount(codes, weights=row, minlength=n_stimuli)[present]
+                     / counts[present]).mean() for row in flat]).reshape(scores.shape[:-1])
+    return float(out) if out.ndim == 0 else out
 
 
 def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity):
@@ -281,11 +290,9 @@ def retrieval_candidates(y_true, stimulus_ids, k):
 
     Returns
     -------
-    candidates : tuple ``(Yu, codes, weights)``
+    candidates : tuple ``(Yu, codes)``
         ``Yu`` float64 tensor of shape (n_stimuli, n_features), rows of unit
-        norm; ``codes`` int64 tensor of shape (n_samples,); ``weights``
-        ndarray of shape (n_samples,), each query's weight in the mean
-        (:func:`stimulus_weights`: every stimulus weighs the same).
+        norm; ``codes`` int64 tensor of shape (n_samples,).
     """
     if stimulus_ids is None:
         codes = np.arange(len(y_true))
@@ -297,8 +304,7 @@ def retrieval_candidates(y_true, stimulus_ids, k):
         raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
                          f"got {n_stimuli}.")
     Yu = torch.from_numpy(np.ascontiguousarray(stimulus_targets(y_true, codes, n_stimuli)))
-    return (Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes),
-            stimulus_weights(codes, n_stimuli))
+    return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
 
 
 def retrieval_tiebreak_scores(candidates, y_pred, k):
@@ -331,7 +337,8 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
     scores : tuple ``(top_k, identification)`` of floats, or ndarray of \
             shape (n_batch, 2) for several predictions
     """
-    Yu, codes, weights = candidates
+    Yu, codes = candidates
+    codes_np = codes.numpy()
     single = isinstance(y_pred, (np.ndarray, torch.Tensor)) and y_pred.ndim == 2
     preds = [y_pred] if single else list(y_pred)
     n_samples, n_stim = codes.shape[0], Yu.shape[0]
@@ -346,9 +353,9 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
         truth = S.gather(-1, codes.expand(S.shape[0], -1)[..., None])[..., 0]
         n_beat, n_tie = (to_numpy(c) for c in rank_counts(S, truth, tol))
         stop = start + S.shape[0]
-        out[start:stop, 0] = (_top_k_expected(n_beat, n_tie, k) * weights).sum(axis=-1)
-        out[start:stop, 1] = (_identification_expected(n_beat, n_tie, n_stim) * weights).sum(
-            axis=-1)
+        out[start:stop, 0] = stimulus_mean(_top_k_expected(n_beat, n_tie, k), codes_np, n_stim)
+        out[start:stop, 1] = stimulus_mean(_identification_expected(n_beat, n_tie, n_stim),
+                                           codes_np, n_stim)
     if single:
         return float(out[0, 0]), float(out[0, 1])
     return out
@@ -402,13 +409,11 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
                                      similarity)
     truth = S[np.arange(S.shape[0]), qcodes]
     tol = similarity_tolerance(y_true.shape[1])
-    # every stimulus weighs the same, whatever its number of queries
-    weights = stimulus_weights(qcodes, n_stimuli)
     if m == n_stimuli:
         # every draw would be the full candidate set: evaluate it once
         scores = item_score(*rank_counts(S, truth, tol), m)
         per_item = scores if direction == "brain_to_image" else scores[codes]
-        return per_item, np.array([(scores * weights).sum()]), m
+        return per_item, np.array([stimulus_mean(scores, qcodes, n_stimuli)]), m
 
     rng = check_random_state(random_state)
     sums = np.zeros(S.shape[0])
@@ -420,7 +425,7 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
         in_draw[cand] = True
         q = np.flatnonzero(in_draw[qcodes])
         scores = item_score(*rank_counts(S[np.ix_(q, cand)], truth[q], tol), m)
-        draw_means[d] = (scores * weights[q]).sum() * (n_stimuli / m)
+        draw_means[d] = stimulus_mean(scores, qcodes[q], n_stimuli)
         sums[q] += scores
         counts[q] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
