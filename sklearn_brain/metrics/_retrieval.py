@@ -176,7 +176,10 @@ def stimulus_mean(scores, codes, n_stimuli):
     scores = np.asarray(scores, dtype=np.float64)
     codes = np.asarray(codes)
     counts = np.bincount(codes, minlength=n_stimuli)
-    present = counts > 0
+    # stimuli in the order of their first query: the number does not depend on how
+    # the ids are spelled, and one query per stimulus gives the plain mean bit for bit
+    present, first = np.unique(codes, return_index=True)
+    present = present[np.argsort(first)]
     flat = scores.reshape(-1, scores.shape[-1])
     # row by row: a batch gives bit for bit the numbers of its rows alone
     out = np.array([(np.bincount(codes, weights=row, minlength=n_stimuli)[present]
