@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ._arrays import unit_rows
+from .metrics._retrieval import stimulus_targets
 
 __all__ = ["encoding_heatmap", "results_bars", "retrieval_grid", "voxel_map"]
 
@@ -50,8 +51,8 @@ def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5,
     Each row shows one query (the true stimulus of a decoded prediction) then
     the ``k`` candidate stimuli most similar to the prediction, framed green
     when the candidate is the true stimulus and red otherwise, titled with
-    the cosine similarity.  Candidates are the unique stimuli, as in
-    :func:`~sklearn_brain.metrics.top_k_accuracy`.
+    the cosine similarity.  Candidates are the unique stimuli, each the mean
+    of its rows of ``y_true``, as in :func:`~sklearn_brain.metrics.top_k_accuracy`.
 
     Parameters
     ----------
@@ -95,7 +96,7 @@ def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5,
     ids = np.arange(len(Yt)) if stimulus_ids is None else np.asarray(stimulus_ids)
     if ids.shape != (len(Yt),):
         raise ValueError(f"stimulus_ids must have shape ({len(Yt)},), got {ids.shape}.")
-    uniq, first = np.unique(ids, return_index=True)
+    uniq, first, codes = np.unique(ids, return_index=True, return_inverse=True)
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= len(uniq):
         raise ValueError(f"k must be an int in [1, {len(uniq)}] (the number of candidate "
                          f"stimuli), got {k!r}.")
@@ -113,7 +114,7 @@ def retrieval_grid(y_true, y_pred, *, stimulus_ids=None, images=None, queries=5,
             [np.asarray(get(i)) for i in uniq[:1]]
         except (IndexError, KeyError) as exc:
             raise ValueError(f"images has no entry for stimulus {uniq[0]!r}: {exc}") from exc
-    cand = unit_rows(np.asarray(Yt[first], dtype=float))
+    cand = unit_rows(np.asarray(stimulus_targets(Yt, codes.ravel(), len(uniq)), dtype=float))
     sim = unit_rows(np.asarray(Yp[rows], dtype=float)) @ cand.T
     fig = _new_figure(figsize or (1.5 * (k + 1), 1.6 * len(rows)), fig)
     axes = fig.subplots(len(rows), k + 1, squeeze=False)

@@ -5,6 +5,7 @@ implementation, chance levels, repeats, bootstrap, and the batched torch path.""
 import numpy as np
 import pytest
 import torch
+from scipy.stats import chi2
 from sklearn.utils import check_random_state
 
 from sklearn_brain.metrics import (
@@ -20,6 +21,7 @@ from sklearn_brain.metrics._retrieval import (
     retrieval_candidates,
     retrieval_tiebreak_scores,
     similarity_tolerance,
+    stimulus_targets,
 )
 
 
@@ -48,11 +50,12 @@ def _reference(y_true, y_pred, *, kind, k=1, direction="brain_to_image",
             draws.append([uniq[c] for c in picked])
     rows = {s: [j for j in range(n) if ids[j] == s] for s in uniq}
     if direction == "brain_to_image":
-        # every trial is a query; a stimulus is as similar as its best row
+        # every trial is a query; a stimulus's candidate is the mean of its rows
         queries = [(ids[i], y_pred[i]) for i in range(n)]
+        mean_true = {s: np.mean(y_true[rows[s]], axis=0) for s in uniq}
 
         def sim_to(query, s):
-            return max(_sim(query, y_true[j], similarity) for j in rows[s])
+            return _sim(query, mean_true[s], similarity)
     else:
         # one query (mean true embedding) and one candidate (mean prediction)
         # per stimulus
@@ -63,7 +66,7 @@ def _reference(y_true, y_pred, *, kind, k=1, direction="brain_to_image",
             return _sim(query, mean_pred[s], similarity)
     draw_means = []
     for draw in draws:
-        scores = []
+        scores = {}  # stimulus -> scores of its queries
         for own, query in queries:
             if own not in draw:
                 continue
@@ -74,10 +77,12 @@ def _reference(y_true, y_pred, *, kind, k=1, direction="brain_to_image",
             t = sum(1 for v in others if abs(v - truth) <= 1e-12)
             if kind == "top_k":
                 # probability that the truth is among the first k of its tied group
-                scores.append(min(1.0, max(0.0, (k - g) / (t + 1))))
+                score = min(1.0, max(0.0, (k - g) / (t + 1)))
             else:
-                scores.append(1.0 - (g + t / 2) / (len(draw) - 1))
-        draw_means.append(np.mean(scores))
+                score = 1.0 - (g + t / 2) / (len(draw) - 1)
+            scores.setdefault(own, []).append(score)
+        # every stimulus weighs the same: mean over stimuli of their queries' mean
+        draw_means.append(np.mean([np.mean(v) for v in scores.values()]))
     return float(np.mean(draw_means))
 
 
@@ -183,19 +188,140 @@ def test_constant_predictions_with_unequal_repeats_image_to_brain():
     assert identification_accuracy(y_true, y_pred, **kw) == pytest.approx(0.5, rel=1e-12)
 
 
+def test_constant_predictions_with_unequal_repeats_brain_to_image():
+    # BOLD5000 pattern, trials as queries: every stimulus weighs the same, so every
+    # constant scores exactly chance, including the embedding of a stimulus shown 4
+    # times (weighing trials equally gave 4 / 210 = 0.019 for it, 1 / 150 = 0.0067
+    # only on average over constants)
+    ids = np.concatenate([np.repeat(np.arange(20), 4), np.arange(20, 150)])
+    rng = np.random.default_rng(23)
+    emb = rng.normal(size=(150, 16))
+    y_true = emb[ids]
+    constants = [emb[0], emb[140], *rng.normal(size=(8, 16))]
+    for c in constants:
+        y_pred = np.tile(c, (len(ids), 1))
+        for n_candidates, n_draws in [(None, 1), (50, 30)]:
+            kw = dict(stimulus_ids=ids, n_candidates=n_candidates, n_draws=n_draws,
+                      random_state=0)
+            m = n_candidates or 150
+            for k in (1, 5):
+                assert top_k_accuracy(y_true, y_pred, k=k, **kw) == pytest.approx(
+                    k / m, rel=1e-12)
+            for similarity in ("cosine", "pearson"):
+                assert identification_accuracy(
+                    y_true, y_pred, similarity=similarity, **kw) == pytest.approx(
+                        0.5, rel=1e-12)
+        # the decoder's batched torch path: the same rule
+        for k in (1, 5):
+            topk, ident = retrieval_tiebreak_scores(retrieval_candidates(y_true, ids, k),
+                                                    y_pred, k)
+            assert topk == pytest.approx(k / 150, rel=1e-12)
+            assert ident == pytest.approx(0.5, rel=1e-12)
+    # the per-trial scores of the repeated stimulus's embedding: its 4 trials hit
+    per = top_k_accuracy(y_true, np.tile(emb[0], (len(ids), 1)), stimulus_ids=ids,
+                         average=False)
+    assert per.sum() == 4 and np.all(per[ids == 0] == 1)
+
+
 def test_few_distinct_predictions_score_chance():
-    # predictions limited to 8 distinct embeddings: the old strict count gave
-    # image->brain Top-1 ~ 1/8 instead of 1/150; expectation over many draws
+    # predictions limited to 8 distinct embeddings (the old strict count gave
+    # image->brain Top-1 ~ 1/8 instead of 1/160). The 8 are the vertices
+    # +-u_1..+-u_4 of a randomly rotated cross-polytope, each predicted for 20 of the
+    # 160 stimuli; true embeddings are isotropic. By symmetry the rank B_i of the
+    # query's own prediction among the 8 is uniform on {0..7} and independent across
+    # queries, so with n = 20 tied candidates per vertex the scores are exactly
+    # top-1: 1[B_i = 0] / n (mean 1/m, variance (1/8)(7/8)/n^2),
+    # identification: 1 - (n B_i + (n - 1)/2) / (m - 1) (mean 1/2, variance
+    # (n/(m-1))^2 (8^2 - 1)/12), and the tolerance is 4 standard errors of the mean
+    # of R replications, set from these exact variances.
+    n, n_vertices, d, R = 20, 8, 16, 100
+    m = n * n_vertices
+    var_top1 = (1 / 8) * (7 / 8) / n**2 / m
+    var_ident = (n / (m - 1)) ** 2 * (n_vertices**2 - 1) / 12 / m
     rng = np.random.default_rng(22)
     top1, ident = [], []
-    for _ in range(40):
-        y_true = rng.normal(size=(150, 16))
-        y_pred = rng.normal(size=(8, 16))[rng.integers(8, size=150)]
+    for _ in range(R):
+        rotation = np.linalg.qr(rng.normal(size=(d, d)))[0]
+        vertices = np.vstack([rotation[:4], -rotation[:4]])
+        y_pred = vertices[rng.permutation(np.repeat(np.arange(n_vertices), n))]
+        y_true = rng.normal(size=(m, d))
+        kw = dict(direction="image_to_brain", similarity="cosine")
         top1.append(top_k_accuracy(y_true, y_pred, direction="image_to_brain"))
-        ident.append(identification_accuracy(y_true, y_pred, direction="image_to_brain"))
-    # sd of one 150-way Top-1 at chance ~ 0.0067; of the mean of 40 ~ 0.001
-    assert np.mean(top1) == pytest.approx(1 / 150, abs=0.004)
-    assert np.mean(ident) == pytest.approx(0.5, abs=0.02)
+        ident.append(identification_accuracy(y_true, y_pred, **kw))
+    assert np.mean(top1) == pytest.approx(1 / m, abs=4 * np.sqrt(var_top1 / R))
+    assert np.mean(ident) == pytest.approx(0.5, abs=4 * np.sqrt(var_ident / R))
+    # the tolerance is tight: 13% of chance for top-1
+    assert 4 * np.sqrt(var_top1 / R) < 0.15 / m
+    # and the spread across replications is the exact one (chi-square, 99.9% band)
+    low, high = chi2.ppf([0.0005, 0.9995], R - 1) / (R - 1)
+    for scores, var in ((top1, var_top1), (ident, var_ident)):
+        assert low < np.var(scores, ddof=1) / var < high
+
+
+def test_differing_target_rows_are_averaged_hand_computed():
+    # stimulus "a" has two different target rows (e.g. two captions), "b" one
+    y_true = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.6]])
+    ids = np.array(["a", "a", "b"])
+    codes = np.array([0, 0, 1])
+    np.testing.assert_allclose(stimulus_targets(y_true, codes, 2), [[0.5, 0.5], [0.9, 0.6]])
+    # identical rows give back exactly that row (no rounding from the mean)
+    rows = np.random.default_rng(0).normal(size=(1, 5)).repeat(3, axis=0)
+    np.testing.assert_array_equal(stimulus_targets(rows, np.zeros(3, int), 1), rows[:1])
+    # query 0 = (1, 0.05): cos 0.74 with a's mean (0.5, 0.5), 0.86 with b -> miss
+    # (its best row (1, 0) would have won under a max over rows)
+    y_pred = np.array([[1.0, 0.05], [0.1, 1.0], [0.9, 0.6]])
+    np.testing.assert_array_equal(
+        top_k_accuracy(y_true, y_pred, stimulus_ids=ids, average=False), [0.0, 1.0, 1.0])
+    # every stimulus weighs the same: a scores 1/2, b scores 1
+    assert top_k_accuracy(y_true, y_pred, stimulus_ids=ids) == pytest.approx(0.75)
+    topk, ident = retrieval_tiebreak_scores(retrieval_candidates(y_true, ids, 1), y_pred, 1)
+    assert (topk, ident) == (pytest.approx(0.75), pytest.approx(0.75))
+
+
+def _max_rule_identification(y_true, y_pred, codes, n_stimuli):
+    """The former brain->image rule: a candidate is its best-matching row, trials weigh
+    the same (cosine)."""
+    t = y_true / np.linalg.norm(y_true, axis=1, keepdims=True)
+    p = y_pred / np.linalg.norm(y_pred, axis=1, keepdims=True)
+    S = np.full((len(p), n_stimuli), -np.inf)
+    np.maximum.at(S.T, codes, (p @ t.T).T)
+    truth = S[np.arange(len(p)), codes]
+    return np.mean((S < truth[:, None]).sum(axis=1) / (n_stimuli - 1))
+
+
+def test_differing_target_rows_random_predictions_score_chance():
+    # one random target row per trial (rows differ within a stimulus), 20 stimuli x 4
+    # trials and 130 x 1, random predictions: both paths score chance within 4
+    # standard errors computed from 200 independent draws; the former max-over-rows
+    # rule (identification 0.573 here) falls outside that band
+    ids = np.concatenate([np.repeat(np.arange(20), 4), np.arange(20, 150)])
+    n_stim, n_draws = 150, 200
+    rng = np.random.default_rng(24)
+    scores = {name: [] for name in ("ident", "ident_pearson", "top1", "torch_top1",
+                                    "torch_ident", "max_rule")}
+    for _ in range(n_draws):
+        y_true = rng.normal(size=(len(ids), 16))
+        y_pred = rng.normal(size=(len(ids), 16))
+        scores["ident"].append(identification_accuracy(
+            y_true, y_pred, stimulus_ids=ids, similarity="cosine"))
+        scores["ident_pearson"].append(identification_accuracy(y_true, y_pred,
+                                                               stimulus_ids=ids))
+        scores["top1"].append(top_k_accuracy(y_true, y_pred, stimulus_ids=ids))
+        topk, ident = retrieval_tiebreak_scores(retrieval_candidates(y_true, ids, 1),
+                                                y_pred, 1)
+        assert topk == pytest.approx(scores["top1"][-1])
+        assert ident == pytest.approx(scores["ident"][-1])
+        scores["torch_top1"].append(topk)
+        scores["torch_ident"].append(ident)
+        scores["max_rule"].append(_max_rule_identification(y_true, y_pred, ids, n_stim))
+    chance = {"ident": 0.5, "ident_pearson": 0.5, "top1": 1 / n_stim,
+              "torch_top1": 1 / n_stim, "torch_ident": 0.5}
+    for name, level in chance.items():
+        x = np.asarray(scores[name])
+        se = x.std(ddof=1) / np.sqrt(n_draws)
+        assert abs(x.mean() - level) <= 4 * se, (name, x.mean(), se)
+    x = np.asarray(scores["max_rule"])
+    assert x.mean() - 0.5 > 4 * x.std(ddof=1) / np.sqrt(n_draws)
 
 
 def test_return_chance_and_chance_level():
@@ -393,17 +519,21 @@ def test_bootstrap_resamples_stimuli_with_repeats():
         bootstrap_ci(y_true, y_pred, stimulus_ids=ids, n_boot=0)
 
 
-def test_bootstrap_image_to_brain_weighs_stimuli_equally():
-    # unequal repeats: the estimate is the metric (one query per stimulus)
+@pytest.mark.parametrize("direction", ["brain_to_image", "image_to_brain"])
+def test_bootstrap_weighs_stimuli_equally(direction):
+    # unequal repeats: the estimate is the metric (every stimulus weighs the same)
     rng = np.random.default_rng(13)
     ids = np.concatenate([np.repeat(np.arange(10), 4), np.arange(10, 40)])
     y_true = rng.normal(size=(40, 6))[ids]
     y_pred = y_true + 2.0 * rng.normal(size=y_true.shape)
     for metric in (top_k_accuracy, identification_accuracy):
         res = bootstrap_ci(y_true, y_pred, metric, stimulus_ids=ids, n_boot=200,
-                           random_state=0, direction="image_to_brain")
-        assert res.estimate == pytest.approx(
-            metric(y_true, y_pred, stimulus_ids=ids, direction="image_to_brain"))
+                           random_state=0, direction=direction)
+        score = metric(y_true, y_pred, stimulus_ids=ids, direction=direction)
+        assert res.estimate == pytest.approx(score)
+        per = metric(y_true, y_pred, stimulus_ids=ids, direction=direction, average=False)
+        if direction == "brain_to_image":  # not the mean over trials
+            assert abs(per.mean() - score) > 1e-3
         assert res.low <= res.estimate <= res.high
 
 

@@ -42,6 +42,21 @@ def test_retrieval_grid_with_images_and_repeats():
     assert [fig.axes[3 * r].get_title() for r in range(4)] == [f"query {i}" for i in range(4)]
 
 
+def test_retrieval_grid_differing_target_rows_as_the_metric():
+    # stimulus 0 has two different target rows: its candidate is their mean, as in
+    # top_k_accuracy, so query 0 (close to its first row only) misses, like the metric
+    from sklearn_brain.metrics import top_k_accuracy
+
+    Y = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.6]])
+    ids = np.array([0, 0, 1])
+    pred = np.array([[1.0, 0.05], [0.1, 1.0], [0.9, 0.6]])
+    fig = plotting.retrieval_grid(Y, pred, stimulus_ids=ids, queries=[0], k=2)
+    assert fig.axes[1].texts[0].get_text() == "1"  # the top-1 candidate: stimulus 1
+    cos = np.dot(pred[0], Y[2]) / np.linalg.norm(pred[0]) / np.linalg.norm(Y[2])
+    assert fig.axes[1].get_title() == f"#1 cos {cos:.2f}"
+    assert top_k_accuracy(Y, pred, stimulus_ids=ids, average=False)[0] == 0.0
+
+
 def test_retrieval_grid_bad_input():
     Y = np.eye(4)
     with pytest.raises(ValueError, match="one shape"):

@@ -164,6 +164,52 @@ def test_evaluate_retrieval_protocols_and_chance():
 
 
 # --------------------------------------------------------------------------- decoding runs
+SEED_HEADER = (",model,Identification Accuracy (%),ID Accuracy Baseline (%),Top-1 Accuracy (%),"
+               "Top1 Baseline (%),Top1 Improvement Over Baseline,Top-5 Accuracy (%),"
+               "Top5 Baseline (%),Top5 Improvement Over Baseline,model_type,augmentation,"
+               "modality,training_objective,Top1 Improvement Std,model_category")
+
+
+def test_seed_table_reproduces_the_seeds_first_row():
+    # the seed's image_linear row from per-subject results consistent with it: test sets
+    # of 789, 789, 789, 467 trials (15 % of 5,254 and 3,108, rounded up) and 59, 47, 34,
+    # 20 top-1 hits, 445 top-5 hits in CSI1-3 and 83 in CSI4 (the ratio over chance of
+    # one subject is its number of hits, / 5 for top-5)
+    n = {"CSI1": 789, "CSI2": 789, "CSI3": 789, "CSI4": 467}
+    hits1 = {"CSI1": 59, "CSI2": 47, "CSI3": 34, "CSI4": 20}
+    hits5 = {"CSI1": 150, "CSI2": 150, "CSI3": 145, "CSI4": 83}
+    ident = {"CSI1": 0.93, "CSI2": 0.92, "CSI3": 0.91, "CSI4": 0.92828}
+    subjects = {s: {"top1": hits1[s] / n[s], "chance_top1": 1 / n[s],
+                    "top5": hits5[s] / n[s], "chance_top5": 5 / n[s],
+                    "identification": ident[s], "chance_identification": 0.5,
+                    "n_candidates": n[s]} for s in n}
+    results = [{"name": "ridge-image", "seed": 0, "subjects": subjects}]
+    (row,) = D.seed_table(results, {"models": ["ridge-image"]})
+    assert row["Identification Accuracy (%)"] == pytest.approx(92.207)
+    assert row["ID Accuracy Baseline (%)"] == 50.0
+    assert row["Top-1 Accuracy (%)"] == pytest.approx(5.5067, abs=5e-5)
+    assert row["Top1 Baseline (%)"] == pytest.approx(0.14859, abs=5e-6)
+    assert row["Top1 Improvement Over Baseline"] == pytest.approx(40.0)
+    assert row["Top-5 Accuracy (%)"] == pytest.approx(18.543, abs=5e-4)
+    assert row["Top5 Baseline (%)"] == pytest.approx(0.74295, abs=5e-6)
+    assert row["Top5 Improvement Over Baseline"] == pytest.approx(26.4)
+    assert row["Top1 Improvement Std"] == pytest.approx(16.79, abs=5e-3)
+    assert (row[""], row["model"], row["model_type"], row["augmentation"], row["modality"],
+            row["training_objective"], row["model_category"]) == (
+        0, "ridge-image", "single_subject", False, "image", "regression", "Linear")
+    # one unit: no spread (an empty cell); a cross-subject contrastive model
+    config = {"models": ["ridge-image", "contrastive-cross-text-aug"],
+              "contrastive": {"contrastive_weight": 0.8}}
+    one = {"CSI1": subjects["CSI1"]}
+    rows = D.seed_table([{"name": m, "seed": 0, "subjects": one} for m in config["models"]],
+                        config)
+    assert np.isnan(rows[0]["Top1 Improvement Std"])
+    assert rows[0]["Top1 Improvement Over Baseline"] == pytest.approx(59)
+    assert (rows[1][""], rows[1]["model_type"], rows[1]["augmentation"], rows[1]["modality"],
+            rows[1]["training_objective"], rows[1]["model_category"]) == (
+        1, "multi_subject", True, "text", "0.8 InfoNCE + 0.2 MSE", "Contrastive")
+
+
 def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
     out = tmp_path / "dec"
     rc = main(["study", "decoding", "--preset", "tiny", "-o", str(out), "--device", "auto",
@@ -187,6 +233,32 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
             float(r["top1"]) - float(r["top1_baseline"]), abs=1e-5)
     per_subject = _csv(out / "results_per_subject.csv")
     assert {r["subject"] for r in per_subject} == {"CSI1", "CSI2", "CSI3", "CSI4"}
+    # the seed study's table: its exact header, values from the study's own results
+    seed_csv = out / "results_seed_format.csv"
+    assert seed_csv.read_text().splitlines()[0] == SEED_HEADER
+    units = {}
+    for path in (out / "units").glob("*.json"):
+        unit = json.loads(path.read_text())
+        units.setdefault(unit["name"], []).append(unit)
+    for i, (seed_row, r) in enumerate(zip(_csv(seed_csv), rows)):
+        assert seed_row[""] == str(i) and seed_row["model"] == r["model"]
+        for ours, theirs in (("identification", "Identification Accuracy (%)"),
+                             ("identification_baseline", "ID Accuracy Baseline (%)"),
+                             ("top1", "Top-1 Accuracy (%)"), ("top1_baseline", "Top1 Baseline (%)"),
+                             ("top5", "Top-5 Accuracy (%)"), ("top5_baseline", "Top5 Baseline (%)")):
+            assert float(seed_row[theirs]) == pytest.approx(100 * float(r[ours]), rel=1e-5)
+        assert float(seed_row["ID Accuracy Baseline (%)"]) == 50.0
+        # a ratio over chance (20 candidates for every subject: top1 / (1/20))
+        for k in (1, 5):
+            assert float(seed_row[f"Top{k} Improvement Over Baseline"]) == pytest.approx(
+                float(r[f"top{k}"]) / float(r[f"top{k}_baseline"]), rel=1e-5)
+        ratios = [s["top1"] / s["chance_top1"] for u in units[r["model"]]
+                  for s in u["subjects"].values()]
+        assert len(ratios) == 8  # 2 seeds x 4 subjects
+        assert float(seed_row["Top1 Improvement Std"]) == pytest.approx(np.std(ratios, ddof=1))
+        assert (seed_row["model_type"], seed_row["augmentation"], seed_row["training_objective"],
+                seed_row["model_category"]) == ("single_subject", "False", "regression", "Linear")
+    assert [r["modality"] for r in _csv(seed_csv)] == ["image", "multi"]
     res = json.loads((out / "results.json").read_text())
     assert len(res["rows"][0]["top1_per_seed"]) == 2
     prov = json.loads((out / "provenance.json").read_text())

@@ -5,7 +5,10 @@ and the batched torch path that scores many predictions of the same samples
 at once (:func:`retrieval_candidates` and :func:`retrieval_tiebreak_scores`,
 used by :class:`~sklearn_brain.RidgeDecoder` to score every alpha) count the
 candidates that beat or tie the truth with one function, :func:`rank_counts`,
-and turn the counts into scores with the same two formulas.
+and turn the counts into scores with the same two formulas.  Both build a
+stimulus's candidate by one rule, the mean of its target rows
+(:func:`stimulus_targets`), and weigh every stimulus the same
+(:func:`stimulus_mean`).
 """
 
 import inspect
@@ -104,14 +107,86 @@ def _group_mean(A, codes, n_groups):
     return sums / np.bincount(codes, minlength=n_groups)[:, None]
 
 
+def stimulus_targets(y_true, codes, n_stimuli):
+    """Candidate embedding of each stimulus: the mean of its rows of ``y_true``.
+
+    The one rule by which every retrieval path (the NumPy metrics and the
+    decoder's batched torch path) builds a stimulus's candidate from its
+    target rows.  Repeats of one embedding have identical rows, whose mean is
+    that embedding; rows that differ within a stimulus (e.g. one caption
+    embedding per trial) are averaged, like the predictions in
+    ``"image_to_brain"``, so that a stimulus's candidate does not depend on
+    how often it was shown.  Taking the best-matching row instead favours
+    stimuli with many rows under a null model (cosine identification 0.573
+    instead of 0.5 with 20 stimuli x 4 trials and 130 x 1, one random row
+    per trial and random predictions).
+
+    Computed as the first row plus the mean of the deviations from it, so
+    that identical rows give back exactly that row.
+
+    Parameters
+    ----------
+    y_true : ndarray of shape (n_samples, n_features)
+    codes : ndarray of int of shape (n_samples,)
+        Stimulus code of each row, in ``[0, n_stimuli)``, every code used.
+    n_stimuli : int
+
+    Returns
+    -------
+    targets : ndarray of shape (n_stimuli, n_features)
+        Row ``j`` is the candidate of stimulus ``j``.
+    """
+    y_true = np.asarray(y_true, dtype=np.float64)
+    codes = np.asarray(codes)
+    first = np.empty(n_stimuli, dtype=np.intp)
+    first[codes[::-1]] = np.arange(codes.shape[0])[::-1]
+    if n_stimuli == codes.shape[0]:
+        return y_true[first]
+    base = y_true[first]
+    return base + _group_mean(y_true - base[codes], codes, n_stimuli)
+
+
+def stimulus_mean(scores, codes, n_stimuli):
+    """Mean over stimuli of the mean score of each stimulus's queries.
+
+    Every stimulus weighs the same, whatever its number of queries; stimuli
+    without a query are left out.  One score per stimulus gives the plain
+    mean.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (..., n_queries)
+        One score per query, for any leading (batch) dimensions.
+    codes : ndarray of int of shape (n_queries,)
+        Stimulus code of each query, in ``[0, n_stimuli)``.
+    n_stimuli : int
+
+    Returns
+    -------
+    mean : float or ndarray of shape (...)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    codes = np.asarray(codes)
+    counts = np.bincount(codes, minlength=n_stimuli)
+    # stimuli in the order of their first query: the number does not depend on how
+    # the ids are spelled, and one query per stimulus gives the plain mean bit for bit
+    present, first = np.unique(codes, return_index=True)
+    present = present[np.argsort(first)]
+    flat = scores.reshape(-1, scores.shape[-1])
+    # row by row: a batch gives bit for bit the numbers of its rows alone
+    out = np.array([(np.bincount(codes, weights=row, minlength=n_stimuli)[present]
+                     / counts[present]).mean() for row in flat]).reshape(scores.shape[:-1])
+    return float(out) if out.ndim == 0 else out
+
+
 def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity):
     """Query-by-stimulus similarity matrix and the stimulus of each query.
 
     ``"brain_to_image"``: rows are the samples' predictions; column ``j`` is
-    stimulus ``j``, the maximum over its samples of ``y_true`` (identical
-    rows for repeats).  ``"image_to_brain"``: one row per stimulus (its mean
-    ``y_true``) and one column per stimulus (its mean prediction), so that
-    repeat counts do not change the candidates.
+    stimulus ``j``, the mean of its rows of ``y_true``
+    (:func:`stimulus_targets`).  ``"image_to_brain"``: one row per stimulus
+    (its mean ``y_true``) and one column per stimulus (its mean prediction),
+    so that repeat counts do not change the candidates.
 
     Returns
     -------
@@ -123,28 +198,17 @@ def _stimulus_similarity(y_true, y_pred, codes, n_stimuli, direction, similarity
     if similarity not in _SIMILARITIES:
         raise ValueError(
             f"similarity must be one of {_SIMILARITIES}, got {similarity!r}.")
-    one_each = n_stimuli == codes.shape[0]
+    targets = _normalize_rows(stimulus_targets(y_true, codes, n_stimuli), similarity,
+                              "y_true")
     if direction == "image_to_brain":
-        if one_each:
-            order = np.argsort(codes)
-            y_true, y_pred = y_true[order], y_pred[order]
+        if n_stimuli == codes.shape[0]:
+            y_pred = y_pred[np.argsort(codes)]
         else:
-            y_true = _group_mean(y_true, codes, n_stimuli)
             y_pred = _group_mean(y_pred, codes, n_stimuli)
-        t = _normalize_rows(y_true, similarity, "y_true")
         p = _normalize_rows(y_pred, similarity, "y_pred")
-        return t @ p.T, np.arange(n_stimuli)
-    t = _normalize_rows(y_true, similarity, "y_true")
+        return targets @ p.T, np.arange(n_stimuli)
     p = _normalize_rows(y_pred, similarity, "y_pred")
-    S = p @ t.T
-    if one_each:
-        # one sample per stimulus: reorder columns so that column j is code j
-        out = np.empty_like(S)
-        out[:, codes] = S
-        return out, codes
-    order = np.argsort(codes, kind="stable")
-    starts = np.searchsorted(codes[order], np.arange(n_stimuli))
-    return np.maximum.reduceat(S[:, order], starts, axis=1), codes
+    return p @ targets.T, codes
 
 
 def rank_counts(S, truth, tol):
@@ -206,12 +270,14 @@ def retrieval_candidates(y_true, stimulus_ids, k):
     """Unit-norm candidate embeddings (one per stimulus) and each sample's stimulus.
 
     Computed once and reused by :func:`retrieval_tiebreak_scores` for every
-    prediction of the same samples.
+    prediction of the same samples.  A stimulus's candidate is the mean of
+    its rows of ``y_true`` (:func:`stimulus_targets`), as in the NumPy
+    metrics.
 
     Parameters
     ----------
     y_true : ndarray of shape (n_samples, n_features)
-        True embeddings; the first sample of each stimulus gives its candidate.
+        True embeddings; the rows of a stimulus are averaged into its candidate.
     stimulus_ids : array-like of shape (n_samples,) or None
         Stimulus of each sample; ``None``: every sample is its own stimulus.
     k : int
@@ -227,12 +293,12 @@ def retrieval_candidates(y_true, stimulus_ids, k):
         codes = np.arange(len(y_true))
     else:
         _, codes = np.unique(stimulus_ids, return_inverse=True)
-    first = np.full(codes.max() + 1, -1)
-    first[codes[::-1]] = np.arange(len(codes))[::-1]
-    if len(first) < k + 1:
+        codes = codes.ravel()
+    n_stimuli = int(codes.max()) + 1
+    if n_stimuli < k + 1:
         raise ValueError(f"top-{k} selection needs more than {k} distinct training stimuli, "
-                         f"got {len(first)}.")
-    Yu = torch.from_numpy(np.ascontiguousarray(y_true[first], dtype=np.float64))
+                         f"got {n_stimuli}.")
+    Yu = torch.from_numpy(np.ascontiguousarray(stimulus_targets(y_true, codes, n_stimuli)))
     return Yu / Yu.norm(dim=1, keepdim=True).clamp_min(1e-12), torch.from_numpy(codes)
 
 
@@ -241,7 +307,8 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
 
     Same definitions as :func:`top_k_accuracy` and
     :func:`identification_accuracy` with ``similarity="cosine"`` and
-    ``direction="brain_to_image"`` (candidates are the unique stimuli; ties
+    ``direction="brain_to_image"`` (candidates are the unique stimuli, each
+    the mean of its target rows; every stimulus weighs the same; ties
     with the truth are scored by their expectation under random
     tie-breaking, within the same rounding tolerance, counted by
     :func:`rank_counts`), in float64 so that rounding cannot create or break
@@ -266,6 +333,7 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
             shape (n_batch, 2) for several predictions
     """
     Yu, codes = candidates
+    codes_np = codes.numpy()
     single = isinstance(y_pred, (np.ndarray, torch.Tensor)) and y_pred.ndim == 2
     preds = [y_pred] if single else list(y_pred)
     n_samples, n_stim = codes.shape[0], Yu.shape[0]
@@ -280,8 +348,9 @@ def retrieval_tiebreak_scores(candidates, y_pred, k):
         truth = S.gather(-1, codes.expand(S.shape[0], -1)[..., None])[..., 0]
         n_beat, n_tie = (to_numpy(c) for c in rank_counts(S, truth, tol))
         stop = start + S.shape[0]
-        out[start:stop, 0] = _top_k_expected(n_beat, n_tie, k).mean(axis=-1)
-        out[start:stop, 1] = _identification_expected(n_beat, n_tie, n_stim).mean(axis=-1)
+        out[start:stop, 0] = stimulus_mean(_top_k_expected(n_beat, n_tie, k), codes_np, n_stim)
+        out[start:stop, 1] = stimulus_mean(_identification_expected(n_beat, n_tie, n_stim),
+                                           codes_np, n_stim)
     if single:
         return float(out[0, 0]), float(out[0, 1])
     return out
@@ -339,7 +408,7 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
         # every draw would be the full candidate set: evaluate it once
         scores = item_score(*rank_counts(S, truth, tol), m)
         per_item = scores if direction == "brain_to_image" else scores[codes]
-        return per_item, np.array([scores.mean()]), m
+        return per_item, np.array([stimulus_mean(scores, qcodes, n_stimuli)]), m
 
     rng = check_random_state(random_state)
     sums = np.zeros(S.shape[0])
@@ -351,7 +420,7 @@ def _retrieval_scores(y_true, y_pred, item_score, *, stimulus_ids, direction,
         in_draw[cand] = True
         q = np.flatnonzero(in_draw[qcodes])
         scores = item_score(*rank_counts(S[np.ix_(q, cand)], truth[q], tol), m)
-        draw_means[d] = scores.mean()
+        draw_means[d] = stimulus_mean(scores, qcodes[q], n_stimuli)
         sums[q] += scores
         counts[q] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -425,12 +494,17 @@ _COMMON_PARAMS = """
         Ignored when the candidate set is all stimuli.
     stimulus_ids : array-like of shape (n_samples,), default=None
         Stimulus of each sample. Samples sharing an id are never distractors
-        of each other and candidates are unique stimuli. In
+        of each other and candidates are unique stimuli; a stimulus's true
+        embedding is the mean of its rows of ``y_true`` (the embedding itself
+        when its rows are identical, as for repeats of one image; averaged
+        when they differ, e.g. one caption embedding per trial). In
         ``"image_to_brain"`` there is one query (the true embedding) and one
-        candidate (the mean of the stimulus's predictions) per stimulus, so
-        repeat counts cannot bias the score; in ``"brain_to_image"`` every
-        sample is a query. Without ids every row is its own stimulus, and
-        identical rows of ``y_true`` raise an error.
+        candidate (the mean of the stimulus's predictions) per stimulus; in
+        ``"brain_to_image"`` every sample is a query and the score is the
+        mean over stimuli of the mean over their samples. Every stimulus
+        thus weighs the same, so repeat counts cannot bias the score and a
+        constant prediction scores exactly chance. Without ids every row is
+        its own stimulus, and identical rows of ``y_true`` raise an error.
     random_state : int, RandomState instance or None, default=None
         Seed of the candidate draws.
     average : bool, default=True
@@ -638,9 +712,8 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
 
     Per-sample scores are computed **once** on the full candidate set with
     ``metric(..., average=False)``; stimuli (not trials) are then resampled
-    with replacement and the per-sample scores of the drawn stimuli averaged
-    (with ``direction="image_to_brain"``, one score per stimulus, as in the
-    metric).
+    with replacement, each drawn stimulus contributing the mean score of its
+    samples, so that every stimulus weighs the same, as in the metric.
     Resampling the embeddings themselves would put duplicates of a stimulus
     in the candidate set as distinct distractors and bias the score; this
     scheme leaves the candidate set intact and only reflects the sampling
@@ -669,7 +742,8 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
     -------
     result : BootstrapResult
         Named tuple ``(estimate, low, high)``; ``estimate`` is the mean
-        per-sample score (equal to the metric when ``n_candidates`` is None).
+        over stimuli of their mean per-sample score (equal to the metric when
+        ``n_candidates`` is None).
 
     Examples
     --------
@@ -700,15 +774,11 @@ def bootstrap_ci(y_true, y_pred, metric=top_k_accuracy, *, n_boot=1000,
     keep = ~np.isnan(per_item)  # samples never drawn as candidates
     sums = np.bincount(codes[keep], weights=per_item[keep])
     counts = np.bincount(codes[keep]).astype(float)
-    if metric_kwargs.get("direction") == "image_to_brain":
-        # one query per stimulus: every stimulus weighs the same, whatever its repeats
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sums = np.where(counts > 0, sums / counts, 0.0)
-        counts = (counts > 0).astype(float)
-    sums, counts = sums[counts > 0], counts[counts > 0]
+    # every stimulus weighs the same, whatever its repeats, as in the metrics
+    means = sums[counts > 0] / counts[counts > 0]
     rng = check_random_state(random_state)
-    idx = rng.randint(0, sums.shape[0], size=(n_boot, sums.shape[0]))
-    boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    idx = rng.randint(0, means.shape[0], size=(n_boot, means.shape[0]))
+    boot = means[idx].mean(axis=1)
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-    return BootstrapResult(float(sums.sum() / counts.sum()), float(low), float(high))
+    return BootstrapResult(float(means.mean()), float(low), float(high))

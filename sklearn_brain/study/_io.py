@@ -7,6 +7,7 @@ Layout of ``<output>/``::
     units/<name>__seed-<k>.json   one finished (model, seed) result, written atomically
     results.csv, results.json     the table, aggregated over seeds
     results_per_subject.csv       the same per subject
+    results_seed_format.csv       decoding: the table in the seed study's columns
     figure.png                    the figure with error bars
     cache/                        featurizer cache (real data)
 

@@ -567,6 +567,122 @@ def format_results(rows):
 
 
 # --------------------------------------------------------------------------
+# the seed study's table
+# --------------------------------------------------------------------------
+#: Columns of the BOLD5000 CLIP seed study's ``results.csv``, in its order; the
+#: leading unnamed column is a 0-based row index (a pandas ``to_csv`` index).
+SEED_TABLE_COLUMNS = [
+    "", "model", "Identification Accuracy (%)", "ID Accuracy Baseline (%)",
+    "Top-1 Accuracy (%)", "Top1 Baseline (%)", "Top1 Improvement Over Baseline",
+    "Top-5 Accuracy (%)", "Top5 Baseline (%)", "Top5 Improvement Over Baseline",
+    "model_type", "augmentation", "modality", "training_objective",
+    "Top1 Improvement Std", "model_category"]
+
+
+def seed_table(results, config):
+    """The results in the seed study's table: its columns, units and definitions.
+
+    One row per model, as :func:`aggregate`, in the columns of
+    :data:`SEED_TABLE_COLUMNS`, so that the two tables can be put side by
+    side.  The seed computed one number per subject (one split) and averaged
+    over the 4 subjects; here the units are the (seed, subject) pairs, which
+    is the seed's computation when the study has one seed:
+
+    * ``Identification Accuracy (%)``, ``Top-1 Accuracy (%)``,
+      ``Top-5 Accuracy (%)``: 100 x the mean over units of the score (the
+      same means as ``results.csv``);
+    * ``... Baseline (%)``: 100 x the mean over units of the chance level
+      (identification 50, Top-1 100 / N, Top-5 500 / N with N the candidates
+      of the unit, so the mean differs from 100 / mean(N) when subjects have
+      different test sets);
+    * ``Top1 / Top5 Improvement Over Baseline``: the mean over units of the
+      ratio score / chance (a ratio over chance, not a difference; for Top-1
+      it is a subject's number of correct queries; the seed's row
+      ``image_linear``: 40.0 from Top-1 5.51 % over a 0.149 % baseline,
+      because the mean of per-subject ratios is not the ratio of the means
+      when subjects have different test sets);
+    * ``Top1 Improvement Std``: the standard deviation (``ddof=1``, pandas'
+      default) of that ratio over the units (over subjects in the seed); empty
+      with one unit;
+    * ``model_type``: ``single_subject`` or ``multi_subject`` (our
+      ``subjects`` column: one model per subject, or one cross-subject model);
+      ``augmentation``: ``True`` / ``False``; ``modality``: ``image``,
+      ``text`` or ``multi``; ``training_objective``: ``regression`` for ridge
+      (the seed's word) and our objective (e.g. ``0.8 InfoNCE + 0.2 MSE``)
+      otherwise; ``model_category``: ``Linear`` or ``Contrastive``;
+    * ``model``: our model name (e.g. ``ridge-image`` for the seed's
+      ``image_linear``).
+
+    Parameters
+    ----------
+    results : list of dict
+        The finished (model, seed) units, as given to :func:`aggregate`.
+    config : dict
+        The resolved configuration.
+
+    Returns
+    -------
+    rows : list of dict
+        Keyed by :data:`SEED_TABLE_COLUMNS`.
+    """
+    by_model = {}
+    for r in results:
+        by_model.setdefault(r["name"], []).append(r)
+    rows = []
+    for name in config["models"]:
+        units = [s for u in sorted(by_model.get(name, []), key=lambda u: u["seed"])
+                 for s in u["subjects"].values()]
+        if not units:
+            continue
+        spec = decoding_model_spec(name, config)
+
+        def mean(key):
+            return float(np.mean([s[key] for s in units]))
+
+        def ratios(m):
+            return np.array([s[m] / s[f"chance_{m}"] for s in units])
+
+        linear = spec["model_type"] == "linear"
+        rows.append({
+            "": len(rows), "model": name,
+            "Identification Accuracy (%)": 100 * mean("identification"),
+            "ID Accuracy Baseline (%)": 100 * mean("chance_identification"),
+            "Top-1 Accuracy (%)": 100 * mean("top1"),
+            "Top1 Baseline (%)": 100 * mean("chance_top1"),
+            "Top1 Improvement Over Baseline": float(ratios("top1").mean()),
+            "Top-5 Accuracy (%)": 100 * mean("top5"),
+            "Top5 Baseline (%)": 100 * mean("chance_top5"),
+            "Top5 Improvement Over Baseline": float(ratios("top5").mean()),
+            "model_type": "single_subject" if spec["subjects"] == "single" else "multi_subject",
+            "augmentation": bool(spec["augmentation"]),
+            "modality": spec["modality"],
+            "training_objective": "regression" if linear else spec["training_objective"],
+            "Top1 Improvement Std": (float(ratios("top1").std(ddof=1)) if len(units) > 1
+                                     else float("nan")),
+            "model_category": "Linear" if linear else "Contrastive",
+        })
+    return rows
+
+
+def write_seed_table(path, rows):
+    """Write :func:`seed_table` rows as the seed's CSV (full float precision, NaN empty)."""
+    import csv
+
+    from .._io import atomic_open
+
+    def cell(v):
+        if isinstance(v, float):
+            return repr(v) if np.isfinite(v) else ""
+        return str(v)
+
+    with atomic_open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(SEED_TABLE_COLUMNS)
+        for row in rows:
+            writer.writerow([cell(row[c]) for c in SEED_TABLE_COLUMNS])
+
+
+# --------------------------------------------------------------------------
 # the study
 # --------------------------------------------------------------------------
 def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1, argv=None):
@@ -622,6 +738,7 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     rows, subject_rows = aggregate(results, config)
     out = run.output
     write_csv(out / "results.csv", rows, TABLE_COLUMNS)
+    write_seed_table(out / "results_seed_format.csv", seed_table(results, config))
     write_csv(out / "results_per_subject.csv", subject_rows,
               ["model", "subject", "n_seeds", "n_candidates"]
               + [f"{m}{x}" for m in METRICS for x in ("", "_std", "_baseline")])
