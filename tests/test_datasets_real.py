@@ -604,6 +604,100 @@ def test_nod_label_parsing():
         "n01440764_1.JPEG"]
 
 
+# NOD's Glasser support files, as the NOD authors distribute them: MMP_mpmLR32k.mat
+# (MATLAB 5 file, variable glasser_MMP of shape (1, 59412), float64, left cortex
+# labels 181-360 then right cortex 1-180) and roilbl_mmp.csv (a '???,???' header,
+# then 'L_<area>_ROI,R_<area>_ROI' on row i for labels i + 181 / i + 1). The first
+# rows are the real table's; the atlas labels the 4 + 3 fixture vertices.
+GLASSER_FIRST_AREAS = ["V1", "MST", "V6", "V2", "V3", "V4"]
+#                 left: V1   V2   V1   V4 | right: V1 V3 MST
+GLASSER_LABELS = [181, 184, 181, 186, 1, 5, 2]
+GLASSER_EXPECTED = {"V1": [0, 2, 4], "V2": [1], "V3": [5], "V4": [3]}
+
+
+def _write_glasser(folder, labels=GLASSER_LABELS, rows=None):
+    from scipy import io as sio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sio.savemat(str(folder / "MMP_mpmLR32k.mat"),
+                {"glasser_MMP": np.asarray(labels, dtype=np.float64).reshape(1, -1)})
+    if rows is None:
+        areas = GLASSER_FIRST_AREAS + [f"A{i}" for i in range(len(GLASSER_FIRST_AREAS), 180)]
+        rows = [f"L_{a}_ROI,R_{a}_ROI" for a in areas]
+    (folder / "roilbl_mmp.csv").write_text("???,???\n" + "\n".join(rows) + "\n")
+
+
+def _mask_columns(masks):
+    return {k: np.flatnonzero(v).tolist() for k, v in masks.items()}
+
+
+def test_nod_glasser_rois_from_the_support_files(tmp_path):
+    written = _write_nod(tmp_path)
+    _write_glasser(tmp_path / "supportfiles")
+    data = load_nod(1, data_dir=tmp_path, rois=_nod.SEED_ROIS)
+    assert _mask_columns(data.roi_masks) == GLASSER_EXPECTED
+    # the left column of the table is the left hemisphere: V1's left vertices are the
+    # cortex-left columns labelled 181, its right ones the cortex-right columns labelled 1
+    left = data.structures == "CIFTI_STRUCTURE_CORTEX_LEFT"
+    assert np.flatnonzero(data.roi_masks["V1"] & left).tolist() == [0, 2]
+    assert data.vertices[data.roi_masks["V1"] & ~left].tolist() == [1]
+    np.testing.assert_array_equal(data.betas[:3], written[("imagenet01", 1)])
+    # another folder, one area; without rois no masks
+    _write_glasser(tmp_path / "elsewhere")
+    (tmp_path / "supportfiles" / "roilbl_mmp.csv").unlink()
+    one = load_nod(1, data_dir=tmp_path, rois=["V3"], atlas_dir=tmp_path / "elsewhere")
+    assert _mask_columns(one.roi_masks) == {"V3": [5]}
+    assert "roi_masks" not in load_nod(1, data_dir=tmp_path)
+    labels, areas = _nod.read_glasser_atlas(tmp_path / "elsewhere")
+    assert labels.dtype == np.int64 and labels.tolist() == GLASSER_LABELS
+    assert areas[:6] == GLASSER_FIRST_AREAS and len(areas) == 180
+
+
+def test_nod_glasser_atlas_errors(tmp_path):
+    _write_nod(tmp_path)
+    atlas = tmp_path / "supportfiles"
+    with pytest.raises(FileNotFoundError, match=r"MMP_mpmLR32k\.mat.*atlas_dir.*data\.atlas_dir"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    _write_glasser(atlas)
+    with pytest.raises(ValueError, match=r"Unknown Glasser area.*'v1'.*case-sensitive"):
+        load_nod(1, data_dir=tmp_path, rois=["v1"])
+    _write_glasser(atlas, labels=GLASSER_LABELS + [3])  # 8 labels for 4 + 3 columns
+    with pytest.raises(ValueError, match=r"labels 8 cortical grayordinates.*4 cortex-left \+ 3"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    _write_glasser(atlas, labels=[1, 184, 181, 186, 181, 5, 2])  # hemispheres swapped
+    with pytest.raises(ValueError, match=r"does not split into hemispheres at the betas' 4"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    _write_glasser(atlas, labels=[181.5] + GLASSER_LABELS[1:])
+    with pytest.raises(ValueError, match=r"MMP_mpmLR32k\.mat.*outside the integers 0-360"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    _write_glasser(atlas, rows=["L_V1_ROI,R_V2_ROI"] * 180)
+    with pytest.raises(ValueError, match=r"roilbl_mmp\.csv.*'L_V1_ROI,R_V2_ROI'"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    _write_glasser(atlas, rows=["L_V1_ROI,R_V1_ROI"] * 179)
+    with pytest.raises(ValueError, match=r"names 179 areas; HCP-MMP1\.0 has 180"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    _write_glasser(atlas)
+    from scipy import io as sio
+
+    sio.savemat(str(atlas / "MMP_mpmLR32k.mat"), {"other": np.zeros((1, 7))})
+    with pytest.raises(ValueError, match=r"no variable 'glasser_MMP'"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    # MATLAB v7.3 files are HDF5 behind a 128-byte MATLAB header (version 0x0200)
+    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(116, b" ")
+    (atlas / "MMP_mpmLR32k.mat").write_bytes(header + b"\0" * 8 + b"\x00\x02IM" + b"\0" * 384)
+    with pytest.raises(ValueError, match=r"MATLAB v7\.3 \(HDF5\).*'-v7'"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+    (atlas / "MMP_mpmLR32k.mat").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"MMP_mpmLR32k\.mat.*cannot be read as a MATLAB file"):
+        load_nod(1, data_dir=tmp_path, rois=["V1"])
+
+
+def test_nod_glasser_needs_both_cortex_surfaces(tmp_path):
+    axis = nib.cifti2.BrainModelAxis.from_mask(np.ones(3, bool), name="CortexLeft")
+    with pytest.raises(ValueError, match=r"no \['CIFTI_STRUCTURE_CORTEX_RIGHT'\] brain model"):
+        _nod.glasser_roi_masks(np.array([181, 181, 184]), ["V1"], axis, ["V1"])
+
+
 def test_bold5000_matches_nilearn_masker(tmp_path):
     # Direct boolean masking gives the same voxels, in the same order, as
     # nilearn's NiftiMasker (when the affines agree; the release's betas carry
