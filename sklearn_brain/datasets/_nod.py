@@ -5,12 +5,15 @@ betas: ciftify surface betas stored as one CIFTI-2 dscalar file per run.
 import csv
 import logging
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._io import UnreadableFileError
 from ._base import (
+    DAMAGED_FILE_HINT,
     betas_output,
     betas_result,
     import_nibabel,
@@ -19,6 +22,7 @@ from ._base import (
     require_file,
     resolve_data_dir,
     count_missing,
+    end_sentence,
     warn_missing_betas,
     zscore_inplace,
 )
@@ -286,8 +290,9 @@ def _open_run(path):
 def _read_into(img, path, out):
     try:
         out[...] = np.asarray(img.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError) as exc:
-        raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise UnreadableFileError(f"Cannot read betas file {str(path)!r}: {end_sentence(exc)} "
+                                  f"{DAMAGED_FILE_HINT}") from exc
 
 
 def _find_runs(results, task, sessions):
