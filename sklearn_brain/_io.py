@@ -35,9 +35,11 @@ __all__ = [
     "atomic_open",
     "atomic_path",
     "check_writable",
+    "file_lock",
     "pid_alive",
     "remove_stale_temp_files",
     "temp_path",
+    "UnreadableFileError",
 ]
 
 #: Age (seconds) after which a temporary file is stale whoever wrote it.
@@ -100,6 +102,46 @@ def pid_alive(pid):
     except OSError:  # PermissionError: it runs, under another user
         return True
     return True
+
+
+class UnreadableFileError(OSError, ValueError):
+    """A data file that exists but cannot be read (truncated, damaged, wrong format).
+
+    The message names the file and what to do.  It is an :class:`OSError`
+    (the betas loaders' earlier type) and a :class:`ValueError` (the
+    featurizers' earlier type for unreadable images).
+    """
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Hold an exclusive lock on ``path`` (created if needed) for the block.
+
+    A second process asking for the same lock waits until the first leaves
+    the block (or dies: the system releases its locks).  The lock file stays
+    (it is empty).  Where the system has no ``fcntl`` (Windows) or the file
+    system refuses locks, the block runs unlocked.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The lock file; its folder must exist.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(os.fspath(path), "a+b") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except OSError:  # pragma: no cover - a file system without locks
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def remove_stale_temp_files(folder, *, max_age=STALE_AGE_S):

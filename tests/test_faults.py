@@ -872,3 +872,67 @@ def test_search_survives_a_killed_dask_worker():
     assert search.best_params_ == local.best_params_
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
                                local.cv_results_["mean_test_score"], atol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# faults on real data: the decoding study on a BOLD5000 release folder
+# --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_study_on_damaged_real_data_names_the_file_and_resumes(tmp_path, capsys, monkeypatch):
+    # a truncated session, then an unreadable stimulus image: each stops the run with an
+    # error naming the file and the fix; the rerun reads and featurizes only what is left
+    pytest.importorskip("open_clip")
+    pytest.importorskip("nibabel")
+    from test_examples import _write_bold5000_fixture
+
+    from sklearn_brain.datasets import _bold5000
+    from sklearn_brain.study import decoding as D
+
+    data = tmp_path / "bold5000"
+    data.mkdir()
+    _write_bold5000_fixture(data)  # 60 images, 3 sessions x 30 trials of CSI1
+    out = tmp_path / "dec"
+    argv = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
+            "--clip-weights", "none", "-o", str(out), "--set", "seeds=[0]",
+            "--set", "data.subjects=['CSI1']", "--set", "data.sessions=[1, 2, 3]",
+            "--set", "models=['ridge-image']", "--set", "data.n_voxels=20"]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    reads = []
+    real = _bold5000._masked_session
+
+    def counting(img, mask, out_, **kw):
+        reads.append(img.get_filename()[-9:-7])  # the session number
+        real(img, mask, out_, **kw)
+
+    monkeypatch.setattr(_bold5000, "_masked_session", counting)
+    clip = D._clip  # batches of 8 images: one feature-cache entry per 8 images
+    monkeypatch.setattr(D, "_clip", lambda *args: clip(*args).set_params(batch_size=8))
+    session3 = data / "CSI1_GLMbetas-TYPED-FITHRF-GLMDENOISE-RR_ses-03.nii.gz"
+    whole = session3.read_bytes()
+    session3.write_bytes(whole[: int(len(whole) * 0.9)])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: Cannot read betas file {str(session3)!r}" in err
+    assert "download it again, or leave session 3 out" in err
+    assert reads == ["01", "02", "03"]
+    # the session downloaded again: only it is read; then an image cannot be decoded
+    session3.write_bytes(whole)
+    stim = data / "BOLD5000_Stimuli" / "Scene_Stimuli" / "Presented_Stimuli" / "COCO"
+    bad = sorted(stim.iterdir())[-1]  # the last image featurized: sorted names
+    good = bad.read_bytes()
+    bad.write_bytes(good[:100])
+    reads.clear()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert reads == ["03"]
+    assert f"error: Could not read image 59 ({str(bad)!r})" in err
+    assert "Replace the file with a readable copy" in err
+    assert "the rerun computes only the rest" in err
+    # repaired: the betas come from the cache, the images before it from the feature cache
+    bad.write_bytes(good)
+    reads.clear()
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert reads == []
+    assert "60/60 images featurized (56 from the cache)" in err  # all but the last batch
+    assert (out / "results.csv").is_file()

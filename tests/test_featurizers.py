@@ -235,6 +235,32 @@ def test_grayscale_and_rgba_are_converted(images, tmp_path):
         np.testing.assert_allclose(Z[row], ref[1], rtol=1e-5, atol=1e-6)
 
 
+def test_unreadable_image_with_a_cache_is_named_by_its_index_and_the_rest_is_kept(
+        image_files, tmp_path):
+    # chunks of 2 images go through the cache: the error names the image by its index in
+    # the whole input, and the chunks before it are cached for the rerun
+    from PIL import Image
+
+    from sklearn_brain._io import UnreadableFileError
+
+    bad = tmp_path / "truncated.jpg"
+    Image.open(image_files[0]).save(bad)
+    good = bad.read_bytes()
+    bad.write_bytes(good[: len(good) // 3])
+    items = [image_files[0], image_files[1], image_files[2], str(bad)]
+    a = _alexnet(layers="features.12", memory=str(tmp_path / "cache")).fit()
+    with pytest.raises(UnreadableFileError, match=r"Could not read image 3 \(.*truncated\.jpg"
+                                                  r".*Replace the file with a readable copy"):
+        a.transform(items)
+    entries = list((tmp_path / "cache").rglob("*.feat"))
+    assert len(entries) == 1  # images 0 and 1
+    bad.write_bytes(good)
+    Z = a.transform(items)
+    assert len(list((tmp_path / "cache").rglob("*.feat"))) == 2
+    np.testing.assert_allclose(Z, _alexnet(layers="features.12").fit().transform(items),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_bad_images_give_errors_naming_the_item(images, tmp_path):
     a = _alexnet(layers="features.12").fit()
     bad = tmp_path / "corrupt.jpg"

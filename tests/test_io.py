@@ -152,8 +152,29 @@ def test_check_writable_creates_the_folder_and_leaves_nothing(tmp_path):
         check_writable(tmp_path / "file" / "sub")
 
 
-def test_the_dataset_cache_writes_through_the_one_atomic_path():
+def test_the_dataset_cache_writes_through_the_one_atomic_home():
+    # the BOLD5000 cache resumes a stopped write from its partial file (renamed into
+    # place when complete); its record of the sessions written goes through atomic_open
+    from sklearn_brain import _io
     from sklearn_brain.datasets import _base, _bold5000
 
-    assert _bold5000.atomic_path is atomic_path
+    assert _bold5000.atomic_open is _io.atomic_open and _bold5000.file_lock is _io.file_lock
     assert not hasattr(_base, "atomic_path")
+
+
+def test_file_lock_excludes_a_second_process(tmp_path):
+    from sklearn_brain._io import file_lock
+
+    lock = tmp_path / "x.lock"
+    script = ("import sys, time; from sklearn_brain._io import file_lock\n"
+              "print('ready', flush=True); t = time.time()\n"
+              "with file_lock(sys.argv[1]):\n"
+              "    print(round(time.time() - t, 1))\n")
+    with file_lock(lock):
+        proc = subprocess.Popen([sys.executable, "-c", script, str(lock)],
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.5)
+        assert proc.poll() is None  # waiting for the lock
+    waited = float(proc.communicate(timeout=60)[0])
+    assert waited >= 1.0 and lock.is_file()

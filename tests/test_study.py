@@ -660,6 +660,39 @@ def test_encoding_on_nod_fixture(tmp_path):
     assert unit["info"]["n_test_images"] == 5  # 15% of 36 images, split by image
 
 
+def test_nod_rois_are_glasser_v1_to_v4_when_the_atlas_is_there(tmp_path, caplog):
+    # the seed study's NOD ROIs: V1-V4 of NOD's Glasser support files, hemispheres merged
+    pytest.importorskip("nibabel")
+    pytest.importorskip("PIL")
+    from test_datasets_real import GLASSER_EXPECTED, _write_glasser
+
+    from sklearn_brain.study import encoding as E
+
+    data = tmp_path / "nod"
+    _write_nod_fixture(data, n_images=24)
+
+    def rois(**fields):
+        c = C.resolve_config("encoding", overrides=[{"data": dict(
+            {"dataset": "nod", "data_dir": str(data)}, **fields), "encoding": {"cv": 2}}])
+        loaded = E._nod(c, 0)
+        return {r: np.flatnonzero(m).tolist() for r, m in loaded.subjects["sub-01"].rois.items()}
+
+    with caplog.at_level("INFO", logger="sklearn_brain.study.encoding"):
+        assert rois() == {"cortex": list(range(7))}  # no atlas files: the whole cortex
+    assert "data.atlas_dir" in caplog.text
+    with pytest.raises(C.ConfigError, match=r"data\.rois \['V1'\] needs NOD's Glasser atlas.*"
+                                             r"MMP_mpmLR32k\.mat"):
+        rois(rois=["V1"])
+    _write_glasser(data / "supportfiles")
+    assert rois() == GLASSER_EXPECTED
+    assert rois(rois=["V2", "cortex"]) == {"V2": [1], "cortex": list(range(7))}
+    assert rois(rois=["cortex"]) == {"cortex": list(range(7))}
+    _write_glasser(tmp_path / "atlas", labels=[184, 184, 184, 184, 4, 4, 4])
+    assert rois(atlas_dir=str(tmp_path / "atlas"), rois=["V2"]) == {"V2": list(range(7))}
+    with pytest.raises(C.ConfigError, match=r"unknown ROI\(s\) \['V9'\].*'V1', 'MST'"):
+        rois(rois=["V1", "V9"])
+
+
 def test_contrastive_alpha_is_a_deprecated_config_field():
     # the decoder's contrastive weight was called alpha: old configs still load
     with pytest.warns(FutureWarning, match="contrastive.contrastive_weight"):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import UnreadableFileError
+
 logger = logging.getLogger(__name__)
 
 #: Generic environment variable: a folder holding one sub-folder per dataset
@@ -80,13 +82,25 @@ def require_file(path, *, what, layout):
     return path
 
 
-def load_nifti_like(path, *, what):
-    """``nibabel.load`` with an error naming the file when it cannot be read."""
+#: What to do with a data file that cannot be read.
+DAMAGED_FILE_HINT = ("The file is incomplete or damaged (an interrupted download?): download "
+                     "it again.")
+
+
+def end_sentence(text):
+    """``text`` (an exception's message) ending in a full stop, for a hint to follow."""
+    text = str(text).strip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def load_nifti_like(path, *, what, hint=DAMAGED_FILE_HINT):
+    """``nibabel.load`` with an error naming the file (and ``hint``) when it cannot be read."""
     nib = import_nibabel()
     try:
         return nib.load(str(path))
     except Exception as exc:  # nibabel raises several exception types
-        raise OSError(f"Cannot read {what} {str(path)!r}: {exc}") from exc
+        raise UnreadableFileError(f"Cannot read {what} {str(path)!r}: {end_sentence(exc)} {hint}") \
+            from exc
 
 
 def read_text_lines(path, *, what):

@@ -6,15 +6,18 @@ ridge regression) per subject and session, one brain mask per subject and
 one list of stimulus names per subject, in trial order across sessions.
 """
 
+import json
 import logging
 import numbers
+import os
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
-from .._io import atomic_path
+from .._io import UnreadableFileError, atomic_open, file_lock
 from ._base import (
     betas_output,
     betas_result,
@@ -24,6 +27,7 @@ from ._base import (
     require_file,
     resolve_data_dir,
     count_missing,
+    end_sentence,
     files_key,
     warn_missing_betas,
     zscore_inplace,
@@ -142,7 +146,10 @@ def _betas_path(folder, subject, session):
     plain = gz.with_name(gz.name[: -len(".gz")])
     if plain.is_file():
         return plain
-    return require_file(gz, what=f"{subject} session {session} betas", layout=LAYOUT)
+    raise FileNotFoundError(
+        f"Missing {subject} session {session} betas: {str(gz)!r} does not exist. Download it "
+        "(release 2.0 GLMsingle betas), or load the sessions you have with sessions=[...] "
+        f"(study: --set 'data.sessions=[...]'). Expected layout:\n{LAYOUT}")
 
 
 def _load_mask(path):
@@ -150,8 +157,9 @@ def _load_mask(path):
     try:  # nibabel reads the (gzipped) data lazily: a truncated file fails here
         data = np.asarray(img.dataobj)
     except Exception as exc:  # EOFError, OSError, zlib.error, ValueError, ...
-        raise OSError(f"Cannot read brain mask {str(path)!r}: {type(exc).__name__}: {exc}") \
-            from exc
+        raise UnreadableFileError(
+            f"Cannot read brain mask {str(path)!r}: {type(exc).__name__}: {exc}. The file is "
+            "incomplete or damaged (an interrupted download?): download it again.") from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -197,25 +205,76 @@ def _masked_session(img, mask, out, *, chunk=_CHUNK_VOLUMES):
 
 #: Version of the betas cache format (part of its key).
 _CACHE_VERSION = 1
+#: What a damaged betas file needs (the session number is filled in).
+_BETAS_FIX = ("The file is incomplete or damaged (an interrupted download?): download it again, "
+              "or leave session {session} out with sessions=[...] (study: --set "
+              "'data.sessions=[...]').")
 
 
-def _read_sessions(out, *, subject, images, wanted, mask, zscore, verbose):
-    """Fill ``out`` (n_trials, n_voxels) with the masked betas of ``wanted``; count NaN/inf."""
+def _unreadable_betas(path, session, exc, cache_note=""):
+    return UnreadableFileError(
+        f"Cannot read betas file {str(path)!r}: {type(exc).__name__}: {end_sentence(exc)} "
+        + _BETAS_FIX.format(session=session) + cache_note)
+
+
+def _read_sessions(out, *, subject, images, wanted, mask, zscore, verbose, done=None,
+                   on_done=None, cache_note=""):
+    """Fill ``out`` (n_trials, n_voxels) with the masked betas of ``wanted``; count NaN/inf.
+
+    Sessions in ``done`` are left as they are (already written); after each
+    session read, ``on_done(session, n_missing)`` is called.
+    """
     row, n_missing = 0, 0
     for session in wanted:
         path, img = images[session]
         n_vol = img.shape[3]
         block = out[row:row + n_vol]
+        row += n_vol
+        if done is not None and session in done:
+            if verbose:
+                logger.info("%s session %02d: kept from an interrupted cache write", subject,
+                            session)
+            continue
         try:
             _masked_session(img, mask, block)
-        except (OSError, EOFError, ValueError) as exc:
-            raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
-        n_missing += zscore_inplace(block) if zscore == "session" else count_missing(block)
-        row += n_vol
+        except (OSError, EOFError, ValueError, zlib.error) as exc:
+            raise _unreadable_betas(path, session, exc, cache_note) from exc
+        n_new = zscore_inplace(block) if zscore == "session" else count_missing(block)
+        n_missing += n_new
+        if on_done is not None:
+            on_done(session, n_new)
         if verbose:
             logger.info("%s session %02d: %d trials x %d voxels", subject, session,
                         n_vol, out.shape[1])
     return n_missing
+
+
+def _map_cache(path, shape):
+    """The cache file memory-mapped, or None when it is unreadable or of another shape."""
+    try:
+        betas = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        logger.warning("unreadable betas cache %s (%s): it is rewritten", path, exc)
+        return None
+    if betas.shape == tuple(shape) and betas.dtype == np.float32:
+        return betas
+    logger.warning("betas cache %s holds shape %s, expected %s: it is rewritten",
+                   path, betas.shape, shape)
+    return None
+
+
+def _read_progress(path, partial, shape):
+    """Sessions recorded in ``path`` as written into ``partial`` ({} when unusable)."""
+    if not partial.is_file():
+        return {}
+    try:
+        record = json.loads(Path(path).read_text())
+        mapped = np.load(partial, mmap_mode="r")
+        ok = mapped.shape == tuple(shape) and mapped.dtype == np.float32
+        del mapped
+    except (OSError, ValueError):
+        return {}
+    return record.get("sessions", {}) if ok else {}
 
 
 def _cached_betas(cache_dir, mask_path, shape, read):
@@ -225,42 +284,75 @@ def _cached_betas(cache_dir, mask_path, shape, read):
     sizes and modification times of the mask and of the sessions' betas
     files, the sessions and the z-scoring: a rewritten source file gives a
     new key, and the stale file of the subject is removed once the new one
-    is complete.  The file is written through
-    :func:`sklearn_brain._io.atomic_path`, so a killed write never leaves a
-    partial cache (and the next write removes its temporary file).
+    is complete.
+
+    It is written session by session into a hidden partial file
+    ``.<subject>_betas-<layout key>.partial.npy``, keyed on what fixes the
+    layout (the mask, the sessions and their volume counts, the z-scoring),
+    and a record of the sessions written (``.partial.json``: each with its
+    betas file's size and modification time), updated after each session is
+    flushed to disk.  A run that stops -- an unreadable session, Ctrl-C, a
+    killed process -- leaves both; the next call reads only the sessions not
+    recorded, or whose file changed since (a session downloaded again), and
+    the partial file is renamed onto ``<subject>_betas-<key>.npy`` when every
+    session is in.  A lock file (``.<subject>_betas.lock``) keeps two
+    processes from writing a subject's cache at once.
     """
-    subject, wanted = read["subject"], read["wanted"]
-    sources = [mask_path] + [read["images"][s][0] for s in wanted]
+    subject, wanted, images = read["subject"], read["wanted"], read["images"]
+    sources = [mask_path] + [images[s][0] for s in wanted]
     key = files_key(sources, sessions=list(wanted), zscore=read["zscore"],
                     version=_CACHE_VERSION)
     path = cache_dir / f"{subject}_betas-{key}.npy"
     if path.is_file():
-        try:
-            betas = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            logger.warning("unreadable betas cache %s (%s): it is rewritten", path, exc)
-        else:
-            if betas.shape == shape and betas.dtype == np.float32:
-                if read["verbose"]:
-                    for session in wanted:
-                        logger.info("%s session %02d: %d trials x %d voxels", subject, session,
-                                    read["images"][session][1].shape[3], shape[1])
-                logger.info("%s: %d trials x %d voxels memory-mapped from the cache %s",
-                            subject, *shape, path)
-                return betas
-            logger.warning("betas cache %s holds shape %s, expected %s: it is rewritten",
-                           path, betas.shape, shape)
-            del betas
+        betas = _map_cache(path, shape)
+        if betas is not None:
+            if read["verbose"]:
+                for session in wanted:
+                    logger.info("%s session %02d: %d trials x %d voxels", subject, session,
+                                images[session][1].shape[3], shape[1])
+            logger.info("%s: %d trials x %d voxels memory-mapped from the cache %s",
+                        subject, *shape, path)
+            return betas
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        out = betas_output(shape, tmp)
-        n_missing = _read_sessions(out, **read)
+    layout = files_key([mask_path], sessions=list(wanted), zscore=read["zscore"],
+                       n_volumes=[images[s][1].shape[3] for s in wanted],
+                       shape=list(shape), version=_CACHE_VERSION)
+    partial = cache_dir / f".{subject}_betas-{layout}.partial.npy"
+    progress = cache_dir / f".{subject}_betas-{layout}.partial.json"
+    with file_lock(cache_dir / f".{subject}_betas.lock"):
+        if path.is_file():  # written by another process while this one waited
+            betas = _map_cache(path, shape)
+            if betas is not None:
+                return betas
+        recorded = _read_progress(progress, partial, shape)
+        stamps = {s: files_key([images[s][0]]) for s in wanted}
+        done = {s: recorded[str(s)]["n_missing"] for s in wanted
+                if recorded.get(str(s), {}).get("stamp") == stamps[s]}
+        out = np.lib.format.open_memmap(partial, mode="r+" if done else "w+",
+                                        dtype=np.float32, shape=shape)
+
+        def on_done(session, n_missing):
+            out.flush()  # the betas are on disk before the record says so
+            done[session] = n_missing
+            with atomic_open(progress) as f:
+                json.dump({"sessions": {str(s): {"stamp": stamps[s], "n_missing": n}
+                                        for s, n in done.items()}}, f)
+
+        if done:
+            logger.info("%s: %d of %d sessions kept from an interrupted cache write", subject,
+                        len(done), len(wanted))
+        note = (f" The sessions read before it are kept in {str(cache_dir)!r}: the next run "
+                "does not read them again.")
+        _read_sessions(out, **read, done=set(done), on_done=on_done, cache_note=note)
         out.flush()
         del out
-    warn_missing_betas(n_missing, shape[0] * shape[1], f"the betas of {subject}")
-    for stale in cache_dir.glob(f"{subject}_betas-*.npy"):
-        if stale != path:
-            stale.unlink(missing_ok=True)
+        os.replace(partial, path)
+        progress.unlink(missing_ok=True)
+        for stale in [*cache_dir.glob(f"{subject}_betas-*.npy"),
+                      *cache_dir.glob(f".{subject}_betas-*.partial.*")]:
+            if stale != path:
+                stale.unlink(missing_ok=True)
+    warn_missing_betas(sum(done.values()), shape[0] * shape[1], f"the betas of {subject}")
     logger.info("%s: betas cached in %s", subject, path)
     return np.load(path, mmap_mode="r")
 
@@ -318,7 +410,10 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
         kept their sizes and modification times, maps it without
         decompressing any NIfTI.  A changed source file changes ``<key>``:
         the cache is rewritten and the stale file removed.  The NaN/inf
-        warning is given when the cache is written.
+        warning is given when the cache is written.  A write that stops (an
+        unreadable session file, Ctrl-C, a killed process) keeps the
+        sessions written so far in a hidden partial file: the next call reads
+        only the other sessions (and those whose file changed since).
 
     Returns
     -------
@@ -397,7 +492,7 @@ def load_bold5000(subject, *, data_dir=None, sessions=None, zscore=None, verbose
     images, offsets, cursor = {}, {}, 0
     for session in headers:
         path = _betas_path(folder, subject, session)
-        img = load_nifti_like(path, what="betas file")
+        img = load_nifti_like(path, what="betas file", hint=_BETAS_FIX.format(session=session))
         if len(img.shape) != 4 or img.shape[:3] != mask.shape:
             raise ValueError(
                 f"Betas file {str(path)!r} has shape {img.shape}; expected 4-D with a "

@@ -5,11 +5,15 @@ betas: ciftify surface betas stored as one CIFTI-2 dscalar file per run.
 import csv
 import logging
 import re
+import zlib
+from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._io import UnreadableFileError
 from ._base import (
+    DAMAGED_FILE_HINT,
     betas_output,
     betas_result,
     import_nibabel,
@@ -18,6 +22,7 @@ from ._base import (
     require_file,
     resolve_data_dir,
     count_missing,
+    end_sentence,
     warn_missing_betas,
     zscore_inplace,
 )
@@ -39,6 +44,23 @@ EVENTS_PATTERN = ("{subject}/ses-{session}/func/"
 #: Stimulus images: ``stimuli/imagenet/<synset>/<name>``, ``stimuli/<task>/<name>`` otherwise.
 STIMULI_DIR = "stimuli"
 
+#: NOD's support files for ROIs: the HCP-MMP1.0 (Glasser) atlas on the cortical
+#: grayordinates of the 32k fs_LR surface (MATLAB ``.mat``, one variable of
+#: shape (1, 59412): the 29,696 left then the 29,716 right cortex vertices) ...
+ATLAS_FILE = "MMP_mpmLR32k.mat"
+#: ... the variable holding the labels (float64; left cortex 181-360, right 1-180) ...
+ATLAS_VARIABLE = "glasser_MMP"
+#: ... and the label table: a header line, then ``L_<area>_ROI,R_<area>_ROI`` on
+#: row ``i`` (0-based) for the labels ``i + 181`` (left) and ``i + 1`` (right).
+ATLAS_LABELS_FILE = "roilbl_mmp.csv"
+#: Default folder of the two files, relative to ``data_dir``.
+ATLAS_DIR = "supportfiles"
+#: The seed study's ROIs (each hemisphere pair merged).
+SEED_ROIS = ("V1", "V2", "V3", "V4")
+_N_AREAS = 180
+_LEFT, _RIGHT = "CIFTI_STRUCTURE_CORTEX_LEFT", "CIFTI_STRUCTURE_CORTEX_RIGHT"
+_LABEL_ROW_RE = re.compile(r"^L_(?P<left>.+)_ROI$")
+
 _IMAGE_NAME_RE = re.compile(r"[^\s/\\]+?\.(?:jpe?g|png|bmp)", re.IGNORECASE)
 _SYNSET_RE = re.compile(r"^(n\d{8})_\d+\.", re.IGNORECASE)
 
@@ -53,7 +75,10 @@ LAYOUT = f"""\
         ses-imagenet01_task-imagenet_run-2/ ...
     sub-01/ses-imagenet01/func/sub-01_ses-imagenet01_task-imagenet_run-01_events.tsv
                                              (fallback for the stimuli: 'stim_file' column)
-    stimuli/imagenet/n01440764/n01440764_10026.JPEG              (optional)"""
+    stimuli/imagenet/n01440764/n01440764_10026.JPEG              (optional)
+    supportfiles/MMP_mpmLR32k.mat, supportfiles/roilbl_mmp.csv
+                                             (optional: Glasser ROIs; NOD's support files,
+                                             or any folder passed as atlas_dir)"""
 
 
 def _parse_subject(subject):
@@ -99,6 +124,147 @@ def _image_path(root, task, name):
     return str(root / STIMULI_DIR / task / name)
 
 
+def _atlas_error(path, problem):
+    return ValueError(
+        f"Atlas file {str(path)!r} {problem}. NOD's ROI support files are "
+        f"{ATLAS_FILE} (variable {ATLAS_VARIABLE!r}, 1 x 59412 labels) and "
+        f"{ATLAS_LABELS_FILE} (a header line, then 'L_<area>_ROI,R_<area>_ROI' per row).")
+
+
+def read_glasser_atlas(atlas_dir):
+    """Read NOD's Glasser (HCP-MMP1.0) support files.
+
+    Parameters
+    ----------
+    atlas_dir : str or path-like
+        Folder holding :data:`ATLAS_FILE` (``MMP_mpmLR32k.mat``) and
+        :data:`ATLAS_LABELS_FILE` (``roilbl_mmp.csv``).
+
+    Returns
+    -------
+    labels : ndarray of shape (n_cortex_grayordinates,), int64
+        Label of each cortical grayordinate, left cortex then right cortex
+        (59,412 on the 32k fs_LR surface); 0 = none.
+    areas : list of str
+        Area names in the order of the label table (``"V1"``, ``"MST"``...):
+        area ``areas[i]`` is label ``i + 181`` on the left, ``i + 1`` on the right.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a file is missing (the message says where the files come from).
+    ValueError
+        When a file is not in the expected format (MATLAB v7.3 included).
+    """
+    from scipy import io as sio
+
+    folder = Path(atlas_dir).expanduser()
+    mat_path, csv_path = folder / ATLAS_FILE, folder / ATLAS_LABELS_FILE
+    for path in (mat_path, csv_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Missing Glasser atlas file {str(path)!r}. The NOD ROIs (V1-V4 ...) need "
+                f"{ATLAS_FILE} and {ATLAS_LABELS_FILE}, the support files of the NOD "
+                "authors' analysis code; put both in one folder and pass it as atlas_dir "
+                f"(study: --set data.atlas_dir=PATH), or use the whole cortex (rois=None; "
+                "study: --set 'data.rois=[\"cortex\"]').")
+    try:
+        mat = sio.loadmat(str(mat_path), variable_names=[ATLAS_VARIABLE])
+    except NotImplementedError as exc:  # scipy: "Please use HDF reader for matlab v7.3 files"
+        raise _atlas_error(mat_path, "is a MATLAB v7.3 (HDF5) file, which scipy cannot read; "
+                           "save it again in MATLAB as v7 (save(file, 'glasser_MMP', '-v7')) "
+                           "or use the file as distributed") from exc
+    except Exception as exc:  # scipy raises ValueError, TypeError, OSError on bad files
+        raise _atlas_error(mat_path, f"cannot be read as a MATLAB file "
+                           f"({type(exc).__name__}: {exc})") from exc
+    if ATLAS_VARIABLE not in mat:
+        raise _atlas_error(mat_path, f"has no variable {ATLAS_VARIABLE!r}")
+    raw = np.asarray(mat[ATLAS_VARIABLE])
+    if raw.ndim > 2 or min(raw.shape, default=0) != 1 or not np.issubdtype(
+            raw.dtype, np.number):
+        raise _atlas_error(mat_path, f"holds {ATLAS_VARIABLE!r} of shape {raw.shape} and dtype "
+                           f"{raw.dtype}; expected a numeric row vector")
+    raw = raw.ravel()
+    labels = np.rint(raw).astype(np.int64)
+    if not np.array_equal(labels, raw) or labels.min() < 0 or labels.max() > 2 * _N_AREAS:
+        raise _atlas_error(mat_path, f"holds labels outside the integers 0-{2 * _N_AREAS}")
+    rows = read_text_lines(csv_path, what="atlas label table")[1:]  # first line: a header
+    areas = []
+    for line in rows:
+        cells = [c.strip() for c in line.split(",")]
+        match = _LABEL_ROW_RE.match(cells[0])
+        if len(cells) < 2 or match is None or cells[1] != f"R_{match['left']}_ROI":
+            raise _atlas_error(csv_path, f"has a row {line!r}; expected "
+                               "'L_<area>_ROI,R_<area>_ROI'")
+        areas.append(match["left"])
+    if len(areas) != _N_AREAS:
+        raise _atlas_error(csv_path, f"names {len(areas)} areas; HCP-MMP1.0 has {_N_AREAS}")
+    return labels, areas
+
+
+def glasser_roi_masks(labels, areas, brain_model_axis, rois=SEED_ROIS):
+    """Boolean masks over a CIFTI brain-model axis for Glasser areas, hemispheres merged.
+
+    The atlas holds no vertex numbers: its first entries are the cortex-left
+    grayordinates and the rest the cortex-right ones, each in the order of the
+    standard 32k fs_LR grayordinates, so they are matched to the
+    ``CIFTI_STRUCTURE_CORTEX_LEFT`` / ``_RIGHT`` brain models of the betas by
+    position, after checking the counts and that every left entry carries a
+    left label (181-360) and every right entry a right one (1-180).
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_left + n_right,), int
+        From :func:`read_glasser_atlas`.
+    areas : list of str
+        From :func:`read_glasser_atlas`.
+    brain_model_axis : nibabel.cifti2.BrainModelAxis
+        The betas' columns.
+    rois : sequence of str, default=("V1", "V2", "V3", "V4")
+        Area names of the label table (without ``L_``/``_ROI``).
+
+    Returns
+    -------
+    masks : dict of str to ndarray of shape (len(brain_model_axis),), bool
+        Columns of each area, left and right hemisphere together; subcortical
+        columns are in none.
+    """
+    rois = [rois] if isinstance(rois, str) else list(rois)
+    unknown = [r for r in rois if r not in areas]
+    if unknown:
+        raise ValueError(f"Unknown Glasser area(s) {unknown}; the label table names "
+                         f"{len(areas)} areas, e.g. {areas[:8]} (case-sensitive).")
+    columns = {name: slc for name, slc, _ in brain_model_axis.iter_structures()}
+    missing = [s for s in (_LEFT, _RIGHT) if s not in columns]
+    if missing:
+        raise ValueError(f"The betas have no {missing} brain model; the Glasser atlas needs "
+                         "both cortex surfaces (found "
+                         f"{sorted(columns)}).")
+    left = np.arange(len(brain_model_axis))[columns[_LEFT]]
+    right = np.arange(len(brain_model_axis))[columns[_RIGHT]]
+    labels = np.asarray(labels).ravel()
+    if labels.size != left.size + right.size:
+        raise ValueError(
+            f"The Glasser atlas labels {labels.size} cortical grayordinates but the betas have "
+            f"{left.size} cortex-left + {right.size} cortex-right columns "
+            f"({left.size + right.size}); both must be the 32k fs_LR grayordinates "
+            "(29,696 + 29,716 = 59,412).")
+    on_left, on_right = labels[:left.size], labels[left.size:]
+    if np.any((on_left >= 1) & (on_left <= _N_AREAS)) or np.any(on_right > _N_AREAS):
+        raise ValueError(
+            "The Glasser atlas does not split into hemispheres at the betas' "
+            f"{left.size} cortex-left columns: its first {left.size} labels must all be left "
+            f"labels ({_N_AREAS + 1}-{2 * _N_AREAS}) and the rest right ones (1-{_N_AREAS}).")
+    masks = {}
+    for roi in rois:
+        i = areas.index(roi)
+        mask = np.zeros(len(brain_model_axis), dtype=bool)
+        mask[left[on_left == i + 1 + _N_AREAS]] = True
+        mask[right[on_right == i + 1]] = True
+        masks[roi] = mask
+    return masks
+
+
 def _open_run(path):
     """CIFTI-2 image (data not read yet), map names and brain-model axis."""
     nib = import_nibabel()
@@ -124,8 +290,9 @@ def _open_run(path):
 def _read_into(img, path, out):
     try:
         out[...] = np.asarray(img.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError) as exc:
-        raise OSError(f"Cannot read betas file {str(path)!r}: {exc}") from exc
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise UnreadableFileError(f"Cannot read betas file {str(path)!r}: {end_sentence(exc)} "
+                                  f"{DAMAGED_FILE_HINT}") from exc
 
 
 def _find_runs(results, task, sessions):
@@ -148,7 +315,7 @@ def _find_runs(results, task, sessions):
 
 
 def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=None,
-             verbose=0, betas_file=None):
+             verbose=0, betas_file=None, rois=None, atlas_dir=None):
     """Load one subject's NOD single-trial surface betas (ciftify, fsLR 32k).
 
     Every run folder holds a CIFTI-2 dscalar file with one map per trial
@@ -187,6 +354,14 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         As in :func:`~sklearn_brain.datasets.load_bold5000`: the betas are
         written into this ``.npy`` file (overwritten) as they are read and
         returned memory-mapped read-only.
+    rois : sequence of str, default=None
+        Glasser (HCP-MMP1.0) areas to return as ``roi_masks``, e.g.
+        ``SEED_ROIS = ("V1", "V2", "V3", "V4")``: each area's left and right
+        vertices together, read from NOD's support files
+        (:func:`read_glasser_atlas`, :func:`glasser_roi_masks`). None: no ROI.
+    atlas_dir : str or path-like, default=None
+        Folder of ``MMP_mpmLR32k.mat`` and ``roilbl_mmp.csv`` (the support
+        files of the NOD authors' code); None: ``<data_dir>/supportfiles``.
 
     Returns
     -------
@@ -216,6 +391,8 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
             The subject and the task loaded.
         zscore : str or None
             How the betas were z-scored (the ``zscore`` argument).
+        roi_masks : dict of str to ndarray of shape (n_grayordinates,), bool
+            Only with ``rois``: the columns of each Glasser area.
 
     Raises
     ------
@@ -250,6 +427,9 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         raise FileNotFoundError(
             f"Missing ciftify results folder {str(results)!r}. Expected layout:\n{LAYOUT}"
         )
+    atlas = None
+    if rois is not None:  # read (and check) the atlas before any betas
+        atlas = read_glasser_atlas(atlas_dir if atlas_dir is not None else root / ATLAS_DIR)
     runs = _find_runs(results, task, sessions)
     if not runs:
         raise FileNotFoundError(
@@ -301,6 +481,8 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         run_of.append(np.full(n_maps, run, dtype=np.int64))
         run_id_of.append(np.full(n_maps, run_index, dtype=np.int64))
 
+    roi_masks = None if atlas is None else glasser_roi_masks(*atlas, first_axis, rois)
+
     # Pass 2: read each run straight into its rows of the output.
     betas = betas_output((len(names), len(first_axis)), betas_file)
     row, n_missing = 0, 0
@@ -325,6 +507,7 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
     stimulus_names = np.asarray(names, dtype=str)
     _, stimulus_ids = np.unique(stimulus_names, return_inverse=True)
     betas = betas_result(betas, betas_file)
+    extra = {} if roi_masks is None else {"roi_masks": roi_masks}
     return Bunch(
         betas=betas,
         stimulus_names=stimulus_names,
@@ -340,4 +523,5 @@ def load_nod(subject, *, data_dir=None, task="imagenet", sessions=None, zscore=N
         subject=subject,
         task=task,
         zscore=zscore,
+        **extra,
     )

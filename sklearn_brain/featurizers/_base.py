@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._backend import resolve_device
 from .._backend import seeded  # noqa: F401  (the one seeding path, used by the featurizers)
-from .._io import atomic_open
+from .._io import UnreadableFileError, atomic_open
 from .._validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -131,8 +131,9 @@ def load_image(item, index):
                 img.load()
                 return img.convert("RGB")
         except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise ValueError(
-                f"Could not read image {index} ({path!r}): {type(exc).__name__}: {exc}"
+            raise UnreadableFileError(
+                f"Could not read image {index} ({path!r}): {type(exc).__name__}: {exc}. "
+                "Replace the file with a readable copy (download it again), or leave it out."
             ) from exc
     if isinstance(item, Image.Image):
         return item.convert("RGB")
@@ -700,7 +701,13 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
             key = hashlib.sha256(_inputs_fingerprint(chunk, kind).encode()).hexdigest()
             value = cache.load(key)
             if value is None:
-                value = self._compute(chunk)
+                try:
+                    value = self._compute(chunk)
+                except UnreadableFileError:
+                    if kind == "image":  # name the image by its index in the whole input
+                        for j, item in enumerate(chunk):
+                            load_image(item, start + j)
+                    raise
                 cache.store(key, value)
             else:
                 hits += len(chunk)

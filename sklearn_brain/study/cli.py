@@ -11,6 +11,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._io import UnreadableFileError
 from .config import DEFAULT_TOML, PRESETS, ConfigError, dumps_toml, load_config, resolve_config
 
 DATASETS = {"decoding": ("simulator", "bold5000"),
@@ -152,6 +153,9 @@ def run_study_command(args, parser=None):
         print(f"sklearn-brain study {name}: error: {exc}", file=sys.stderr)
         return 2
     except FileNotFoundError as exc:  # the loaders name the path and the expected layout
+        print(f"sklearn-brain study {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except UnreadableFileError as exc:  # a damaged data file: named, with what to do
         print(f"sklearn-brain study {name}: error: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:

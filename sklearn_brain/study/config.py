@@ -127,7 +127,11 @@ device = "cpu"               # "cpu", "cuda" or "auto"
 dataset = "simulator"        # "simulator", "algonauts2023" or "nod"
 data_dir = ""                # real data folder (--data-dir)
 subjects = []                # [] = all (simulator: S1, S2)
-rois = []                    # real data ROI names ([] = all; nod: the whole cortex)
+rois = []                    # real data ROI names ([] = all). nod: Glasser areas, left and
+                             # right merged (e.g. ["V1", "V2", "V3", "V4"]) or "cortex";
+                             # [] = V1-V4 when the atlas files are found, else the cortex
+atlas_dir = ""               # nod: folder of MMP_mpmLR32k.mat + roilbl_mmp.csv (NOD's
+                             # support files); "" = <data_dir>/supportfiles
 n_train_images = 800         # simulator: images split into tune / encoding sets
 n_test_images = 100          # simulator: held-out test images (shown n_test_repeats times)
 n_test_repeats = 3

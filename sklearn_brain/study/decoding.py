@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._arrays import unit_rows
+from .._io import UnreadableFileError
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
 from ._selection import NpyBlocks, peak_rss_gb, select_subjects
@@ -291,7 +292,12 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
     clip = _clip(config, weights, "image", cache_dir)
     logger.info("featurizing %d stimulus images with CLIP %s (cache: %s)", len(paths),
                 config["features"]["clip_model"], cache_dir)
-    emb = {"image": clip.fit_transform(paths)}
+    try:
+        emb = {"image": clip.fit_transform(paths)}
+    except UnreadableFileError as exc:
+        raise UnreadableFileError(
+            f"{exc} The images featurized before it are kept in the cache {str(cache_dir)!r} "
+            "(and the betas in its betas/ folder): the rerun computes only the rest.") from exc
     if need_text:
         emb["text"] = _text_features(config, paths, weights, cache_dir)
     rng = np.random.default_rng(seed)

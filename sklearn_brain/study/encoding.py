@@ -148,12 +148,44 @@ def _algonauts(config, seed):
                  test_ids=test, description=f"Algonauts 2023 {names}, {len(nsd)} images")
 
 
+def _nod_rois(d, root):
+    """Glasser areas to read for NOD (None: the cortex only) and the atlas folder.
+
+    ``data.rois = []`` gives the seed study's V1-V4 when the atlas files are
+    found, else the whole cortex; named areas need the files.
+    """
+    from ..datasets._nod import ATLAS_DIR, ATLAS_FILE, ATLAS_LABELS_FILE, SEED_ROIS
+
+    atlas = Path(d["atlas_dir"]).expanduser() if d["atlas_dir"] else root / ATLAS_DIR
+    if not d["rois"]:
+        found = all((atlas / f).is_file() for f in (ATLAS_FILE, ATLAS_LABELS_FILE))
+        if not found:
+            logger.info("NOD: no %s + %s in %s: the ROI is the whole cortex (for V1-V4 as in "
+                        "the seed study, give the folder with --set data.atlas_dir=PATH)",
+                        ATLAS_FILE, ATLAS_LABELS_FILE, atlas)
+        return (list(SEED_ROIS) if found else None), atlas
+    areas = [r for r in d["rois"] if r != "cortex"]
+    if areas:  # checked before any betas are read
+        from ..datasets import read_glasser_atlas
+
+        try:
+            _, names = read_glasser_atlas(atlas)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigError(f"data.rois {d['rois']} needs NOD's Glasser atlas: {exc}") from exc
+        unknown = [r for r in areas if r not in names]
+        if unknown:
+            raise ConfigError(f"unknown ROI(s) {unknown} in data.rois; NOD's ROIs are 'cortex' "
+                              f"and the Glasser areas of {str(atlas)!r} (e.g. {names[:6]}).")
+    return (areas or None), atlas
+
+
 def _nod(config, seed):
     from ..datasets import load_nod
     from ..datasets._nod import LAYOUT
 
     d = config["data"]
     root = require_dir(d["data_dir"], flag="--data-dir", what="dataset 'nod'", layout=LAYOUT)
+    areas, atlas = _nod_rois(d, root)
     results = root / "derivatives" / "ciftify"
     names = d["subjects"] or sorted(p.name for p in results.glob("sub-*") if p.is_dir())
     if not names:
@@ -162,16 +194,18 @@ def _nod(config, seed):
     loaded = {}
     for i, s in enumerate(names, 1):
         logger.info("loading %s (%d/%d subjects)", s, i, len(names))
-        loaded[s] = load_nod(s, data_dir=root, verbose=1)
+        loaded[s] = load_nod(s, data_dir=root, verbose=1, rois=areas, atlas_dir=atlas)
     stim_names, paths = stimulus_paths(loaded)
     logger.info("reading %d images", len(paths))
     images = _load_images(paths, config["features"]["image_size"])
     subjects = {}
     for s, b in loaded.items():
-        rois = {"cortex": np.ones(b.betas.shape[1], bool)}
+        rois = dict(b.get("roi_masks", {}))
+        if areas is None or "cortex" in d["rois"]:
+            rois["cortex"] = np.ones(b.betas.shape[1], bool)
         subjects[s] = Bunch(X=np.asarray(b.betas, dtype=np.float32),
                             stimulus_ids=np.searchsorted(stim_names, b.stimulus_names),
-                            rois=_pick_rois(rois, d["rois"], "NOD (one ROI: 'cortex')"))
+                            rois=_pick_rois(rois, d["rois"], "NOD ('cortex' and Glasser areas)"))
     tune, enc, test = _split_images(len(stim_names), config, seed)
     return Bunch(images=images, categories=None, subjects=subjects, tune_ids=tune, enc_ids=enc,
                  test_ids=test, description=f"NOD {names}, {len(stim_names)} images")
