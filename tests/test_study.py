@@ -14,6 +14,11 @@ from sklearn_brain.study import run_decoding_study
 from sklearn_brain.study._io import atomic_write_json
 
 
+#: BOLD5000 with its default split (the repeated images as the test set, no repeated training
+#: image): the ridge's trial noise must come from the test trials, chosen explicitly
+BOLD5000 = ["data.dataset=bold5000", "ridge.noise_source=transductive"]
+
+
 def _csv(path):
     import csv
 
@@ -74,7 +79,7 @@ def test_bad_config_is_a_clear_error(args, message, tmp_path, capsys):
 def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
     # the default models on real data without a captioner or extra images: the text,
     # multi and -aug models are skipped (not an error), with the reason
-    c = C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
+    c = C.resolve_config("decoding", overrides=[*BOLD5000])
     skipped = C.decoding_models_to_skip(c)
     assert list(skipped) == ["ridge-text", "ridge-multi", "ridge-image-aug",
                              "contrastive-cross-text", "contrastive-cross-multi",
@@ -87,14 +92,14 @@ def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
     assert C.decoding_models_to_skip(C.resolve_config("decoding")) == {}  # simulator: all run
     extra = tmp_path / "extra"
     extra.mkdir()
-    ok = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+    ok = C.resolve_config("decoding", overrides=[*BOLD5000,
                                                  "features.caption_model=/git",
                                                  f"augmentation.extra_images='{extra}'"])
     assert C.decoding_models_to_skip(ok) == {}
     assert C.runnable_decoding_models(c) == (
         ["ridge-image", "contrastive-single-image", "contrastive-cross-image"], skipped)
     # nothing left to run: an error naming the models and the exact --set fix
-    alone = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+    alone = C.resolve_config("decoding", overrides=[*BOLD5000,
                                                     "models=['ridge-text', 'ridge-multi-aug']"])
     with pytest.raises(C.ConfigError, match="need features.caption_model") as err:
         C.runnable_decoding_models(alone)
@@ -103,7 +108,7 @@ def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
         "models": ["ridge-image", "ridge-text"]}
     with pytest.raises(C.ConfigError, match="extra_images '/no/such' is not a folder"):
         C.runnable_decoding_models(C.resolve_config("decoding", overrides=[
-            "data.dataset=bold5000", "augmentation.extra_images='/no/such'"]))
+            *BOLD5000, "augmentation.extra_images='/no/such'"]))
 
 
 def test_bold5000_stimuli_dir_field():
@@ -127,7 +132,7 @@ def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
 
 def test_missing_data_folder_and_weights_name_path_and_layout(tmp_path, capsys):
     out = str(tmp_path / "out")
-    one = ["--set", "models=['ridge-image']"]
+    one = ["--set", "models=['ridge-image']", "--set", "ridge.noise_source=transductive"]
     assert main(["study", "decoding", "--dataset", "bold5000", "-o", out, "-q", *one]) == 2
     err = capsys.readouterr().err
     assert "--data-dir" in err and "CSI1_brainmask.nii.gz" in err  # the expected layout
@@ -177,7 +182,8 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
         assert col in rows[0]
     for r in rows:
         assert r["model_type"] == "linear" and r["augmentation"] == "no" and r["n_seeds"] == "2"
-        assert r["protocol"] == "repeats averaged, all test stimuli"
+        assert r["protocol"] == ("repeats averaged (100% of 80 test queries per seed average 3 "
+                                 "trials), all test stimuli; test: the simulator's test stimuli")
         assert float(r["top1_baseline"]) == pytest.approx(1 / 20)  # 20 test stimuli (tiny)
         assert float(r["identification_baseline"]) == 0.5
         # the simulator's signal is decodable: well above chance
