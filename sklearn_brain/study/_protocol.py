@@ -6,7 +6,7 @@ common protocol (MindEye's, for NSD) tests on the repeated images, their
 repeats averaged, and trains on the images shown once: ``split="repeated"``.
 A random fraction of the images (``split="random"``) puts most repeated
 images into training and makes most test queries single trials, so that
-"repeats averaged" describes only a few of its queries; :func:`test_design`
+"repeats averaged" describes only a few of its queries; :func:`query_design`
 counts them, and :func:`protocol_label` states the count.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from .config import ConfigError
 
 __all__ = ["SPLITS", "decoder_test_repeats", "protocol_label", "split_test_stimuli",
-           "summarize_design", "test_design"]
+           "summarize_design", "query_design"]
 
 #: values of the config field ``data.split`` (real data)
 SPLITS = ("repeated", "random")
@@ -86,7 +86,7 @@ def split_test_stimuli(stimulus_ids, subjects, *, split="repeated", test_size=0.
     return test
 
 
-def test_design(stimulus_ids, subjects, is_test, *, repeats="averaged"):
+def query_design(stimulus_ids, subjects, is_test, *, repeats="averaged"):
     """Per subject: how the test queries are formed under the protocol.
 
     Parameters
@@ -107,7 +107,7 @@ def test_design(stimulus_ids, subjects, is_test, *, repeats="averaged"):
 
     Examples
     --------
-    >>> d = test_design([0, 0, 0, 1, 2, 3], ["A"] * 6, [1, 1, 1, 1, 0, 0])
+    >>> d = query_design([0, 0, 0, 1, 2, 3], ["A"] * 6, [1, 1, 1, 1, 0, 0])
     >>> {k: d["A"][k] for k in ("n_queries", "n_averaged", "max_repeats", "test_repeats")}
     {'n_queries': 2, 'n_averaged': 1, 'max_repeats': 3, 'test_repeats': 2}
     """
@@ -154,7 +154,7 @@ def decoder_test_repeats(counts, *, repeats="averaged"):
 
 
 def summarize_design(designs, n_runs=1):
-    """Pool per-subject designs (of :func:`test_design`, or score dicts) into one.
+    """Pool per-subject designs (of :func:`query_design`, or score dicts) into one.
 
     Parameters
     ----------

@@ -34,7 +34,7 @@ from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
-from ._protocol import protocol_label, split_test_stimuli, summarize_design, test_design
+from ._protocol import protocol_label, query_design, split_test_stimuli, summarize_design
 from ._selection import NpyBlocks, peak_rss_gb, select_subjects
 from .config import (DECODING_MODELS, ConfigError, decoding_model_spec, models_override,
                      noise_source_error, runnable_decoding_models)
@@ -377,9 +377,9 @@ class _SeedData:
 
     @cached_property
     def design(self):
-        """Subject -> the test design (:func:`~sklearn_brain.study._protocol.test_design`)."""
+        """Subject -> the test design (:func:`~sklearn_brain.study._protocol.query_design`)."""
         d = self.data
-        return test_design(d.stimulus_ids, d.subjects, d.is_test,
+        return query_design(d.stimulus_ids, d.subjects, d.is_test,
                            repeats=self.config["protocol"]["repeats"])
 
     def test_repeats(self, subject=None):
