@@ -195,6 +195,12 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
     assert {r["subject"] for r in per_subject} == {"CSI1", "CSI2", "CSI3", "CSI4"}
     res = json.loads((out / "results.json").read_text())
     assert len(res["rows"][0]["top1_per_seed"]) == 2
+    assert res["protocol"] == rows[0]["protocol"]
+    assert (out / "results.txt").read_text().startswith(f"protocol: {res['protocol']}\n")
+    # each ridge was told the test protocol (x3), the noise from the repeated training stimuli
+    info = json.loads((out / "units" / "ridge-multi__seed-1.json").read_text())["info"]
+    assert info["test_repeats"] == {s: 3 for s in ("CSI1", "CSI2", "CSI3", "CSI4")}
+    assert set(info["noise_source"].values()) == {"training repeats"}
     prov = json.loads((out / "provenance.json").read_text())
     torch = pytest.importorskip("torch")
     assert prov["seeds"] == [0, 1] and prov["device"]["requested"] == "auto"
@@ -372,14 +378,45 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
               "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']",
               "--set", "data.sessions=[1, 2, 3]"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    assert main(common + ["-o", str(out), "--set", "models=['ridge-image']",
-                          "--set", "data.n_voxels=20", "--set", "data.test_size=0.2"]) == 0
+    cache = ["--set", f"features.cache_dir='{tmp_path / 'cache'}'"]
+    assert main(common + cache + ["-o", str(out), "--set", "models=['ridge-image']",
+                                  "--set", "data.n_voxels=20", "--set", "data.split='random'",
+                                  "--set", "data.test_size=0.2"]) == 0
     row = _csv(out / "results.csv")[0]
     assert row["model"] == "ridge-image" and float(row["top1_baseline"]) == pytest.approx(1 / 12)
     assert 0 <= float(row["top1"]) <= 1
-    assert any((out / "cache").rglob("*.feat"))  # CLIP features went through the cache
+    assert any((tmp_path / "cache").rglob("*.feat"))  # CLIP features went through the cache
     unit = json.loads((out / "units" / "ridge-image__seed-0.json").read_text())
     assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
+    # the fixture repeats some images (2-3 trials): a random 20% mixes them with single trials
+    names = (data / "CSI1_imgnames.txt").read_text().split()
+    uniq, counts = np.unique(names, return_counts=True)
+    s = unit["subjects"]["CSI1"]
+    assert 0 < s["n_averaged"] < s["n_queries"] == 12
+    assert f"{100 * s['n_averaged'] / 12:.1f}% of 12 test queries per seed" in row["protocol"]
+    assert row["protocol"].endswith("test: a random 20% of the images")
+    # the default split: the repeated images are the test set, every query averaged, and the
+    # ridge's test_repeats is theirs (harmonic mean), its noise from the unlabelled test trials
+    rep = tmp_path / "rep"
+    assert main(common + cache + ["-o", str(rep), "--set", "models=['ridge-image']",
+                                  "--set", "data.n_voxels=20"]) == 2
+    assert "ridge.noise_source='transductive'" in capsys.readouterr().err
+    assert main(common + cache + ["-o", str(rep), "--set", "models=['ridge-image']",
+                                  "--set", "data.n_voxels=20",
+                                  "--set", "ridge.noise_source='transductive'"]) == 0
+    row = _csv(rep / "results.csv")[0]
+    n_rep = int((counts > 1).sum())
+    assert float(row["top1_baseline"]) == pytest.approx(1 / n_rep)
+    lo, hi = counts[counts > 1].min(), counts.max()
+    trials = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    assert row["protocol"] == (
+        f"repeats averaged (100% of {n_rep} test queries per seed average {trials} trials), "
+        "all test stimuli; test: the images shown more than once; ridge alpha at the test noise "
+        "from the unlabelled test trials (transductive)")
+    info = json.loads((rep / "units" / "ridge-image__seed-0.json").read_text())["info"]
+    expected = round(n_rep / np.sum(1 / counts[counts > 1]))
+    assert info["test_repeats"] == {"CSI1": expected} and expected >= 2
+    assert info["noise_source"] == {"CSI1": "test repeats (transductive)"}
     # text models on real data need a captioning model
     assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']"]) == 2
     err = capsys.readouterr().err
@@ -402,7 +439,8 @@ def test_decoding_on_bold5000_skips_models_and_reads_stimuli_elsewhere(tmp_path,
     common = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
               "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.n_voxels=20",
               "--set", "data.subjects=['CSI1']", "--set", "data.sessions=[1, 2, 3]",
-              "--set", "models=['ridge-image', 'ridge-text', 'ridge-image-aug']"]
+              "--set", "models=['ridge-image', 'ridge-text', 'ridge-image-aug']",
+              "--set", "ridge.noise_source=transductive"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     shutil.move(data / "BOLD5000_Stimuli", stimuli)
     out = tmp_path / "dec"
