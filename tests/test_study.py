@@ -418,7 +418,8 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
     assert info["test_repeats"] == {"CSI1": expected} and expected >= 2
     assert info["noise_source"] == {"CSI1": "test repeats (transductive)"}
     # text models on real data need a captioning model
-    assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']"]) == 2
+    assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']",
+                          "--set", "ridge.noise_source='transductive'"]) == 2
     err = capsys.readouterr().err
     assert "features.caption_model (--caption-model PATH" in err
     assert "--set 'models=[\"ridge-image\"]'" in err
