@@ -117,7 +117,8 @@ def seed_data(seed):
         d = Bunch(X=X[tr & rows], Y=Y[tr & rows], stimulus_ids=stim[tr & rows], X_avg=X_avg,
                   target=target,
                   ncsnr=true_ncsnr(ds.data[s], ds.params)[selector.selected_indices_[i]],
-                  top1_net=top_k_accuracy(target, net.predict(X_avg, subjects=np.full(len(ids), s))))
+                  top1_net=top_k_accuracy(target,
+                                          net.predict(X_avg, subjects=np.full(len(ids), s))))
         # Top-1 of every alpha of the grid on the test queries (the test-tuned reference)
         d.curve = np.array([top_k_accuracy(target, X_avg @ coef + icpt)
                             for coef, icpt in (ridge(d.X, d.Y, a) for a in ALPHAS)])
