@@ -197,7 +197,7 @@ def protocol_label(repeats, way, split=None, design=None):
     >>> d = {"n_queries": 452, "n_averaged": 452, "fraction_averaged": 1.0,
     ...      "min_repeats": 4, "max_repeats": 4}
     >>> protocol_label("averaged", "all test stimuli", "test: the repeated images", d)[:72]
-    'repeats averaged (100% of 452 test queries per seed average 4 trials), al'
+    'repeats averaged (100% of 452 test queries per seed average 4 trials), a'
     >>> protocol_label("single-trial", "50-way x 30 draws")
     'single-trial, 50-way x 30 draws'
     """
