@@ -67,7 +67,8 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     ((80, 6), [1.0, 1.0])
     """
 
-    __metadata_request__fit = {"subjects": True, "stimulus_ids": True, "synthetic": True}
+    __metadata_request__fit = {"subjects": True, "stimulus_ids": True, "synthetic": True,
+                               "noise_variance": True}
     __metadata_request__predict = {"subjects": True}
 
     _parameter_constraints = {
@@ -92,7 +93,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return [clone(e) for e in self.estimator]
         return [clone(self.estimator) for _ in range(n_blocks)]
 
-    def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None):
+    def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None, noise_variance=None):
         """Fit one decoder per target block.
 
         Parameters
@@ -110,6 +111,11 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             decoder that does not accept it cannot tell the two apart: an
             error is raised rather than silently validating on synthetic
             samples.
+        noise_variance : array-like of shape (n_voxels,), default=None
+            Trial-to-trial noise variance of every input feature (a property
+            of ``X``, the same for every block), passed to the decoders that
+            accept it (:class:`~sklearn_brain.RidgeDecoder`: the alpha for a
+            test protocol that averages repeats); an error if none does.
 
         Returns
         -------
@@ -129,12 +135,14 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                              f"{Y.shape[1]} target columns.")
         edges = np.cumsum([0] + sizes)
         self.block_slices_ = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-        meta = {"subjects": subjects, "stimulus_ids": stimulus_ids, "synthetic": synthetic}
+        meta = {"subjects": subjects, "stimulus_ids": stimulus_ids, "synthetic": synthetic,
+                "noise_variance": noise_variance}
         self.estimators_ = []
         for est, sl in zip(self._estimators(len(sizes)), self.block_slices_):
-            if synthetic is not None and "synthetic" not in _accepted(est.fit, meta):
-                raise ValueError(
-                    f"synthetic= was given but {type(est).__name__}.fit does not accept it.")
+            for name in ("synthetic", "noise_variance"):
+                if meta[name] is not None and name not in _accepted(est.fit, meta):
+                    raise ValueError(
+                        f"{name}= was given but {type(est).__name__}.fit does not accept it.")
             Yb = Y[:, sl]
             est.fit(X, Yb.ravel() if Yb.shape[1] == 1 and self._y_1d else Yb,
                     **_accepted(est.fit, meta))

@@ -67,3 +67,23 @@ def test_synthetic_mask_reaches_every_block_decoder():
     assert not np.allclose(unmasked.estimators_[0].cv_scores_, multi.estimators_[0].cv_scores_)
     with pytest.raises(ValueError, match="does not accept it"):
         BlockwiseDecoder(_NoSynthetic(), block_sizes=(10, 6)).fit(Xa, Ya, synthetic=syn)
+
+
+def test_noise_variance_reaches_every_block_decoder():
+    # training stimuli shown once: test_repeats=4 needs the noise from fit; each block's
+    # ridge chooses exactly the alpha it chooses alone with the same noise_variance
+    X, Y = _data()
+    noise = np.full(X.shape[1], 0.8)
+    multi = BlockwiseDecoder(RidgeDecoder(test_repeats=4), block_sizes=(10, 6)).fit(
+        X, Y, stimulus_ids=np.arange(120), noise_variance=noise)
+    for est, sl in zip(multi.estimators_, (slice(0, 10), slice(10, 16))):
+        alone = RidgeDecoder(test_repeats=4).fit(X, Y[:, sl], stimulus_ids=np.arange(120),
+                                                 noise_variance=noise)
+        assert est.noise_source_ == "noise_variance" and est.alpha_ == alone.alpha_
+        np.testing.assert_array_equal(est.noise_variance_, noise)
+    with pytest.raises(ValueError, match="test_repeats=4 needs the trial-to-trial noise"):
+        BlockwiseDecoder(RidgeDecoder(test_repeats=4), block_sizes=(10, 6)).fit(
+            X, Y, stimulus_ids=np.arange(120))
+    with pytest.raises(ValueError, match="noise_variance= was given but"):
+        BlockwiseDecoder(MultiSubjectContrastiveDecoder(), block_sizes=(10, 6)).fit(
+            X, Y, subjects=np.zeros(120, int), noise_variance=noise)

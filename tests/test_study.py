@@ -14,6 +14,11 @@ from sklearn_brain.study import run_decoding_study
 from sklearn_brain.study._io import atomic_write_json
 
 
+#: BOLD5000 with its default split (the repeated images as the test set, no repeated training
+#: image): the ridge's trial noise must come from the test trials, chosen explicitly
+BOLD5000 = ["data.dataset=bold5000", "ridge.noise_source=transductive"]
+
+
 def _csv(path):
     import csv
 
@@ -74,7 +79,7 @@ def test_bad_config_is_a_clear_error(args, message, tmp_path, capsys):
 def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
     # the default models on real data without a captioner or extra images: the text,
     # multi and -aug models are skipped (not an error), with the reason
-    c = C.resolve_config("decoding", overrides=["data.dataset=bold5000"])
+    c = C.resolve_config("decoding", overrides=[*BOLD5000])
     skipped = C.decoding_models_to_skip(c)
     assert list(skipped) == ["ridge-text", "ridge-multi", "ridge-image-aug",
                              "contrastive-cross-text", "contrastive-cross-multi",
@@ -87,14 +92,14 @@ def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
     assert C.decoding_models_to_skip(C.resolve_config("decoding")) == {}  # simulator: all run
     extra = tmp_path / "extra"
     extra.mkdir()
-    ok = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+    ok = C.resolve_config("decoding", overrides=[*BOLD5000,
                                                  "features.caption_model=/git",
                                                  f"augmentation.extra_images='{extra}'"])
     assert C.decoding_models_to_skip(ok) == {}
     assert C.runnable_decoding_models(c) == (
         ["ridge-image", "contrastive-single-image", "contrastive-cross-image"], skipped)
     # nothing left to run: an error naming the models and the exact --set fix
-    alone = C.resolve_config("decoding", overrides=["data.dataset=bold5000",
+    alone = C.resolve_config("decoding", overrides=[*BOLD5000,
                                                     "models=['ridge-text', 'ridge-multi-aug']"])
     with pytest.raises(C.ConfigError, match="need features.caption_model") as err:
         C.runnable_decoding_models(alone)
@@ -103,7 +108,7 @@ def test_real_data_skips_models_it_cannot_run_and_names_the_fix(tmp_path):
         "models": ["ridge-image", "ridge-text"]}
     with pytest.raises(C.ConfigError, match="extra_images '/no/such' is not a folder"):
         C.runnable_decoding_models(C.resolve_config("decoding", overrides=[
-            "data.dataset=bold5000", "augmentation.extra_images='/no/such'"]))
+            *BOLD5000, "augmentation.extra_images='/no/such'"]))
 
 
 def test_bold5000_stimuli_dir_field():
@@ -127,7 +132,7 @@ def test_bad_toml_file_and_encoding_names(tmp_path, capsys):
 
 def test_missing_data_folder_and_weights_name_path_and_layout(tmp_path, capsys):
     out = str(tmp_path / "out")
-    one = ["--set", "models=['ridge-image']"]
+    one = ["--set", "models=['ridge-image']", "--set", "ridge.noise_source=transductive"]
     assert main(["study", "decoding", "--dataset", "bold5000", "-o", out, "-q", *one]) == 2
     err = capsys.readouterr().err
     assert "--data-dir" in err and "CSI1_brainmask.nii.gz" in err  # the expected layout
@@ -223,7 +228,8 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
         assert col in rows[0]
     for r in rows:
         assert r["model_type"] == "linear" and r["augmentation"] == "no" and r["n_seeds"] == "2"
-        assert r["protocol"] == "repeats averaged, all test stimuli"
+        assert r["protocol"] == ("repeats averaged (100% of 80 test queries per seed average 3 "
+                                 "trials), all test stimuli; test: the simulator's test stimuli")
         assert float(r["top1_baseline"]) == pytest.approx(1 / 20)  # 20 test stimuli (tiny)
         assert float(r["identification_baseline"]) == 0.5
         # the simulator's signal is decodable: well above chance
@@ -261,6 +267,12 @@ def test_decoding_tiny_writes_table_figure_and_provenance(tmp_path, capsys):
     assert [r["modality"] for r in _csv(seed_csv)] == ["image", "multi"]
     res = json.loads((out / "results.json").read_text())
     assert len(res["rows"][0]["top1_per_seed"]) == 2
+    assert res["protocol"] == rows[0]["protocol"]
+    assert (out / "results.txt").read_text().startswith(f"protocol: {res['protocol']}\n")
+    # each ridge was told the test protocol (x3), the noise from the repeated training stimuli
+    info = json.loads((out / "units" / "ridge-multi__seed-1.json").read_text())["info"]
+    assert info["test_repeats"] == {s: 3 for s in ("CSI1", "CSI2", "CSI3", "CSI4")}
+    assert set(info["noise_source"].values()) == {"training repeats"}
     prov = json.loads((out / "provenance.json").read_text())
     torch = pytest.importorskip("torch")
     assert prov["seeds"] == [0, 1] and prov["device"]["requested"] == "auto"
@@ -441,16 +453,48 @@ def test_decoding_on_bold5000_fixture(tmp_path, capsys):
               "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.subjects=['CSI1']",
               "--set", "data.sessions=[1, 2, 3]"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    assert main(common + ["-o", str(out), "--set", "models=['ridge-image']",
-                          "--set", "data.n_voxels=20", "--set", "data.test_size=0.2"]) == 0
+    cache = ["--set", f"features.cache_dir='{tmp_path / 'cache'}'"]
+    assert main(common + cache + ["-o", str(out), "--set", "models=['ridge-image']",
+                                  "--set", "data.n_voxels=20", "--set", "data.split='random'",
+                                  "--set", "data.test_size=0.2"]) == 0
     row = _csv(out / "results.csv")[0]
     assert row["model"] == "ridge-image" and float(row["top1_baseline"]) == pytest.approx(1 / 12)
     assert 0 <= float(row["top1"]) <= 1
-    assert any((out / "cache").rglob("*.feat"))  # CLIP features went through the cache
+    assert any((tmp_path / "cache").rglob("*.feat"))  # CLIP features went through the cache
     unit = json.loads((out / "units" / "ridge-image__seed-0.json").read_text())
     assert unit["info"]["n_voxels"] == 20 and set(unit["subjects"]) == {"CSI1"}
+    # the fixture repeats some images (2-3 trials): a random 20% mixes them with single trials
+    names = (data / "CSI1_imgnames.txt").read_text().split()
+    uniq, counts = np.unique(names, return_counts=True)
+    s = unit["subjects"]["CSI1"]
+    assert 0 < s["n_averaged"] < s["n_queries"] == 12
+    assert f"{100 * s['n_averaged'] / 12:.1f}% of 12 test queries per seed" in row["protocol"]
+    assert row["protocol"].endswith("test: a random 20% of the images")
+    # the default split: the repeated images are the test set, every query averaged, and the
+    # ridge's test_repeats is theirs (harmonic mean), its noise from the unlabelled test trials
+    rep = tmp_path / "rep"
+    assert main(common + cache + ["-o", str(rep), "--set", "models=['ridge-image']",
+                                  "--set", "data.n_voxels=20"]) == 2
+    assert "ridge.noise_source='transductive'" in capsys.readouterr().err
+    assert main(common + cache + ["-o", str(rep), "--set", "models=['ridge-image']",
+                                  "--set", "data.n_voxels=20",
+                                  "--set", "ridge.noise_source='transductive'"]) == 0
+    row = _csv(rep / "results.csv")[0]
+    n_rep = int((counts > 1).sum())
+    assert float(row["top1_baseline"]) == pytest.approx(1 / n_rep)
+    lo, hi = counts[counts > 1].min(), counts.max()
+    trials = f"{lo}" if lo == hi else f"{lo}-{hi}"
+    assert row["protocol"] == (
+        f"repeats averaged (100% of {n_rep} test queries per seed average {trials} trials), "
+        "all test stimuli; test: the images shown more than once; ridge alpha at the test noise "
+        "from the unlabelled test trials (transductive)")
+    info = json.loads((rep / "units" / "ridge-image__seed-0.json").read_text())["info"]
+    expected = round(n_rep / np.sum(1 / counts[counts > 1]))
+    assert info["test_repeats"] == {"CSI1": expected} and expected >= 2
+    assert info["noise_source"] == {"CSI1": "test repeats (transductive)"}
     # text models on real data need a captioning model
-    assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']"]) == 2
+    assert main(common + ["-o", str(tmp_path / "dec2"), "--set", "models=['ridge-text']",
+                          "--set", "ridge.noise_source='transductive'"]) == 2
     err = capsys.readouterr().err
     assert "features.caption_model (--caption-model PATH" in err
     assert "--set 'models=[\"ridge-image\"]'" in err
@@ -471,7 +515,8 @@ def test_decoding_on_bold5000_skips_models_and_reads_stimuli_elsewhere(tmp_path,
     common = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
               "--clip-weights", "none", "--set", "seeds=[0]", "--set", "data.n_voxels=20",
               "--set", "data.subjects=['CSI1']", "--set", "data.sessions=[1, 2, 3]",
-              "--set", "models=['ridge-image', 'ridge-text', 'ridge-image-aug']"]
+              "--set", "models=['ridge-image', 'ridge-text', 'ridge-image-aug']",
+              "--set", "ridge.noise_source=transductive"]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     shutil.move(data / "BOLD5000_Stimuli", stimuli)
     out = tmp_path / "dec"

@@ -20,6 +20,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 __all__ = ["ConfigError", "DEFAULT_TOML", "PRESETS", "DECODING_MODELS", "ENCODING_NETWORKS",
            "decoding_model_spec", "decoding_models_to_skip", "default_config", "load_config",
+           "noise_source_error",
            "models_override", "parse_override", "resolve_config", "runnable_decoding_models"]
 
 
@@ -53,14 +54,22 @@ device = "cpu"               # "cpu", "cuda" or "auto" (CUDA when available)
 
 [data]
 dataset = "simulator"        # "simulator" or "bold5000"
-preset = "default"           # simulator size: "default" (4 subjects, 150 test stimuli) or "tiny"
+preset = "default"           # simulator size: "default" (4 subjects, 150 test stimuli), "tiny",
+                             # or "bold5000" (BOLD5000's design: training images shown once,
+                             # 113 test images x 4, 10,000 voxels; about a minute per seed)
 data_dir = ""                # real data: the dataset folder (--data-dir)
 subjects = []                # [] = all (CSI1..CSI4)
 sessions = []                # bold5000: sessions to load per subject ([] = all)
 stimuli_dir = ""             # bold5000: the release's BOLD5000_Stimuli folder, holding
                              # Scene_Stimuli/Presented_Stimuli/{COCO,ImageNet,Scene}/<image>;
                              # "" = <data_dir>/BOLD5000_Stimuli
-test_size = 0.15             # real data: fraction of stimuli held out (all repeats together)
+split = "repeated"           # real data: "repeated" = the images shown more than once are the
+                             # test set (BOLD5000's 113 images x 4; every query averages its
+                             # repeats), the rest train; "random" = a random test_size fraction
+                             # of the images (most queries single trials). The simulator keeps
+                             # its own design (its test stimuli are the repeated ones).
+test_size = 0.15             # real data, split = "random": fraction of stimuli held out (all
+                             # repeats together)
 n_voxels = 1000              # voxels kept per subject by the ridge encoding model CLIP -> voxel
 
 [features]                   # real data only; features are cached under cache_dir
@@ -78,6 +87,14 @@ n_draws = 30                 # random candidate sets when n_way > 0
 
 [ridge]
 alphas = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0]   # chosen per subject by held-out top-1
+                             # at the test protocol's noise level: test_repeats = the number of
+                             # trials a test query averages (harmonic mean over the subject's test
+                             # stimuli; 1 for single-trial), from the split, never from training
+noise_source = "training"    # trial noise for that choice when test_repeats > 1: "training" =
+                             # the repeated training stimuli (an error names the fix when there
+                             # are none, as with split = "repeated"); "transductive" = the
+                             # within-stimulus variance of the unlabelled test trials (labelled
+                             # in the protocol of every output)
 
 [contrastive]                # MultiSubjectContrastiveDecoder, as in the compare example
 shared_dim = 64
@@ -321,7 +338,9 @@ def _validate_decoding(c):
     if len(set(c["models"])) != len(c["models"]):
         raise ConfigError(f"config field 'models' has duplicates: {c['models']}.")
     _choice(c["data"]["dataset"], ("simulator", "bold5000"), "data.dataset")
-    _choice(c["data"]["preset"], ("default", "tiny"), "data.preset")
+    _choice(c["data"]["preset"], ("default", "tiny", "bold5000"), "data.preset")
+    _choice(c["data"]["split"], ("repeated", "random"), "data.split")
+    _choice(c["ridge"]["noise_source"], ("training", "transductive"), "ridge.noise_source")
     _choice(c["protocol"]["repeats"], ("averaged", "single-trial"), "protocol.repeats")
     _choice(c["augmentation"]["noise"], ("gaussian", "residuals"), "augmentation.noise")
     if c["protocol"]["n_way"] == 1 or c["protocol"]["n_way"] < 0:
@@ -333,6 +352,12 @@ def _validate_decoding(c):
     if not 0 < c["data"]["test_size"] < 1:
         raise ConfigError(f"config field 'data.test_size' must be in (0, 1), "
                           f"got {c['data']['test_size']}.")
+    if (c["protocol"]["repeats"] == "averaged" and c["ridge"]["noise_source"] == "training"
+            and _without_training_repeats(c)
+            and any(DECODING_MODELS[m]["model_type"] == "linear" for m in c["models"])):
+        where = ("the repeated BOLD5000 images" if c["data"]["dataset"] == "bold5000"
+                 else "the 'bold5000' preset")
+        raise noise_source_error(where, "4")
     a = c["contrastive"]["contrastive_weight"]
     if not 0 <= a <= 1:
         raise ConfigError(
@@ -347,6 +372,24 @@ def _validate_decoding(c):
         raise ConfigError(
             f"search.space has unknown MultiSubjectContrastiveDecoder parameter(s) {bad}; "
             f"valid: {sorted(valid)}.")
+
+
+def noise_source_error(where, repeats="several"):
+    """The ConfigError of a ridge told an averaged test protocol with no trial noise to use."""
+    return ConfigError(
+        f"the test queries of {where} average {repeats} trials, so the ridge alpha is chosen at "
+        "that noise level, which needs the trial-to-trial noise of every voxel; but no training "
+        "stimulus is presented more than once (as with data.split='repeated' on BOLD5000, or "
+        "data.preset='bold5000'). Set ridge.noise_source='transductive' (the within-image "
+        "variance of the unlabelled test trials; stated in the protocol of every output), or "
+        "protocol.repeats='single-trial', or data.split='random'.")
+
+
+def _without_training_repeats(c):
+    """Whether the configured design repeats no training stimulus (known before loading)."""
+    d = c["data"]
+    return ((d["dataset"] == "bold5000" and d["split"] == "repeated")
+            or (d["dataset"] == "simulator" and d["preset"] == "bold5000"))
 
 
 def models_override(models):

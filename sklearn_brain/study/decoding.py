@@ -23,6 +23,7 @@ The fitting helpers :func:`fit_per_subject`, :func:`fit_cross_subject` and
 """
 
 import logging
+import textwrap
 import time
 from contextlib import contextmanager
 from functools import cached_property, partial
@@ -35,9 +36,10 @@ from .._arrays import unit_rows
 from .._io import UnreadableFileError
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
 from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._protocol import protocol_label, query_design, split_test_stimuli, summarize_design
 from ._selection import NpyBlocks, peak_rss_gb, select_subjects
 from .config import (DECODING_MODELS, ConfigError, decoding_model_spec, models_override,
-                     runnable_decoding_models)
+                     noise_source_error, runnable_decoding_models)
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,7 @@ def _factory(make, subject):
     return make[subject] if isinstance(make, dict) else make
 
 
-def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
+def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None, fit_params=None):
     """One decoder per subject; returns ``predict(X, subjects)``.
 
     Parameters
@@ -74,6 +76,9 @@ def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
     stimulus_ids, subjects : ndarray of shape (n_samples,)
     synthetic : ndarray of bool of shape (n_samples,) or None
         Rows synthesised by augmentation (the decoders select on real rows).
+    fit_params : dict of subject -> dict, default=None
+        Further keyword arguments of a subject's ``fit`` (e.g. the
+        ``noise_variance`` of :class:`~sklearn_brain.RidgeDecoder`).
 
     Returns
     -------
@@ -84,7 +89,8 @@ def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None):
     for s in np.unique(subjects):
         rows = subjects == s
         fitted[s] = _factory(make, s)().fit(X[rows], Y[rows], stimulus_ids=stimulus_ids[rows],
-                                            **_synthetic(synthetic, rows))
+                                            **_synthetic(synthetic, rows),
+                                            **(fit_params or {}).get(s, {}))
 
     def predict(Xq, sq):
         out = np.zeros((Xq.shape[0], Y.shape[1]))
@@ -135,7 +141,9 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
     -------
     scores : dict
         ``top1``, ``top5``, ``identification``, their ``chance_*`` levels,
-        ``n_candidates`` and ``n_queries``.
+        ``n_candidates``, ``n_queries``, ``n_averaged`` (queries that average
+        more than one trial; 0 for single trials) and ``min_repeats`` /
+        ``max_repeats`` (trials of those queries, 1 when none).
 
     Examples
     --------
@@ -149,8 +157,11 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
 
     if repeats == "averaged":
         P, T, ids = average_repeats(Y_pred, stimulus_ids, Y_true)
+        counts = np.unique(stimulus_ids, return_counts=True)[1]
     else:
         P, T, ids = Y_pred, Y_true, stimulus_ids
+        counts = np.ones(len(ids), dtype=int)
+    multi = counts[counts > 1]
     n_stim = len(np.unique(ids))
     if n_way and n_way > n_stim:
         raise ConfigError(f"protocol.n_way={n_way} exceeds the {n_stim} test stimuli; lower it "
@@ -164,7 +175,9 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
         "top5": top_k_accuracy(T, P, k=k5, **kw),
         "identification": identification_accuracy(T, P, **kw),
         "chance_top1": 1 / m, "chance_top5": k5 / m, "chance_identification": 0.5,
-        "n_candidates": m, "n_queries": int(len(T)),
+        "n_candidates": m, "n_queries": int(len(T)), "n_averaged": int(len(multi)),
+        "min_repeats": int(multi.min()) if multi.size else 1,
+        "max_repeats": int(multi.max()) if multi.size else 1,
     }
 
 
@@ -300,15 +313,17 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
             "(and the betas in its betas/ folder): the rerun computes only the rest.") from exc
     if need_text:
         emb["text"] = _text_features(config, paths, weights, cache_dir)
-    rng = np.random.default_rng(seed)
-    test_names = rng.choice(len(names), max(2, int(round(d["test_size"] * len(names)))),
-                            replace=False)
     n = sum(b.betas.shape[0] for b in loaded.values())
     stim, subj = [], []
     for s, b in loaded.items():
         stim.append(np.searchsorted(names, b.stimulus_names))
         subj.append(np.full(b.betas.shape[0], s))
     stim = np.concatenate(stim).astype(np.int64)
+    subj = np.concatenate(subj)
+    test_ids = split_test_stimuli(stim, subj, split=d["split"], test_size=d["test_size"],
+                                  random_state=seed)
+    logger.info("seed %s: %d of %d images are test images (data.split=%r)", seed,
+                len(test_ids), len(names), d["split"])
     extra = None
     if need_extra:
         folder = config["augmentation"]["extra_images"]
@@ -320,9 +335,9 @@ def _bold5000_data(config, seed, cache_dir, need_text, need_extra):
         extra = {"image": clip.transform(extra_paths)}
         if need_text:
             extra["text"] = _text_features(config, extra_paths, weights, cache_dir)
-    return Bunch(X={s: b.betas for s, b in loaded.items()}, subjects=np.concatenate(subj),
+    return Bunch(X={s: b.betas for s, b in loaded.items()}, subjects=subj,
                  stimulus_ids=stim,
-                 is_test=np.isin(stim, test_names), embeddings=emb, extra=extra,
+                 is_test=np.isin(stim, test_ids), embeddings=emb, extra=extra,
                  description=f"BOLD5000 {subjects}, {len(names)} images, {n} trials")
 
 
@@ -362,6 +377,38 @@ class _SeedData:
                     "[peak RSS %.2f GB]", self.seed, sel.n_voxels, n_subj,
                     time.perf_counter() - t, peak_rss_gb())
         return Bunch(Xsel=sel.X, selectors=sel.selectors, IMG=IMG, n_voxels=sel.n_voxels)
+
+    @cached_property
+    def design(self):
+        """Subject -> the test design (:func:`~sklearn_brain.study._protocol.query_design`)."""
+        d = self.data
+        return query_design(d.stimulus_ids, d.subjects, d.is_test,
+                           repeats=self.config["protocol"]["repeats"])
+
+    def test_repeats(self, subject=None):
+        """The ``test_repeats`` of the protocol: one subject's, or pooled over all (``None``)."""
+        from ._protocol import decoder_test_repeats
+
+        if subject is not None:
+            return self.design[str(subject)]["test_repeats"]
+        d = self.data
+        counts = [np.unique(d.stimulus_ids[d.is_test & (d.subjects == s)], return_counts=True)[1]
+                  for s in np.unique(d.subjects)]
+        return decoder_test_repeats(np.concatenate(counts),
+                                    repeats=self.config["protocol"]["repeats"])
+
+    def has_training_repeats(self, subject):
+        d = self.data
+        rows = ~d.is_test & (d.subjects == subject)
+        return bool(np.any(np.unique(d.stimulus_ids[rows], return_counts=True)[1] > 1))
+
+    def transductive_noise(self, subject):
+        """Trial noise variance of the selected voxels from the unlabelled test trials."""
+        from ..decoding import repeat_noise_variance
+
+        d = self.data
+        rows = d.is_test & (d.subjects == subject)
+        return repeat_noise_variance(self.prepared.Xsel[rows], d.stimulus_ids[rows])
 
     @cached_property
     def augmented(self):
@@ -437,6 +484,53 @@ def _search(config, base, X, Y, stim, subj, seed, n_jobs):
     return best, float(search.best_score_)
 
 
+def _ridge_factories(config, sd, subjects, info):
+    """Per-subject ridge factories told the test protocol, and their fit parameters.
+
+    ``test_repeats`` is the number of trials a test query of the subject
+    averages (:func:`~sklearn_brain.study._protocol.decoder_test_repeats`),
+    never inferred from training.  Above 1 the alpha is chosen at that noise
+    level, with the trial noise from the repeated training stimuli or, with
+    ``ridge.noise_source = "transductive"``, from the unlabelled test trials.
+    """
+    from ..decoding import RidgeDecoder
+
+    r = config["ridge"]
+    make, fit_params, sources = {}, {}, {}
+    for s in subjects:
+        repeats = sd.test_repeats(s)
+        make[s] = partial(RidgeDecoder, alphas=r["alphas"], device=config["device"],
+                          test_repeats=repeats)
+        if repeats == 1:
+            sources[str(s)] = None
+        elif r["noise_source"] == "transductive":
+            fit_params[s] = {"noise_variance": sd.transductive_noise(s)}
+            sources[str(s)] = "test repeats (transductive)"
+        elif sd.has_training_repeats(s):
+            sources[str(s)] = "training repeats"
+        else:
+            raise noise_source_error(f"subject {s}", repeats)
+    info["test_repeats"] = {str(s): sd.test_repeats(s) for s in subjects}
+    info["noise_source"] = sources
+    return make, fit_params
+
+
+def _init_test_repeats(sd, group, info):
+    """``ridge_test_repeats`` of a network's ridge initialisation (``group``: subject or all).
+
+    The protocol's, where the subjects' repeated training stimuli give the trial
+    noise; else 1 (the network takes no other noise source), noted in ``info``.
+    """
+    subjects = np.unique(sd.data.subjects) if group is None else [group]
+    repeats = sd.test_repeats(group)
+    if repeats > 1 and not all(sd.has_training_repeats(s) for s in subjects):
+        info.setdefault("ridge_init_test_repeats", {})["all" if group is None else str(group)] = (
+            f"1 (the protocol averages {repeats} trials, but no repeated training stimulus "
+            "gives the trial noise)")
+        return 1
+    return repeats
+
+
 def _fit_model(name, seed, sd, config, n_jobs):
     spec = decoding_model_spec(name)
     d, p = sd.data, sd.prepared
@@ -453,16 +547,15 @@ def _fit_model(name, seed, sd, config, n_jobs):
         syn = np.r_[np.zeros(int(tr.sum()), bool), np.ones(aug.X.shape[0], bool)]
     info = {"n_voxels": p.n_voxels, "n_train_trials": int(X.shape[0]),
             "n_synthetic_trials": 0 if syn is None else int(syn.sum())}
+    fit_params = None
     if spec["model_type"] == "linear":
-        from ..decoding import RidgeDecoder
-
-        def make():
-            return RidgeDecoder(alphas=config["ridge"]["alphas"], device=config["device"])
+        make, fit_params = _ridge_factories(config, sd, np.unique(subj), info)
     else:
         from ..contrastive import MultiSubjectContrastiveDecoder
 
         base = _contrastive_params(config, seed)
-        params = {s: base for s in [None, *np.unique(subj)]}
+        params = {g: dict(base, ridge_test_repeats=_init_test_repeats(sd, g, info))
+                  for g in [None, *np.unique(subj)]}
         if config["search"]["n_iter"]:
             # searched on the real training trials only; a multi model uses the
             # parameters found for its image block
@@ -476,7 +569,7 @@ def _fit_model(name, seed, sd, config, n_jobs):
                                       seed, n_jobs)
                 best_params = {k: tuple(v) if isinstance(v, list) else v
                                for k, v in best.items()}
-                params[g] = dict(base, **best_params)
+                params[g] = dict(params[g], **best_params)
                 info["search"]["all" if g is None else str(g)] = {"best_params": best,
                                                                   "cv_top1": score}
 
@@ -486,7 +579,8 @@ def _fit_model(name, seed, sd, config, n_jobs):
         make = blockwise(make, sizes)
     fit = fit_cross_subject if spec["subjects"] == "cross" else fit_per_subject
     with quiet_fmri_warnings():
-        predict = fit(make, X, Y, stim, subj, syn)
+        predict = fit(make, X, Y, stim, subj, syn, **({"fit_params": fit_params}
+                                                       if fit_params else {}))
     scores = {}
     prot = config["protocol"]
     for s in np.unique(d.subjects):
@@ -503,12 +597,29 @@ def _fit_model(name, seed, sd, config, n_jobs):
 # --------------------------------------------------------------------------
 # aggregation
 # --------------------------------------------------------------------------
-def protocol_name(config):
-    """E.g. ``"repeats averaged, all test stimuli"`` or ``"single-trial, 50-way x 30 draws"``."""
-    p = config["protocol"]
-    rep = "repeats averaged" if p["repeats"] == "averaged" else "single-trial"
+def protocol_name(config, results=None):
+    """The test protocol in words, with the share of test queries that average repeats.
+
+    E.g. ``"repeats averaged (100% of 452 test queries per seed average 4 trials), all
+    test stimuli; test: the images shown more than once"`` or ``"single-trial,
+    50-way x 30 draws; test: a random 15% of the images"``.  ``results``: the
+    scored units (their per-subject ``n_queries`` / ``n_averaged`` counts); without
+    them the counts are left out.
+    """
+    p, d = config["protocol"], config["data"]
     way = f"{p['n_way']}-way x {p['n_draws']} draws" if p["n_way"] else "all test stimuli"
-    return f"{rep}, {way}"
+    if d["dataset"] == "simulator":
+        split = "test: the simulator's test stimuli"
+    elif d["split"] == "repeated":
+        split = "test: the images shown more than once"
+    else:
+        split = f"test: a random {d['test_size']:.0%} of the images"
+    design = None if not results else summarize_design(
+        [s for r in results for s in r["subjects"].values()], len(results))
+    label = protocol_label(p["repeats"], way, split, design)
+    if config["ridge"]["noise_source"] == "transductive" and p["repeats"] == "averaged":
+        label += "; ridge alpha at the test noise from the unlabelled test trials (transductive)"
+    return label
 
 
 def aggregate(results, config):
@@ -525,7 +636,7 @@ def aggregate(results, config):
         row = {"model": name, "model_type": spec["model_type"], "subjects": spec["subjects"],
                "augmentation": "yes" if spec["augmentation"] else "no",
                "modality": spec["modality"], "training_objective": spec["training_objective"],
-               "protocol": protocol_name(config), "n_seeds": len(units),
+               "protocol": protocol_name(config, units), "n_seeds": len(units),
                "n_candidates": float(np.mean([s["n_candidates"] for u in units
                                               for s in u["subjects"].values()]))}
         for m in METRICS:
@@ -748,7 +859,8 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     write_csv(out / "results_per_subject.csv", subject_rows,
               ["model", "subject", "n_seeds", "n_candidates"]
               + [f"{m}{x}" for m in METRICS for x in ("", "_std", "_baseline")])
-    atomic_write_json(out / "results.json", {"study": "decoding", "protocol": protocol_name(config),
+    protocol = protocol_name(config, results)
+    atomic_write_json(out / "results.json", {"study": "decoding", "protocol": protocol,
                                              "rows": rows, "per_subject": subject_rows,
                                              "skipped_models": skipped})
     if figure:
@@ -756,16 +868,17 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
 
         fig = plotting.results_bars(
             rows, metrics=METRICS, labels=("Top-1", "Top-5", "Identification"), error="ci",
-            title=f"Decoding CLIP embeddings ({config['data']['dataset']}; "
-                  f"{protocol_name(config)}; "
-                  f"mean over subjects, 95% CI over {len(config['seeds'])} seeds)")
+            title=textwrap.fill(f"Decoding CLIP embeddings ({config['data']['dataset']}; "
+                                f"{protocol}; mean over subjects, 95% CI over "
+                                f"{len(config['seeds'])} seeds)", 120))
         fig.savefig(out / "figure.png", dpi=100)
         import matplotlib.pyplot as plt
 
         plt.close(fig)
     elapsed = run.finish(skipped_models=skipped)
-    (out / "results.txt").write_text(format_results(rows) + "\n" + "".join(
-        f"skipped: {m} {why}\n" for m, why in skipped.items()))
+    (out / "results.txt").write_text(f"protocol: {protocol}\n" + format_results(rows) + "\n"
+                                     + "".join(f"skipped: {m} {why}\n"
+                                               for m, why in skipped.items()))
     return {"rows": rows, "subject_rows": subject_rows, "n_computed": run.n_computed,
             "n_skipped": run.n_skipped, "elapsed_s": elapsed, "output": out,
             "skipped_models": skipped}
