@@ -545,7 +545,8 @@ def _validate_new_subject(c):
             raise ConfigError(f"config field 'data.{key}' must be >= 0 (0: the preset's), "
                               f"got {c['data'][key]}.")
     if c["data"]["n_select"] < 1:
-        raise ConfigError(f"config field 'data.n_select' must be >= 1, got {c['data']['n_select']}.")
+        raise ConfigError("config field 'data.n_select' must be >= 1, "
+                          f"got {c['data']['n_select']}.")
     a = c["network"]["contrastive_weight"]
     if not 0 <= a <= 1:
         raise ConfigError(f"config field 'network.contrastive_weight' must be in [0, 1], got {a}.")

@@ -98,7 +98,7 @@ def session_amounts(n_sessions, requested):
 
 
 def protocol_label(*, repeats, test_repeats, n_candidates):
-    """The retrieval protocol in words, e.g. ``"brain->image, test repeats averaged (4), 113-way"``.
+    """The retrieval protocol in words, e.g. ``brain->image, test repeats averaged (4), 113-way``.
 
     Examples
     --------
