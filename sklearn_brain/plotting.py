@@ -10,6 +10,8 @@ that ``plt.show`` and sphinx-gallery see it.  No function calls ``plt.show``.
 * :func:`retrieval_grid` -- decoded query -> its top-k candidates (images when the
   data have images, e.g. :func:`~sklearn_brain.datasets.make_image_world`);
 * :func:`results_bars` -- a results table as bars with error bars and chance lines;
+* :func:`results_curves` -- a metric against an ordered setting (e.g. sessions), one
+  line per model, with intervals;
 * :func:`encoding_heatmap` -- encoding r per ROI x layer (or network x ROI);
 * :func:`voxel_map` -- voxelwise r on a volume (brain mask) or a surface mesh via
   nilearn, from coordinates the user provides (nilearn's fetchers, which download,
@@ -24,7 +26,7 @@ import numpy as np
 from ._arrays import unit_rows
 from .metrics._retrieval import stimulus_targets
 
-__all__ = ["encoding_heatmap", "results_bars", "retrieval_grid", "voxel_map"]
+__all__ = ["encoding_heatmap", "results_bars", "results_curves", "retrieval_grid", "voxel_map"]
 
 
 def _new_figure(figsize, fig=None):
@@ -430,4 +432,91 @@ def voxel_map(r, *, mask_img=None, mesh=None, vertices=None, hemi="left", title=
     nplot.plot_surf_stat_map([coords, faces], texture, hemi=hemi, axes=ax, figure=fig,
                              title=title, vmax=vmax, threshold=threshold, colorbar=True,
                              engine="matplotlib")
+    return fig
+
+
+def results_curves(rows, *, x_key, line_key="model", metric="top1", error="ci",
+                   xticklabels=None, xlabel=None, ylabel=None, chance_key=None, title=None,
+                   percent=True, figsize=None, fig=None):
+    """A metric against an ordered setting, one line per model, with error bars.
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per point (e.g. the new-subject study's ``results.json`` rows),
+        with ``x_key``, ``line_key``, ``metric`` and, as needed,
+        ``{metric}_ci_low`` / ``{metric}_ci_high`` (``error="ci"``) or
+        ``{metric}_std`` (``error="std"``).
+    x_key : str
+        The setting on the x axis; its values are placed at equal steps, in
+        the order they first appear in ``rows``.
+    line_key : str, default="model"
+        One line per value, in the order of first appearance.
+    metric : str, default="top1"
+    error : {"ci", "std", None}, default="ci"
+    xticklabels : sequence of str, default=None
+        Labels of the x positions (default: the ``x_key`` values).
+    xlabel, ylabel : str, default=None
+    chance_key : str, default=None
+        Field with the chance level, drawn dashed (its mean over ``rows``).
+    title : str, default=None
+    percent : bool, default=True
+        Show values x100.
+    figsize : tuple, default=None
+    fig : matplotlib.figure.Figure, default=None
+        An empty figure to draw into; ``None``: a new figure that pyplot does not track.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+        One axes, one line per ``line_key`` value.
+
+    Examples
+    --------
+    >>> from sklearn_brain.plotting import results_curves
+    >>> rows = [{"sessions": s, "model": m, "top1": v, "top1_std": 0.01}
+    ...         for s, a, b in (("1", 0.02, 0.01), ("all", 0.1, 0.05))
+    ...         for m, v in (("adapted", a), ("ridge", b))]
+    >>> fig = results_curves(rows, x_key="sessions", error="std")
+    >>> len(fig.axes[0].lines) >= 2
+    True
+    """
+    if not rows:
+        raise ValueError("rows is empty: nothing to plot.")
+    if error not in ("ci", "std", None):
+        raise ValueError(f"error must be 'ci', 'std' or None, got {error!r}.")
+    for key in (x_key, line_key, metric):
+        missing = [i for i, r in enumerate(rows) if key not in r]
+        if missing:
+            raise ValueError(f"rows {missing[:5]} have no {key!r} field.")
+    xs = list(dict.fromkeys(str(r[x_key]) for r in rows))
+    lines = list(dict.fromkeys(str(r[line_key]) for r in rows))
+    if xticklabels is not None and len(xticklabels) != len(xs):
+        raise ValueError(f"{len(xticklabels)} xticklabels for {len(xs)} x values.")
+    scale = 100.0 if percent else 1.0
+    fig = _new_figure(figsize or (6.0, 4.2), fig)
+    ax = fig.add_subplot()
+    for j, name in enumerate(lines):
+        mine = [r for r in rows if str(r[line_key]) == name]
+        x = np.array([xs.index(str(r[x_key])) for r in mine], dtype=float)
+        x += 0.04 * (j - (len(lines) - 1) / 2)  # keep the error bars apart
+        v = np.array([_row_value(r, metric) for r in mine])
+        yerr = None
+        if error == "ci":
+            lo = np.array([_row_value(r, f"{metric}_ci_low") for r in mine])
+            hi = np.array([_row_value(r, f"{metric}_ci_high") for r in mine])
+            yerr = np.nan_to_num(np.vstack([v - lo, hi - v]))
+        elif error == "std":
+            yerr = np.nan_to_num(np.array([_row_value(r, f"{metric}_std") for r in mine]))
+        ax.errorbar(x, scale * v, yerr=None if yerr is None else scale * yerr, marker="o",
+                    capsize=3, label=name, color=f"C{j % 10}")
+    if chance_key is not None and all(chance_key in r for r in rows):
+        ax.axhline(scale * float(np.mean([_row_value(r, chance_key) for r in rows])),
+                   color="k", ls="--", lw=1, label="chance")
+    ax.set_xticks(np.arange(len(xs)), xs if xticklabels is None else list(xticklabels))
+    ax.set_xlabel(xlabel or x_key)
+    ax.set_ylabel(ylabel or (f"{metric} (%)" if percent else metric))
+    ax.legend(fontsize=8, loc="best")
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig

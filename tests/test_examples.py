@@ -97,7 +97,8 @@ EXPECTED = {
          "extra stimuli chosen per subject", "datasets"], 2),
     "plot_search_contrastive.py": (["top1", "top5", "best:"], 1),
     "plot_new_subject.py": (
-        ["protocol: brain -> image, test repeats averaged (4)", "adapted", "ridge", "alone"], 1),
+        ["Protocol: brain->image, test repeats averaged (4)", "adapted", "ridge", "scratch",
+         "align"], 1),
     # held-out r per network x ROI, r per ROI x layer (two networks), the retrieval grid
     "plot_cltuned_alexnet.py": (
         ["baseline: pretrained stand-in: AlexNet trained from scratch on 120 images",

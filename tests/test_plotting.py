@@ -143,6 +143,48 @@ def test_results_bars_bad_input():
         plotting.results_bars(ROWS, metrics=("top1",), labels=("a", "b"))
 
 
+CURVES = [{"sessions": s, "method": m, "top1": v, "top1_ci_low": v - 0.01,
+           "top1_ci_high": v + 0.02, "top1_chance": 0.01}
+          for s, vals in (("1", (0.02, 0.03)), ("4", (0.05, 0.04)), ("all", (0.2, 0.1)))
+          for m, v in zip(("adapted", "ridge"), vals)]
+
+
+def test_results_curves_one_line_per_model_with_intervals():
+    fig = plotting.results_curves(CURVES, x_key="sessions", line_key="method",
+                                  chance_key="top1_chance", xticklabels=["a", "b", "c"])
+    ax = fig.axes[0]
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(solid) == 2  # adapted, ridge
+    np.testing.assert_allclose(solid[0].get_ydata(), [2, 5, 20])
+    np.testing.assert_allclose(solid[1].get_ydata(), [3, 4, 10])
+    # x: the sessions at equal steps, the lines nudged apart
+    np.testing.assert_allclose(solid[0].get_xdata(), [-0.02, 0.98, 1.98])
+    from matplotlib.container import ErrorbarContainer
+
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2
+    segs = bars[0].lines[2][0].get_segments()
+    np.testing.assert_allclose([s[:, 1] for s in segs], [[1, 4], [4, 7], [19, 22]])
+    assert any(line.get_linestyle() == "--" and line.get_ydata()[0] == pytest.approx(1)
+               for line in ax.lines)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["chance", "adapted", "ridge"]
+
+
+def test_results_curves_bad_input():
+    with pytest.raises(ValueError, match="empty"):
+        plotting.results_curves([], x_key="sessions")
+    with pytest.raises(ValueError, match="have no 'model' field"):
+        plotting.results_curves(CURVES, x_key="sessions")
+    with pytest.raises(ValueError, match="error must be"):
+        plotting.results_curves(CURVES, x_key="sessions", line_key="method", error="sem")
+    with pytest.raises(ValueError, match="2 xticklabels for 3 x values"):
+        plotting.results_curves(CURVES, x_key="sessions", line_key="method",
+                                xticklabels=["a", "b"])
+    with pytest.raises(ValueError, match="no 'top1_std' column"):
+        plotting.results_curves(CURVES, x_key="sessions", line_key="method", error="std")
+
+
 # ------------------------------------------------------------------ heatmap
 def test_encoding_heatmap_dict_and_array():
     fig = plotting.encoding_heatmap({"V1": {"conv1": 0.4, "fc7": 0.1}, "IT": {"fc7": 0.3}})

@@ -1,8 +1,9 @@
-"""``sklearn-brain study {decoding,encoding}``: argument parsing and dispatch.
+"""``sklearn-brain study {decoding,encoding,new-subject}``: argument parsing and dispatch.
 
 :mod:`sklearn_brain.cli` adds this parser (:func:`add_study_parser`) and calls
 :func:`run_study_command`; the studies themselves live in
-:mod:`sklearn_brain.study.decoding` and :mod:`sklearn_brain.study.encoding`.
+:mod:`sklearn_brain.study.decoding`, :mod:`sklearn_brain.study.encoding` and
+:mod:`sklearn_brain.study.new_subject`.
 """
 
 import argparse
@@ -15,15 +16,18 @@ from .._io import UnreadableFileError
 from .config import DEFAULT_TOML, PRESETS, ConfigError, dumps_toml, load_config, resolve_config
 
 DATASETS = {"decoding": ("simulator", "bold5000"),
-            "encoding": ("simulator", "algonauts2023", "nod")}
+            "encoding": ("simulator", "algonauts2023", "nod"),
+            "new-subject": ("simulator", "bold5000")}  # bold5000: refused with the reason
 
 
 def add_study_parser(subparsers):
-    """Add ``study decoding`` and ``study encoding`` to the ``sklearn-brain`` parser."""
+    """Add ``study decoding``, ``study encoding`` and ``study new-subject`` to the parser."""
     study = subparsers.add_parser(
-        "study", help="run a whole study (decoding or encoding) into an output folder",
+        "study", help="run a whole study (decoding, encoding or new-subject) into an output "
+                      "folder",
         description="Run study 1 (decoding CLIP embeddings from fMRI) or study 2 (AlexNet "
-                    "tuned with fMRI, voxelwise encoding) end to end: on the embedded "
+                    "tuned with fMRI, voxelwise encoding) or the new-subject study (a "
+                    "subject added to a fitted cross-subject network) end to end: on the embedded "
                     "simulator by default, on real data with --dataset and --data-dir. The "
                     "output folder gets the results table (CSV, JSON, text), the figure, the "
                     "resolved config and the provenance; rerunning resumes (finished models "
@@ -33,7 +37,12 @@ def add_study_parser(subparsers):
                                     "(linear vs contrastive, single vs cross-subject, "
                                     "augmentation), Top-1 / Top-5 / identification"),
                        ("encoding", "study 2: untuned vs regression- vs CL-tuned AlexNet, "
-                                    "voxelwise encoding r per ROI and layer")):
+                                    "voxelwise encoding r per ROI and layer"),
+                       ("new-subject", "a new subject from 1, 2, 4 and all of its sessions: "
+                                       "the cross-subject network fitted on the others, the "
+                                       "new subject's layer adapted, vs ridge, the network "
+                                       "from scratch and a linear alignment; Top-1 / Top-5 / "
+                                       "identification with paired intervals over seeds")):
         p = kinds.add_parser(name, help=text, description=text,
                              formatter_class=argparse.RawDescriptionHelpFormatter,
                              epilog="Every config field can be set with --set key=value; "
@@ -62,7 +71,7 @@ def add_study_parser(subparsers):
             p.add_argument("--caption-model", default=None,
                            help="features.caption_model: local GIT folder (text models on "
                                 "real data)")
-        else:
+        elif name == "encoding":
             p.add_argument("--alexnet-weights", default=None,
                            help="features.alexnet_weights: local torchvision AlexNet state "
                                 "dict ('none': random weights, for tests)")
@@ -144,8 +153,10 @@ def run_study_command(args, parser=None):
             return 0
         if name == "decoding":
             from .decoding import format_results, run_decoding_study as run
-        else:
+        elif name == "encoding":
             from .encoding import format_results, run_encoding_study as run
+        else:
+            from .new_subject import format_results, run_new_subject_study as run
         with stage_logging(args.quiet):
             summary = run(config, args.output, scheduler=args.scheduler,
                           figure=not args.no_figure, verbose=0 if args.quiet else 1)

@@ -189,7 +189,69 @@ alphas = [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0, 10000000.
 probe = true                 # downstream linear probe of classifier.5 on categories (simulator)
 """
 
-DEFAULT_TOML = {"decoding": DECODING_TOML, "encoding": ENCODING_TOML}
+NEW_SUBJECT_TOML = """\
+# sklearn-brain study new-subject -- default configuration (TOML).
+# Each subject in turn is the new one: a cross-subject network is fitted on the
+# others, then the new subject brings its first 1, 2, 4 ... and all its sessions.
+# Override a field with --set key=value, e.g. --set seeds=[0,1] --set sessions=[1,3]
+#
+# methods (rows of the results table):
+#   adapted  the network fitted on the other subjects, the new subject added
+#            (warm_start: its layer trained with the trunk frozen, then fine-tuned)
+#   ridge    RidgeDecoder on the new subject alone, alpha chosen for the test protocol
+#   scratch  the same network fitted on the new subject alone
+#   align    the new subject's voxels mapped by ridge onto a fitted subject's (on the
+#            stimuli both saw), then decoded by the fitted network as that subject
+methods = ["adapted", "ridge", "scratch", "align"]
+sessions = [1, 2, 4]         # session counts of the new subject; all its sessions are added
+seeds = [0, 1, 2, 3, 4]      # one simulated dataset (and network seed) per seed
+device = "cpu"               # "cpu", "cuda" or "auto" (CUDA when available)
+
+[data]
+dataset = "simulator"        # "simulator" only (real BOLD5000 is not supported yet)
+preset = "bold5000"          # make_bold5000_like preset: "bold5000" (BOLD5000's proportions:
+                             # 4 subjects, 15 sessions, CSI4 9; 113 test images x 4),
+                             # "default" or "tiny"
+n_voxels = 1000              # voxels simulated per subject (0 = the preset's; bold5000: 10000)
+n_train_stimuli = 0          # training stimuli simulated (0 = the preset's; bold5000: 4802)
+n_test_stimuli = 0           # test stimuli (0 = the preset's; bold5000: 113)
+image_dim = 0                # embedding width (0 = the preset's; bold5000: 768)
+n_sessions = 0               # sessions of the full subjects (0 = the preset's; bold5000: 15)
+data_poor_sessions = 0       # sessions of CSI4 (0 = the preset's; bold5000: 9)
+subjects = []                # the subjects held out in turn ([] = all: CSI1..CSI4)
+n_select = 300               # voxels kept per subject (EncodingVoxelSelector on its training
+                             # trials; the new subject's on the sessions it brings)
+
+[protocol]
+repeats = "averaged"         # "averaged" (the new subject's test repeats averaged, MindEye)
+                             # or "single-trial"; retrieval among all its test stimuli
+
+[ridge]                      # the ridge baseline and the alignment's mapping
+alphas = []                  # [] = RidgeDecoder's grid (logspace(-1, 7, 25))
+noise = "auto"               # noise source of the alpha criterion for averaged test repeats:
+                             # "training-repeats", "test-repeats" (the unlabelled test trials,
+                             # transductive) or "auto" (training repeats when the training
+                             # stimuli repeat, else test repeats: the bold5000 preset shows
+                             # every training image once)
+
+[network]                    # MultiSubjectContrastiveDecoder: fitted on the others, and scratch
+shared_dim = 64
+hidden_dims = [256]
+contrastive_weight = 0.5     # weight of InfoNCE (1 - contrastive_weight: MSE)
+lr = 3e-5
+batch_size = 256
+max_epochs = 12
+patience = 3
+
+[adapt]                      # the new subject added to the fitted network (warm_start=True)
+lr = 1e-3                    # learning rate of the new subject's layer (trunk frozen)
+adapt_epochs = 12            # epochs with the trunk frozen (early stopping as in fit)
+finetune_epochs = 2          # then epochs with the trunk unfrozen ...
+finetune_lr_factor = 0.1     # ... at lr * finetune_lr_factor
+"""
+
+DEFAULT_TOML = {"decoding": DECODING_TOML, "encoding": ENCODING_TOML,
+                "new-subject": NEW_SUBJECT_TOML}
 
 #: ``--preset`` overrides, applied over the defaults and under the user's file / --set
 PRESETS = {
@@ -215,6 +277,20 @@ PRESETS = {
             "tuning": {"max_epochs": 1, "batch_size": 32},
             "pretrain": {"n_images": 48, "max_epochs": 1, "batch_size": 24},
             "encoding": {"n_components": 10, "cv": 3, "probe": False},
+        },
+    },
+    "new-subject": {
+        "default": {},
+        "tiny": {  # seconds: the CI check of the whole study
+            "seeds": [0, 1],
+            "sessions": [1],
+            "data": {"n_voxels": 60, "n_train_stimuli": 400, "n_test_stimuli": 12,
+                     "image_dim": 16, "n_sessions": 3, "data_poor_sessions": 2,
+                     "subjects": ["CSI1", "CSI4"],
+                     "n_select": 30},
+            "network": {"shared_dim": 8, "hidden_dims": [16], "max_epochs": 2, "patience": 1,
+                        "batch_size": 64, "lr": 1e-3},
+            "adapt": {"adapt_epochs": 2, "finetune_epochs": 1},
         },
     },
 }
@@ -252,9 +328,9 @@ def decoding_model_spec(name, config=None):
 
 
 def default_config(study):
-    """The default configuration of ``study`` ("decoding" or "encoding") as a dict."""
+    """The default configuration of ``study`` ("decoding", "encoding", "new-subject") as a dict."""
     if study not in DEFAULT_TOML:
-        raise ConfigError(f"unknown study {study!r}; choose 'decoding' or 'encoding'.")
+        raise ConfigError(f"unknown study {study!r}; choose one of {list(DEFAULT_TOML)}.")
     return tomllib.loads(DEFAULT_TOML[study])
 
 
@@ -512,6 +588,45 @@ def _validate_encoding(c):
         raise ConfigError("network 'cl-tuned-pooled' needs data.n_subjects >= 2.")
 
 
+NEW_SUBJECT_METHODS = ("adapted", "ridge", "scratch", "align")
+
+
+def _validate_new_subject(c):
+    if c["data"]["dataset"] != "simulator":
+        raise ConfigError(
+            f"data.dataset {c['data']['dataset']!r}: the new-subject study runs on the "
+            "simulator only (\"simulator\"); real BOLD5000 sessions are not wired into it yet. "
+            "Drop --dataset, or run 'sklearn-brain study decoding --dataset bold5000'.")
+    methods = c["methods"]
+    unknown = [m for m in methods if m not in NEW_SUBJECT_METHODS]
+    if not methods or unknown or len(set(methods)) != len(methods):
+        raise ConfigError(f"config field 'methods' must name each of {list(NEW_SUBJECT_METHODS)} "
+                          f"at most once (at least one), got {methods}.")
+    if not c["sessions"] or any(n < 1 for n in c["sessions"]):
+        raise ConfigError("config field 'sessions' must list session counts >= 1 (all sessions "
+                          f"are always added), got {c['sessions']}.")
+    _choice(c["data"]["preset"], ("bold5000", "default", "tiny"), "data.preset")
+    _choice(c["protocol"]["repeats"], ("averaged", "single-trial"), "protocol.repeats")
+    _choice(c["ridge"]["noise"], ("auto", "training-repeats", "test-repeats"), "ridge.noise")
+    for key in ("n_voxels", "n_train_stimuli", "n_test_stimuli", "image_dim", "n_sessions",
+                "data_poor_sessions"):
+        if c["data"][key] < 0:
+            raise ConfigError(f"config field 'data.{key}' must be >= 0 (0: the preset's), "
+                              f"got {c['data'][key]}.")
+    if c["data"]["n_select"] < 1:
+        raise ConfigError("config field 'data.n_select' must be >= 1, "
+                          f"got {c['data']['n_select']}.")
+    a = c["network"]["contrastive_weight"]
+    if not 0 <= a <= 1:
+        raise ConfigError(f"config field 'network.contrastive_weight' must be in [0, 1], got {a}.")
+    for key in ("lr", "finetune_lr_factor"):
+        if c["adapt"][key] <= 0:
+            raise ConfigError(f"config field 'adapt.{key}' must be > 0, got {c['adapt'][key]}.")
+    for key in ("adapt_epochs", "finetune_epochs"):
+        if c["adapt"][key] < 0:
+            raise ConfigError(f"config field 'adapt.{key}' must be >= 0, got {c['adapt'][key]}.")
+
+
 def _validate(study, c):
     if not c["seeds"]:
         raise ConfigError("config field 'seeds' is empty; give at least one seed.")
@@ -520,7 +635,8 @@ def _validate(study, c):
     if c["device"] not in ("cpu", "auto") and not c["device"].startswith("cuda"):
         raise ConfigError(f"config field 'device' must be 'cpu', 'cuda', 'cuda:N' or 'auto', "
                           f"got {c['device']!r}.")
-    (_validate_decoding if study == "decoding" else _validate_encoding)(c)
+    {"decoding": _validate_decoding, "encoding": _validate_encoding,
+     "new-subject": _validate_new_subject}[study](c)
 
 
 def parse_override(text):
@@ -570,7 +686,7 @@ def resolve_config(study, *, preset="default", user=None, overrides=()):
 
     Parameters
     ----------
-    study : {"decoding", "encoding"}
+    study : {"decoding", "encoding", "new-subject"}
     preset : {"default", "tiny"}, default="default"
     user : dict or None
         Parsed config file.
