@@ -251,7 +251,8 @@ def _check_encoding_arrays(X, Y):
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
                           n_components=None, fit_intercept=True, device="cpu",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
-                          groups=None, pca_solver="exact", random_state=None):
+                          groups=None, pca_solver="exact", random_state=None,
+                          shared_gram="auto"):
     """Cross-validated Pearson r of every voxel, layer and alpha.
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
@@ -302,6 +303,11 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         which needs ``n_components``; narrower layers stay exact.
     random_state : int, RandomState or None, default=None
         Seed of the randomized solver.
+    shared_gram : {"auto", True, False}, default="auto"
+        Read every fold of a layer from one Gram matrix of the layer:
+        ``"auto"`` where the cost model says it is cheaper (on the CPU),
+        ``True`` for every layer (on the CPU), ``False`` never (one
+        decomposition per fold and layer, the path of a GPU).
 
     Returns
     -------
@@ -335,7 +341,11 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     train_sizes = [len(train) for train, _ in folds]
     on_cpu = resolve_device(device).type == "cpu"
     names, sls = list(slices), list(slices.values())
-    gram = [on_cpu and _gram_is_cheaper(len(X), train_sizes, sl.stop - sl.start) for sl in sls]
+    if shared_gram not in ("auto", True, False):
+        raise ValueError(f"shared_gram must be 'auto', True or False, got {shared_gram!r}.")
+    gram = [on_cpu and shared_gram is not False and (
+        shared_gram is True or _gram_is_cheaper(len(X), train_sizes, sl.stop - sl.start))
+        for sl in sls]
     seeds = check_random_state(random_state).randint(2**31 - 1, size=len(sls))
     # one task per layer (wide layers: one Gram matrix serves every fold) or per
     # fold and layer, through joblib: serial by default, spread over processes

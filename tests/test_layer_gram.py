@@ -108,9 +108,15 @@ def test_shared_gram_scores_equal_the_per_fold_path(layers, k, dtype, atol):
     from sklearn.model_selection import GroupKFold
 
     folds = list(GroupKFold(4).split(X, groups=ids))
-    for li, sl in enumerate(slices.values()):
-        ref = _per_fold_scores(X, Y, sl, folds, k, dtype)
-        np.testing.assert_allclose(res.scores[li], ref, atol=atol)
+    ref = np.stack([_per_fold_scores(X, Y, sl, folds, k, dtype) for sl in slices.values()])
+    np.testing.assert_allclose(res.scores, ref, atol=atol)
+    # forced either way: the narrow layer through the Gram matrix too, or neither
+    kw = dict(alphas=ALPHAS, cv=4, stimulus_ids=ids, n_components=k, dtype=dtype)
+    forced = encoding_layer_scores(X, Y, slices, shared_gram=True, **kw)
+    never = encoding_layer_scores(X, Y, slices, shared_gram=False, **kw)
+    assert forced.gram_layers == ["wide", "narrow"] and never.gram_layers == []
+    np.testing.assert_allclose(forced.scores, ref, atol=atol)
+    np.testing.assert_allclose(never.scores, ref, atol=atol)
 
 
 def test_simulator_selects_the_same_layers_and_alphas():
@@ -179,3 +185,5 @@ def test_bad_solver_arguments(layers):
         encoding_layer_scores(X, Y, slices, pca_solver="arpack")
     with pytest.raises(ValueError, match="pass n_components"):
         encoding_layer_scores(X, Y, slices, pca_solver="randomized")
+    with pytest.raises(ValueError, match="shared_gram must be 'auto', True or False"):
+        encoding_layer_scores(X, Y, slices, shared_gram="yes")
