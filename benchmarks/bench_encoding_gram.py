@@ -19,7 +19,9 @@ held-out r of every vertex) are timed three ways in the same process:
 
 Per layer: time, ``x floor`` (the floor: one float32 product ``X X^T`` of
 the layer, torch, the one product the task cannot avoid, plus one product
-of the training scores with the training vertices per fold) and the peak
+of the training scores with the training vertices per fold), ``x ZtY``
+(against the second part alone, the floor of ``bench_wholebrain.py --parts
+encode-tasks``) and the peak
 increase of anonymous memory over the input, in multiples of ``Y``'s size.
 The randomized path's accuracy: the largest and the 99th percentile of the
 per-vertex held-out r difference against the exact path (at each vertex's
@@ -59,16 +61,20 @@ def _timed(fn):
     return seconds, mem.anon, out
 
 
-def _floor(X, Y, folds, k):
+def _floors(X, Y, folds, k):
+    """Seconds of the layer's float32 ``X X^T`` and of one ``Z^T Y_train`` product per fold."""
     import torch
 
     Xt = torch.from_numpy(X)
     Yt = torch.from_numpy(Y)
     t = time.perf_counter()
     Xt @ Xt.T
-    for train, _ in folds:
-        torch.randn(len(train), k).T @ Yt[train]
-    return time.perf_counter() - t
+    gram = time.perf_counter() - t
+    Z = [torch.randn(len(train), k) for train, _ in folds]
+    t = time.perf_counter()
+    for z, (train, _) in zip(Z, folds):
+        z.T @ Yt[train]
+    return gram, time.perf_counter() - t
 
 
 def _peer(X, Y, folds, k):
@@ -85,6 +91,25 @@ def _peer(X, Y, folds, k):
             pred = Ridge(alpha=alpha).fit(Ztr, Y[train]).predict(Zte)
             out[a] += voxel_correlations(Y[test], pred) / len(folds)
     return out
+
+
+HEADER = (f"{'layer':13} {'width':>7} {'method':26} {'time (s)':>9} {'x floor':>8} "
+          f"{'x ZtY':>7} {'anon/Y':>7}  notes")
+
+
+def _print_row(r):
+    notes = []
+    if "max_abs_r_diff_vs_before" in r:
+        notes.append(f"|r - before| <= {r['max_abs_r_diff_vs_before']:.1e}")
+    if "max_abs_r_diff_vs_exact" in r:
+        notes.append(f"|best r - exact| max {r['max_abs_r_diff_vs_exact']:.1e}, "
+                     f"p99 {r['p99_abs_r_diff_vs_exact']:.1e}; "
+                     f"same alpha {100 * r['best_alpha_agreement']:.1f}%")
+    if r["method"] in ("after", "randomized") and not r["gram"]:
+        notes.append("per-fold path (narrow layer)")
+    print(f"{r['layer']:13} {r['width']:7d} {r['method']:26} {r['seconds']:9.2f} "
+          f"{r['x_floor']:8.2f} {r['x_zy_floor']:7.1f} {r['anon_over_Y']:7.3f}  "
+          f"{'; '.join(notes)}", flush=True)
 
 
 def main(argv=None):
@@ -123,7 +148,8 @@ def main(argv=None):
         X += rng.standard_normal((n, w), dtype=np.float32)
         np.maximum(X, 0, out=X)
         k = min(args.n_components, int(0.8 * n) - 1, w)
-        floor = _floor(X, Y, folds, k)
+        gram_floor, zy_floor = _floors(X, Y, folds, k)
+        floor = gram_floor + zy_floor
         kw = dict(alphas=ALPHAS, cv=folds, n_components=k)
         res = {}
         for method in ("before", "after", "randomized"):
@@ -132,13 +158,16 @@ def main(argv=None):
             seconds, anon, out = _timed(lambda: encoding_layer_scores(X, Y, **kw, **extra))
             res[method] = out
             rows.append({"layer": name, "width": w, "method": method, "seconds": seconds,
-                         "x_floor": seconds / floor, "anon_over_Y": anon / y_bytes,
-                         "gram": bool(out.gram_layers)})
+                         "x_floor": seconds / floor, "x_zy_floor": seconds / zy_floor,
+                         "anon_over_Y": anon / y_bytes, "gram": bool(out.gram_layers)})
+            _print_row(rows[-1])
         if not args.skip_peer:
             seconds, anon, _ = _timed(lambda: _peer(X, Y, folds, k))
             rows.append({"layer": name, "width": w, "method": "peer: sklearn PCA + Ridge",
                          "seconds": seconds, "x_floor": seconds / floor,
-                         "anon_over_Y": anon / y_bytes, "gram": False})
+                         "x_zy_floor": seconds / zy_floor, "anon_over_Y": anon / y_bytes,
+                         "gram": False})
+            _print_row(rows[-1])
         at = {r["method"]: r for r in rows if r["layer"] == name}
         at["after"]["max_abs_r_diff_vs_before"] = float(
             np.abs(res["after"].scores - res["before"].scores).max())
@@ -168,22 +197,10 @@ def main(argv=None):
     print(f"{os.cpu_count()} cores, torch threads {torch.get_num_threads()}, no GPU; "
           f"{n} images x {v} vertices, PCA {args.n_components}, 5 folds, 9 alphas, "
           f"widths x{args.width_scale:g}; anon/Y: peak anonymous memory over the input / Y")
-    header = (f"{'layer':13} {'width':>7} {'method':26} {'time (s)':>9} {'x floor':>8} "
-              f"{'anon/Y':>7}  notes")
-    print(header)
-    print("-" * len(header))
+    print(HEADER)
+    print("-" * len(HEADER))
     for r in rows:
-        notes = []
-        if "max_abs_r_diff_vs_before" in r:
-            notes.append(f"|r - before| <= {r['max_abs_r_diff_vs_before']:.1e}")
-        if "max_abs_r_diff_vs_exact" in r:
-            notes.append(f"|best r - exact| max {r['max_abs_r_diff_vs_exact']:.1e}, "
-                         f"p99 {r['p99_abs_r_diff_vs_exact']:.1e}; "
-                         f"same alpha {100 * r['best_alpha_agreement']:.1f}%")
-        if r["method"] in ("after", "randomized") and not r["gram"]:
-            notes.append("per-fold path (narrow layer)")
-        print(f"{r['layer']:13} {r['width']:7d} {r['method']:26} {r['seconds']:9.2f} "
-              f"{r['x_floor']:8.2f} {r['anon_over_Y']:7.3f}  {'; '.join(notes)}")
+        _print_row(r)
     for key, val in info.items():
         print(f"{key}: {val}")
     out = {"machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
