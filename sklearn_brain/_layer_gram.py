@@ -108,6 +108,8 @@ def top_eigh(K, k):
     """
     m = K.shape[0]
     if k is not None and 4 * k <= m:
+        if K.flags.c_contiguous:  # its transpose, Fortran-ordered: LAPACK works in place
+            K = K.T
         return scipy.linalg.eigh(K, subset_by_index=[m - k, m - 1], driver="evr",
                                  overwrite_a=True, check_finite=False)
     return np.linalg.eigh(K)
