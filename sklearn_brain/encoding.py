@@ -56,12 +56,13 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, TransformerMixin
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype
 from ._fingerprints import find_near_duplicates, image_fingerprints, perceptual_hashes
+from ._layer_gram import gram_dtype, gram_fold_factors, layer_gram
 from ._parallel import Parallel, delayed, open_array, share_array
 from .ridge import (
     fold_scores,
@@ -146,6 +147,26 @@ def _layer_factors(X, k, *, fit_intercept, device, dtype, overwrite_x=False):
     """
     return ridge_factorize(X, fit_intercept=fit_intercept, device=device, dtype=dtype,
                            n_components=k, overwrite_x=overwrite_x)
+
+
+def _eigh_cost(m):
+    """Rough cost of a symmetric eigendecomposition of size ``m``, in multiply-adds."""
+    return 3.0 * m ** 3
+
+
+def _gram_is_cheaper(n_samples, train_sizes, width):
+    """Whether one Gram matrix of all rows beats one decomposition per fold for a layer.
+
+    Shared Gram: ``n^2 width / 2`` (a symmetric product) once, then an
+    ``n_train``-sized eigendecomposition per fold.  Per fold: the smaller
+    Gram matrix of the training rows (``n_train width min(n_train, width)``)
+    and its eigendecomposition.  Wide layers (the dual case) always take the
+    shared Gram matrix; narrow ones keep their small ``width x width`` one.
+    """
+    shared = n_samples ** 2 * width / 2 + sum(_eigh_cost(nt) for nt in train_sizes)
+    per_fold = sum(nt * width * min(nt, width) + _eigh_cost(min(nt, width))
+                   for nt in train_sizes)
+    return shared < per_fold
 
 
 _RECORD_KEYS = ("stimulus_ids", "image_fingerprints")
@@ -329,15 +350,24 @@ def _check_encoding_arrays(X, Y):
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
                           n_components=None, fit_intercept=True, device="cpu",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
-                          images=None, groups=None):
+                          images=None, groups=None, pca_solver="exact", random_state=None,
+                          shared_gram="auto"):
     """Cross-validated Pearson r of every voxel, layer and alpha.
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
-    the training fold only; the training design is decomposed once
-    (:func:`~sklearn_brain.ridge.ridge_factorize`) and the validation
-    predictions of all alphas follow from that one decomposition
+    the training fold only; the training design is decomposed once and the
+    validation predictions of all alphas follow from that one decomposition
     (``X_val V diag(s / (s^2 + alpha)) U^T Y``).  Scores are averaged over
     folds.
+
+    A layer wider than its training folds (on the CPU, where the cost model
+    says it is cheaper) is read once: the Gram matrix of all its rows is
+    formed once and every fold's exact PCA comes from its double-centred
+    blocks (linear-kernel PCA, :mod:`sklearn_brain._layer_gram`), so the
+    product that dominates is paid once per layer instead of once per fold.
+    Narrower layers are decomposed fold by fold
+    (:func:`~sklearn_brain.ridge.ridge_factorize`).  Both give the same
+    numbers to rounding.
 
     Parameters
     ----------
@@ -371,6 +401,18 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         does).
     groups : array-like of shape (n_samples,), default=None
         Deprecated name of ``stimulus_ids`` (FutureWarning).
+    pca_solver : {"exact", "randomized"}, default="exact"
+        ``"randomized"``: the eigendecompositions of the layers read through
+        the shared Gram matrix are approximated by a randomized range finder
+        with power iterations (as sklearn's ``PCA(svd_solver="randomized")``),
+        which needs ``n_components``; narrower layers stay exact.
+    random_state : int, RandomState or None, default=None
+        Seed of the randomized solver.
+    shared_gram : {"auto", True, False}, default="auto"
+        Read every fold of a layer from one Gram matrix of the layer:
+        ``"auto"`` where the cost model says it is cheaper (on the CPU),
+        ``True`` for every layer (on the CPU), ``False`` never (one
+        decomposition per fold and layer, the path of a GPU).
 
     Returns
     -------
@@ -378,8 +420,10 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         ``scores`` ndarray (n_layers, n_alphas, n_voxels) mean validation
         r (NaN-valued folds count as 0), ``layers`` list of names,
         ``alphas``, ``n_folds``, ``n_factorizations`` (number of ridge
-        decompositions computed: n_layers x n_folds).  A dict whose keys are
-        also attributes: ``result["scores"]`` and ``result.scores``.
+        decompositions computed: n_layers x n_folds), ``gram_layers`` (the
+        layers whose folds were read from one shared Gram matrix).  A dict
+        whose keys are also attributes: ``result["scores"]`` and
+        ``result.scores``.
     """
     X = as_float(X, name="X")
     Y = as_float(Y, name="Y")
@@ -394,23 +438,70 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
                          allow_tuning_overlap=allow_tuning_overlap)
     if ids is None:
         ids = infer_stimulus_ids(X)
+    if pca_solver not in ("exact", "randomized"):
+        raise ValueError(f"pca_solver must be 'exact' or 'randomized', got {pca_solver!r}.")
+    if pca_solver == "randomized" and n_components is None:
+        raise ValueError("pca_solver='randomized' approximates the leading n_components "
+                         "eigenpairs: pass n_components (e.g. 1000), or use pca_solver='exact'.")
     folds = _resolve_splits(cv, len(X), ids)
-    # one task per fold and layer through joblib: serial by default, spread
-    # over processes or a Dask cluster by the caller's joblib.parallel_config;
-    # memory-mapped X / Y travel as file references, never as copies
+    train_sizes = [len(train) for train, _ in folds]
+    on_cpu = resolve_device(device).type == "cpu"
+    names, sls = list(slices), list(slices.values())
+    if shared_gram not in ("auto", True, False):
+        raise ValueError(f"shared_gram must be 'auto', True or False, got {shared_gram!r}.")
+    gram = [on_cpu and shared_gram is not False and (
+        shared_gram is True or _gram_is_cheaper(len(X), train_sizes, sl.stop - sl.start))
+        for sl in sls]
+    seeds = check_random_state(random_state).randint(2**31 - 1, size=len(sls))
+    # one task per layer (wide layers: one Gram matrix serves every fold) or per
+    # fold and layer, through joblib: serial by default, spread over processes
+    # or a Dask cluster by the caller's joblib.parallel_config; memory-mapped
+    # X / Y travel as file references, never as copies
     Xs, Ys = share_array(X), share_array(Y)
-    tasks = [(fi, li) for fi in range(len(folds)) for li in range(len(slices))]
+    tasks = [(None, li) for li in range(len(sls)) if gram[li]]
+    tasks += [(fi, li) for fi in range(len(folds)) for li in range(len(sls)) if not gram[li]]
     parts = Parallel(batch_size=1)(
+        delayed(_layer_gram_scores)(
+            Xs, Ys, folds, sls[li], alphas, n_components, fit_intercept=fit_intercept,
+            dtype=dtype, pca_solver=pca_solver, random_state=int(seeds[li]))
+        if fi is None else
         delayed(_fold_layer_scores)(
-            Xs, Ys, folds[fi][0], folds[fi][1], list(slices.values())[li], alphas,
+            Xs, Ys, folds[fi][0], folds[fi][1], sls[li], alphas,
             n_components, fit_intercept=fit_intercept, device=device, dtype=dtype)
         for fi, li in tasks
     )
     scores = np.zeros((len(slices), len(alphas), Y.shape[1]))
     for (fi, li), part in zip(tasks, parts):
-        scores[li] += part / len(folds)
-    return Bunch(scores=scores, layers=list(slices), alphas=alphas, n_folds=len(folds),
-                 n_factorizations=len(tasks))
+        scores[li] += part if fi is None else part / len(folds)
+    return Bunch(scores=scores, layers=names, alphas=alphas, n_folds=len(folds),
+                 n_factorizations=len(sls) * len(folds),
+                 gram_layers=[n for n, g in zip(names, gram) if g])
+
+
+def _layer_gram_scores(X, Y, folds, sl, alphas, n_components, *, fit_intercept, dtype,
+                       pca_solver="exact", random_state=None, chunk_size=None):
+    """Mean validation r (n_alphas, n_voxels) of one layer over the folds, from one Gram matrix.
+
+    The layer's columns are read once (:func:`~sklearn_brain._layer_gram.layer_gram`);
+    each fold's PCA + ridge factors and held-out scores come from the blocks
+    of that matrix, and the voxels are streamed in chunks as in
+    :func:`_fold_layer_scores`.  NaN-valued validation r count as 0.
+    """
+    X, Y = open_array(X), open_array(Y)
+    wdtype = resolve_dtype(dtype)
+    width = sl.stop - sl.start
+    G = layer_gram(X, sl, fit_intercept=fit_intercept,
+                   dtype=gram_dtype(X.shape[0], width, wdtype))
+    rng = np.random.RandomState(random_state)
+    out = np.zeros((len(alphas), Y.shape[1]))
+    for train, test in folds:
+        k = _n_comp(n_components, len(train), width)
+        factors, scores_test = gram_fold_factors(
+            G, train, test, k, width=width, fit_intercept=fit_intercept, dtype=wdtype,
+            solver=pca_solver, random_state=rng)
+        r = fold_scores(factors, scores_test, Y, train, test, alphas, chunk_size=chunk_size)
+        out += np.nan_to_num(r, nan=0.0) / len(folds)
+    return out
 
 
 def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_intercept, device,
