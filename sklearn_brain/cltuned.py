@@ -35,7 +35,7 @@ fine-tuning images themselves.
 
 The maths (InfoNCE, image preparation) lives in private functions; the
 estimator only validates, wires and stores.  The InfoNCE bound on mutual
-information lives in :mod:`sklearn_brain.metrics` (re-exported here).
+information lives in :mod:`sklearn_brain.metrics`.
 """
 
 import hashlib
@@ -60,11 +60,10 @@ from ._validation import (
 from .losses import info_nce_loss, positives_from_ids
 from .nn._base import NeuralEstimator
 from .nn._modules import CLAlexNetModule, ImageClassifierModule
-from .metrics import info_nce_mi_lower_bound  # noqa: F401 (re-exported; its home is .metrics)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLTunedAlexNet", "info_nce_mi_lower_bound", "pretrain_alexnet"]
+__all__ = ["CLTunedAlexNet", "pretrain_alexnet"]
 
 _OBJECTIVES = ("contrastive", "regression")
 

@@ -45,7 +45,6 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
 
 from . import metrics as _metrics
-from .metrics import make_subject_scorer  # noqa: F401 (re-exported; its home is .metrics)
 from .metrics._scorers import per_subject_score
 from .ridge import ridge
 from ._subjects import (
@@ -80,7 +79,7 @@ from .losses import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiSubjectContrastiveDecoder", "MultiSubjectNet", "make_subject_scorer"]
+__all__ = ["MultiSubjectContrastiveDecoder", "MultiSubjectNet"]
 
 _ACTIVATIONS = ACTIVATIONS
 

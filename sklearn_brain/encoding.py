@@ -12,8 +12,9 @@ composable pieces:
   a layer per ROI (or per voxel) from those scores, refits, and predicts;
 * :class:`LayerPCA`: per-layer PCA as a transformer (fitted in ``fit``, so it
   stays inside the folds of any cross-validation);
-* :func:`noise_ceiling` and :func:`normalized_r`: explainable variance from
-  repeated presentations; :func:`roi_summary`;
+* :func:`roi_summary` (the explainable variance from repeated presentations,
+  :func:`~sklearn_brain.metrics.noise_ceiling` and
+  :func:`~sklearn_brain.metrics.normalized_r`, lives in :mod:`sklearn_brain.metrics`);
 * :func:`linear_probe_score`: the downstream linear-probe classification.
 
 Study 2's leak is an error by default: the images used to *tune* a network
@@ -77,7 +78,7 @@ from ._validation import (
     check_stimulus_ids,
     infer_stimulus_ids,
 )
-from .metrics import noise_ceiling, normalized_r, voxel_correlations  # re-exported
+from .metrics import voxel_correlations
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +91,8 @@ __all__ = [
     "find_near_duplicates",
     "image_fingerprints",
     "linear_probe_score",
-    "noise_ceiling",
-    "normalized_r",
     "perceptual_hashes",
     "roi_summary",
-    "voxel_correlations",
 ]
 
 

@@ -46,15 +46,17 @@ from sklearn_brain import (
     VoxelwiseEncoder,
 )
 from sklearn_brain.cli import main as cli_main
-from sklearn_brain.contrastive import make_subject_scorer
 from sklearn_brain.datasets import make_bold5000_like
-from sklearn_brain.encoding import encoding_layer_scores, noise_ceiling, voxel_correlations
+from sklearn_brain.encoding import encoding_layer_scores
 from sklearn_brain.featurizers import AlexNetFeaturizer
 from sklearn_brain.metrics import (
     average_repeats,
     bootstrap_ci,
     identification_accuracy,
+    make_subject_scorer,
+    noise_ceiling,
     top_k_accuracy,
+    voxel_correlations,
 )
 
 

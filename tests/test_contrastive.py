@@ -11,8 +11,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain.ridge import ridge
-from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
-from sklearn_brain.metrics import top_k_accuracy
+from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder
+from sklearn_brain.metrics import make_subject_scorer, top_k_accuracy
 
 N_VOXELS = {"s1": 30, "s2": 24, "s3": 18}
 

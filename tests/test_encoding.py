@@ -18,11 +18,9 @@ from sklearn_brain.encoding import (
     check_tuning_overlap,
     encoding_layer_scores,
     linear_probe_score,
-    noise_ceiling,
-    normalized_r,
     roi_summary,
-    voxel_correlations,
 )
+from sklearn_brain.metrics import noise_ceiling, normalized_r, voxel_correlations
 
 ALPHAS = np.logspace(-1, 3, 5)
 

@@ -816,7 +816,7 @@ def test_corrupt_cache_entry_is_recomputed_never_loaded(corrupt, tmp_path):
 def _search(n_jobs):
     from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 
-    from sklearn_brain.contrastive import make_subject_scorer
+    from sklearn_brain.metrics import make_subject_scorer
 
     return RandomizedSearchCV(
         MultiSubjectContrastiveDecoder(shared_dim=8, hidden_dims=(8,), max_epochs=15,

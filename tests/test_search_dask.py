@@ -6,7 +6,7 @@ import sklearn
 from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 
 from sklearn_brain import MultiSubjectContrastiveDecoder
-from sklearn_brain.contrastive import make_subject_scorer
+from sklearn_brain.metrics import make_subject_scorer
 
 
 def _data(seed=0, n_stim=40):
