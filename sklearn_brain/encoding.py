@@ -285,20 +285,6 @@ def _check_sample_images(images, n_samples):
     return images
 
 
-def _deprecated_groups(stimulus_ids, groups, where):
-    """``groups`` is the old name of ``stimulus_ids``: FutureWarning, then use it."""
-    if groups is None:
-        return stimulus_ids
-    if stimulus_ids is not None:
-        raise ValueError(f"{where}: pass stimulus_ids only (groups is its deprecated name).")
-    warnings.warn(
-        f"{where}: 'groups' was renamed 'stimulus_ids' (the name used everywhere in "
-        "sklearn_brain); 'groups' will be removed in a future release.",
-        FutureWarning, stacklevel=3,
-    )
-    return groups
-
-
 def _resolve_splits(cv, n_samples, groups):
     if groups is not None:  # any hashable ids, mixed types too (codes from one factorizer)
         groups = check_stimulus_ids(groups, n_samples)
@@ -327,7 +313,7 @@ def _check_encoding_arrays(X, Y):
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
                           n_components=None, fit_intercept=True, device="cpu",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
-                          images=None, groups=None):
+                          images=None):
     """Cross-validated Pearson r of every voxel, layer and alpha.
 
     For each fold and layer: the layer's PCA (``n_components``) is fitted on
@@ -367,8 +353,6 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         The image of each sample, compared by content with the tuning
         images' fingerprints (ids of two numberings never match; content
         does).
-    groups : array-like of shape (n_samples,), default=None
-        Deprecated name of ``stimulus_ids`` (FutureWarning).
 
     Returns
     -------
@@ -386,7 +370,6 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     _check_encoding_arrays(X, Y)
     alphas = check_alphas(alphas)
     slices = _normalize_slices(layer_slices, X.shape[1])
-    stimulus_ids = _deprecated_groups(stimulus_ids, groups, "encoding_layer_scores")
     ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X), name="stimulus_ids")
     check_tuning_overlap(tuned_stimuli, ids, images=_check_sample_images(images, len(X)),
                          allow_tuning_overlap=allow_tuning_overlap)
@@ -715,7 +698,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     __metadata_request__fit = {"stimulus_ids": True, "images": True}
 
-    def fit(self, X, y, stimulus_ids=None, groups=None, images=None):
+    def fit(self, X, y, stimulus_ids=None, images=None):
         """Search alphas and layers by K-fold CV, then refit on all samples.
 
         Parameters
@@ -727,8 +710,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Stimulus ids: repeats of a stimulus stay in one fold; ``None``:
             identical rows of ``X`` are one stimulus.  Checked against
             ``tuned_stimuli``.
-        groups : array-like of shape (n_samples,), default=None
-            Deprecated name of ``stimulus_ids`` (FutureWarning).
         images : array-like of shape (n_samples, height, width, 3), default=None
             The image shown in each sample, compared by content with the
             tuning images of ``tuned_stimuli`` (exact and near-duplicate
@@ -750,7 +731,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.n_components, numbers.Integral) or self.n_components < 1):
             raise ValueError(f"n_components must be a positive int or None, got {self.n_components!r}.")
         rois = _check_rois(self.rois, Y2.shape[1])
-        stimulus_ids = _deprecated_groups(stimulus_ids, groups, "VoxelwiseEncoder.fit")
         res = encoding_layer_scores(
             X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,
             n_components=self.n_components, fit_intercept=self.fit_intercept,
