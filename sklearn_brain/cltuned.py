@@ -51,7 +51,8 @@ from ._backend import resolve_device, seeded
 from ._fingerprints import MAX_HAMMING, MIN_SIMILARITY, find_near_duplicates, image_fingerprints
 from ._subjects import fit_subjects, subject_codes, subject_columns
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
-from .featurizers._base import ListDataset, as_image_items, iter_batches, load_image
+from .featurizers._batching import iter_batches
+from .featurizers._inputs import as_image_items, ListDataset, load_image
 from ._validation import (
     check_ids,
     check_stimulus_ids,

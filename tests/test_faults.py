@@ -224,7 +224,7 @@ def test_hub_offline_is_detected_in_under_5_seconds(env_name, tmp_path, silent_s
 
 
 def test_torchvision_weights_offline_is_detected_in_under_5_seconds(tmp_path):
-    from sklearn_brain.featurizers._base import offline_reason
+    from sklearn_brain.featurizers._weights import offline_reason
 
     if offline_reason("https://download.pytorch.org", hf=False) is None:
         pytest.skip("download.pytorch.org is reachable: AlexNet weights would be downloaded")
@@ -234,7 +234,7 @@ def test_torchvision_weights_offline_is_detected_in_under_5_seconds(tmp_path):
 
 
 def test_probe_of_a_silent_server_is_bounded(silent_server):
-    from sklearn_brain.featurizers._base import _probe
+    from sklearn_brain.featurizers._weights import _probe
 
     t = time.perf_counter()
     reason = _probe(silent_server, timeout=1.0)
