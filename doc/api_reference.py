@@ -9,9 +9,7 @@ A new public module is picked up automatically, so the reference cannot miss
 one; ``SECTIONS`` only fixes the order and the titles.  A sub-package's private
 modules are not sections: their public names are documented under the
 sub-package that re-exports them (``sklearn_brain.metrics`` re-exports
-``metrics._retrieval``, ``._encoding``, ``._information`` and ``._scorers``), and the
-older modules that still re-export a moved name (e.g. ``sklearn_brain.encoding.
-voxel_correlations``) do not document it twice.
+``metrics._retrieval``, ``._encoding``, ``._information`` and ``._scorers``).
 """
 
 import importlib

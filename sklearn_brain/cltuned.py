@@ -35,7 +35,7 @@ fine-tuning images themselves.
 
 The maths (InfoNCE, image preparation) lives in private functions; the
 estimator only validates, wires and stores.  The InfoNCE bound on mutual
-information lives in :mod:`sklearn_brain.metrics` (re-exported here).
+information lives in :mod:`sklearn_brain.metrics`.
 """
 
 import hashlib
@@ -51,7 +51,8 @@ from ._backend import resolve_device, seeded
 from ._fingerprints import MAX_HAMMING, MIN_SIMILARITY, find_near_duplicates, image_fingerprints
 from ._subjects import fit_subjects, subject_codes, subject_columns
 from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_layers
-from .featurizers._base import ListDataset, as_image_items, iter_batches, load_image
+from .featurizers._batching import iter_batches
+from .featurizers._inputs import as_image_items, ListDataset, load_image
 from ._validation import (
     check_ids,
     check_stimulus_ids,
@@ -60,11 +61,10 @@ from ._validation import (
 from .losses import info_nce_loss, positives_from_ids
 from .nn._base import NeuralEstimator
 from .nn._modules import CLAlexNetModule, ImageClassifierModule
-from .metrics import info_nce_mi_lower_bound  # noqa: F401 (re-exported; its home is .metrics)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLTunedAlexNet", "info_nce_mi_lower_bound", "pretrain_alexnet"]
+__all__ = ["CLTunedAlexNet", "pretrain_alexnet"]
 
 _OBJECTIVES = ("contrastive", "regression")
 

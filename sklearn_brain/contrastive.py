@@ -29,7 +29,6 @@ ragged array.
 import logging
 import numbers
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -40,12 +39,11 @@ from skorch.utils import to_tensor
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GroupShuffleSplit
-from sklearn.utils._param_validation import Hidden, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
 
 from . import metrics as _metrics
-from .metrics import make_subject_scorer  # noqa: F401 (re-exported; its home is .metrics)
 from .metrics._scorers import per_subject_score
 from .ridge import ridge
 from ._subjects import (
@@ -80,7 +78,7 @@ from .losses import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MultiSubjectContrastiveDecoder", "MultiSubjectNet", "make_subject_scorer"]
+__all__ = ["MultiSubjectContrastiveDecoder", "MultiSubjectNet"]
 
 _ACTIVATIONS = ACTIVATIONS
 
@@ -276,9 +274,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
         0: silent; 1: the epoch table; 2: also a progress bar.
-    alpha : float in [0, 1]
-        Deprecated name of ``contrastive_weight`` (a :class:`FutureWarning`
-        in ``fit``; it will be removed in a future release).
     **kwargs
         Other skorch :class:`~skorch.NeuralNet` parameters (``callbacks``,
         ``module__*``, ``criterion__*``, ``optimizer__*``...), among them
@@ -388,8 +383,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "residual": ["boolean"],
         "contrastive_weight": [Interval(numbers.Real, 0, 1, closed="both")],
-        "alpha": [Interval(numbers.Real, 0, 1, closed="both"),
-                  Hidden(StrOptions({"deprecated"}))],
         "contrastive": [StrOptions(set(CONTRASTIVE_LOSSES))],
         "regression": [StrOptions(set(REGRESSION_LOSSES))],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -435,7 +428,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                  refit=True, checkpoint_dir=None, on_existing_checkpoint="error",
                  extra_callbacks=None, adapt_epochs=None, finetune_epochs=0,
                  finetune_lr_factor=0.1, on_fitted_subject="error", device="cpu",
-                 dtype="float32", random_state=None, verbose=0, alpha="deprecated", **kwargs):
+                 dtype="float32", random_state=None, verbose=0, **kwargs):
         # skorch's own parameters (module, criterion, iterators, ...) travel in
         # kwargs (clone passes them back); the module and criterion are built
         # from the data in initialize_module / initialize_criterion
@@ -481,7 +474,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         self.on_fitted_subject = on_fitted_subject
         self.dtype = dtype
         self.random_state = random_state
-        self.alpha = alpha
 
     # ------------------------------------------------------------------ params
     @property
@@ -538,16 +530,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             cbs.append(("checkpoint_last", AtomicCheckpoint(
                 monitor=None, dirname=dirname, fn_prefix="last_", sink=logger.info)))
         return cbs
-
-    def _contrastive_weight_param(self):
-        """(weight, parameter name): ``contrastive_weight``, or the deprecated ``alpha``."""
-        if isinstance(self.alpha, str) and self.alpha == "deprecated":
-            return self.contrastive_weight, "contrastive_weight"
-        warnings.warn(
-            f"{type(self).__name__}(alpha=...) is deprecated: the contrastive term's weight is "
-            "now contrastive_weight= (alpha is used this time); alpha will be removed in a "
-            "future release.", FutureWarning, stacklevel=3)
-        return self.alpha, "alpha"
 
     def _initial_valid_score(self, X, y):
         """Validation top-1 of the untrained network (EarlyStoppingFromInit's epoch 0)."""
@@ -1072,17 +1054,19 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
 
     def _check_contrastive_data(self, Y, stimulus):
         """The contrastive weight; an error if the contrastive term has no negatives."""
-        weight, name = self._contrastive_weight_param()
+        weight = self.contrastive_weight
         if weight > 0 and Y.shape[1] >= 2:
             # the contrastive term needs negatives: other stimuli in the batch
             if self.batch_size < 2:
                 raise ValueError(
                     f"batch_size={self.batch_size} leaves no negative for the contrastive loss "
-                    f"({name}={weight}); use batch_size >= 2, or {name}=0 for regression only.")
+                    f"(contrastive_weight={weight}); use batch_size >= 2, or "
+                    "contrastive_weight=0 for regression only.")
             if stimulus.max() == 0:
                 raise ValueError(
                     "every sample shows the same stimulus: a contrastive loss needs at least two "
-                    f"distinct stimuli ({name} > 0); use {name}=0 for regression only.")
+                    "distinct stimuli (contrastive_weight > 0); use contrastive_weight=0 for "
+                    "regression only.")
         return weight
 
     def _fit_phases(self, x, Y, seed, progress):

@@ -12,8 +12,9 @@ composable pieces:
   a layer per ROI (or per voxel) from those scores, refits, and predicts;
 * :class:`LayerPCA`: per-layer PCA as a transformer (fitted in ``fit``, so it
   stays inside the folds of any cross-validation);
-* :func:`noise_ceiling` and :func:`normalized_r`: explainable variance from
-  repeated presentations; :func:`roi_summary`;
+* :func:`roi_summary` (the explainable variance from repeated presentations,
+  :func:`~sklearn_brain.metrics.noise_ceiling` and
+  :func:`~sklearn_brain.metrics.normalized_r`, lives in :mod:`sklearn_brain.metrics`);
 * :func:`linear_probe_score`: the downstream linear-probe classification.
 
 Study 2's leak is an error by default: the images used to *tune* a network
@@ -78,7 +79,7 @@ from ._validation import (
     check_stimulus_ids,
     infer_stimulus_ids,
 )
-from .metrics import noise_ceiling, normalized_r, voxel_correlations  # re-exported
+from .metrics import voxel_correlations
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +92,8 @@ __all__ = [
     "find_near_duplicates",
     "image_fingerprints",
     "linear_probe_score",
-    "noise_ceiling",
-    "normalized_r",
     "perceptual_hashes",
     "roi_summary",
-    "voxel_correlations",
 ]
 
 
@@ -308,20 +306,6 @@ def _check_sample_images(images, n_samples):
     return images
 
 
-def _deprecated_groups(stimulus_ids, groups, where):
-    """``groups`` is the old name of ``stimulus_ids``: FutureWarning, then use it."""
-    if groups is None:
-        return stimulus_ids
-    if stimulus_ids is not None:
-        raise ValueError(f"{where}: pass stimulus_ids only (groups is its deprecated name).")
-    warnings.warn(
-        f"{where}: 'groups' was renamed 'stimulus_ids' (the name used everywhere in "
-        "sklearn_brain); 'groups' will be removed in a future release.",
-        FutureWarning, stacklevel=3,
-    )
-    return groups
-
-
 def _resolve_splits(cv, n_samples, groups):
     if groups is not None:  # any hashable ids, mixed types too (codes from one factorizer)
         groups = check_stimulus_ids(groups, n_samples)
@@ -350,7 +334,7 @@ def _check_encoding_arrays(X, Y):
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
                           n_components=None, fit_intercept=True, device="cpu",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
-                          images=None, groups=None, pca_solver="exact", random_state=None,
+                          images=None, pca_solver="exact", random_state=None,
                           shared_gram="auto"):
     """Cross-validated Pearson r of every voxel, layer and alpha.
 
@@ -399,8 +383,6 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         The image of each sample, compared by content with the tuning
         images' fingerprints (ids of two numberings never match; content
         does).
-    groups : array-like of shape (n_samples,), default=None
-        Deprecated name of ``stimulus_ids`` (FutureWarning).
     pca_solver : {"exact", "randomized"}, default="exact"
         ``"randomized"``: the eigendecompositions of the layers read through
         the shared Gram matrix are approximated by a randomized range finder
@@ -432,7 +414,6 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     _check_encoding_arrays(X, Y)
     alphas = check_alphas(alphas)
     slices = _normalize_slices(layer_slices, X.shape[1])
-    stimulus_ids = _deprecated_groups(stimulus_ids, groups, "encoding_layer_scores")
     ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X), name="stimulus_ids")
     check_tuning_overlap(tuned_stimuli, ids, images=_check_sample_images(images, len(X)),
                          allow_tuning_overlap=allow_tuning_overlap)
@@ -808,7 +789,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     __metadata_request__fit = {"stimulus_ids": True, "images": True}
 
-    def fit(self, X, y, stimulus_ids=None, groups=None, images=None):
+    def fit(self, X, y, stimulus_ids=None, images=None):
         """Search alphas and layers by K-fold CV, then refit on all samples.
 
         Parameters
@@ -820,8 +801,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             Stimulus ids: repeats of a stimulus stay in one fold; ``None``:
             identical rows of ``X`` are one stimulus.  Checked against
             ``tuned_stimuli``.
-        groups : array-like of shape (n_samples,), default=None
-            Deprecated name of ``stimulus_ids`` (FutureWarning).
         images : array-like of shape (n_samples, height, width, 3), default=None
             The image shown in each sample, compared by content with the
             tuning images of ``tuned_stimuli`` (exact and near-duplicate
@@ -843,7 +822,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 self.n_components, numbers.Integral) or self.n_components < 1):
             raise ValueError(f"n_components must be a positive int or None, got {self.n_components!r}.")
         rois = _check_rois(self.rois, Y2.shape[1])
-        stimulus_ids = _deprecated_groups(stimulus_ids, groups, "VoxelwiseEncoder.fit")
         res = encoding_layer_scores(
             X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,
             n_components=self.n_components, fit_intercept=self.fit_intercept,

@@ -18,7 +18,6 @@ the identity (standard InfoNCE) when all stimuli are distinct.
 """
 
 import math
-import warnings
 
 import numpy as np
 import torch
@@ -283,9 +282,6 @@ class DecodingLoss(nn.Module):
     bimixco_normalize_columns : bool, default=True
         BiMixCo's image -> brain soft targets renormalised (default) or used
         as MindEye does (``False``); see :func:`bimixco_loss`.
-    alpha : float in [0, 1]
-        Deprecated name of ``contrastive_weight`` (a :class:`FutureWarning`;
-        it will be removed in a future release).
 
     Examples
     --------
@@ -297,17 +293,10 @@ class DecodingLoss(nn.Module):
     """
 
     def __init__(self, contrastive_weight=0.5, *, contrastive="infonce", regression="mse",
-                 temperature=0.1, learnable_temperature=False, bimixco_normalize_columns=True,
-                 alpha="deprecated"):
+                 temperature=0.1, learnable_temperature=False, bimixco_normalize_columns=True):
         super().__init__()
-        name = "contrastive_weight"
-        if not (isinstance(alpha, str) and alpha == "deprecated"):
-            warnings.warn("DecodingLoss(alpha=...) is deprecated: the contrastive term's weight "
-                          "is now contrastive_weight=; alpha will be removed in a future "
-                          "release.", FutureWarning, stacklevel=2)
-            contrastive_weight, name = alpha, "alpha"
         if not 0.0 <= float(contrastive_weight) <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {contrastive_weight!r}.")
+            raise ValueError(f"contrastive_weight must lie in [0, 1], got {contrastive_weight!r}.")
         if contrastive not in CONTRASTIVE_LOSSES:
             raise ValueError(f"contrastive must be one of {CONTRASTIVE_LOSSES}, got {contrastive!r}.")
         if regression not in REGRESSION_LOSSES:
@@ -322,13 +311,6 @@ class DecodingLoss(nn.Module):
             self.log_temperature = nn.Parameter(log_t)
         else:
             self.register_buffer("log_temperature", log_t)
-
-    @property
-    def alpha(self):
-        """Deprecated name of ``contrastive_weight``."""
-        warnings.warn("DecodingLoss.alpha is deprecated: use contrastive_weight.",
-                      FutureWarning, stacklevel=2)
-        return self.contrastive_weight
 
     @property
     def temperature(self):

@@ -46,15 +46,17 @@ from sklearn_brain import (
     VoxelwiseEncoder,
 )
 from sklearn_brain.cli import main as cli_main
-from sklearn_brain.contrastive import make_subject_scorer
 from sklearn_brain.datasets import make_bold5000_like
-from sklearn_brain.encoding import encoding_layer_scores, noise_ceiling, voxel_correlations
+from sklearn_brain.encoding import encoding_layer_scores
 from sklearn_brain.featurizers import AlexNetFeaturizer
 from sklearn_brain.metrics import (
     average_repeats,
     bootstrap_ci,
     identification_accuracy,
+    make_subject_scorer,
+    noise_ceiling,
     top_k_accuracy,
+    voxel_correlations,
 )
 
 
@@ -377,8 +379,12 @@ CASES = [
     Case("parameters", "contrastive-activation-unknown",
          lambda: _contrastive(activation="tanh").fit(X, F),
          raises(ValueError, "activation must be")),
-    Case("parameters", "contrastive-alpha-2",
-         lambda: _contrastive(alpha=2.0).fit(X, F), raises(ValueError, "alpha must be")),
+    Case("parameters", "contrastive-contrastive_weight-2",
+         lambda: _contrastive(contrastive_weight=2.0).fit(X, F),
+         raises(ValueError, "contrastive_weight must be")),
+    Case("parameters", "contrastive-alpha-unknown",  # the old name of contrastive_weight
+         lambda: _contrastive(alpha=0.5).fit(X, F),
+         raises(ValueError, r"unexpected argument\(s\) alpha")),
     Case("parameters", "blockwise-normalize-string",
          lambda: BlockwiseDecoder(normalize="yes").fit(X, F),
          raises(ValueError, "normalize must be")),

@@ -11,8 +11,8 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
 from sklearn_brain.ridge import ridge
-from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
-from sklearn_brain.metrics import top_k_accuracy
+from sklearn_brain.contrastive import MultiSubjectContrastiveDecoder
+from sklearn_brain.metrics import make_subject_scorer, top_k_accuracy
 
 N_VOXELS = {"s1": 30, "s2": 24, "s3": 18}
 
@@ -276,10 +276,10 @@ def test_ridge_anchor_keeps_subject_layers_near_their_ridge_init():
         _net(ridge_anchor=1.0, ridge_init=False).fit(X, Y, subjects=subj)
 
 
-def test_alpha_is_a_deprecated_name_of_contrastive_weight():
+def test_alpha_is_no_longer_accepted():
+    # ``alpha`` was the old name of ``contrastive_weight``: now an unknown parameter
     X, Y, subj, stim = _data(n_stim=30)
-    new = _net(contrastive_weight=0.8, max_epochs=2).fit(X, Y, subjects=subj, stimulus_ids=stim)
-    with pytest.warns(FutureWarning, match="contrastive_weight"):
-        old = _net(alpha=0.8, max_epochs=2).fit(X, Y, subjects=subj, stimulus_ids=stim)
-    np.testing.assert_array_equal(old.predict(X, subjects=subj), new.predict(X, subjects=subj))
-    assert old.criterion_.contrastive_weight == 0.8
+    # skorch refuses the unknown argument when the decoder is fitted
+    with pytest.raises(ValueError, match="unexpected argument.*alpha"):
+        _net(alpha=0.8, max_epochs=2).fit(X, Y, subjects=subj, stimulus_ids=stim)
+    assert "alpha" not in MultiSubjectContrastiveDecoder().get_params()

@@ -18,11 +18,9 @@ from sklearn_brain.encoding import (
     check_tuning_overlap,
     encoding_layer_scores,
     linear_probe_score,
-    noise_ceiling,
-    normalized_r,
     roi_summary,
-    voxel_correlations,
 )
+from sklearn_brain.metrics import noise_ceiling, normalized_r, voxel_correlations
 
 ALPHAS = np.logspace(-1, 3, 5)
 
@@ -176,30 +174,13 @@ def test_identical_rows_are_grouped_without_ids(repeated):
     np.testing.assert_allclose(enc.cv_scores_, inferred["scores"])
 
 
-def test_groups_is_a_deprecated_name_of_stimulus_ids(repeated):
+def test_groups_is_no_longer_accepted(repeated):
+    # ``groups`` was the old name of ``stimulus_ids``: now an unknown keyword
     X, Y, ids = repeated
-    ref = encoding_layer_scores(X, Y, alphas=ALPHAS, cv=4, stimulus_ids=ids)
-    with pytest.warns(FutureWarning, match="renamed 'stimulus_ids'"):
-        old = encoding_layer_scores(X, Y, alphas=ALPHAS, cv=4, groups=ids)
-    np.testing.assert_array_equal(old["scores"], ref["scores"])
-    with pytest.warns(FutureWarning, match="VoxelwiseEncoder.fit: 'groups' was renamed"):
-        enc = VoxelwiseEncoder(ALPHAS, cv=4).fit(X, Y, groups=ids)
-    np.testing.assert_array_equal(enc.cv_scores_, ref["scores"])
-    with pytest.raises(ValueError, match="stimulus_ids only"):
-        encoding_layer_scores(X, Y, stimulus_ids=ids, groups=ids)
-    with pytest.raises(ValueError, match="VoxelwiseEncoder.fit: pass stimulus_ids only"):
-        VoxelwiseEncoder(ALPHAS, cv=4).fit(X, Y, stimulus_ids=ids, groups=ids)
-
-
-def test_groups_deprecation_warns_once_at_the_callers_line(repeated):
-    X, Y, ids = repeated
-    for call in (lambda: encoding_layer_scores(X, Y, alphas=ALPHAS, cv=4, groups=ids),
-                 lambda: VoxelwiseEncoder(ALPHAS, cv=4).fit(X, Y, groups=ids)):
-        with pytest.warns(FutureWarning) as record:
-            call()
-        future = [w for w in record if issubclass(w.category, FutureWarning)]
-        assert len(future) == 1  # VoxelwiseEncoder.fit does not warn a second time
-        assert future[0].filename == __file__  # points at the user's call
+    with pytest.raises(TypeError, match="groups"):
+        encoding_layer_scores(X, Y, alphas=ALPHAS, cv=4, groups=ids)
+    with pytest.raises(TypeError, match="groups"):
+        VoxelwiseEncoder(ALPHAS, cv=4).fit(X, Y, groups=ids)
 
 
 def test_encoding_refuses_stimuli_the_network_was_tuned_on(repeated):

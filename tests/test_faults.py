@@ -224,7 +224,7 @@ def test_hub_offline_is_detected_in_under_5_seconds(env_name, tmp_path, silent_s
 
 
 def test_torchvision_weights_offline_is_detected_in_under_5_seconds(tmp_path):
-    from sklearn_brain.featurizers._base import offline_reason
+    from sklearn_brain.featurizers._weights import offline_reason
 
     if offline_reason("https://download.pytorch.org", hf=False) is None:
         pytest.skip("download.pytorch.org is reachable: AlexNet weights would be downloaded")
@@ -234,7 +234,7 @@ def test_torchvision_weights_offline_is_detected_in_under_5_seconds(tmp_path):
 
 
 def test_probe_of_a_silent_server_is_bounded(silent_server):
-    from sklearn_brain.featurizers._base import _probe
+    from sklearn_brain.featurizers._weights import _probe
 
     t = time.perf_counter()
     reason = _probe(silent_server, timeout=1.0)
@@ -816,12 +816,12 @@ def test_corrupt_cache_entry_is_recomputed_never_loaded(corrupt, tmp_path):
 def _search(n_jobs):
     from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 
-    from sklearn_brain.contrastive import make_subject_scorer
+    from sklearn_brain.metrics import make_subject_scorer
 
     return RandomizedSearchCV(
         MultiSubjectContrastiveDecoder(shared_dim=8, hidden_dims=(8,), max_epochs=15,
                                        patience=15, random_state=0),
-        {"alpha": [0.0, 0.5], "lr": [1e-3, 1e-4], "temperature": [0.05, 0.1]},
+        {"contrastive_weight": [0.0, 0.5], "lr": [1e-3, 1e-4], "temperature": [0.05, 0.1]},
         n_iter=2, cv=GroupKFold(n_splits=2), scoring=make_subject_scorer("top5"),
         n_jobs=n_jobs, random_state=0, refit=False)
 

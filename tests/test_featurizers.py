@@ -629,7 +629,7 @@ def test_clone_params_pickle_and_pipeline(tiny_open_clip, images, tmp_path):
 def test_one_list_dataset_serves_items_and_tensors():
     import torch
 
-    from sklearn_brain.featurizers._base import ListDataset
+    from sklearn_brain.featurizers._inputs import ListDataset
 
     items = ListDataset(["a", "b", "c"])
     assert len(items) == 3 and items[1] == "b"

@@ -192,15 +192,10 @@ def test_bimixco_and_module_bad_input():
                                                              torch.ones(1, 2))), 1.0)
 
 
-def test_decoding_loss_alpha_is_a_deprecated_name_of_contrastive_weight():
-    rng = np.random.default_rng(0)
-    p = torch.tensor(rng.standard_normal((6, 4)))
-    t = torch.tensor(rng.standard_normal((6, 4)))
-    with pytest.warns(FutureWarning, match="contrastive_weight"):
-        old = DecodingLoss(alpha=0.25, temperature=0.3)
-    new = DecodingLoss(contrastive_weight=0.25, temperature=0.3)
-    assert float(old(p, t)) == float(new(p, t))
-    with pytest.warns(FutureWarning):
-        assert old.alpha == 0.25
-    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="alpha must lie"):
-        DecodingLoss(alpha=2.0)
+def test_decoding_loss_alpha_is_no_longer_accepted():
+    # ``alpha`` was the old name of ``contrastive_weight``: it is now an unknown parameter
+    with pytest.raises(TypeError, match="alpha"):
+        DecodingLoss(alpha=0.25)
+    assert not hasattr(DecodingLoss(), "alpha")
+    with pytest.raises(ValueError, match="contrastive_weight must lie"):
+        DecodingLoss(contrastive_weight=2.0)

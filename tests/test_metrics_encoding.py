@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_brain import encoding
 from sklearn_brain.metrics import noise_ceiling, normalized_r, voxel_correlations
 from sklearn_brain.metrics._encoding import pearson_columns
 
@@ -43,9 +42,6 @@ def test_voxel_correlations_warns_on_constant_voxels_and_old_path():
         voxel_correlations(Y, P[:, :2])
     with pytest.raises(ValueError, match="at least 2 samples"):
         voxel_correlations(Y[:1], P[:1])
-    # the old import paths still work
-    assert encoding.voxel_correlations is voxel_correlations
-    assert encoding.noise_ceiling is noise_ceiling and encoding.normalized_r is normalized_r
 
 
 def test_noise_ceiling_hand_computation():

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from sklearn_brain.cltuned import info_nce_mi_lower_bound as old_path
 from sklearn_brain.metrics import info_nce_mi_lower_bound
 
 
@@ -38,7 +37,7 @@ def test_mi_bound_limits():
     assert info_nce_mi_lower_bound(z, other)["bound"] < 0.3
 
 
-def test_mi_bound_symmetric_and_old_import_path():
+def test_mi_bound_symmetric():
     rng = np.random.default_rng(2)
     brain, image = rng.normal(size=(7, 3)), rng.normal(size=(7, 3))
     temps = [0.2, 1.0]
@@ -46,7 +45,6 @@ def test_mi_bound_symmetric_and_old_import_path():
     i2b = info_nce_mi_lower_bound(brain, image, temperatures=temps)
     b2i = info_nce_mi_lower_bound(brain, image, temperatures=temps, direction="brain_to_image")
     np.testing.assert_allclose(sym["bounds"], 0.5 * (i2b["bounds"] + b2i["bounds"]), rtol=1e-12)
-    assert old_path is info_nce_mi_lower_bound
     with pytest.raises(ValueError, match="same shape"):
         info_nce_mi_lower_bound(brain, image[:5])
     with pytest.raises(ValueError, match="at least 2 pairs"):

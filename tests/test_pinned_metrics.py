@@ -55,20 +55,18 @@ def compute():
     """Every pinned number, as a JSON-ready dict."""
     from sklearn_brain import RidgeDecoder
     from sklearn_brain.ridge import ridge_cv
-    from sklearn_brain.cltuned import info_nce_mi_lower_bound
-    from sklearn_brain.contrastive import make_subject_scorer
-    from sklearn_brain.encoding import (
-        encoding_layer_scores,
-        noise_ceiling,
-        normalized_r,
-        voxel_correlations,
-    )
+    from sklearn_brain.encoding import encoding_layer_scores
     from sklearn_brain.metrics import (
         SCORERS,
         bootstrap_ci,
         get_scorer,
         identification_accuracy,
+        info_nce_mi_lower_bound,
+        make_subject_scorer,
+        noise_ceiling,
+        normalized_r,
         top_k_accuracy,
+        voxel_correlations,
     )
 
     out = {}

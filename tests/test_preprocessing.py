@@ -11,7 +11,7 @@ from sklearn_brain import (
     MultiSubjectContrastiveDecoder,
     SubjectStandardScaler,
 )
-from sklearn_brain.contrastive import make_subject_scorer
+from sklearn_brain.metrics import make_subject_scorer
 
 
 def _ragged(seed=0):

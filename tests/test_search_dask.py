@@ -6,7 +6,7 @@ import sklearn
 from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 
 from sklearn_brain import MultiSubjectContrastiveDecoder
-from sklearn_brain.contrastive import make_subject_scorer
+from sklearn_brain.metrics import make_subject_scorer
 
 
 def _data(seed=0, n_stim=40):
@@ -25,7 +25,7 @@ def _search(n_jobs):
     return RandomizedSearchCV(
         MultiSubjectContrastiveDecoder(shared_dim=8, hidden_dims=(8,), max_epochs=2,
                                        random_state=0),
-        {"alpha": [0.0, 0.5], "lr": [1e-3, 1e-4], "temperature": [0.05, 0.1],
+        {"contrastive_weight": [0.0, 0.5], "lr": [1e-3, 1e-4], "temperature": [0.05, 0.1],
          "hidden_dims": [(8,), (16, 8)], "weight_decay": [0.0, 1e-2]},
         n_iter=2, cv=GroupKFold(n_splits=2), scoring=make_subject_scorer("top5"),
         n_jobs=n_jobs, random_state=0, refit=False)

@@ -374,7 +374,7 @@ def test_correlated_noise_rank_and_variance(kappa, rank):
 
 
 def test_correlated_noise_keeps_snr_and_ncsnr():
-    from sklearn_brain.encoding import noise_ceiling
+    from sklearn_brain.metrics import noise_ceiling
 
     kw = _quiet(responsive_fraction=1.0, snr_scale=0.25, snr_sigma=0.0, n_test_stimuli=100,
                 n_test_repeats=4, n_voxels=200)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from sklearn_brain.datasets import make_image_world
-from sklearn_brain.encoding import noise_ceiling
+from sklearn_brain.metrics import noise_ceiling
 
 
 @pytest.fixture(scope="module")

@@ -738,11 +738,11 @@ def test_nod_rois_are_glasser_v1_to_v4_when_the_atlas_is_there(tmp_path, caplog)
         rois(rois=["V1", "V9"])
 
 
-def test_contrastive_alpha_is_a_deprecated_config_field():
-    # the decoder's contrastive weight was called alpha: old configs still load
-    with pytest.warns(FutureWarning, match="contrastive.contrastive_weight"):
-        c = C.resolve_config("decoding", user={"contrastive": {"alpha": 0.8}})
-    assert c["contrastive"]["contrastive_weight"] == 0.8 and "alpha" not in c["contrastive"]
+def test_contrastive_alpha_is_an_unknown_config_field():
+    # the decoder's contrastive weight was called alpha: the old field is now refused
+    with pytest.raises(C.ConfigError, match="unknown config field 'contrastive.alpha'"):
+        C.resolve_config("decoding", user={"contrastive": {"alpha": 0.8}})
+    c = C.resolve_config("decoding", user={"contrastive": {"contrastive_weight": 0.8}})
     assert C.decoding_model_spec("contrastive-cross-image", c)["training_objective"] == (
         "0.8 InfoNCE + 0.2 MSE")
 

@@ -36,8 +36,8 @@ from sklearn_brain import (
     MultiSubjectContrastiveDecoder,
     SubjectStandardScaler,
 )
-from sklearn_brain.contrastive import make_subject_scorer
 from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
+from sklearn_brain.metrics import make_subject_scorer
 from sklearn_brain.plotting import results_bars
 
 SEED = 0

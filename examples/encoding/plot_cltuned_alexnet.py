@@ -51,17 +51,21 @@ import numpy as np
 import torch
 
 from sklearn_brain import CLTunedAlexNet, VoxelwiseEncoder
-from sklearn_brain.cltuned import _prepare_images, info_nce_mi_lower_bound, pretrain_alexnet
+from sklearn_brain.cltuned import _prepare_images, pretrain_alexnet
 from sklearn_brain.datasets import make_image_world
 from sklearn_brain.encoding import (
     check_disjoint_stimuli,
     linear_probe_score,
-    noise_ceiling,
-    normalized_r,
     roi_summary,
 )
 from sklearn_brain.featurizers import AlexNetFeaturizer
-from sklearn_brain.metrics import average_repeats, top_k_accuracy
+from sklearn_brain.metrics import (
+    average_repeats,
+    info_nce_mi_lower_bound,
+    noise_ceiling,
+    normalized_r,
+    top_k_accuracy,
+)
 from sklearn_brain.plotting import encoding_heatmap, retrieval_grid
 
 SEED = 0

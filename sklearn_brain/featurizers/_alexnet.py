@@ -7,20 +7,18 @@ import os
 
 import numpy as np
 
+from .._backend import seeded
 from .._validation import check_int
-from ._base import (
-    CACHE_EXEMPT_PARAMS,
-    BaseFeaturizer,
-    as_image_items,
+from ._base import CACHE_EXEMPT_PARAMS, BaseFeaturizer
+from ._batching import iter_batches
+from ._inputs import as_image_items, ImageDataset
+from ._optional import import_optional
+from ._weights import (
     file_identity,
-    ImageDataset,
-    import_optional,
-    iter_batches,
     load_weights_file,
     offline_error,
     offline_reason,
     random_weights_id,
-    seeded,
 )
 
 logger = logging.getLogger(__name__)

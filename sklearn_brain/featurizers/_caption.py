@@ -8,17 +8,11 @@ import os
 import numpy as np
 
 from .._validation import check_int
-from ._base import (
-    BaseFeaturizer,
-    as_image_items,
-    file_identity,
-    ImageDataset,
-    import_optional,
-    iter_batches,
-    load_from_hub,
-    load_local_dir,
-    looks_like_path,
-)
+from ._base import BaseFeaturizer
+from ._batching import iter_batches
+from ._inputs import as_image_items, ImageDataset
+from ._optional import import_optional
+from ._weights import file_identity, load_from_hub, load_local_dir, looks_like_path
 from ._clip import HFImageTransform, is_local, quiet_transformers
 
 logger = logging.getLogger(__name__)

@@ -8,16 +8,14 @@ import os
 
 import numpy as np
 
-from ._base import (
-    BaseFeaturizer,
-    as_image_items,
-    check_texts,
+from .._backend import seeded
+from ._base import BaseFeaturizer
+from ._batching import iter_batches
+from ._inputs import as_image_items, check_texts, ImageDataset, ListDataset
+from ._optional import import_optional
+from ._weights import (
     file_identity,
-    ImageDataset,
-    import_optional,
-    iter_batches,
     hf_cached,
-    ListDataset,
     load_from_hub,
     load_local_dir,
     load_weights_file,
@@ -25,7 +23,6 @@ from ._base import (
     offline_error,
     offline_reason,
     random_weights_id,
-    seeded,
 )
 
 logger = logging.getLogger(__name__)

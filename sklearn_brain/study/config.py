@@ -10,7 +10,6 @@ message naming the field, instead of being silently ignored.
 
 import copy
 import numbers
-import warnings
 from pathlib import Path
 
 try:  # Python >= 3.11
@@ -338,11 +337,6 @@ def _merge(base, update, path=""):
     """Merge ``update`` into a copy of ``base``; keys must exist in ``base``."""
     out = copy.deepcopy(base)
     for key, value in update.items():
-        if key == "alpha" and path == "contrastive." and key not in base:
-            # MultiSubjectContrastiveDecoder's contrastive weight was called alpha
-            warnings.warn(f"config field '{path}alpha' is deprecated: use "
-                          f"'{path}contrastive_weight'.", FutureWarning, stacklevel=2)
-            key = "contrastive_weight"
         where = f"{path}{key}"
         if key not in base:
             raise ConfigError(

@@ -469,7 +469,8 @@ def _search(config, base, X, Y, stim, subj, seed, n_jobs):
     import sklearn
     from sklearn.model_selection import GroupKFold, RandomizedSearchCV
 
-    from ..contrastive import MultiSubjectContrastiveDecoder, make_subject_scorer
+    from ..contrastive import MultiSubjectContrastiveDecoder
+    from ..metrics import make_subject_scorer
 
     s = config["search"]
     space = {k: [tuple(v) if isinstance(v, list) else v for v in vals]

@@ -298,8 +298,8 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
         images), ``r_voxels``, ``mean_r``, ``noise_ceiling`` per ROI (when the
         test images are repeated) and ``probe`` (accuracy, when categories are given).
     """
-    from ..encoding import VoxelwiseEncoder, linear_probe_score, noise_ceiling, roi_summary
-    from ..metrics import average_repeats
+    from ..encoding import VoxelwiseEncoder, linear_probe_score, roi_summary
+    from ..metrics import average_repeats, noise_ceiling
 
     enc_rows, test_rows = _rows(subject, enc_ids), _rows(subject, test_ids)
     enc = VoxelwiseEncoder(alphas=alphas, layer_slices=layer_slices, n_components=n_components,
