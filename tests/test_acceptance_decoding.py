@@ -172,8 +172,10 @@ def acceptance(per_seed, *, n_seeds=len(SEEDS)):
 
 @pytest.fixture(scope="module")
 def test_seed_data():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    return {seed: seed_data(seed) for seed in SEEDS}
+    yield {seed: seed_data(seed) for seed in SEEDS}
+    torch.set_num_threads(threads)  # the modules that run later see the default again
 
 
 @pytest.mark.slow

@@ -705,8 +705,10 @@ _FEATURIZE_SCRIPT = textwrap.dedent(
     import os, signal, sys
     import numpy as np
     import open_clip
+    import torch
     from sklearn_brain.featurizers import CLIPFeaturizer
     config, cache, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    torch.set_num_threads(int(sys.argv[4]))  # the parent's: bit-identical float32 sums
     open_clip.add_model_config(config)
     images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     feat = CLIPFeaturizer("sklearn-brain-faults-vit", pretrained=None, device="cpu",
@@ -741,7 +743,8 @@ def test_killed_featurization_resumes_from_its_cache(tmp_path):
     # 8 images, batch_size=1: one cache entry per image; killed in the 6th forward pass
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
     killed = subprocess.run(
-        [sys.executable, "-c", _FEATURIZE_SCRIPT, str(config), str(tmp_path / "cache"), "6"],
+        [sys.executable, "-c", _FEATURIZE_SCRIPT, str(config), str(tmp_path / "cache"), "6",
+             str(torch.get_num_threads())],
         env=env, capture_output=True, text=True, timeout=240)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     entries = _entries(tmp_path)
@@ -895,7 +898,8 @@ def test_study_on_damaged_real_data_names_the_file_and_resumes(tmp_path, capsys,
     argv = ["study", "decoding", "--dataset", "bold5000", "--data-dir", str(data),
             "--clip-weights", "none", "-o", str(out), "--set", "seeds=[0]",
             "--set", "data.subjects=['CSI1']", "--set", "data.sessions=[1, 2, 3]",
-            "--set", "models=['ridge-image']", "--set", "data.n_voxels=20"]
+            "--set", "models=['ridge-image']", "--set", "data.n_voxels=20",
+            "--set", "ridge.noise_source=transductive"]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     reads = []
     real = _bold5000._masked_session

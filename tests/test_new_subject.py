@@ -44,10 +44,12 @@ def _group(seeds, names, n_vox=N_VOX):
 
 @pytest.fixture(scope="module")
 def fitted():
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     X, Y, stim, subjects = _group((1, 2, 3), ("a", "b", "c"))
     dec = MultiSubjectContrastiveDecoder(**NET).fit(X, Y, subjects=subjects, stimulus_ids=stim)
-    return dec, (X, Y, stim, subjects)
+    yield dec, (X, Y, stim, subjects)
+    torch.set_num_threads(threads)  # the modules that run later see the default again
 
 
 def _new(name="new", seed=10):
