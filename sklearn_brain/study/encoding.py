@@ -502,7 +502,8 @@ def _run_network(name, seed, sd, config, cache_dir):
                                  memory=str(cache_dir)).fit()
         # one float32 .npy per layer under the cache (a full Algonauts subject:
         # ~8.1 GB for AlexNet's 8 layers), read one layer at a time
-        features = feat.transform_to_files(d.images, Path(cache_dir) / "activations")
+        features = feat.transform_to_files(d.images, Path(cache_dir) / "activations",
+                                           chunk_size=256)
         slices = feat.layer_slices_
         del feat  # AlexNet's weights: not needed by the evaluation
         for s, subj in d.subjects.items():
