@@ -24,6 +24,23 @@ unit, from its "started" line; ``--set`` passes config overrides, e.g.
     python benchmarks/bench_study_memory.py --study encoding --runs 1 \
         --set 'seeds=[0]' --set tuning.max_epochs=1 --set pretrain.max_epochs=1
 
+``--study encoding --dataset algonauts2023`` writes one subject in the
+Algonauts 2023 layout instead (the loader's names: ``subj01/training_split/
+training_fmri/{lh,rh}_training_fmri.npy``, ``training_images/train-XXXX_nsd-XXXXX.png``,
+``roi_masks/{lh,rh}.<family>_challenge_space.npy`` and ``mapping_<family>.npy``)
+with random values at ``--fraction`` of the real 9,841 images and the real
+grid (19,004 + 20,544 vertices, label files of every ROI family with the
+release's label names), and runs the encoding study on it with AlexNet from
+random weights (``--alexnet-weights none``) at ``--image-size`` (224: the
+real layer widths, ~206k columns for the 8 layers)::
+
+    nice -n 10 python benchmarks/bench_study_memory.py --study encoding \
+        --dataset algonauts2023 --fraction 0.05 --runs 1
+
+Its stages: loading the fMRI, reading the images, featurizing, fitting the
+encoding model and scoring the test images (the last two from lines that
+older checkouts do not print: there, featurizing runs to the end).
+
 The child is killed when its RSS passes ``--rss-limit-gb`` (the run is then
 reported as killed): the benchmark is meant for shared machines too.
 """
@@ -58,6 +75,64 @@ STAGES = [
 ]
 #: the encoding study: one stage per unit (the stage name is expanded from the match)
 ENCODING_STAGES = [(re.compile(r"(\S+), seed (\d+): started"), r"\1, seed \2")]
+
+#: real Algonauts 2023 sizes (subj01): training images, vertices per hemisphere
+ALGONAUTS_IMAGES = 9841
+ALGONAUTS_VERTICES = {"lh": 19004, "rh": 20544}
+#: the release's ROI label names per family (label 0: "Unknown")
+ALGONAUTS_ROIS = {
+    "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
+    "floc-bodies": ["EBA", "FBA-1", "FBA-2", "mTL-bodies"],
+    "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
+    "floc-places": ["OPA", "PPA", "RSC"],
+    "floc-words": ["OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"],
+    "streams": ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral",
+                "parietal"],
+}
+#: AlexNet's layers of the study at 224 x 224 input and their widths
+ALEXNET_WIDTHS = {"features.2": 46656, "features.5": 32448, "features.7": 64896,
+                  "features.9": 43264, "features.12": 9216, "classifier.2": 4096,
+                  "classifier.5": 4096, "classifier.6": 1000}
+ALGONAUTS_STAGES = [
+    (re.compile(r"loading subj\d+"), "load fMRI"),
+    (re.compile(r"reading \d+ images"), "read images"),
+    (re.compile(r"AlexNet layers .* -> \d+ features"), "featurize"),
+    (re.compile(r"encoding model on \d+ images"), "fit encoding model"),
+    (re.compile(r"scoring \d+ test images"), "score test images"),
+]
+
+
+def write_algonauts(root, *, fraction, subject="subj01", seed=0, image_side=64):
+    """One Algonauts 2023 subject with random fMRI and images; returns the image count.
+
+    ROI label files have the real vertex counts; each vertex gets a random
+    label of its family (half of them "Unknown"), so every ROI has vertices.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    n = max(40, int(round(fraction * ALGONAUTS_IMAGES)))
+    base = root / subject
+    fmri_dir = base / "training_split" / "training_fmri"
+    img_dir = base / "training_split" / "training_images"
+    roi_dir = base / "roi_masks"
+    for folder in (fmri_dir, img_dir, base / "test_split" / "test_images", roi_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        pixels = rng.integers(0, 256, size=(image_side, image_side, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(img_dir / f"train-{i + 1:04d}_nsd-{i + 1:05d}.png")
+    for hemi, v in ALGONAUTS_VERTICES.items():
+        np.save(fmri_dir / f"{hemi}_training_fmri.npy",
+                rng.standard_normal((n, v), dtype=np.float32))
+        for family, names in ALGONAUTS_ROIS.items():
+            labels = rng.integers(1, len(names) + 1, size=v).astype(np.int32)
+            labels[rng.random(v) < 0.5] = 0
+            np.save(roi_dir / f"{hemi}.{family}_challenge_space.npy", labels)
+    for family, names in ALGONAUTS_ROIS.items():
+        # as the release stores them: a pickled dict through np.save
+        np.save(roi_dir / f"mapping_{family}.npy",
+                dict(enumerate(["Unknown"] + names)), allow_pickle=True)
+    return n
 
 
 def write_release(root, *, fraction, voxels, subjects, n_images=None, seed=0):
@@ -119,10 +194,15 @@ def decoding_command(data, output, cache, *, subjects, models, n_voxels):
             "--set", f"data.subjects={json.dumps(list(subjects))}"]
 
 
-def encoding_command(output, cache, overrides):
-    """The encoding study's CLI command on the simulator, with ``--set`` overrides."""
+def encoding_command(output, cache, overrides, *, data=None, image_size=224):
+    """The encoding study's CLI command (simulator, or ``data``: an Algonauts 2023
+    folder, AlexNet from random weights), with ``--set`` overrides."""
     cmd = [sys.executable, "-m", "sklearn_brain.cli", "study", "encoding", "-o", str(output),
            "--no-figure", "--set", f"features.cache_dir='{cache}'"]
+    if data is not None:
+        cmd += ["--dataset", "algonauts2023", "--data-dir", str(data), "--alexnet-weights",
+                "none", "--set", "seeds=[0]", "--set", f"features.image_size={image_size}",
+                "--set", f"features.layers={json.dumps(list(ALEXNET_WIDTHS))}"]
     for o in overrides:
         cmd += ["--set", o]
     return cmd
@@ -193,7 +273,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", choices=["decoding", "encoding"], default="decoding",
                         help="decoding: BOLD5000 release at --fraction; encoding: the "
-                             "simulator's encoding study (--set overrides)")
+                             "encoding study (--set overrides) on --dataset")
+    parser.add_argument("--dataset", choices=["simulator", "algonauts2023"],
+                        default="simulator",
+                        help="encoding: the simulator, or one Algonauts 2023 subject "
+                             "written at --fraction of its 9,841 images")
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="encoding on algonauts2023: features.image_size (224: the real "
+                             "layer widths)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="encoding: a config override passed to the CLI (repeatable)")
     parser.add_argument("--fraction", type=float, default=0.05,
@@ -283,15 +370,33 @@ def main(argv=None):
 
 
 def _main_encoding(args, work):
-    """The simulator's encoding study: peak RSS per (network, seed) unit."""
-    runs = []
+    """The encoding study: peak RSS per (network, seed) unit, or per stage on Algonauts."""
+    runs, data, sizes = [], None, {}
+    if args.dataset == "algonauts2023":
+        data = work / "algonauts"
+        if not (data / "n_images.json").exists():
+            t = time.time()
+            n = write_algonauts(data, fraction=args.fraction)
+            (data / "n_images.json").write_text(json.dumps(n))
+            print(f"Algonauts 2023 layout at {data}: {n} images ({time.time() - t:.0f} s)",
+                  flush=True)
+        n = json.loads((data / "n_images.json").read_text())
+        width = sum(ALEXNET_WIDTHS.values()) if args.image_size == 224 else None
+        v = sum(ALGONAUTS_VERTICES.values())
+        sizes = {"n_images": n, "n_vertices": v, "fmri_gb": n * v * 4 / 1e9,
+                 "images_gb": n * args.image_size ** 2 * 3 / 1e9,
+                 "activations_gb": None if width is None else n * width * 4 / 1e9,
+                 "largest_layer_gb": None if width is None
+                 else n * max(ALEXNET_WIDTHS.values()) * 4 / 1e9}
+    patterns = ENCODING_STAGES + (ALGONAUTS_STAGES if data is not None else [])
     try:
         for k in range(args.runs):
             out = work / f"enc{k}"
             shutil.rmtree(out, ignore_errors=True)
-            r = run_study(args.repo, encoding_command(out, work / "cache", args.overrides),
+            r = run_study(args.repo, encoding_command(out, work / "cache", args.overrides,
+                                                      data=data, image_size=args.image_size),
                           rss_limit_gb=args.rss_limit_gb, timeout=args.timeout,
-                          stage_patterns=ENCODING_STAGES)
+                          stage_patterns=patterns)
             r["run"] = k + 1
             runs.append(r)
             if r["returncode"] != 0:
@@ -301,7 +406,14 @@ def _main_encoding(args, work):
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"\nrepo {args.repo}; encoding study on the simulator, --set {args.overrides}")
+    where = "the simulator" if data is None else (
+        f"Algonauts 2023 subj01 at fraction {args.fraction}: {sizes['n_images']} images x "
+        f"{sizes['n_vertices']} vertices (fMRI {sizes['fmri_gb']:.2f} GB, images "
+        f"{sizes['images_gb']:.2f} GB at {args.image_size} px"
+        + ("" if sizes["activations_gb"] is None else
+           f", all layers' activations {sizes['activations_gb']:.2f} GB, largest layer "
+           f"{sizes['largest_layer_gb']:.2f} GB") + ", float32)")
+    print(f"\nrepo {args.repo}; encoding study on {where}, --set {args.overrides}")
     head = f"{'run':>3}  {'stage':<32} {'seconds':>8} {'peak RSS GB':>11}"
     print(head)
     print("-" * len(head))
@@ -312,7 +424,9 @@ def _main_encoding(args, work):
         print(f"{r['run']:>3}  {'whole run: ' + status:<32} {r['wall_s']:>8.1f} "
               f"{(r['peak_gb'] or 0):>11.2f}")
     record = {"label": args.label, "repo": args.repo, "study": "encoding",
-              "overrides": args.overrides, "runs": runs}
+              "dataset": args.dataset, "overrides": args.overrides, "runs": runs}
+    if data is not None:
+        record.update(fraction=args.fraction, image_size=args.image_size, sizes=sizes)
     path = Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(path.read_text()) if path.exists() else []

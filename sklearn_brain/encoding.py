@@ -64,6 +64,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._backend import resolve_device, resolve_dtype
 from ._fingerprints import find_near_duplicates, image_fingerprints, perceptual_hashes
 from ._layer_gram import gram_dtype, gram_fold_factors, layer_gram
+from ._layered import LayeredFeatures, read_rows
 from ._parallel import Parallel, delayed, open_array, share_array
 from .ridge import (
     fold_scores,
@@ -85,6 +86,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "LayerPCA",
+    "LayeredFeatures",
     "VoxelwiseEncoder",
     "check_disjoint_stimuli",
     "check_tuning_overlap",
@@ -321,14 +323,30 @@ def _check_encoding_arrays(X, Y):
         raise ValueError(f"X and Y must have one row per sample: X has {X.shape[0]} rows, Y has "
                          f"{Y.shape[0]}.")
     for name, A in (("X", X), ("Y", Y)):
-        # column chunks: a whole-brain (memory-mapped) Y is never checked in one piece
-        for start in range(0, A.shape[1], 4096):
-            block = A[:, start:start + 4096]
-            if not np.all(np.isfinite(block)):
-                bad = np.argwhere(~np.isfinite(block))[0]
-                raise ValueError(
-                    f"{name} contains NaN or inf (row {bad[0]}, column {start + bad[1]}); "
-                    "remove or impute these values (e.g. drop NaN voxels) first.")
+        if not isinstance(A, LayeredFeatures):  # layered: each layer checked as it is read
+            _check_finite(A, name)
+
+
+def _check_finite(A, name, *, columns_from=0, rows=None):
+    """Raise on NaN or inf, naming the first such cell (column chunks: a
+    whole-brain, memory-mapped ``Y`` is never checked in one piece)."""
+    for start in range(0, A.shape[1], 4096):
+        block = A[:, start:start + 4096]
+        if not np.all(np.isfinite(block)):
+            bad = np.argwhere(~np.isfinite(block))[0]
+            row = bad[0] if rows is None else rows[bad[0]]
+            raise ValueError(
+                f"{name} contains NaN or inf (row {row}, column {columns_from + start + bad[1]}); "
+                "remove or impute these values (e.g. drop NaN voxels) first.")
+
+
+def _layered_slices(X, layer_slices):
+    """The layers of a :class:`LayeredFeatures`; ``layer_slices``, if given, must match."""
+    if layer_slices is not None and _normalize_slices(layer_slices, X.shape[1]) != X.layer_slices:
+        raise ValueError(
+            f"layer_slices {layer_slices} do not match the layers of X "
+            f"{X.layer_slices}; leave layer_slices=None with LayeredFeatures.")
+    return dict(X.layer_slices)
 
 
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
@@ -355,12 +373,15 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
 
     Parameters
     ----------
-    X : array-like of shape (n_samples, n_features)
-        Concatenated layer activations.
+    X : array-like of shape (n_samples, n_features) or LayeredFeatures
+        Concatenated layer activations, or one array per layer
+        (:class:`LayeredFeatures`: each task reads only its layer's rows, so
+        the concatenation is never formed; ``stimulus_ids`` are then needed).
     Y : array-like of shape (n_samples, n_voxels)
     layer_slices : dict of str to slice, default=None
         Columns of each layer (e.g. a featurizer's ``layer_slices_``);
-        ``None``: all columns are one layer ``"all"``.
+        ``None``: all columns are one layer ``"all"`` (with
+        :class:`LayeredFeatures`: its layers).
     alphas : array-like of shape (n_alphas,), default=None
         ``None``: ``np.logspace(-1, 7, 9)`` as in study 2.
     cv : int or CV splitter, default=5
@@ -407,16 +428,22 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
         whose keys are also attributes: ``result["scores"]`` and
         ``result.scores``.
     """
-    X = as_float(X, name="X")
+    layered = isinstance(X, LayeredFeatures)
+    if not layered:
+        X = as_float(X, name="X")
     Y = as_float(Y, name="Y")
     if Y.ndim == 1:
         Y = Y[:, None]
     _check_encoding_arrays(X, Y)
     alphas = check_alphas(alphas)
-    slices = _normalize_slices(layer_slices, X.shape[1])
+    slices = (_layered_slices(X, layer_slices) if layered
+              else _normalize_slices(layer_slices, X.shape[1]))
     ids = None if stimulus_ids is None else check_ids(stimulus_ids, len(X), name="stimulus_ids")
     check_tuning_overlap(tuned_stimuli, ids, images=_check_sample_images(images, len(X)),
                          allow_tuning_overlap=allow_tuning_overlap)
+    if ids is None and layered:
+        raise ValueError("X given as LayeredFeatures needs stimulus_ids (identical rows are "
+                         "not searched across layers).")
     if ids is None:
         ids = infer_stimulus_ids(X)
     if pca_solver not in ("exact", "randomized"):
@@ -438,17 +465,26 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
     # fold and layer, through joblib: serial by default, spread over processes
     # or a Dask cluster by the caller's joblib.parallel_config; memory-mapped
     # X / Y travel as file references, never as copies
-    Xs, Ys = share_array(X), share_array(Y)
+    # X given layer by layer: each task reads its own layer's rows (one layer's
+    # copy per running task, never the concatenation)
+    Ys = share_array(Y)
+    if layered:
+        sources = [X.source(n) + (slice(0, sl.stop - sl.start),) for n, sl in slices.items()]
+    else:
+        Xs = share_array(X)
+        sources = [(Xs, None, sl) for sl in sls]
     tasks = [(None, li) for li in range(len(sls)) if gram[li]]
     tasks += [(fi, li) for fi in range(len(folds)) for li in range(len(sls)) if not gram[li]]
     parts = Parallel(batch_size=1)(
         delayed(_layer_gram_scores)(
-            Xs, Ys, folds, sls[li], alphas, n_components, fit_intercept=fit_intercept,
-            dtype=dtype, pca_solver=pca_solver, random_state=int(seeds[li]))
+            sources[li][0], Ys, folds, sources[li][2], alphas, n_components,
+            fit_intercept=fit_intercept, dtype=dtype, pca_solver=pca_solver,
+            random_state=int(seeds[li]), rows=sources[li][1], layered=layered)
         if fi is None else
         delayed(_fold_layer_scores)(
-            Xs, Ys, folds[fi][0], folds[fi][1], sls[li], alphas,
-            n_components, fit_intercept=fit_intercept, device=device, dtype=dtype)
+            sources[li][0], Ys, folds[fi][0], folds[fi][1], sources[li][2], alphas,
+            n_components, fit_intercept=fit_intercept, device=device, dtype=dtype,
+            rows=sources[li][1], layered=layered)
         for fi, li in tasks
     )
     scores = np.zeros((len(slices), len(alphas), Y.shape[1]))
@@ -460,15 +496,21 @@ def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulu
 
 
 def _layer_gram_scores(X, Y, folds, sl, alphas, n_components, *, fit_intercept, dtype,
-                       pca_solver="exact", random_state=None, chunk_size=None):
+                       pca_solver="exact", random_state=None, chunk_size=None, rows=None,
+                       layered=False):
     """Mean validation r (n_alphas, n_voxels) of one layer over the folds, from one Gram matrix.
 
     The layer's columns are read once (:func:`~sklearn_brain._layer_gram.layer_gram`);
     each fold's PCA + ridge factors and held-out scores come from the blocks
     of that matrix, and the voxels are streamed in chunks as in
     :func:`_fold_layer_scores`.  NaN-valued validation r count as 0.
+    ``layered``: ``X`` is one layer's array (a :class:`LayeredFeatures`
+    source), whose rows ``rows`` are read here (:func:`read_rows`).
     """
     X, Y = open_array(X), open_array(Y)
+    if layered:
+        X = read_rows(X, rows)
+        _check_finite(X, "X")
     wdtype = resolve_dtype(dtype)
     width = sl.stop - sl.start
     G = layer_gram(X, sl, fit_intercept=fit_intercept,
@@ -486,27 +528,38 @@ def _layer_gram_scores(X, Y, folds, sl, alphas, n_components, *, fit_intercept, 
 
 
 def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_intercept, device,
-                       dtype, chunk_size=None):
+                       dtype, chunk_size=None, rows=None, layered=False):
     """Validation r (n_alphas, n_voxels) of one layer in one fold, voxels streamed in chunks.
 
     The layer's PCA and ridge share one decomposition of the training rows;
     ``Y`` (possibly memory-mapped) is read a chunk of voxels at a time, so
     peak memory is a few chunks, not a copy of the training responses.
-    NaN-valued validation r count as 0.
+    NaN-valued validation r count as 0.  ``layered``: as in
+    :func:`_layer_gram_scores` (the fold's rows of the layer are read here).
     """
     X, Y = open_array(X), open_array(Y)
     dev, wdtype = resolve_device(device), resolve_dtype(dtype)
     k = _n_comp(n_components, len(train), sl.stop - sl.start)
-    Xtr = X[train, sl]  # a fresh copy for row indices: then centred in place
+    def rows_of(idx):  # a fresh copy for row indices
+        if not layered:
+            return X[idx, sl]
+        A = read_rows(X, idx if rows is None else rows[idx])
+        _check_finite(A, "X", rows=idx)
+        return A
+
+    Xtr = rows_of(train)  # then centred in place
     factors = _layer_factors(Xtr, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype,
                              overwrite_x=not np.may_share_memory(Xtr, X))
     del Xtr
-    r = fold_scores(factors, X[test, sl], Y, train, test, alphas, chunk_size=chunk_size)
+    r = fold_scores(factors, rows_of(test), Y, train, test, alphas, chunk_size=chunk_size)
     return np.nan_to_num(r, nan=0.0)
 
 
-def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype, columns=None):
+def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype, columns=None,
+                 overwrite_x=False):
     """PCA(k) + ridge at per-voxel alphas on all samples, as feature-space coefficients.
+
+    ``overwrite_x``: ``X`` is a copy that may be centred in place.
 
     Returns
     -------
@@ -514,7 +567,8 @@ def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype, colu
     intercept : ndarray of shape (n_voxels,)
     """
     dev, wdtype = resolve_device(device), resolve_dtype(dtype)
-    f = _layer_factors(X, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype)
+    f = _layer_factors(X, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype,
+                       overwrite_x=overwrite_x)
     # Y's columns are read chunk by chunk (memory-mapped Y is never copied whole)
     return ridge(None, Y, alpha_per_voxel, fit_intercept=fit_intercept, factors=f,
                  columns=columns)
@@ -794,8 +848,12 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Layer activations of the encoding images.
+        X : array-like of shape (n_samples, n_features) or LayeredFeatures
+            Layer activations of the encoding images: concatenated (columns
+            ``layer_slices``), or one array per layer
+            (:class:`~sklearn_brain.encoding.LayeredFeatures`, e.g. memory-mapped
+            files; ``layer_slices`` then stays ``None``), read one layer at a
+            time, with the same numbers.
         y : array-like of shape (n_samples, n_voxels)
         stimulus_ids : array-like of shape (n_samples,), default=None
             Stimulus ids: repeats of a stimulus stay in one fold; ``None``:
@@ -811,8 +869,16 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self : VoxelwiseEncoder
         """
         check_params(self)
-        X, Y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=[np.float64, np.float32])
+        layered = isinstance(X, LayeredFeatures)
+        if layered:  # one layer at a time: never concatenated, checked as each is read
+            Y = validate_data(self, y=y, multi_output=True, y_numeric=True)
+            if X.dtype not in (np.float32, np.float64):
+                raise ValueError(f"LayeredFeatures of dtype {X.dtype}: float32 or float64 "
+                                 "layers are needed.")
+            self.n_features_in_ = X.shape[1]
+        else:
+            X, Y = validate_data(self, X, y, multi_output=True, y_numeric=True,
+                                 dtype=[np.float64, np.float32])
         Y = as_float(Y, X.dtype)  # numeric strings, as RidgeDecoder accepts them
         self._y_1d = Y.ndim == 1
         Y2 = Y[:, None] if self._y_1d else Y
@@ -846,28 +912,52 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.voxel_layer_ = voxel_layer
         self.best_alphas_ = alphas[best_a[voxel_layer, V]]
         self.cv_r_ = layer_r[voxel_layer, V]
-        slices = _normalize_slices(self.layer_slices, X.shape[1])
+        slices = (_layered_slices(X, self.layer_slices) if layered
+                  else _normalize_slices(self.layer_slices, X.shape[1]))
         self.coefs_ = {}
         for li, (name, sl) in enumerate(slices.items()):
             cols = np.flatnonzero(voxel_layer == li)
             if cols.size == 0:
                 continue
             k = _n_comp(self.n_components, X.shape[0], sl.stop - sl.start)
+            # layered: a fresh copy of the layer, centred in place
             self.coefs_[name] = (cols,) + _refit_layer(
-                X[:, sl], Y2, self.best_alphas_[cols], k, fit_intercept=self.fit_intercept,
-                device=self.device, dtype=self.dtype, columns=cols)
+                X.layer(name) if layered else X[:, sl], Y2, self.best_alphas_[cols], k,
+                fit_intercept=self.fit_intercept, device=self.device, dtype=self.dtype,
+                columns=cols, overwrite_x=layered)
         logger.info("VoxelwiseEncoder: layers per ROI %s", self.roi_layers_)
         return self
 
     def predict(self, X):
-        """Predicted voxel responses, shape (n_samples, n_voxels)."""
+        """Predicted voxel responses, shape (n_samples, n_voxels).
+
+        ``X``: as in :meth:`fit` (an array, or :class:`LayeredFeatures` read
+        one layer at a time).
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        layered = isinstance(X, LayeredFeatures)
+        if layered:
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but VoxelwiseEncoder is "
+                                 f"expecting {self.n_features_in_} features as input.")
+            slices = _layered_slices(X, self.layer_slices)
+        else:
+            X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+            slices = _normalize_slices(self.layer_slices, X.shape[1])
+        wrong = {n: c.shape[0] for n, (_, c, _) in self.coefs_.items()
+                 if n not in slices or slices[n].stop - slices[n].start != c.shape[0]}
+        if wrong:
+            raise ValueError(f"X lacks the fitted layers (name: width) {wrong}; its layers "
+                             f"are {slices}.")
         n_vox = self.voxel_layer_.shape[0]
         out = np.empty((X.shape[0], n_vox), dtype=np.float64)
-        slices = _normalize_slices(self.layer_slices, X.shape[1])
         for name, (cols, coef, intercept) in self.coefs_.items():
-            out[:, cols] = X[:, slices[name]] @ coef + intercept
+            if layered:  # one layer's rows in memory at a time
+                A = X.layer(name)
+                _check_finite(A, "X", columns_from=slices[name].start)
+            else:
+                A = X[:, slices[name]]
+            out[:, cols] = A @ coef + intercept
         return out[:, 0] if self._y_1d else out
 
     def score_voxels(self, X, y, stimulus_ids=None, images=None):

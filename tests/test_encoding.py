@@ -268,3 +268,91 @@ def test_tuning_overlap_is_found_by_content_when_ids_differ():
         VoxelwiseEncoder(ALPHAS, tuned_stimuli=record).fit(X, Y, images=enc_images[:30])
     with pytest.raises(ValueError, match="takes the keys"):
         VoxelwiseEncoder(ALPHAS, tuned_stimuli={"ids": tune_ids}).fit(X, Y, images=enc_images)
+
+
+# --------------------------------------------------------------------------
+# activations given layer by layer (LayeredFeatures, memory-mapped files)
+# --------------------------------------------------------------------------
+@pytest.fixture()
+def layered_data(tmp_path):
+    """Images -> three layers (one wider than the folds: read through its Gram
+    matrix; two narrow: one decomposition per fold), written as per-layer files."""
+    from sklearn_brain._layered import write_layer_files
+
+    rng = np.random.default_rng(1)
+    n_images, n = 70, 90
+    slices = {"wide": slice(0, 120), "mid": slice(120, 132), "narrow": slice(132, 138)}
+    F = rng.normal(size=(n_images, 138)).astype(np.float32)
+    ids = rng.integers(0, 60, size=n)  # repeats of images 0-59; 60-69 are test images
+    W = np.zeros((138, 9))
+    W[:120, :3] = rng.normal(size=(120, 3)) / 8
+    W[120:132, 3:6] = rng.normal(size=(12, 3))
+    W[132:, 6:] = rng.normal(size=(6, 3))
+    Y = (F[ids] @ W + rng.normal(size=(n, 9))).astype(np.float32)
+    L = write_layer_files(tmp_path / "acts", "k", slices, n_images,
+                          (F[i:i + 16] for i in range(0, n_images, 16)))
+    rois = {"A": np.arange(9) < 3, "B": (np.arange(9) >= 3) & (np.arange(9) < 6)}
+    return F, L, ids, Y, slices, rois
+
+
+@pytest.mark.parametrize("shared_gram", ["auto", True, False])
+def test_layer_scores_from_layer_files_equal_the_concatenated_matrix(layered_data, shared_gram):
+    F, L, ids, Y, slices, _ = layered_data
+    kw = dict(alphas=ALPHAS, cv=4, stimulus_ids=ids, n_components=5, shared_gram=shared_gram)
+    ref = encoding_layer_scores(F[ids], Y, slices, **kw)
+    got = encoding_layer_scores(L.take(ids), Y, **kw)
+    if shared_gram == "auto":
+        assert ref.gram_layers == got.gram_layers == ["wide"]  # both code paths are covered
+    assert got.layers == ref.layers == list(slices)
+    np.testing.assert_array_equal(got.scores, ref.scores)
+
+
+def test_encoder_on_layer_files_equals_the_concatenated_matrix(layered_data):
+    F, L, ids, Y, slices, rois = layered_data
+    test = np.arange(60, 70)
+    Y_test = np.random.default_rng(2).normal(size=(10, 9))
+    params = dict(alphas=ALPHAS, n_components=5, cv=4, rois=rois)
+    ref = VoxelwiseEncoder(layer_slices=slices, **params).fit(F[ids], Y, stimulus_ids=ids)
+    for given in (None, slices):  # layer_slices may be left out, or match the files
+        enc = VoxelwiseEncoder(layer_slices=given, **params).fit(L.take(ids), Y,
+                                                                 stimulus_ids=ids)
+        np.testing.assert_array_equal(enc.cv_scores_, ref.cv_scores_)
+        assert enc.layer_names_ == ref.layer_names_ and enc.roi_layers_ == ref.roi_layers_
+        np.testing.assert_array_equal(enc.voxel_layer_, ref.voxel_layer_)
+        np.testing.assert_array_equal(enc.best_alphas_, ref.best_alphas_)
+        assert enc.n_features_in_ == ref.n_features_in_ == 138
+        assert list(enc.coefs_) == list(ref.coefs_)
+        for name in ref.coefs_:
+            for a, b in zip(enc.coefs_[name], ref.coefs_[name]):
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(enc.predict(L.take(test)), ref.predict(F[test]),
+                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(enc.score_voxels(L.take(test), Y_test),
+                                   ref.score_voxels(F[test], Y_test), rtol=1e-6, atol=1e-7)
+    # a model fitted on the concatenated matrix predicts from the files too
+    np.testing.assert_allclose(ref.predict(L.take(test)), ref.predict(F[test]), rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_encoder_on_layer_files_checks(layered_data):
+    from sklearn_brain._layered import LayeredFeatures
+
+    F, L, ids, Y, slices, _ = layered_data
+    with pytest.raises(ValueError, match="do not match the layers"):
+        VoxelwiseEncoder(layer_slices={"all": slice(0, 138)}).fit(L.take(ids), Y,
+                                                                  stimulus_ids=ids)
+    with pytest.raises(ValueError, match="needs stimulus_ids"):
+        VoxelwiseEncoder(cv=2).fit(L.take(ids), Y)
+    with pytest.raises(ValueError, match="one row per sample"):
+        VoxelwiseEncoder(cv=2).fit(L.take(ids[:-1]), Y, stimulus_ids=ids)
+    bad = F.copy()
+    bad[ids[7], 125] = np.nan
+    B = LayeredFeatures({n: bad[:, sl] for n, sl in slices.items()})
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        VoxelwiseEncoder(cv=2, n_components=3).fit(B.take(ids), Y, stimulus_ids=ids)
+    enc = VoxelwiseEncoder(cv=2, n_components=3).fit(L.take(ids), Y, stimulus_ids=ids)
+    with pytest.raises(ValueError, match="expecting 138 features"):
+        enc.predict(LayeredFeatures({"wide": F[:, :120]}))
+    other = LayeredFeatures({"a": F[:, :100], "b": F[:, 100:]})
+    with pytest.raises(ValueError, match="lacks the fitted layers"):
+        enc.predict(other)

@@ -636,3 +636,32 @@ def test_one_list_dataset_serves_items_and_tensors():
     t = torch.arange(6).view(3, 2)
     ds = ListDataset(t)
     assert len(ds) == 3 and ds[2].data_ptr() == t[2].data_ptr()  # a view, no copy
+
+
+def test_alexnet_activations_to_layer_files_are_reused_and_checked(images, tmp_path):
+    feat = _alexnet(layers=("features.5", "classifier.2")).fit()
+    ref = feat.transform(images)
+    L = feat.transform_to_files(images, tmp_path, chunk_size=3)  # 3 -> 4: whole cache entries
+    assert L.layer_slices == feat.layer_slices_ and L.shape == ref.shape
+    for name, sl in feat.layer_slices_.items():
+        np.testing.assert_array_equal(L.layer(name), ref[:, sl])
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    files = sorted(folder.glob("*.npy"))
+    stamps = [p.stat().st_mtime_ns for p in files]
+    again = feat.transform_to_files(images, tmp_path)  # read back, not recomputed
+    assert [p.stat().st_mtime_ns for p in files] == stamps
+    np.testing.assert_array_equal(again.layer("classifier.2"), L.layer("classifier.2"))
+    # other images, or another network: other files
+    assert feat.transform_to_files(images[:3], tmp_path).shape[0] == 3
+    other = _alexnet(layers=("features.5", "classifier.2"), random_state=1).fit()
+    assert not np.array_equal(other.transform_to_files(images, tmp_path).layer("classifier.2"),
+                              ref[:, feat.layer_slices_["classifier.2"]])
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 3
+    # a layer file cut short (a killed copy, a full disk) is recomputed, not read
+    with open(folder / "features.5.npy", "r+b") as f:
+        f.truncate(os.path.getsize(folder / "features.5.npy") // 2)
+    fixed = feat.transform_to_files(images, tmp_path)
+    np.testing.assert_array_equal(fixed.layer("features.5"),
+                                  ref[:, feat.layer_slices_["features.5"]])
+    assert files[1].name == "features.5.npy" and files[1].stat().st_mtime_ns != stamps[1]
+    assert np.load(files[1]).shape == (5, feat.layer_slices_["features.5"].stop)

@@ -588,6 +588,10 @@ def test_encoding_on_algonauts_fixture(tmp_path):
     assert info["n_test_images"] == 6 and info["n_tune_images"] + info["n_encoding_images"] == 34
     assert len(unit["subjects"]["subj01"]["r_voxels"]) == 11  # lh 6 + rh 5 vertices
     assert any((out / "cache").rglob("*.feat"))  # untuned features through the cache
+    # and kept as one file per layer, read layer by layer by the evaluation
+    (manifest,) = (out / "cache" / "activations").glob("*/manifest.json")
+    assert {p.name for p in manifest.parent.glob("*.npy")} == {"features.5.npy",
+                                                               "classifier.5.npy"}
 
 
 def _encoding_unit(name, seed, rois, r0):

@@ -108,3 +108,30 @@ def test_standin_weights_are_cached_and_deterministic_per_seed(tmp_path):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)  # the same seed, the same weights
     assert not torch.equal(sa["features.0.weight"], sc["features.0.weight"])
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary file
+
+
+def test_evaluation_from_per_layer_files_equals_the_in_memory_features(tmp_path):
+    """The study's untuned networks read their activations from per-layer files:
+    the same numbers as the concatenated matrix (r, layers, CV r, ceiling, probe)."""
+    from sklearn.utils import Bunch
+
+    from sklearn_brain._layered import write_layer_files
+
+    rng = np.random.default_rng(0)
+    n_images, width = 60, 90
+    slices = {"features.5": slice(0, 70), "classifier.5": slice(70, 90)}
+    F = rng.normal(size=(n_images, width)).astype(np.float32)
+    stim = np.r_[np.arange(50), np.repeat(np.arange(50, 60), 2)]  # test images repeated
+    X = (F[stim, :8] @ rng.normal(size=(8, 12)) + rng.normal(size=(len(stim), 12)))
+    subject = Bunch(X=X.astype(np.float32), stimulus_ids=stim,
+                    rois={"V1": np.arange(12) < 6, "IT": np.arange(12) >= 6})
+    categories = np.arange(n_images) % 3
+    kw = dict(n_components=6, cv=3, categories=categories, probe_layer="classifier.5")
+    ref = E.evaluate_features(F, slices, subject, np.arange(50), np.arange(50, 60), **kw)
+    L = write_layer_files(tmp_path, "k", slices, n_images, (F[i:i + 7] for i in range(0, 60, 7)))
+    got = E.evaluate_features(L, slices, subject, np.arange(50), np.arange(50, 60), **kw)
+    assert set(got) == set(ref) >= {"noise_ceiling", "probe"}
+    np.testing.assert_array_equal(got["r_voxels"], ref["r_voxels"])  # bit for bit
+    assert got["roi_layer"] == ref["roi_layer"] and got["layer_cv_r"] == ref["layer_cv_r"]
+    assert got["probe"] == ref["probe"] and got["noise_ceiling"] == ref["noise_ceiling"]
+    assert got["roi_r"] == ref["roi_r"]

@@ -413,6 +413,57 @@ class AlexNetFeaturizer(BaseFeaturizer):
             return np.concatenate(out) if out else np.zeros((0, self.n_features_out_), np.float32)
         return self._apply_pca(self._featurize(items))
 
+    def transform_to_files(self, X, folder, *, chunk_size=512):
+        """The activations of ``X`` as one float32 ``.npy`` file per layer, memory-mapped.
+
+        :meth:`transform` chunk of images by chunk of images (through
+        ``memory``'s cache when set), written layer by layer into
+        ``<folder>/<key>/<layer>.npy`` (:func:`~sklearn_brain._layered.write_layer_files`):
+        the whole activation matrix is never in memory, only one chunk.  The
+        key is the model's identity (weights, parameters, fitted PCA) and
+        the images' fingerprint; complete files of the same key are read
+        back instead of recomputed, and a file that is incomplete (a killed
+        run, a truncated file) is never used.
+
+        Parameters
+        ----------
+        X : sequence of image paths, PIL images or uint8 arrays, or ndarray of shape (n_images, height, width, 3)
+        folder : str or path-like
+        chunk_size : int, default=512
+            Images per :meth:`transform` call (rounded up to whole cache entries).
+
+        Returns
+        -------
+        features : :class:`~sklearn_brain.encoding.LayeredFeatures`
+            Columns ``layer_slices_``, one memory-mapped array per layer.
+        """
+        import hashlib
+
+        import joblib
+
+        from .._layered import open_layer_files, write_layer_files
+        from ._cache import cache_chunk_size, inputs_fingerprint
+
+        self._check_fitted()
+        check_int(chunk_size, "chunk_size", low=1)
+        items = as_image_items(X)
+        key = hashlib.sha256(repr((
+            joblib.hash(self._model_identity()), self.pca,
+            None if self.pca_ is None else joblib.hash(self.pca_),
+            inputs_fingerprint(items, "image"))).encode()).hexdigest()
+        where = os.path.join(os.fspath(folder), key[:24])
+        found = open_layer_files(where, key)
+        if found is not None:
+            logger.info("AlexNet activations of %d images read from %s", len(items), where)
+            return found
+        entry = cache_chunk_size(self.batch_size, self.num_workers)
+        step = entry * -(-chunk_size // entry)  # whole cache entries: the same cache keys
+        logger.info("AlexNet activations of %d images written layer by layer to %s",
+                    len(items), where)
+        return write_layer_files(
+            where, key, self.layer_slices_, len(items),
+            (self.transform(items[start:start + step]) for start in range(0, len(items), step)))
+
     def get_feature_names_out(self, input_features=None):
         """Names ``"<layer>_<i>"`` (or ``"<layer>_pca<i>"`` with PCA) of the output columns.
 

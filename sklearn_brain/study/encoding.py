@@ -277,8 +277,11 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
 
     Parameters
     ----------
-    features : ndarray of shape (n_images, n_features)
-        Layer activations of every image, columns ``layer_slices``.
+    features : ndarray of shape (n_images, n_features) or LayeredFeatures
+        Layer activations of every image, columns ``layer_slices``; as
+        :class:`~sklearn_brain.encoding.LayeredFeatures` (e.g. memory-mapped
+        per-layer files) the rows of one layer are read at a time, with the
+        same numbers.
     layer_slices : dict of str to slice
     subject : Bunch
         ``X`` (n_trials, n_voxels), ``stimulus_ids`` (n_trials,), ``rois`` (dict of masks).
@@ -298,17 +301,25 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
         images), ``r_voxels``, ``mean_r``, ``noise_ceiling`` per ROI (when the
         test images are repeated) and ``probe`` (accuracy, when categories are given).
     """
-    from ..encoding import VoxelwiseEncoder, linear_probe_score, roi_summary
+    from ..encoding import LayeredFeatures, VoxelwiseEncoder, linear_probe_score, roi_summary
     from ..metrics import average_repeats, noise_ceiling
+
+    layered = isinstance(features, LayeredFeatures)
+
+    def images(ids):  # layered: a row selection, read later one layer at a time
+        return features.take(ids) if layered else features[ids]
 
     enc_rows, test_rows = _rows(subject, enc_ids), _rows(subject, test_ids)
     enc = VoxelwiseEncoder(alphas=alphas, layer_slices=layer_slices, n_components=n_components,
                            cv=cv, rois=subject.rois, device=device)
+    logger.info("encoding model on %d images x %d voxels, %d layers%s", len(enc_rows),
+                subject.X.shape[1], len(layer_slices), " (read layer by layer)" if layered else "")
     with quiet_fmri_warnings():
-        enc.fit(features[subject.stimulus_ids[enc_rows]], subject.X[enc_rows],
+        enc.fit(images(subject.stimulus_ids[enc_rows]), subject.X[enc_rows],
                 stimulus_ids=subject.stimulus_ids[enc_rows])
         Y_test, ids = average_repeats(subject.X[test_rows], subject.stimulus_ids[test_rows])
-        r = enc.score_voxels(features[ids], Y_test)
+        logger.info("scoring %d test images", len(ids))
+        r = enc.score_voxels(images(ids), Y_test)
     layer_r = enc.cv_scores_.max(axis=1)  # (n_layers, n_voxels)
     out = {
         "roi_r": roi_summary(r, subject.rois),
@@ -324,7 +335,8 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
             nc = noise_ceiling(subject.X[test_rows], subject.stimulus_ids[test_rows])
         out["noise_ceiling"] = roi_summary(nc["noise_ceiling"], subject.rois)
     if categories is not None and probe_layer in layer_slices:
-        fc = features[:, layer_slices[probe_layer]]
+        fc = (features.layer(probe_layer) if layered
+              else features[:, layer_slices[probe_layer]])
         out["probe"] = linear_probe_score(fc[enc_ids], categories[enc_ids], fc[test_ids],
                                           categories[test_ids])
     return out
@@ -488,7 +500,10 @@ def _run_network(name, seed, sd, config, cache_dir):
         feat = AlexNetFeaturizer(layers, weights=weights, image_size=f["image_size"],
                                  device=config["device"], random_state=seed,
                                  memory=str(cache_dir)).fit()
-        features = feat.transform(d.images)
+        # one float32 .npy per layer under the cache (a full Algonauts subject:
+        # ~8.1 GB for AlexNet's 8 layers), read one layer at a time
+        features = feat.transform_to_files(d.images, Path(cache_dir) / "activations",
+                                           chunk_size=256)
         slices = feat.layer_slices_
         del feat  # AlexNet's weights: not needed by the evaluation
         for s, subj in d.subjects.items():
