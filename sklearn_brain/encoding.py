@@ -332,7 +332,7 @@ def _check_encoding_arrays(X, Y):
 
 
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
-                          n_components=None, fit_intercept=True, device="cpu",
+                          n_components=None, fit_intercept=True, device="auto",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
                           images=None, pca_solver="exact", random_state=None,
                           shared_gram="auto"):
@@ -709,7 +709,9 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     rois : dict of str to bool array of shape (n_voxels,), default=None
     layer_selection : {"roi", "voxel"}, default="roi"
     fit_intercept : bool, default=True
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the ridge solver runs; ``"auto"`` is ``"cuda"`` when a CUDA
+        device is available, else ``"cpu"``.  Results are NumPy arrays.
     dtype : {"float32", "float64"}, default="float32"
     verbose : int, default=0
     tuned_stimuli : array-like, dict, fitted network or None, default=None
@@ -742,6 +744,8 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         and intercepts.
     n_factorizations_ : int
         Ridge decompositions computed during the search (n_layers x n_folds).
+    device_ : torch.device
+        The resolved ``device``.
     n_features_in_ : int
 
     Examples
@@ -772,7 +776,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, alphas=None, *, layer_slices=None, n_components=None, cv=5, rois=None,
-                 layer_selection="roi", fit_intercept=True, device="cpu", dtype="float32",
+                 layer_selection="roi", fit_intercept=True, device="auto", dtype="float32",
                  verbose=0, tuned_stimuli=None, allow_tuning_overlap=False):
         self.alphas = alphas
         self.layer_slices = layer_slices
@@ -811,6 +815,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self : VoxelwiseEncoder
         """
         check_params(self)
+        self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         X, Y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float64, np.float32])
         Y = as_float(Y, X.dtype)  # numeric strings, as RidgeDecoder accepts them
@@ -825,7 +830,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         res = encoding_layer_scores(
             X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,
             n_components=self.n_components, fit_intercept=self.fit_intercept,
-            device=self.device, dtype=self.dtype, tuned_stimuli=self.tuned_stimuli,
+            device=self.device_, dtype=self.dtype, tuned_stimuli=self.tuned_stimuli,
             allow_tuning_overlap=self.allow_tuning_overlap, images=images,
         )
         scores, alphas = res["scores"], res["alphas"]
@@ -855,7 +860,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             k = _n_comp(self.n_components, X.shape[0], sl.stop - sl.start)
             self.coefs_[name] = (cols,) + _refit_layer(
                 X[:, sl], Y2, self.best_alphas_[cols], k, fit_intercept=self.fit_intercept,
-                device=self.device, dtype=self.dtype, columns=cols)
+                device=self.device_, dtype=self.dtype, columns=cols)
         logger.info("VoxelwiseEncoder: layers per ROI %s", self.roi_layers_)
         return self
 
