@@ -272,7 +272,7 @@ def _held_out_features(net, images, ids):
 
 
 def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_components=100,
-                      cv=5, alphas=None, device="cpu", categories=None, probe_layer=None):
+                      cv=5, alphas=None, device="auto", categories=None, probe_layer=None):
     """Held-out encoding r of one subject's voxels from one network's features.
 
     Parameters
@@ -285,7 +285,8 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
     enc_ids, test_ids : ndarray of int
         Images fitting the encoding model / scoring it.
     n_components, cv, alphas, device
-        :class:`~sklearn_brain.VoxelwiseEncoder` parameters.
+        :class:`~sklearn_brain.VoxelwiseEncoder` parameters (``device`` defaults
+        to ``"auto"``: CUDA when available, else the CPU).
     categories : ndarray of shape (n_images,), default=None
         Image labels for the downstream linear probe (on ``probe_layer``).
     probe_layer : str, default=None

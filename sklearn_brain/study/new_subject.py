@@ -117,7 +117,7 @@ def protocol_label(*, repeats, test_repeats, n_candidates):
 
 
 def fit_protocol_ridge(X, Y, stimulus_ids, *, test_repeats, test_inputs=None,
-                       test_stimulus_ids=None, noise="auto", alphas=None, device="cpu"):
+                       test_stimulus_ids=None, noise="auto", alphas=None, device="auto"):
     """A :class:`~sklearn_brain.RidgeDecoder` whose alpha serves the test protocol.
 
     Test inputs averaged over ``r`` repeats are less noisy than single
@@ -145,7 +145,8 @@ def fit_protocol_ridge(X, Y, stimulus_ids, *, test_repeats, test_inputs=None,
         repeated, else the test repeats.
     alphas : array-like or None, default=None
         Ridge grid (``None``: the decoder's).
-    device : str, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"``: CUDA when available, else the CPU.
 
     Returns
     -------
@@ -250,7 +251,7 @@ def _scores(target, pred, ids):
 def new_subject_scores(X, Y, stimulus_ids, subjects, is_test, sessions, embeddings, new, *,
                        amounts=(1, 2, 4), methods=METHODS, n_voxels=300, network=None,
                        adapt=None, repeats="averaged", ridge_noise="auto", ridge_alphas=None,
-                       random_state=0, device="cpu"):
+                       random_state=0, device="auto"):
     """Scores of every method for one new subject bringing 1, 2, 4 ... and all its sessions.
 
     Parameters
@@ -288,7 +289,8 @@ def new_subject_scores(X, Y, stimulus_ids, subjects, is_test, sessions, embeddin
     ridge_alphas : array-like or None, default=None
     random_state : int, default=0
         Seed of the networks.
-    device : str, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"``: CUDA when available, else the CPU.
 
     Returns
     -------
