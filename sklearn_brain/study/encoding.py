@@ -22,7 +22,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
-from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
+                  write_csv)
 from .config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -734,7 +735,8 @@ def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     run = StudyRun("encoding", config, output, verbose=verbose, argv=argv)
     cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
     seeds = {s: _SeedData(config, s) for s in config["seeds"]}
-    shared = {k: config[k] for k in ("data", "features", "encoding", "device")}
+    shared = {k: config[k] for k in ("data", "features", "encoding")}
+    shared["device"] = fingerprint_device(config["device"])
     shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
     if _uses_standin(config):  # the stand-in, and the world's extra images, depend on it
         shared["pretrain"] = config["pretrain"]

@@ -50,7 +50,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings
-from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
+                  write_csv)
 from .config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -644,7 +645,8 @@ def run_new_subject_study(config, output, *, scheduler=None, figure=True, verbos
     subjects = simulator_subjects(config)
     run = StudyRun("new-subject", config, output, verbose=verbose, argv=argv)
     part = {k: config[k] for k in ("data", "sessions", "methods", "protocol", "ridge",
-                                   "network", "adapt", "device")}
+                                   "network", "adapt")}
+    part["device"] = fingerprint_device(config["device"])
     # the unit's name carries its subject: a run over fewer subjects reuses the same units
     part["data"] = {k: v for k, v in config["data"].items() if k != "subjects"}
     units = [(f"new-{s}", seed, fingerprint(dict(part, new_subject=s)))
