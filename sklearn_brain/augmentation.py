@@ -85,7 +85,8 @@ def heldout_residuals(selector, features, responses, *, subject=None, stimulus_i
     else:
         groups = check_stimulus_ids(stimulus_ids, F.shape[0])
     grid, which = np.unique(alphas[selected], return_inverse=True)
-    factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, dtype="float64")
+    factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, device="cpu",
+                              dtype="float64")
     return loo_residuals(factors, R, grid, which.ravel(), groups)
 
 

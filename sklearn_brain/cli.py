@@ -87,8 +87,9 @@ def _build_parser():
     demo.add_argument("--n-boot", type=_int_at_least(0), default=1000,
                       help="bootstrap resamples of test stimuli for the Top-1 95%% interval "
                            "(0 to skip; default: %(default)s)")
-    demo.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"),
-                      help="where the ridge solvers run (default: %(default)s)")
+    demo.add_argument("--device", default="auto", choices=("cpu", "cuda", "auto"),
+                      help="where the ridge solvers run; 'auto': CUDA when available, else "
+                           "the CPU (default: %(default)s)")
     demo.add_argument("--no-figure", action="store_true", help="do not write results.png")
     demo.add_argument("--quiet", "-q", action="store_true", help="no progress bar or table")
     demo.set_defaults(_parser=demo)

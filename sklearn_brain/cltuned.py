@@ -184,7 +184,7 @@ def _resolve_width(value, n_voxels, name):
 
 
 def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, batch_size=128,
-                     optimizer=torch.optim.Adam, train_split=None, device="cpu",
+                     optimizer=torch.optim.Adam, train_split=None, device="auto",
                      random_state=None, verbose=0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                      **kwargs):
     """Train AlexNet from scratch to classify images: a stand-in for ImageNet weights.
@@ -215,7 +215,10 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
     optimizer : torch optimizer class, default=torch.optim.Adam
     train_split : callable or None, default=None
         skorch validation split (``None``: train on all images).
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"`` is ``"cuda"`` when a CUDA device is available, else
+        ``"cpu"``; resolved before training (the net's ``device`` is the
+        resolved one).
     random_state : int or None, default=None
         Seeds the initialisation and the shuffling (global torch RNG
         restored afterwards).

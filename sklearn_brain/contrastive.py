@@ -245,8 +245,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         callbacks are addressed by name as in skorch
         (``callbacks__valid_top1=None`` removes one,
         ``callbacks__print_log__sink=...`` sets a parameter).
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Resolved in ``fit``; outputs are NumPy arrays on the CPU.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the network trains; ``"auto"`` is ``"cuda"`` when a CUDA
+        device is available, else ``"cpu"``.  Resolved in ``fit`` (into
+        ``device_``); ``get_params`` keeps the value given.  Outputs are
+        NumPy arrays on the CPU.
     adapt_epochs : int >= 0 or None, default=None
         With ``warm_start=True``: epochs that train the new subjects' layers
         with everything else frozen (``None``: ``max_epochs``), with the same
@@ -427,7 +430,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                  batch_size=256, lr_schedule="cosine", valid_fraction=0.1, patience=5,
                  refit=True, checkpoint_dir=None, on_existing_checkpoint="error",
                  extra_callbacks=None, adapt_epochs=None, finetune_epochs=0,
-                 finetune_lr_factor=0.1, on_fitted_subject="error", device="cpu",
+                 finetune_lr_factor=0.1, on_fitted_subject="error", device="auto",
                  dtype="float32", random_state=None, verbose=0, **kwargs):
         # skorch's own parameters (module, criterion, iterators, ...) travel in
         # kwargs (clone passes them back); the module and criterion are built
@@ -660,8 +663,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             # refit on all data: keep the alphas selected on the training split
             alpha = float(self._ridge_alpha_cache[i])
         elif Ys.shape[1] >= 2 and rows.size >= 3:
+            # the ridge initialisation runs on the CPU whatever the network's device
             dec = RidgeDecoder(alphas=self.ridge_alphas, test_repeats=self.ridge_test_repeats,
-                               dtype=self.dtype)
+                               dtype=self.dtype, device="cpu")
             real = ~self._fit_synthetic[rows]
             dec.fit(Xs, Ys, stimulus_ids=self._fit_stimulus[rows],
                     synthetic=None if real.all() or not real.any()
@@ -670,7 +674,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         else:
             grid = check_alphas(self.ridge_alphas)
             alpha = float(grid[len(grid) // 2])
-        coef, intercept = ridge(Xs, Ys, alpha)
+        coef, intercept = ridge(Xs, Ys, alpha, device="cpu")
         return coef, intercept, alpha
 
     def _init_from_ridge(self, module):
@@ -1010,7 +1014,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             rows = train[subj[train] == c]
             Xs = X[rows][:, self.subject_columns_[c]]
             H = _shared_space_targets(forward, Y[rows].astype(np.float64), W, b)
-            weight, bias = ridge(Xs, H, alpha, dtype=self.dtype)
+            weight, bias = ridge(Xs, H, alpha, device="cpu", dtype=self.dtype)
             layer = module.subject_layers[str(c)]
             with torch.no_grad():
                 layer.weight.copy_(torch.as_tensor(weight.T, dtype=layer.weight.dtype))

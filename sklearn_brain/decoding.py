@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
+from ._backend import resolve_device
 from .metrics._encoding import pearson_columns
 from .metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
 from .ridge import repeat_noise_variance, ridge_cv, trial_noise_shift
@@ -295,7 +296,9 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"loo"``: closed-form leave-one-out (leave-one-stimulus-out with
         ``stimulus_ids``).  An int: (grouped) K-fold.
     fit_intercept : bool, default=True
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the ridge solver runs; ``"auto"`` is ``"cuda"`` when a CUDA
+        device is available, else ``"cpu"``.  Results are NumPy arrays.
     dtype : {"float32", "float64"}, default="float32"
     verbose : int, default=0
 
@@ -318,6 +321,8 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"noise_variance"`` (given to ``fit``), ``"ncsnr"`` (given to
         ``fit``) or ``"test repeats (transductive)"`` (the unlabelled test
         inputs given to ``fit``); ``None`` when no noise was used.
+    device_ : torch.device
+        The resolved ``device``.
     n_features_in_ : int
 
     Examples
@@ -348,7 +353,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, alphas=None, *, scoring="top1", alpha_per_target=False,
-                 test_repeats="auto", cv="loo", fit_intercept=True, device="cpu",
+                 test_repeats="auto", cv="loo", fit_intercept=True, device="auto",
                  dtype="float32", verbose=0):
         self.alphas = alphas
         self.scoring = scoring
@@ -437,6 +442,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         values of the features it receives.
         """
         check_params(self)
+        self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float32, np.float64])
         self._y_1d = y.ndim == 1
@@ -474,13 +480,13 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if self.test_repeats_ > 1 and len(alphas) > 1:
             shift, self.noise_variance_ = trial_noise_shift(
                 X, Y, groups, real, self.test_repeats_, noise_variance=user_noise,
-                device=self.device, dtype=self.dtype)
+                device=self.device_, dtype=self.dtype)
             self.noise_source_ = source or NOISE_SOURCES[0]
         per_target = self.alpha_per_target
         res = ridge_cv(X, Y, alphas, cv=self.cv, groups=groups,
                        score_func=_selection_score(scoring, groups, per_target),
                        local_alpha=per_target, shift=shift, score_mask=real,
-                       fit_intercept=self.fit_intercept, device=self.device, dtype=self.dtype)
+                       fit_intercept=self.fit_intercept, device=self.device_, dtype=self.dtype)
         self.cv_scores_ = res.cv_scores
         self.alphas_ = alphas
         self.alpha_ = res.best_alphas if per_target else float(res.best_alphas[0])

@@ -350,7 +350,7 @@ def _layered_slices(X, layer_slices):
 
 
 def encoding_layer_scores(X, Y, layer_slices=None, *, alphas=None, cv=5, stimulus_ids=None,
-                          n_components=None, fit_intercept=True, device="cpu",
+                          n_components=None, fit_intercept=True, device="auto",
                           dtype="float32", tuned_stimuli=None, allow_tuning_overlap=False,
                           images=None, pca_solver="exact", random_state=None,
                           shared_gram="auto"):
@@ -763,7 +763,9 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     rois : dict of str to bool array of shape (n_voxels,), default=None
     layer_selection : {"roi", "voxel"}, default="roi"
     fit_intercept : bool, default=True
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the ridge solver runs; ``"auto"`` is ``"cuda"`` when a CUDA
+        device is available, else ``"cpu"``.  Results are NumPy arrays.
     dtype : {"float32", "float64"}, default="float32"
     verbose : int, default=0
     tuned_stimuli : array-like, dict, fitted network or None, default=None
@@ -796,6 +798,8 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         and intercepts.
     n_factorizations_ : int
         Ridge decompositions computed during the search (n_layers x n_folds).
+    device_ : torch.device
+        The resolved ``device``.
     n_features_in_ : int
 
     Examples
@@ -826,7 +830,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     }
 
     def __init__(self, alphas=None, *, layer_slices=None, n_components=None, cv=5, rois=None,
-                 layer_selection="roi", fit_intercept=True, device="cpu", dtype="float32",
+                 layer_selection="roi", fit_intercept=True, device="auto", dtype="float32",
                  verbose=0, tuned_stimuli=None, allow_tuning_overlap=False):
         self.alphas = alphas
         self.layer_slices = layer_slices
@@ -869,6 +873,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self : VoxelwiseEncoder
         """
         check_params(self)
+        self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         layered = isinstance(X, LayeredFeatures)
         if layered:  # one layer at a time: never concatenated, checked as each is read
             Y = validate_data(self, y=y, multi_output=True, y_numeric=True)
@@ -891,7 +896,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         res = encoding_layer_scores(
             X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,
             n_components=self.n_components, fit_intercept=self.fit_intercept,
-            device=self.device, dtype=self.dtype, tuned_stimuli=self.tuned_stimuli,
+            device=self.device_, dtype=self.dtype, tuned_stimuli=self.tuned_stimuli,
             allow_tuning_overlap=self.allow_tuning_overlap, images=images,
         )
         scores, alphas = res["scores"], res["alphas"]
@@ -923,7 +928,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             # layered: a fresh copy of the layer, centred in place
             self.coefs_[name] = (cols,) + _refit_layer(
                 X.layer(name) if layered else X[:, sl], Y2, self.best_alphas_[cols], k,
-                fit_intercept=self.fit_intercept, device=self.device, dtype=self.dtype,
+                fit_intercept=self.fit_intercept, device=self.device_, dtype=self.dtype,
                 columns=cols, overwrite_x=layered)
         logger.info("VoxelwiseEncoder: layers per ROI %s", self.roi_layers_)
         return self

@@ -10,6 +10,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._backend import resolve_device
 from ._parallel import Parallel, delayed
 from .ridge import ridge, ridge_cv, ridge_factorize
 from ._subjects import (
@@ -91,7 +92,7 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     columns = np.flatnonzero(valid)
     criterion = "gcv" if selector.cv == "auto" else selector.cv
     # one decomposition of the stimulus features serves scoring and the refit
-    factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, device=selector.device,
+    factors = ridge_factorize(F, fit_intercept=selector.fit_intercept, device=selector.device_,
                               dtype=selector.dtype)
     res = ridge_cv(
         F, X, alphas, cv=criterion, groups=groups, fit_intercept=selector.fit_intercept,
@@ -148,8 +149,9 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         An int or a splitter: K-fold (grouped by stimulus) validation r.
         ``"auto"`` is ``"gcv"``.
     fit_intercept : bool, default=True
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where the ridge solver runs; results are NumPy arrays.
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        Where the ridge solver runs; ``"auto"`` is ``"cuda"`` when a CUDA
+        device is available, else ``"cpu"``.  Results are NumPy arrays.
     dtype : {"float32", "float64"}, default="float32"
     chunk_size : int, default=None
         Voxels per chunk (bounds peak memory); ``None`` picks ~256 MiB chunks.
@@ -172,6 +174,8 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         Subject ids seen in ``fit`` (multi-subject mode), else ``None``.
     n_invalid_voxels_ : int or ndarray of int
         Voxels excluded because they contain NaN/inf or are constant.
+    device_ : torch.device
+        The resolved ``device``.
     n_features_in_ : int
 
     Notes
@@ -221,7 +225,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
     }
 
     def __init__(self, n_voxels=1000, *, alphas=None, cv="auto", fit_intercept=True,
-                 device="cpu", dtype="float32", chunk_size=None, verbose=0):
+                 device="auto", dtype="float32", chunk_size=None, verbose=0):
         self.n_voxels = n_voxels
         self.alphas = alphas
         self.cv = cv
@@ -258,6 +262,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         self : EncodingVoxelSelector
         """
         check_params(self)
+        self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         # X may be a memory-mapped whole brain: sklearn's finiteness check would
         # build a full boolean copy, so infinity is rejected voxel chunk by voxel
         # chunk instead (valid_voxels); float32/float64 input is never copied

@@ -110,7 +110,7 @@ def test_validation_split_grouped_by_stimulus():
 
 def test_pickle_clone_and_single_subject():
     X, Y, subj, stim = _data()
-    net = _net().fit(X, Y, subjects=subj, stimulus_ids=stim)
+    net = _net(device="cpu").fit(X, Y, subjects=subj, stimulus_ids=stim)  # explicit, kept
     again = pickle.loads(pickle.dumps(net))
     np.testing.assert_array_equal(again.predict(X, subjects=subj), net.predict(X, subjects=subj))
     assert again.device == "cpu" and again.device_ == torch.device("cpu")

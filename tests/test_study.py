@@ -350,6 +350,15 @@ def test_decoding_resumes_without_refitting(tmp_path, monkeypatch):
     assert json.loads((out / "provenance.json").read_text())["units_computed"] == 0
     assert [r["model"] for r in summary["rows"]] == ["ridge-image", "ridge-text"]
 
+    # units are fingerprinted by the resolved device: "auto" (the default) and
+    # the device it picks are one unit, so an explicit choice reuses them
+    torch = pytest.importorskip("torch")
+    resolved = "cuda" if torch.cuda.is_available() else "cpu"
+    assert config["device"] == "auto"
+    calls = _counting(monkeypatch)
+    summary = run_decoding_study(dict(config, device=resolved), out, figure=False, verbose=0)
+    assert calls == [] and summary["n_skipped"] == 2
+
     # a changed setting that the models depend on is recomputed, not reused
     changed = C.resolve_config("decoding", preset="tiny", overrides=[
         "models=['ridge-image', 'ridge-text']", "seeds=[0]", "ridge.alphas=[1.0, 10.0]"])

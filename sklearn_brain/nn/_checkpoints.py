@@ -200,5 +200,5 @@ class ResumableFitMixin:
             es.best_model_weights_ = deepcopy(self.module_.state_dict())
         elif es.best_epoch_ > 0:  # the best epoch's weights are params.pt
             es.best_model_weights_ = torch.load(self._checkpoint_file("params.pt"),
-                                                map_location=self.device, weights_only=True)
+                                                map_location=self.device_, weights_only=True)
         return es.misses_ >= es.patience

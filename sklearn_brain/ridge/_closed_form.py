@@ -167,7 +167,7 @@ def _gcv_heldout_r(d, UtY, ysq, best_k, gamma):
 
 
 def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True,
-                      return_coef=True, columns=None, factors=None, device="cpu",
+                      return_coef=True, columns=None, factors=None, device="auto",
                       dtype="float32", return_heldout_r=False, chunk_size=None, progress=None):
     """Alpha per target by generalised cross-validation or exact leave-one-(group-)out.
 

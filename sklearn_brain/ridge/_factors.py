@@ -51,7 +51,7 @@ class RidgeFactors(NamedTuple):
         return self.U.dtype
 
 
-def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_components=None,
+def ridge_factorize(X, *, fit_intercept=True, device="auto", dtype="float32", n_components=None,
                     overwrite_x=False):
     """Decompose the (centred) design matrix once for every ridge solution.
 
@@ -61,7 +61,8 @@ def ridge_factorize(X, *, fit_intercept=True, device="cpu", dtype="float32", n_c
         Finite design matrix.
     fit_intercept : bool, default=True
         Centre ``X`` (the intercept is then fitted without penalty).
-    device : str or torch.device, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
+        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
     dtype : {"float32", "float64"}, default="float32"
         Working precision.  The Gram matrix and its eigendecomposition are
         computed in float64 whenever that costs little, so float32 results
@@ -186,7 +187,7 @@ def hat_diag(factors, d):
     return h
 
 
-def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chunk_size=None,
+def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", chunk_size=None,
           factors=None, columns=None):
     """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
 
@@ -197,7 +198,8 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="cpu", dtype="float32", chu
     alpha : float or array-like of shape (n_targets,)
         One alpha for all targets, or one per target.
     fit_intercept : bool, default=True
-    device : str or torch.device, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
+        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
     dtype : {"float32", "float64"}, default="float32"
         Used to decompose ``X`` when ``factors`` is not given.
     chunk_size : int, default=None

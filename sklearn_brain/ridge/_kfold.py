@@ -109,7 +109,7 @@ def fold_scores(factors, X_test, Y, train, test, alphas, *, chunk_size=None, add
 
 
 def solve_kfold(X, Y, alphas, *, cv=5, groups=None, fit_intercept=True, return_coef=True,
-                columns=None, factors=None, device="cpu", dtype="float32",
+                columns=None, factors=None, device="auto", dtype="float32",
                 return_heldout_r=True, chunk_size=None, progress=None):
     """Alpha per target by the validation Pearson r, averaged over K folds.
 

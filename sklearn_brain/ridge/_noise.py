@@ -53,7 +53,7 @@ def repeat_noise_variance(X, groups):
     return (dev ** 2).sum(axis=0) / (counts[counts > 1] - 1).sum()
 
 
-def trial_noise_shift(X, Y, groups, real, test_repeats, *, noise_variance=None, device="cpu",
+def trial_noise_shift(X, Y, groups, real, test_repeats, *, noise_variance=None, device="auto",
                       dtype="float32"):
     """Input shifts that bring held-out inputs to the noise level of the test inputs.
 
@@ -86,7 +86,8 @@ def trial_noise_shift(X, Y, groups, real, test_repeats, *, noise_variance=None, 
     test_repeats : int >= 1
     noise_variance : ndarray of shape (n_features,), default=None
         ``sigma_v^2``, in the units of ``X``; ``None``: from the training repeats.
-    device : str or torch.device, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
+        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
     dtype : {"float32", "float64"}, default="float32"
         Where and in which precision the encoding model is fitted.
 

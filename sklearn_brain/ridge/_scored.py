@@ -20,7 +20,7 @@ from ._result import RidgeCVResult
 
 
 def iter_heldout_predictions(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True,
-                             device="cpu", dtype="float32", shift=None):
+                             device="auto", dtype="float32", shift=None):
     """Held-out predictions of every alpha, fold by fold.
 
     For ``cv="loo"`` the predictions are exact leave-one-out (or, with
@@ -78,7 +78,7 @@ def _rankable_scores(cv_scores, name):
 
 
 def solve_scored(X, Y, alphas, *, cv="loo", groups=None, fit_intercept=True, return_coef=True,
-                 columns=None, factors=None, device="cpu", dtype="float32", score_func,
+                 columns=None, factors=None, device="auto", dtype="float32", score_func,
                  local_alpha=True, shift=None, score_mask=None):
     """Alpha per target, or one for all, by any score of the held-out predictions.
 

@@ -38,7 +38,7 @@ _OWN_PARAMS = {name: frozenset(inspect.signature(fn).parameters) - set(_SHARED)
 
 
 def ridge_cv(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True, return_coef=True,
-             columns=None, factors=None, device="cpu", dtype="float32", **solver_params):
+             columns=None, factors=None, device="auto", dtype="float32", **solver_params):
     """Multi-target ridge with one alpha per target chosen from a grid.
 
     The front of every model selection in the package (in the manner of
@@ -85,7 +85,8 @@ def ridge_cv(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True, return_
         solver and leave-one-out ``score_func`` selection read everything
         from it; K-fold decomposes each training fold and uses it for the
         refit only.
-    device : str or torch.device, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
+        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
     dtype : {"float32", "float64"}, default="float32"
         Where and in which precision to work; ignored when ``factors`` is
         given: the factors' own then serve every solver (K-fold's folds too).

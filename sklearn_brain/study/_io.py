@@ -133,6 +133,18 @@ def package_versions():
     return out
 
 
+def fingerprint_device(device):
+    """The device a unit's fingerprint records: the resolved one.
+
+    ``"auto"`` and the device it resolves to are then one unit, so results
+    computed with ``device="cpu"`` are reused by a run with ``"auto"`` on a
+    machine without CUDA (the numbers are the same).
+    """
+    from .._backend import resolve_device
+
+    return str(resolve_device(device))
+
+
 def device_info(device):
     """The resolved device and what the machine has."""
     import torch

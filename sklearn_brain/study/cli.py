@@ -75,7 +75,9 @@ def add_study_parser(subparsers):
             p.add_argument("--alexnet-weights", default=None,
                            help="features.alexnet_weights: local torchvision AlexNet state "
                                 "dict ('none': random weights, for tests)")
-        p.add_argument("--device", default=None, help="'cpu', 'cuda' or 'auto' (config: device)")
+        p.add_argument("--device", default=None,
+                       help="'auto' (CUDA when available, else the CPU), 'cpu' or 'cuda' "
+                            "(config: device, default 'auto')")
         p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="Dask scheduler address: run the hyperparameter search on it")
         p.add_argument("--no-figure", action="store_true", help="do not write figure.png")

@@ -49,7 +49,7 @@ models = ["ridge-image", "ridge-text", "ridge-multi", "ridge-image-aug",
 # One run per seed: on the simulator a fresh simulated dataset (and model seed);
 # on real data the seed of the train/test split and of the models.
 seeds = [0, 1, 2, 3, 4]
-device = "cpu"               # "cpu", "cuda" or "auto" (CUDA when available)
+device = "auto"              # "auto" (CUDA when available, else CPU), "cpu" or "cuda"
 
 [data]
 dataset = "simulator"        # "simulator" or "bold5000"
@@ -137,7 +137,7 @@ ENCODING_TOML = """\
 #           table's start_weights column names them
 networks = ["untuned", "random-init", "regression-tuned", "cl-tuned", "cl-tuned-pooled"]
 seeds = [0, 1, 2, 3, 4]      # simulator: a fresh image world; real data: split + network seed
-device = "cpu"               # "cpu", "cuda" or "auto"
+device = "auto"              # "auto" (CUDA when available, else CPU), "cpu" or "cuda"
 
 [data]
 dataset = "simulator"        # "simulator", "algonauts2023" or "nod"
@@ -204,7 +204,7 @@ NEW_SUBJECT_TOML = """\
 methods = ["adapted", "ridge", "scratch", "align"]
 sessions = [1, 2, 4]         # session counts of the new subject; all its sessions are added
 seeds = [0, 1, 2, 3, 4]      # one simulated dataset (and network seed) per seed
-device = "cpu"               # "cpu", "cuda" or "auto" (CUDA when available)
+device = "auto"              # "auto" (CUDA when available, else CPU), "cpu" or "cuda"
 
 [data]
 dataset = "simulator"        # "simulator" only (real BOLD5000 is not supported yet)

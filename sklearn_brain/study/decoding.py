@@ -35,7 +35,8 @@ from sklearn.utils import Bunch
 from .._arrays import unit_rows
 from .._io import UnreadableFileError
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
-from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
+                  write_csv)
 from ._protocol import protocol_label, query_design, split_test_stimuli, summarize_design
 from ._selection import NpyBlocks, peak_rss_gb, select_subjects
 from .config import (DECODING_MODELS, ConfigError, decoding_model_spec, models_override,
@@ -838,7 +839,8 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
         config = dict(config, models=runnable)
     cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
     seeds = {s: _SeedData(config, s, cache_dir) for s in config["seeds"]}
-    shared = {k: config[k] for k in ("data", "features", "protocol", "ridge", "device")}
+    shared = {k: config[k] for k in ("data", "features", "protocol", "ridge")}
+    shared["device"] = fingerprint_device(config["device"])
     shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
     units = []  # model by model, so that an interrupted run leaves complete rows
     for name in config["models"]:

@@ -22,7 +22,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights, stimulus_paths
-from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
+                  write_csv)
 from .config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -272,7 +273,7 @@ def _held_out_features(net, images, ids):
 
 
 def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_components=100,
-                      cv=5, alphas=None, device="cpu", categories=None, probe_layer=None):
+                      cv=5, alphas=None, device="auto", categories=None, probe_layer=None):
     """Held-out encoding r of one subject's voxels from one network's features.
 
     Parameters
@@ -288,7 +289,8 @@ def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_c
     enc_ids, test_ids : ndarray of int
         Images fitting the encoding model / scoring it.
     n_components, cv, alphas, device
-        :class:`~sklearn_brain.VoxelwiseEncoder` parameters.
+        :class:`~sklearn_brain.VoxelwiseEncoder` parameters (``device`` defaults
+        to ``"auto"``: CUDA when available, else the CPU).
     categories : ndarray of shape (n_images,), default=None
         Image labels for the downstream linear probe (on ``probe_layer``).
     probe_layer : str, default=None
@@ -748,7 +750,8 @@ def run_encoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     run = StudyRun("encoding", config, output, verbose=verbose, argv=argv)
     cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
     seeds = {s: _SeedData(config, s) for s in config["seeds"]}
-    shared = {k: config[k] for k in ("data", "features", "encoding", "device")}
+    shared = {k: config[k] for k in ("data", "features", "encoding")}
+    shared["device"] = fingerprint_device(config["device"])
     shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
     if _uses_standin(config):  # the stand-in, and the world's extra images, depend on it
         shared["pretrain"] = config["pretrain"]

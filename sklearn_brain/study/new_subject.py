@@ -50,7 +50,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ._common import StudyRun, quiet_fmri_warnings
-from ._io import atomic_write_json, fingerprint, format_table, mean_ci, write_csv
+from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
+                  write_csv)
 from .config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def protocol_label(*, repeats, test_repeats, n_candidates):
 
 
 def fit_protocol_ridge(X, Y, stimulus_ids, *, test_repeats, test_inputs=None,
-                       test_stimulus_ids=None, noise="auto", alphas=None, device="cpu"):
+                       test_stimulus_ids=None, noise="auto", alphas=None, device="auto"):
     """A :class:`~sklearn_brain.RidgeDecoder` whose alpha serves the test protocol.
 
     Test inputs averaged over ``r`` repeats are less noisy than single
@@ -145,7 +146,8 @@ def fit_protocol_ridge(X, Y, stimulus_ids, *, test_repeats, test_inputs=None,
         repeated, else the test repeats.
     alphas : array-like or None, default=None
         Ridge grid (``None``: the decoder's).
-    device : str, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"``: CUDA when available, else the CPU.
 
     Returns
     -------
@@ -250,7 +252,7 @@ def _scores(target, pred, ids):
 def new_subject_scores(X, Y, stimulus_ids, subjects, is_test, sessions, embeddings, new, *,
                        amounts=(1, 2, 4), methods=METHODS, n_voxels=300, network=None,
                        adapt=None, repeats="averaged", ridge_noise="auto", ridge_alphas=None,
-                       random_state=0, device="cpu"):
+                       random_state=0, device="auto"):
     """Scores of every method for one new subject bringing 1, 2, 4 ... and all its sessions.
 
     Parameters
@@ -288,7 +290,8 @@ def new_subject_scores(X, Y, stimulus_ids, subjects, is_test, sessions, embeddin
     ridge_alphas : array-like or None, default=None
     random_state : int, default=0
         Seed of the networks.
-    device : str, default="cpu"
+    device : {"auto", "cpu", "cuda"} or str, default="auto"
+        ``"auto"``: CUDA when available, else the CPU.
 
     Returns
     -------
@@ -642,7 +645,8 @@ def run_new_subject_study(config, output, *, scheduler=None, figure=True, verbos
     subjects = simulator_subjects(config)
     run = StudyRun("new-subject", config, output, verbose=verbose, argv=argv)
     part = {k: config[k] for k in ("data", "sessions", "methods", "protocol", "ridge",
-                                   "network", "adapt", "device")}
+                                   "network", "adapt")}
+    part["device"] = fingerprint_device(config["device"])
     # the unit's name carries its subject: a run over fewer subjects reuses the same units
     part["data"] = {k: v for k, v in config["data"].items() if k != "subjects"}
     units = [(f"new-{s}", seed, fingerprint(dict(part, new_subject=s)))
