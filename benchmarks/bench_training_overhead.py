@@ -152,9 +152,9 @@ def bench_cltuned(args):
 
     module = copy.deepcopy(net.module_).to(net.device)
     optimizer = torch.optim.Adam(module.parameters(), lr=net.lr)
-    from sklearn_brain.cltuned import _prepare_images  # the estimator's own image tensor
+    from sklearn_brain.cltuned import prepare_images  # the estimator's own image tensor
 
-    tensors = {"images": torch.as_tensor(_prepare_images(images, side)),
+    tensors = {"images": torch.as_tensor(prepare_images(images, side)),
                "fmri": torch.from_numpy(fmri), "subject": torch.from_numpy(subjects),
                "stimulus": torch.from_numpy(stim.astype(np.int64))}
 

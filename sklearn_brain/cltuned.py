@@ -64,7 +64,7 @@ from .nn._modules import CLAlexNetModule, ImageClassifierModule
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CLTunedAlexNet", "pretrain_alexnet"]
+__all__ = ["CLTunedAlexNet", "pretrain_alexnet", "prepare_images"]
 
 _OBJECTIVES = ("contrastive", "regression")
 
@@ -154,11 +154,31 @@ def _check_images(X):
     return np.stack(arrays)
 
 
-def _prepare_images(images, image_size, chunk=256):
+def prepare_images(images, image_size, chunk=256):
     """Resize ``(n, H, W, 3)`` uint8 images to a ``(n, 3, S, S)`` uint8 tensor.
 
     Done once per call (antialiased bilinear), so that training batches only
     index a tensor: normalisation happens on the device inside the module.
+    This is the input of the classifier that :func:`pretrain_alexnet`
+    returns (its ``predict``), at the ``image_size`` it was trained at.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, height, width, 3), uint8
+    image_size : int
+        Side of the square output, in pixels.
+    chunk : int, default=256
+        Images resized at a time (bounds the float32 working copy).
+
+    Returns
+    -------
+    prepared : torch.Tensor of shape (n_images, 3, image_size, image_size), uint8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prepare_images(np.zeros((2, 40, 30, 3), dtype=np.uint8), 32).shape
+    torch.Size([2, 3, 32, 32])
     """
     out = torch.empty((len(images), 3, image_size, image_size), dtype=torch.uint8)
     for start in range(0, len(images), chunk):
@@ -231,8 +251,8 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
     -------
     net : skorch.NeuralNetClassifier
         Fitted; ``net.module_.alexnet`` is a torchvision AlexNet.  ``predict``
-        takes images prepared as a ``(n, 3, image_size, image_size)`` uint8
-        tensor and returns codes ``k`` (label ``np.unique(labels)[k]``).
+        takes images prepared by :func:`prepare_images` (a ``(n, 3,
+        image_size, image_size)`` uint8 tensor) and returns codes ``k`` (label ``np.unique(labels)[k]``).
     """
     images = _check_images(images)
     labels = np.asarray(labels)
@@ -250,7 +270,7 @@ def pretrain_alexnet(images, labels, *, image_size=224, max_epochs=5, lr=3e-4, b
             iterator_train__shuffle=True, device=str(resolve_device(device)), verbose=verbose,
             **kwargs,
         )
-        net.fit(_prepare_images(images, image_size), codes.astype(np.int64))
+        net.fit(prepare_images(images, image_size), codes.astype(np.int64))
     return net
 
 
@@ -613,7 +633,7 @@ class CLTunedAlexNet(NeuralEstimator):
                 f"images and fmri have different lengths: {len(images)} images but "
                 f"{len(fmri)} fMRI samples (one image per trial is needed)."
             )
-        prepared = _prepare_images(images, self.image_size)
+        prepared = prepare_images(images, self.image_size)
         hashes = _image_hashes(prepared)
         ids = None
         if stimulus_ids is not None:
@@ -706,7 +726,7 @@ class CLTunedAlexNet(NeuralEstimator):
 
     def _batches(self, images, forward):
         images = _check_images(images)
-        prepared = _prepare_images(images, self.image_size)
+        prepared = prepare_images(images, self.image_size)
         self._check_tuning_overlap(images, prepared)
         return np.concatenate(list(iter_batches(
             ListDataset(prepared), forward, batch_size=256, num_workers=0,

@@ -235,10 +235,10 @@ def test_fit_loss_uses_stimulus_positives(data, pooled):
     net = _net(**kw).fit(imgs, fmri, subjects=subjects, stimulus_ids=ids)
     module = net.module_.train()
     codes = np.zeros(12, dtype=np.int64) if subjects is None else np.repeat([0, 1], 6)
-    from sklearn_brain.cltuned import _prepare_images
+    from sklearn_brain.cltuned import prepare_images
 
     with torch.no_grad():
-        z_img, z_fmri = module(_prepare_images(imgs, 64),
+        z_img, z_fmri = module(prepare_images(imgs, 64),
                                torch.from_numpy(np.asarray(fmri, dtype=np.float64)),
                                torch.from_numpy(codes))
     z_img, z_fmri = z_img.double().numpy(), z_fmri.double().numpy()
@@ -352,7 +352,7 @@ def test_leak_guard_refuses_near_duplicates_of_tuning_images(data, fitted, held)
 
 
 def test_pretrain_alexnet_classifies_and_gives_loadable_weights(tmp_path):
-    from sklearn_brain.cltuned import _prepare_images, pretrain_alexnet
+    from sklearn_brain.cltuned import prepare_images, pretrain_alexnet
 
     rng = np.random.default_rng(0)
     labels = np.repeat(["red", "blue"], 8)
@@ -363,7 +363,7 @@ def test_pretrain_alexnet_classifies_and_gives_loadable_weights(tmp_path):
                            batch_size=8, random_state=0)
     losses = net.history[:, "train_loss"]
     assert losses[-1] < losses[0] and len(losses) == 6
-    pred = net.predict(_prepare_images(images, 64))
+    pred = net.predict(prepare_images(images, 64))
     assert np.mean(pred == np.searchsorted(np.unique(labels), labels)) >= 0.75  # chance 0.5
     # a torchvision AlexNet state dict: loads as the weights of the featurizer
     path = tmp_path / "pretrained.pth"

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 
 from sklearn_brain import CLTunedAlexNet, VoxelwiseEncoder
-from sklearn_brain.cltuned import _prepare_images, pretrain_alexnet
+from sklearn_brain.cltuned import prepare_images, pretrain_alexnet
 from sklearn_brain.datasets import make_image_world
 from sklearn_brain.encoding import (
     check_disjoint_stimuli,
@@ -122,7 +122,7 @@ if WEIGHTS:
 else:
     clf = pretrain_alexnet(world.images[pre_ids], world.categories[pre_ids], **PRETRAIN)
     held = np.concatenate([enc_ids, world.test_stimuli])
-    acc = np.mean(clf.predict(_prepare_images(world.images[held], IMAGE_SIZE))
+    acc = np.mean(clf.predict(prepare_images(world.images[held], IMAGE_SIZE))
                   == world.categories[held])
     WEIGHTS = os.path.join(tempfile.mkdtemp(), "alexnet_image_world.pth")
     torch.save(clf.module_.alexnet.state_dict(), WEIGHTS)
