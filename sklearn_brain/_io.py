@@ -1,4 +1,5 @@
-"""Atomic file writes, in one place (feature cache, checkpoints, study outputs, CLI).
+"""File I/O in one place: atomic writes (feature cache, checkpoints, study outputs, CLI), and
+2-D ``.npy`` files read block by block without a memory map (:class:`NpyBlocks`).
 
 A file is written to a temporary file in its own folder and renamed over its
 final name with :func:`os.replace`, so readers see either the previous file or
@@ -29,7 +30,10 @@ import threading
 import time
 import uuid
 
+import numpy as np
+
 __all__ = [
+    "NpyBlocks",
     "STALE_AGE_S",
     "SWEEP_INTERVAL_S",
     "atomic_open",
@@ -290,3 +294,130 @@ def check_writable(folder):
     os.makedirs(folder, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
         pass
+
+
+class NpyBlocks:
+    """A 2-D ``.npy`` file read block by block with plain file reads (no memory map).
+
+    Pages a process reads through a memory map count in its resident memory
+    for as long as the map lives, and the kernel maps far more of the file
+    than a block asks for (read-ahead and fault-around): reading a column
+    chunk of every row through a fresh map left the whole 2 GB file
+    resident, measured.  Here ``blocks[rows, columns]`` reads exactly the
+    bytes it needs with ``os.pread`` into the array it returns, so only the
+    returned block is resident (the file's pages stay in the kernel's page
+    cache, which is not the process's memory).
+
+    Parameters
+    ----------
+    path : path
+        A 2-D C-ordered ``.npy`` file (Fortran-ordered files are read
+        through a memory map instead).
+
+    Attributes
+    ----------
+    shape : tuple of int
+    dtype : numpy dtype
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.npy")
+    >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
+    >>> NpyBlocks(path)[np.array([0, 2]), 1:3]
+    array([[ 1.,  2.],
+           [ 9., 10.]], dtype=float32)
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read(f)
+            self._offset = f.tell()
+        if len(shape) != 2:
+            raise ValueError(f"{self.path}: expected a 2-D array, got shape {shape}.")
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), 2
+        self._fortran = bool(fortran) or self.dtype.hasobject
+
+    @classmethod
+    def from_map(cls, ref):
+        """The file behind a whole 2-D memory map (a
+        :class:`~sklearn_brain._parallel.MemmapRef`: ``.npy`` or raw, any offset)."""
+        if len(ref.shape) != 2:
+            raise ValueError(f"{ref.filename}: expected a 2-D array, got shape {ref.shape}.")
+        self = cls.__new__(cls)
+        self.path, self._offset = str(ref.filename), int(ref.offset)
+        self.shape, self.dtype, self.ndim = tuple(ref.shape), np.dtype(ref.dtype), 2
+        self._fortran = ref.order == "F" or self.dtype.hasobject
+        return self
+
+    def _rows(self, key):
+        if isinstance(key, slice):
+            return np.arange(self.shape[0])[key]
+        rows = np.asarray(key)
+        if rows.dtype == bool:
+            return np.flatnonzero(rows)
+        rows = rows.astype(np.intp, copy=False).reshape(-1) if rows.ndim else rows
+        return np.where(rows < 0, rows + self.shape[0], rows)
+
+    def __getitem__(self, key):
+        rows_key, cols = key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None))
+        # an integer row, or two index arrays (numpy pairs them element-wise):
+        # rare here, served by a memory map read whole
+        if (self._fortran or (np.ndim(rows_key) == 0 and not isinstance(rows_key, slice))
+                or not (isinstance(rows_key, slice) or isinstance(cols, slice))):
+            mm = np.memmap(self.path, dtype=self.dtype, mode="r", shape=self.shape,
+                           offset=self._offset, order="F" if self._fortran else "C")
+            try:
+                return np.array(mm[key])
+            finally:
+                del mm
+        rows = self._rows(rows_key)
+        n_cols, size = self.shape[1], self.dtype.itemsize
+        if isinstance(cols, slice) and cols.step in (None, 1):
+            a, b, _ = cols.indices(n_cols)
+            b = max(a, b)
+            out = np.empty((rows.size, b - a), dtype=self.dtype)
+            full = b - a == n_cols
+        else:  # scattered columns: read whole rows, a block at a time, then take
+            take = np.arange(n_cols)[cols]
+            out = np.empty((rows.size,) + take.shape, dtype=self.dtype)
+            step = max(1, (1 << 24) // max(1, n_cols))
+            for i in range(0, rows.size, step):
+                out[i:i + step] = self[rows[i:i + step], :][:, take]
+            return out
+        if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"row index out of range for {self.shape[0]} rows")
+        if out.size == 0:
+            return out
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            view = out.view(np.uint8)
+            i = 0
+            while i < rows.size:
+                j = i + 1
+                if full:  # consecutive rows are one contiguous read
+                    while j < rows.size and rows[j] == rows[j - 1] + 1:
+                        j += 1
+                start = self._offset + (int(rows[i]) * n_cols + a) * size
+                _pread_into(fd, view[i:j].reshape(-1), start, self.path)
+                i = j
+        finally:
+            os.close(fd)
+        return out
+
+    def __repr__(self):
+        return f"NpyBlocks({self.path!r}, shape={self.shape})"
+
+
+def _pread_into(fd, buf, offset, path):
+    """Fill the uint8 array ``buf`` from ``fd`` at ``offset`` (looping over short reads)."""
+    mv, done = memoryview(buf), 0
+    while done < buf.size:
+        n = os.preadv(fd, [mv[done:]], offset + done)
+        if n <= 0:
+            raise OSError(f"{path!r} ends at byte {offset + done}: the file is truncated.")
+        done += n

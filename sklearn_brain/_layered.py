@@ -16,8 +16,8 @@ kept apart instead:
   arrays) and a row selection; :meth:`LayeredFeatures.take` selects rows
   without copying, and :meth:`LayeredFeatures.layer` copies the selected rows
   of **one** layer.  Rows of a memory-mapped file are read with plain file
-  reads, a block of rows at a time, so no mapped page stays resident in the
-  process: the memory used is the one layer's copy.
+  reads (:class:`~sklearn_brain._io.NpyBlocks`), so no mapped page stays
+  resident in the process: the memory used is the one layer's copy.
 
 :class:`~sklearn_brain.VoxelwiseEncoder` and
 :func:`~sklearn_brain.encoding.encoding_layer_scores` take a
@@ -31,13 +31,11 @@ from contextlib import ExitStack
 
 import numpy as np
 
-from ._io import atomic_open
+from ._io import NpyBlocks, atomic_open
 from ._parallel import MemmapRef, share_array
 
 __all__ = ["LayeredFeatures", "open_layer_files", "read_rows", "write_layer_files"]
 
-#: rows read per file read: about this many bytes
-READ_BLOCK_BYTES = 64 << 20
 MANIFEST = "manifest.json"
 
 
@@ -45,11 +43,11 @@ def _file_name(layer):
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in layer) + ".npy"
 
 
-def read_rows(a, rows=None, *, block_bytes=READ_BLOCK_BYTES):
+def read_rows(a, rows=None):
     """Rows ``rows`` of a 2-D array as a new C-ordered array.
 
-    A whole memory-mapped file (``np.load(path, mmap_mode="r")``, C order)
-    is read with plain file reads, a block of rows at a time: no page of
+    A whole C-ordered memory map (``np.load(path, mmap_mode="r")``) is read
+    with plain file reads (:class:`~sklearn_brain._io.NpyBlocks`): no page of
     the mapping becomes resident, and the result is the only copy.  Any
     other array is indexed (``a[rows]``).
 
@@ -58,7 +56,6 @@ def read_rows(a, rows=None, *, block_bytes=READ_BLOCK_BYTES):
     a : ndarray of shape (n_rows, n_columns)
     rows : array-like of int or None, default=None
         ``None``: every row.
-    block_bytes : int, default=READ_BLOCK_BYTES
 
     Returns
     -------
@@ -67,36 +64,7 @@ def read_rows(a, rows=None, *, block_bytes=READ_BLOCK_BYTES):
     ref = share_array(a)
     if not isinstance(ref, MemmapRef) or ref.order != "C" or len(ref.shape) != 2:
         return np.array(a if rows is None else a[np.asarray(rows)], order="C")
-    n, width = ref.shape
-    rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
-    if rows.size and (rows.min() < -n or rows.max() >= n):
-        raise IndexError(f"row index out of range for {n} rows.")
-    rows = np.where(rows < 0, rows + n, rows)
-    out = np.empty((len(rows), width), dtype=ref.dtype)
-    if not rows.size or not width:
-        return out
-    row_bytes = width * ref.dtype.itemsize
-    per = max(1, block_bytes // row_bytes)
-    order = np.argsort(rows, kind="stable")
-    ordered = rows[order]
-    with open(ref.filename, "rb", buffering=0) as f:
-        i = 0
-        while i < len(ordered):
-            start = int(ordered[i])
-            stop = min(start + per, int(ordered[-1]) + 1)
-            j = int(np.searchsorted(ordered, stop, side="left"))
-            buf = np.empty((stop - start, width), dtype=ref.dtype)
-            view, done = memoryview(buf).cast("B"), 0
-            f.seek(ref.offset + start * row_bytes)
-            while done < len(view):
-                got = f.readinto(view[done:])
-                if not got:
-                    raise OSError(f"{ref.filename!r} ends before row {stop}: the file is "
-                                  "truncated.")
-                done += got
-            out[order[i:j]] = buf[ordered[i:j] - start]
-            i = j
-    return out
+    return NpyBlocks.from_map(ref)[slice(None) if rows is None else np.asarray(rows), :]
 
 
 class LayeredFeatures:

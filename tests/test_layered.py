@@ -45,15 +45,14 @@ def test_files_round_trip_and_rows(tmp_path, activations):
                                   activations[::2, :7])
 
 
-@pytest.mark.parametrize("block_bytes", [1, 40, 1000, 1 << 20])
-def test_read_rows_reads_the_file_in_blocks(tmp_path, activations, block_bytes):
+def test_read_rows_of_a_file_equal_indexing(tmp_path, activations):
     np.save(tmp_path / "a.npy", activations)
     mm = np.load(tmp_path / "a.npy", mmap_mode="r")
     rows = np.array([22, 0, 5, 5, 6, 21, -1])
-    out = read_rows(mm, rows, block_bytes=block_bytes)
+    out = read_rows(mm, rows)
     assert out.flags.c_contiguous and not isinstance(out, np.memmap)
     np.testing.assert_array_equal(out, activations[rows])
-    np.testing.assert_array_equal(read_rows(mm, None, block_bytes=block_bytes), activations)
+    np.testing.assert_array_equal(read_rows(mm, None), activations)
     assert read_rows(mm, np.array([], int)).shape == (0, 30)
     with pytest.raises(IndexError):
         read_rows(mm, [23])
@@ -123,3 +122,15 @@ def test_container_checks():
         LayeredFeatures({"a": a}, rows=[4])
     L = LayeredFeatures({"a": a, "b": b}, rows=[3, 1])
     assert L.shape == (2, 5) and len(L) == 2 and "2 layers" in repr(L)
+
+
+def test_read_rows_of_a_raw_memory_map_at_an_offset(tmp_path, activations):
+    # not a .npy: the map's own dtype, shape and offset say where the rows are
+    path = tmp_path / "raw.bin"
+    with open(path, "wb") as f:
+        f.write(b"x" * 12)
+        f.write(activations.tobytes())
+    mm = np.memmap(path, dtype=activations.dtype, mode="r", shape=activations.shape, offset=12)
+    rows = np.array([3, 0, 22, 4])
+    np.testing.assert_array_equal(read_rows(mm, rows), activations[rows])
+    np.testing.assert_array_equal(read_rows(mm), activations)

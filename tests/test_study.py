@@ -768,7 +768,8 @@ def test_per_subject_selection_equals_the_stacked_path_on_the_tiny_preset(tmp_pa
     from sklearn_brain import EncodingVoxelSelector, SubjectStandardScaler
     from sklearn_brain.augmentation import synthesize_responses
     from sklearn_brain.datasets import make_bold5000_like, multi_subject_arrays
-    from sklearn_brain.study._selection import NpyBlocks, select_subjects
+    from sklearn_brain._io import NpyBlocks
+    from sklearn_brain.study._selection import select_subjects
 
     ds = make_bold5000_like(preset="tiny", random_state=0)
     X, _, stim, subj, is_test = multi_subject_arrays(ds)
@@ -801,7 +802,8 @@ def test_per_subject_selection_equals_the_stacked_path_on_the_tiny_preset(tmp_pa
 
 
 def test_npy_blocks_reads_blocks_and_gather_checks_its_arguments(tmp_path):
-    from sklearn_brain.study._selection import NpyBlocks, gather
+    from sklearn_brain._io import NpyBlocks
+    from sklearn_brain.study._selection import gather
 
     A = np.arange(60, dtype=np.float32).reshape(6, 10)
     np.save(tmp_path / "a.npy", A)
@@ -818,7 +820,7 @@ def test_npy_blocks_reads_blocks_and_gather_checks_its_arguments(tmp_path):
 @pytest.mark.parametrize("shape", [(7, 5), (1, 9), (30, 1)])
 def test_npy_blocks_equals_numpy_indexing_without_a_memory_map(tmp_path, shape, monkeypatch):
     """Row/column blocks are read with plain reads, equal to numpy's indexing."""
-    from sklearn_brain.study._selection import NpyBlocks
+    from sklearn_brain._io import NpyBlocks
 
     A = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     np.save(tmp_path / "a.npy", A)

@@ -5,7 +5,7 @@ NaN-padded array, z-score a copy of it and fit one multi-subject
 :class:`~sklearn_brain.EncodingVoxelSelector` on a copy of its training rows:
 several copies of 14 GB at BOLD5000's real size.  :func:`select_subjects`
 does the same computation one subject at a time, reading each subject's
-betas (the ``.npy`` cache, read with plain file reads, see :class:`NpyBlocks`)
+betas (the ``.npy`` cache, read with plain file reads, see :class:`~sklearn_brain._io.NpyBlocks`)
 a chunk at a time: at most one subject's z-scored training rows are in memory, and only
 the selected voxels of every subject are assembled.  Every number equals the
 multi-subject path's bit for bit (statistics by chunks of two or more voxels,
@@ -14,7 +14,6 @@ selector fits).
 """
 
 import logging
-import os
 import resource
 import sys
 import time
@@ -36,127 +35,13 @@ def peak_rss_gb():
     return peak / 1e9 if sys.platform == "darwin" else peak * 1024 / 1e9
 
 
-class NpyBlocks:
-    """A 2-D ``.npy`` file read block by block with plain file reads (no memory map).
-
-    Pages a process reads through a memory map count in its resident memory
-    for as long as the map lives, and the kernel maps far more of the file
-    than a block asks for (read-ahead and fault-around): reading a column
-    chunk of every row through a fresh map left the whole 2 GB file
-    resident, measured.  Here ``blocks[rows, columns]`` reads exactly the
-    bytes it needs with ``os.pread`` into the array it returns, so only the
-    returned block is resident (the file's pages stay in the kernel's page
-    cache, which is not the process's memory).
-
-    Parameters
-    ----------
-    path : path
-        A 2-D C-ordered ``.npy`` file (Fortran-ordered files are read
-        through a memory map instead).
-
-    Attributes
-    ----------
-    shape : tuple of int
-    dtype : numpy dtype
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "a.npy")
-    >>> np.save(path, np.arange(12, dtype=np.float32).reshape(3, 4))
-    >>> NpyBlocks(path)[np.array([0, 2]), 1:3]
-    array([[ 1.,  2.],
-           [ 9., 10.]], dtype=float32)
-    """
-
-    def __init__(self, path):
-        self.path = str(path)
-        with open(self.path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read(f)
-            self._offset = f.tell()
-        if len(shape) != 2:
-            raise ValueError(f"{self.path}: expected a 2-D array, got shape {shape}.")
-        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), 2
-        self._fortran = bool(fortran) or self.dtype.hasobject
-
-    def _rows(self, key):
-        if isinstance(key, slice):
-            return np.arange(self.shape[0])[key]
-        rows = np.asarray(key)
-        if rows.dtype == bool:
-            return np.flatnonzero(rows)
-        rows = rows.astype(np.intp, copy=False).reshape(-1) if rows.ndim else rows
-        return np.where(rows < 0, rows + self.shape[0], rows)
-
-    def __getitem__(self, key):
-        rows_key, cols = key if isinstance(key, tuple) and len(key) == 2 else (key, slice(None))
-        # an integer row, or two index arrays (numpy pairs them element-wise):
-        # rare here, served by a memory map read whole
-        if (self._fortran or (np.ndim(rows_key) == 0 and not isinstance(rows_key, slice))
-                or not (isinstance(rows_key, slice) or isinstance(cols, slice))):
-            mm = np.load(self.path, mmap_mode="r")
-            try:
-                return np.array(mm[key])
-            finally:
-                del mm
-        rows = self._rows(rows_key)
-        n_cols, size = self.shape[1], self.dtype.itemsize
-        if isinstance(cols, slice) and cols.step in (None, 1):
-            a, b, _ = cols.indices(n_cols)
-            b = max(a, b)
-            out = np.empty((rows.size, b - a), dtype=self.dtype)
-            span, full = (b - a) * size, b - a == n_cols
-        else:  # scattered columns: read whole rows, a block at a time, then take
-            take = np.arange(n_cols)[cols]
-            out = np.empty((rows.size,) + take.shape, dtype=self.dtype)
-            step = max(1, (1 << 24) // max(1, n_cols))
-            for i in range(0, rows.size, step):
-                out[i:i + step] = self[rows[i:i + step], :][:, take]
-            return out
-        if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
-            raise IndexError(f"row index out of range for {self.shape[0]} rows")
-        if out.size == 0:
-            return out
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            view = out.view(np.uint8)
-            i = 0
-            while i < rows.size:
-                j = i + 1
-                if full:  # consecutive rows are one contiguous read
-                    while j < rows.size and rows[j] == rows[j - 1] + 1:
-                        j += 1
-                start = self._offset + (int(rows[i]) * n_cols + a) * size
-                _pread_into(fd, view[i:j].reshape(-1), start)
-                i = j
-        finally:
-            os.close(fd)
-        return out
-
-    def __repr__(self):
-        return f"NpyBlocks({self.path!r}, shape={self.shape})"
-
-
-def _pread_into(fd, buf, offset):
-    """Fill the uint8 array ``buf`` from ``fd`` at ``offset`` (looping over short reads)."""
-    mv, done = memoryview(buf), 0
-    while done < buf.size:
-        n = os.preadv(fd, [mv[done:]], offset + done)
-        if n <= 0:
-            raise OSError(f"unexpected end of file at byte {offset + done}")
-        done += n
-
-
 def gather(X, *, rows=None, columns=None, chunk_values=None):
     """``X[rows][:, columns]`` as an in-memory float32 array, read a block at a time.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_voxels)
-        An ndarray or :class:`NpyBlocks`.
+        An ndarray or :class:`~sklearn_brain._io.NpyBlocks`.
     rows : ndarray of int, default=None
         ``None``: all rows (read in blocks of rows).
     columns : ndarray of int, default=None
@@ -207,7 +92,7 @@ def select_subjects(X, subjects, is_test, features, stimulus_ids, *, n_voxels, d
     Parameters
     ----------
     X : dict subject -> array-like of shape (n_trials_s, n_voxels_s)
-        Each subject's betas (ndarray, memory map or :class:`NpyBlocks`);
+        Each subject's betas (ndarray, memory map or :class:`~sklearn_brain._io.NpyBlocks`);
         row ``i`` of ``X[s]`` is the ``i``-th row of ``subjects == s``.
     subjects : ndarray of shape (n_trials,)
     is_test : ndarray of bool of shape (n_trials,)

@@ -38,7 +38,8 @@ from ._common import StudyRun, quiet_fmri_warnings, require_dir, require_weights
 from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
                   write_csv)
 from ._protocol import protocol_label, query_design, split_test_stimuli, summarize_design
-from ._selection import NpyBlocks, peak_rss_gb, select_subjects
+from .._io import NpyBlocks
+from ._selection import peak_rss_gb, select_subjects
 from .config import (DECODING_MODELS, ConfigError, decoding_model_spec, models_override,
                      noise_source_error, runnable_decoding_models)
 
