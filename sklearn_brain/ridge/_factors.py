@@ -21,6 +21,7 @@ import scipy.linalg
 import torch
 
 from .._backend import resolve_device, resolve_dtype, to_numpy, to_tensor
+from .._docs import fill_doc
 from .._validation import check_alpha_grid
 from ._chunks import Workspace, default_chunk_size, read_columns
 
@@ -51,6 +52,7 @@ class RidgeFactors(NamedTuple):
         return self.U.dtype
 
 
+@fill_doc
 def ridge_factorize(X, *, fit_intercept=True, device="auto", dtype="float32", n_components=None,
                     overwrite_x=False):
     """Decompose the (centred) design matrix once for every ridge solution.
@@ -61,8 +63,7 @@ def ridge_factorize(X, *, fit_intercept=True, device="auto", dtype="float32", n_
         Finite design matrix.
     fit_intercept : bool, default=True
         Centre ``X`` (the intercept is then fitted without penalty).
-    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
-        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
+    %(device_fn)s
     dtype : {"float32", "float64"}, default="float32"
         Working precision.  The Gram matrix and its eigendecomposition are
         computed in float64 whenever that costs little, so float32 results
@@ -187,6 +188,7 @@ def hat_diag(factors, d):
     return h
 
 
+@fill_doc
 def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", chunk_size=None,
           factors=None, columns=None):
     """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
@@ -197,9 +199,8 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", ch
     Y : array-like of shape (n_samples, n_targets)
     alpha : float or array-like of shape (n_targets,)
         One alpha for all targets, or one per target.
-    fit_intercept : bool, default=True
-    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
-        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
+    %(fit_intercept)s
+    %(device_fn)s
     dtype : {"float32", "float64"}, default="float32"
         Used to decompose ``X`` when ``factors`` is not given.
     chunk_size : int, default=None

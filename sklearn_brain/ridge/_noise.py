@@ -10,6 +10,7 @@ residual, whose trial-to-trial noise (estimated from the repeats,
 
 import numpy as np
 
+from .._docs import fill_doc
 from .._validation import DEFAULT_ALPHAS
 from ._factors import ridge_factorize
 from ._leave_out import loo_residuals
@@ -53,6 +54,7 @@ def repeat_noise_variance(X, groups):
     return (dev ** 2).sum(axis=0) / (counts[counts > 1] - 1).sum()
 
 
+@fill_doc
 def trial_noise_shift(X, Y, groups, real, test_repeats, *, noise_variance=None, device="auto",
                       dtype="float32"):
     """Input shifts that bring held-out inputs to the noise level of the test inputs.
@@ -86,8 +88,7 @@ def trial_noise_shift(X, Y, groups, real, test_repeats, *, noise_variance=None, 
     test_repeats : int >= 1
     noise_variance : ndarray of shape (n_features,), default=None
         ``sigma_v^2``, in the units of ``X``; ``None``: from the training repeats.
-    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
-        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
+    %(device_fn)s
     dtype : {"float32", "float64"}, default="float32"
         Where and in which precision the encoding model is fitted.
 

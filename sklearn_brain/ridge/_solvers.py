@@ -10,6 +10,7 @@ import inspect
 
 import numpy as np
 
+from .._docs import fill_doc
 from .._validation import check_alpha_grid
 from ._closed_form import solve_closed_form
 from ._kfold import solve_kfold
@@ -37,6 +38,7 @@ _OWN_PARAMS = {name: frozenset(inspect.signature(fn).parameters) - set(_SHARED)
                for name, fn in RIDGE_CV_SOLVERS.items()}
 
 
+@fill_doc
 def ridge_cv(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True, return_coef=True,
              columns=None, factors=None, device="auto", dtype="float32", **solver_params):
     """Multi-target ridge with one alpha per target chosen from a grid.
@@ -85,8 +87,7 @@ def ridge_cv(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True, return_
         solver and leave-one-out ``score_func`` selection read everything
         from it; K-fold decomposes each training fold and uses it for the
         refit only.
-    device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
-        ``"auto"``: ``"cuda"`` when a CUDA device is available, else ``"cpu"``.
+    %(device_fn)s
     dtype : {"float32", "float64"}, default="float32"
         Where and in which precision to work; ignored when ``factors`` is
         given: the factors' own then serve every solver (K-fold's folds too).

@@ -49,6 +49,7 @@ from functools import cached_property
 import numpy as np
 from sklearn.utils import Bunch
 
+from .._docs import fill_doc
 from ._common import StudyRun, quiet_fmri_warnings
 from ._io import (atomic_write_json, fingerprint, fingerprint_device, format_table, mean_ci,
                   write_csv)
@@ -117,6 +118,7 @@ def protocol_label(*, repeats, test_repeats, n_candidates):
     return f"brain->image, {how}, {n_candidates}-way"
 
 
+@fill_doc
 def fit_protocol_ridge(X, Y, stimulus_ids, *, test_repeats, test_inputs=None,
                        test_stimulus_ids=None, noise="auto", alphas=None, device="auto"):
     """A :class:`~sklearn_brain.RidgeDecoder` whose alpha serves the test protocol.
@@ -146,8 +148,7 @@ def fit_protocol_ridge(X, Y, stimulus_ids, *, test_repeats, test_inputs=None,
         repeated, else the test repeats.
     alphas : array-like or None, default=None
         Ridge grid (``None``: the decoder's).
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        ``"auto"``: CUDA when available, else the CPU.
+    %(device_fn)s
 
     Returns
     -------
@@ -249,6 +250,7 @@ def _scores(target, pred, ids):
             "chance_top1": 1 / n, "chance_top5": k5 / n, "chance_identification": 0.5}
 
 
+@fill_doc
 def new_subject_scores(X, Y, stimulus_ids, subjects, is_test, sessions, embeddings, new, *,
                        amounts=(1, 2, 4), methods=METHODS, n_voxels=300, network=None,
                        adapt=None, repeats="averaged", ridge_noise="auto", ridge_alphas=None,
@@ -290,8 +292,7 @@ def new_subject_scores(X, Y, stimulus_ids, subjects, is_test, sessions, embeddin
     ridge_alphas : array-like or None, default=None
     random_state : int, default=0
         Seed of the networks.
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        ``"auto"``: CUDA when available, else the CPU.
+    %(device_fn)s
 
     Returns
     -------
