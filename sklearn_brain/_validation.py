@@ -25,9 +25,10 @@ once, before any work.  Nothing after it checks a parameter again.  A bad
 value raises
 :class:`~sklearn.utils._param_validation.InvalidParameterError` (a
 ``ValueError`` and a ``TypeError``) whose message names the parameter, what
-it must be, the value and the estimator.  Integers are checked in one place:
-:func:`is_int` (booleans are not integers) behind :func:`check_int`,
-:class:`Range` and :class:`IntSequence`.
+it must be, the value and the estimator.  Integers are checked here only:
+:func:`check_int` for function arguments, :class:`Range` and
+:class:`IntSequence` in the tables; all of them refuse booleans (see
+:func:`is_int`).
 """
 
 import functools
