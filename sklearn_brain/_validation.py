@@ -14,27 +14,48 @@ an identifier.
 
 Parameters
 ----------
-Estimators declare ``_parameter_constraints`` in scikit-learn's style
-(:mod:`sklearn.utils._param_validation`) and call :func:`check_params` at
-the top of ``fit``; a bad value raises
+One path, like scikit-learn's ``base._fit_context``: an estimator declares
+its parameters' constraints in ``_parameter_constraints`` (scikit-learn's
+table, with :class:`Range`, :class:`IntSequence` and the other constraints
+of this module where scikit-learn's fall short), the rules that tie several
+parameters together in ``_parameter_rules`` (:class:`ParamRule`), and a
+sentence of advice per parameter in ``_parameter_hints``; its ``fit`` is
+decorated with :func:`fit_context`, which calls :func:`validate_params`
+once, before any work.  Nothing after it checks a parameter again.  A bad
+value raises
 :class:`~sklearn.utils._param_validation.InvalidParameterError` (a
-``ValueError`` and a ``TypeError``) naming the parameter, the expected range
-and the value.
+``ValueError`` and a ``TypeError``) whose message names the parameter, what
+it must be, the value and the estimator.  Integers are checked here only:
+:func:`check_int` for function arguments, :class:`Range` and
+:class:`IntSequence` in the tables; all of them refuse booleans (see
+:func:`is_int`).
 """
 
+import functools
 import hashlib
 import logging
 import numbers
-import re
+import threading
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
-from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    make_constraint,
+    validate_parameter_constraints,
+)
+from sklearn.utils.validation import check_is_fitted
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["check_alpha_grid", "check_alphas", "check_ids", "check_params", "check_stimulus_ids",
-           "factorize_ids", "infer_stimulus_ids", "as_float", "check_int", "check_int_sequence",
-           "is_int", "valid_voxels"]
+__all__ = ["Constraint", "IntSequence", "LayerNames", "ParamRule", "Range", "RealSequence", "as_float",
+           "check_alpha_grid", "check_alphas", "check_ids", "check_int", "check_int_sequence",
+           "check_params", "check_stimulus_ids", "factorize_ids", "fit_context",
+           "infer_stimulus_ids", "is_int", "valid_voxels", "validate_params"]
 
 
 def _is_missing(value):
@@ -148,28 +169,230 @@ def factorize_ids(ids):
     return uniques, rank[codes]
 
 
-def check_params(estimator, hints=None):
-    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
+# --------------------------------------------------------------------------
+# parameters: the one validation path
+# --------------------------------------------------------------------------
+class Range(Interval):
+    """scikit-learn's ``Interval``, refusing booleans (``True`` is not a count or a rate).
 
-    Works for any object with ``get_params`` (skorch-based estimators too).
-    ``hints`` maps a parameter name to a sentence appended to its error.
+    Same arguments as :class:`~sklearn.utils._param_validation.Interval`, e.g.
+    ``Range(numbers.Integral, 1, None, closed="left")`` for an int >= 1.
     """
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+class Constraint(Options):
+    """Base of this module's own constraints, for ``_parameter_constraints``.
+
+    scikit-learn's ``validate_parameter_constraints`` takes an ``Options``
+    instance as it is, so a subclass only defines ``is_satisfied_by``,
+    ``__str__`` (what the value must be) and, optionally, ``explain`` (why a
+    value is refused, appended to the message).
+    """
+
+    def __init__(self):
+        super().__init__(object, set())
+
+    def explain(self, val):  # noqa: ARG002 - overridden where a detail helps
+        return None
+
+
+def _bad_int_entry(values, low):
+    """The first entry of ``values`` that is not an int >= ``low``, or None."""
+    for v in values:
+        if not is_int(v) or v < low:
+            return (v,)
+    return None
+
+
+class IntSequence(Constraint):
+    """A sequence (not a string) of ints >= ``low``, e.g. layer widths or block sizes."""
+
+    def __init__(self, low=1, *, allow_empty=True, example=None):
+        super().__init__()
+        self.low, self.allow_empty, self.example = low, allow_empty, example
+
+    def is_satisfied_by(self, val):
+        if isinstance(val, (str, bytes)) or not hasattr(val, "__iter__"):
+            return False
+        values = tuple(val)
+        return (self.allow_empty or bool(values)) and _bad_int_entry(values, self.low) is None
+
+    def __str__(self):
+        eg = "" if self.example is None else f" (e.g. {self.example!r})"
+        empty = "" if self.allow_empty else "non-empty "
+        return f"a {empty}sequence of ints >= {self.low}{eg}"
+
+    def explain(self, val):
+        if isinstance(val, (str, bytes)) or not hasattr(val, "__iter__"):
+            return None
+        bad = _bad_int_entry(tuple(val), self.low)
+        return None if bad is None else f"entry {bad[0]!r}"
+
+
+class RealSequence(Constraint):
+    """A sequence of ``length`` real numbers (not booleans), e.g. per-channel statistics."""
+
+    def __init__(self, length):
+        super().__init__()
+        self.length = length
+
+    def is_satisfied_by(self, val):
+        if isinstance(val, (str, bytes)) or not hasattr(val, "__iter__"):
+            return False
+        values = tuple(val)
+        return len(values) == self.length and all(
+            isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in values)
+
+    def __str__(self):
+        return f"a sequence of {self.length} floats"
+
+
+class LayerNames(Constraint):
+    """A layer name, or a non-empty sequence of distinct layer names."""
+
+    def is_satisfied_by(self, val):
+        names = (val,) if isinstance(val, str) else val
+        if not hasattr(names, "__iter__"):
+            return False
+        names = tuple(names)
+        return (bool(names) and all(isinstance(n, str) for n in names)
+                and len(set(names)) == len(names))
+
+    def __str__(self):
+        return "a layer name or a non-empty sequence of distinct layer names"
+
+    def explain(self, val):
+        if isinstance(val, str) or not hasattr(val, "__iter__"):
+            return None
+        names = tuple(val)
+        repeated = sorted({n for n in names if isinstance(n, str) and names.count(n) > 1})
+        return f"repeated: {repeated}" if repeated else None
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    """A rule across parameters, declared in an estimator's ``_parameter_rules``.
+
+    Parameters
+    ----------
+    holds : callable
+        ``holds(params) -> bool`` on the dict of ``get_params(deep=False)``;
+        it runs after every parameter passed its own constraints.
+    message : str
+        The error when the rule does not hold, formatted with the parameters
+        (``"{scoring!r}"``).
+    """
+
+    holds: Callable[[dict], bool]
+    message: str
+
+
+def _describe(constraints):
+    """What a value must be, from the constraint objects (scikit-learn's wording)."""
+    shown = [str(c) for c in constraints if not c.hidden]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
+def validate_params(estimator, *, hints=None):
+    """Check ``estimator``'s parameters: the one validation of the package.
+
+    Each parameter of ``get_params(deep=False)`` that the class's
+    ``_parameter_constraints`` names is checked once with scikit-learn's
+    ``validate_parameter_constraints`` (parameters it does not name, e.g.
+    skorch's own, and ``"no_validation"`` ones are left alone); then every
+    :class:`ParamRule` of ``_parameter_rules`` is checked.  Call it through
+    :func:`fit_context`; it works for any object with ``get_params``
+    (skorch-based estimators too).
+
+    Parameters
+    ----------
+    estimator : object
+    hints : dict of str to str, default=None
+        Extra advice per parameter, added to the class's ``_parameter_hints``.
+
+    Raises
+    ------
+    InvalidParameterError
+        A ``ValueError`` and a ``TypeError``:
+        ``"<name> must be <constraint>, got <value!r> (<Estimator>).[ <hint>]"``
+        for a value outside its constraints, ``"<Estimator>: <message>"`` for
+        a rule that does not hold.
+    """
+    cls = type(estimator)
+    caller = cls.__name__
+    table = getattr(cls, "_parameter_constraints", {})
+    hints = {**getattr(cls, "_parameter_hints", {}), **(hints or {})}
     params = estimator.get_params(deep=False)
-    constraints = type(estimator)._parameter_constraints
-    try:
-        validate_parameter_constraints(constraints, params, caller_name=type(estimator).__name__)
-    except InvalidParameterError as exc:
-        msg = str(exc)
-        # sklearn: "The 'cv' parameter of X must be ... Got 'bad' instead." -> the
-        # package's style: "cv must be ..., got 'bad' (X)."
-        m = re.fullmatch(r"The '(\w+)' parameter of (\w+) must be (.*)\. Got (.*) instead\.",
-                         msg, flags=re.S)
-        if m:
-            name, caller, expected, got = m.groups()
-            msg = f"{name} must be {expected}, got {got} ({caller})."
-            if name in (hints or {}):
+    for name, value in params.items():
+        constraints = table.get(name, "no_validation")
+        if constraints == "no_validation":
+            continue
+        try:
+            validate_parameter_constraints({name: constraints}, {name: value}, caller)
+        except InvalidParameterError:
+            objects = [make_constraint(c) for c in constraints]
+            msg = f"{name} must be {_describe(objects)}, got {value!r} ({caller})"
+            details = [d for d in (getattr(c, "explain", lambda v: None)(value) for c in objects)
+                       if d]
+            msg += f": {'; '.join(details)}." if details else "."
+            if name in hints:
                 msg = f"{msg} {hints[name]}"
-        raise InvalidParameterError(msg) from None
+            raise InvalidParameterError(msg) from None
+    for rule in getattr(cls, "_parameter_rules", ()):
+        if not rule.holds(params):
+            raise InvalidParameterError(f"{caller}: {rule.message.format(**params)}")
+
+
+#: transitional name of validate_params, for callers not yet on fit_context
+check_params = validate_params
+
+_in_fit = threading.local()
+
+
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
+def fit_context(fit_method):
+    """Decorate a ``fit`` method: the parameters are validated once, on entry.
+
+    The entry of the one validation path (scikit-learn's ``_fit_context``
+    without its configuration): :func:`validate_params` runs before the body,
+    so a bad value fails before any work; a decorated method called from
+    another one (``fit_transform`` calling ``fit``, skorch's ``fit`` calling
+    ``partial_fit``) does not validate again, nor does ``partial_fit`` on a
+    fitted estimator.  Usage::
+
+        class MyEstimator(BaseEstimator):
+            _parameter_constraints = {"n": [Range(numbers.Integral, 1, None, closed="left")]}
+            _parameter_rules = (ParamRule(lambda p: ..., "..."),)
+
+            @fit_context
+            def fit(self, X, y=None):
+                ...
+    """
+
+    @functools.wraps(fit_method)
+    def wrapper(estimator, *args, **kwargs):
+        active = _in_fit.__dict__.setdefault("ids", set())
+        if id(estimator) in active:
+            return fit_method(estimator, *args, **kwargs)
+        if not (fit_method.__name__ == "partial_fit" and _is_fitted(estimator)):
+            validate_params(estimator)
+        active.add(id(estimator))
+        try:
+            return fit_method(estimator, *args, **kwargs)
+        finally:
+            active.discard(id(estimator))
+
+    return wrapper
 
 
 def as_float(y, dtype=np.float64, *, name="y"):
@@ -229,12 +452,12 @@ def check_int_sequence(value, name, *, low=1, allow_empty=True):
     values = tuple(value)
     if not allow_empty and not values:
         raise InvalidParameterError(f"{name} must not be empty.")
-    for v in values:
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or v < low:
-            raise InvalidParameterError(
-                f"{name} must be a sequence of ints >= {low}, got {value!r} "
-                f"(entry {v!r}).")
+    bad = _bad_int_entry(values, low)
+    if bad is not None:
+        raise InvalidParameterError(
+            f"{name} must be a sequence of ints >= {low}, got {value!r} (entry {bad[0]!r}).")
     return tuple(int(v) for v in values)
+
 
 DEFAULT_ALPHAS = np.logspace(-1, 7, 9)
 

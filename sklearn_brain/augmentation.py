@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._arrays import unit_rows
 from .ridge import loo_residuals, ridge_factorize
 from ._subjects import check_subjects_given, subject_attributes, subject_name
-from ._validation import check_ids, check_stimulus_ids, infer_stimulus_ids
+from ._validation import check_ids, check_int, check_stimulus_ids, infer_stimulus_ids
 
 logger = logging.getLogger(__name__)
 
@@ -275,8 +275,7 @@ def synthesize_responses(selector, X_train, y_train, extra_features, test_featur
                                              test_ids=test_ids, threshold=threshold)
     index = np.flatnonzero(keep)
     if n_extra is not None:
-        if n_extra < 1:
-            raise ValueError(f"n_extra must be >= 1, got {n_extra!r}.")
+        n_extra = check_int(n_extra, "n_extra", low=1)
         index = np.sort(rng.permutation(index)[:n_extra])
     if index.size == 0:
         raise ValueError("every extra stimulus overlaps a test stimulus; nothing to synthesise.")

@@ -5,7 +5,7 @@ from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import metrics as _metrics
@@ -14,9 +14,11 @@ from .metrics._encoding import pearson_columns
 from .metrics._retrieval import retrieval_candidates, retrieval_tiebreak_scores
 from .ridge import repeat_noise_variance, ridge_cv, trial_noise_shift
 from ._validation import (
+    ParamRule,
+    Range,
     check_alphas,
-    check_params,
     check_stimulus_ids,
+    fit_context,
     infer_stimulus_ids,
 )
 
@@ -59,7 +61,7 @@ NOISE_SOURCES = ("training repeats", "noise_variance", "ncsnr", "test repeats (t
 
 
 def check_test_repeats(test_repeats, groups, real, *, test_groups=None, noise_source=None):
-    """Resolve ``test_repeats``: an int >= 1, or "auto".
+    """Resolve ``test_repeats`` (validated by the estimator: an int >= 1, or "auto").
 
     "auto" is the median presentation count of the test stimuli when their
     ids are given (``test_groups``, the transductive source), else the
@@ -68,12 +70,6 @@ def check_test_repeats(test_repeats, groups, real, *, test_groups=None, noise_so
     trial-to-trial noise: repeated training stimuli, or another source
     named by ``noise_source`` (one of ``NOISE_SOURCES``).
     """
-    if isinstance(test_repeats, str):
-        if test_repeats != "auto":
-            raise ValueError(f"test_repeats must be 'auto' or an int >= 1, got {test_repeats!r}.")
-    elif (isinstance(test_repeats, bool) or not isinstance(test_repeats, (int, np.integer))
-          or test_repeats < 1):
-        raise ValueError(f"test_repeats must be 'auto' or an int >= 1, got {test_repeats!r}.")
     counts = np.zeros(0, dtype=int)
     if groups is not None:
         counts = np.bincount(np.unique(groups[real], return_inverse=True)[1].ravel())
@@ -344,13 +340,18 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         "alphas": ["array-like", None],
         "scoring": [StrOptions(set(_RETRIEVAL + _PER_TARGET)), callable],
         "alpha_per_target": ["boolean"],
-        "test_repeats": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "test_repeats": [Range(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "cv": [StrOptions({"loo"}), "cv_object"],
         "fit_intercept": ["boolean"],
         "device": "no_validation",  # resolved (with its own messages) by _backend
         "dtype": "no_validation",
         "verbose": ["verbose"],
     }
+    _parameter_rules = (
+        ParamRule(lambda p: not p["alpha_per_target"] or p["scoring"] in _PER_TARGET,
+                  "alpha_per_target=True needs a per-target scoring ('r' or 'mse'), got "
+                  "{scoring!r}; retrieval scores are defined on whole embeddings."),
+    )
 
     def __init__(self, alphas=None, *, scoring="top1", alpha_per_target=False,
                  test_repeats="auto", cv="loo", fit_intercept=True, device="auto",
@@ -365,23 +366,14 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.dtype = dtype
         self.verbose = verbose
 
-    def _check_scoring(self, n_targets):
+    def _selection_scoring(self, n_targets):
         scoring = self.scoring
-        if not callable(scoring) and scoring not in _PER_TARGET + _RETRIEVAL:
-            raise ValueError(
-                f"scoring must be one of {_RETRIEVAL + _PER_TARGET} or a callable, "
-                f"got {scoring!r}."
-            )
-        if self.alpha_per_target and scoring not in _PER_TARGET:
-            raise ValueError(
-                f"alpha_per_target=True needs a per-target scoring ('r' or 'mse'), got "
-                f"{scoring!r}; retrieval scores are defined on whole embeddings."
-            )
         if n_targets < 2 and (callable(scoring) or scoring in _RETRIEVAL):
             logger.info("single target: retrieval is undefined, selecting alpha by 'mse'.")
             scoring = "mse"
         return scoring
 
+    @fit_context
     def fit(self, X, y, *, stimulus_ids=None, synthetic=None, noise_variance=None, ncsnr=None,
             test_inputs=None, test_stimulus_ids=None):
         """Select the regularisation on held-out predictions, then fit all data.
@@ -441,7 +433,6 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         names ``x0, x1, ...`` for a NumPy input): the decoder keeps the
         values of the features it receives.
         """
-        check_params(self)
         self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
                              dtype=[np.float32, np.float64])
@@ -451,13 +442,11 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         if n_samples < 3:
             raise ValueError(f"RidgeDecoder needs at least 3 samples, got n_samples = {n_samples}.")
         alphas = check_alphas(self.alphas, DEFAULT_DECODER_ALPHAS)
-        scoring = self._check_scoring(Y.shape[1])
+        scoring = self._selection_scoring(Y.shape[1])
         groups = check_stimulus_ids(stimulus_ids, n_samples, Y)
         real = ~check_synthetic(synthetic, n_samples)
         if groups is None:
             groups = infer_stimulus_ids(Y)
-        if isinstance(self.cv, str) and self.cv != "loo":
-            raise ValueError(f"cv must be 'loo', an int or a CV splitter, got {self.cv!r}.")
         names = getattr(self, "feature_names_in_", None)
         if noise_variance is not None:
             noise_variance = feature_metadata(noise_variance, "noise_variance", n_features, names)

@@ -58,7 +58,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin, TransformerMixin
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device, resolve_dtype
@@ -73,11 +73,12 @@ from .ridge import (
     ridge_factorize,
 )
 from ._validation import (
+    Range,
     as_float,
     check_alphas,
     check_ids,
-    check_params,
     check_stimulus_ids,
+    fit_context,
     infer_stimulus_ids,
 )
 from .metrics import voxel_correlations
@@ -693,7 +694,7 @@ class LayerPCA(TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "layer_slices": [dict, None],
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_components": [Range(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
 
@@ -702,13 +703,10 @@ class LayerPCA(TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.random_state = random_state
 
+    @fit_context
     def fit(self, X, y=None):
         """Fit one PCA per layer on ``X`` of shape (n_samples, n_features)."""
-        check_params(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32])
-        if isinstance(self.n_components, bool) or not isinstance(self.n_components, numbers.Integral) \
-                or self.n_components < 1:
-            raise ValueError(f"n_components must be a positive int, got {self.n_components!r}.")
         slices = _normalize_slices(self.layer_slices, X.shape[1])
         self.pcas_, self.layer_slices_, start = {}, {}, 0
         for name, sl in slices.items():
@@ -817,7 +815,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     _parameter_constraints = {
         "alphas": ["array-like", None],
         "layer_slices": [dict, None],
-        "n_components": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_components": [Range(numbers.Integral, 1, None, closed="left"), None],
         "cv": ["cv_object"],
         "rois": [dict, None],
         "layer_selection": [StrOptions({"roi", "voxel"})],
@@ -847,6 +845,7 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     __metadata_request__fit = {"stimulus_ids": True, "images": True}
 
+    @fit_context
     def fit(self, X, y, stimulus_ids=None, images=None):
         """Search alphas and layers by K-fold CV, then refit on all samples.
 
@@ -872,7 +871,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self : VoxelwiseEncoder
         """
-        check_params(self)
         self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         layered = isinstance(X, LayeredFeatures)
         if layered:  # one layer at a time: never concatenated, checked as each is read
@@ -887,11 +885,6 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         Y = as_float(Y, X.dtype)  # numeric strings, as RidgeDecoder accepts them
         self._y_1d = Y.ndim == 1
         Y2 = Y[:, None] if self._y_1d else Y
-        if self.layer_selection not in ("roi", "voxel"):
-            raise ValueError(f"layer_selection must be 'roi' or 'voxel', got {self.layer_selection!r}.")
-        if self.n_components is not None and (isinstance(self.n_components, bool) or not isinstance(
-                self.n_components, numbers.Integral) or self.n_components < 1):
-            raise ValueError(f"n_components must be a positive int or None, got {self.n_components!r}.")
         rois = _check_rois(self.rois, Y2.shape[1])
         res = encoding_layer_scores(
             X, Y2, self.layer_slices, alphas=self.alphas, cv=self.cv, stimulus_ids=stimulus_ids,

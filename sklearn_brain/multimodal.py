@@ -10,7 +10,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, validate_dat
 
 from ._arrays import unit_rows
 from ._subjects import check_subjects, check_subjects_given
-from ._validation import check_params
+from ._validation import IntSequence, fit_context
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
 
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict"]), list, tuple, None],
-        "block_sizes": ["array-like", None],
+        "block_sizes": [IntSequence(1, allow_empty=False), None],
         "normalize": ["boolean"],
     }
 
@@ -93,6 +93,7 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
             return [clone(e) for e in self.estimator]
         return [clone(self.estimator) for _ in range(n_blocks)]
 
+    @fit_context
     def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None, noise_variance=None):
         """Fit one decoder per target block.
 
@@ -121,7 +122,6 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         -------
         self
         """
-        check_params(self)
         if subjects is not None:
             subjects = check_subjects(subjects, _num_samples(X))
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
@@ -130,9 +130,9 @@ class BlockwiseDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self._with_subjects = subjects is not None
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         sizes = [Y.shape[1]] if self.block_sizes is None else [int(b) for b in self.block_sizes]
-        if any(b < 1 for b in sizes) or sum(sizes) != Y.shape[1]:
-            raise ValueError(f"block_sizes {tuple(sizes)} must be positive and sum to the "
-                             f"{Y.shape[1]} target columns.")
+        if sum(sizes) != Y.shape[1]:
+            raise ValueError(f"block_sizes {tuple(sizes)} must sum to the {Y.shape[1]} target "
+                             "columns.")
         edges = np.cumsum([0] + sizes)
         self.block_slices_ = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
         meta = {"subjects": subjects, "stimulus_ids": stimulus_ids, "synthetic": synthetic,

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._subjects import SubjectTransformMixin, fit_subjects, n_subjects, subject_codes
-from ._validation import check_params
+from ._validation import fit_context
 
 __all__ = ["SubjectStandardScaler"]
 
@@ -79,6 +79,7 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         tags.input_tags.allow_nan = True
         return tags
 
+    @fit_context
     def fit(self, X, y=None, *, subjects=None):
         """Per-subject means and standard deviations.
 
@@ -93,7 +94,6 @@ class SubjectStandardScaler(SubjectTransformMixin, OneToOneFeatureMixin, Transfo
         -------
         self
         """
-        check_params(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
         if np.isinf(X).any():
             raise ValueError("X contains inf.")

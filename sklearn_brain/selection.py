@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.feature_selection import SelectorMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._backend import resolve_device
@@ -22,11 +22,13 @@ from ._subjects import (
     subject_name,
 )
 from ._validation import (
+    Range,
     as_float,
     check_alphas,
-    check_params,
     check_stimulus_ids,
+    fit_context,
     infer_stimulus_ids,
+    is_int,
     valid_voxels,
 )
 
@@ -48,20 +50,9 @@ def _n_rows(rows):
 
 
 def _resolve_n_voxels(n_voxels, n_valid, *, subject=None):
+    """Number of voxels to keep: ``n_voxels`` (validated: an int >= 1 or a fraction in (0, 1])."""
     where = f" for subject {subject_name(subject)}" if subject is not None else ""
-    if isinstance(n_voxels, numbers.Integral) and not isinstance(n_voxels, bool):
-        if n_voxels < 1:
-            raise ValueError(f"n_voxels must be >= 1, got {n_voxels}.")
-        k = int(n_voxels)
-    elif isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, bool):
-        if not 0 < n_voxels <= 1:
-            raise ValueError(
-                f"n_voxels as a fraction must be in (0, 1], got {n_voxels}; "
-                "pass an int for a number of voxels."
-            )
-        k = max(1, int(round(n_voxels * n_valid)))
-    else:
-        raise ValueError(f"n_voxels must be an int or a float in (0, 1], got {n_voxels!r}.")
+    k = int(n_voxels) if is_int(n_voxels) else max(1, int(round(n_voxels * n_valid)))
     if n_valid == 0:
         raise ValueError(f"no voxel{where} is valid (finite on every sample and non-constant); "
                          "there is nothing to select.")
@@ -213,14 +204,14 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
     __metadata_request__transform = {"subjects": True}
 
     _parameter_constraints = {
-        "n_voxels": [Interval(numbers.Integral, 1, None, closed="left"),
-                     Interval(numbers.Real, 0, 1, closed="right")],
+        "n_voxels": [Range(numbers.Integral, 1, None, closed="left"),
+                     Range(numbers.Real, 0, 1, closed="right")],
         "alphas": ["array-like", None],
         "cv": [StrOptions({"auto", "gcv", "loo"}), "cv_object"],
         "fit_intercept": ["boolean"],
         "device": "no_validation",  # resolved (with its own messages) by _backend
         "dtype": "no_validation",
-        "chunk_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "chunk_size": [Range(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
     }
 
@@ -241,6 +232,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         tags.target_tags.required = True
         return tags
 
+    @fit_context
     def fit(self, X, y, *, stimulus_ids=None, subjects=None):
         """Score every voxel by held-out encoding accuracy and select the best.
 
@@ -261,7 +253,6 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         -------
         self : EncodingVoxelSelector
         """
-        check_params(self)
         self.device_ = resolve_device(self.device)  # an unusable device fails before any work
         # X may be a memory-mapped whole brain: sklearn's finiteness check would
         # build a full boolean copy, so infinity is rejected voxel chunk by voxel
@@ -277,9 +268,6 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
             raise ValueError("EncodingVoxelSelector needs at least 3 samples, got "
                              f"n_samples = {n_samples}.")
         alphas = check_alphas(self.alphas)
-        if isinstance(self.cv, str) and self.cv not in ("auto", "gcv", "loo"):
-            raise ValueError(f"cv must be 'auto', 'gcv', 'loo', an int or a splitter, "
-                             f"got {self.cv!r}.")
         groups = check_stimulus_ids(stimulus_ids, n_samples, F)
         if groups is None:
             groups = infer_stimulus_ids(F)
@@ -298,7 +286,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         # a fraction is resolved against the subject with the fewest valid voxels,
         # so that every subject keeps the same number of voxels
         n_voxels = self.n_voxels
-        if isinstance(n_voxels, numbers.Real) and not isinstance(n_voxels, numbers.Integral):
+        if not is_int(n_voxels):
             n_valid = min(int(valid_voxels(X[_rows(codes == i)])[0].sum())
                           for i in range(n_subjects(self.subjects_)))
             n_voxels = _resolve_n_voxels(n_voxels, n_valid)

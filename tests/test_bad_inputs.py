@@ -400,7 +400,8 @@ CASES = [
          lambda: VoxelwiseEncoder(cv=1).fit(F, X), raises(ValueError, "cv must be")),
     Case("parameters", "alexnet-image_size-16",
          lambda: AlexNetFeaturizer(weights=None, image_size=16).fit(),
-         raises(ValueError, "image_size must be >= 63")),
+         raises(ValueError, r"image_size must be an int in the range \[63, inf\), got 16 "
+                            r"\(AlexNetFeaturizer\)\. AlexNet's three max-poolings need it")),
     Case("parameters", "cltuned-image_size-16",
          lambda: CLTunedAlexNet(weights=None, image_size=16).fit(
              np.zeros((4, 64, 64, 3), np.uint8), X[:4]),

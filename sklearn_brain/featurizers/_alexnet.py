@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import os
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._backend import seeded
-from .._validation import check_int
+from .._validation import LayerNames, Range, RealSequence, check_int, fit_context
 from ._base import CACHE_EXEMPT_PARAMS, BaseFeaturizer
 from ._batching import iter_batches
 from ._inputs import as_image_items, ImageDataset
@@ -169,6 +171,23 @@ class AlexNetFeaturizer(BaseFeaturizer):
     """
 
     _cache_exempt_params = CACHE_EXEMPT_PARAMS + ("pca", "incremental_pca")
+    _parameter_constraints = {
+        **BaseFeaturizer._parameter_constraints,
+        "layers": [LayerNames()],  # names the network does not have: refused in fit
+        "weights": "no_validation",  # names, files or None: checked when loaded
+        "pca": [Range(numbers.Integral, 1, None, closed="left"), None],
+        "incremental_pca": [StrOptions({"auto"}), "boolean"],
+        "image_size": [Range(numbers.Integral, _MIN_IMAGE_SIZE, None, closed="left")],
+        "mean": [RealSequence(3)],
+        "std": [RealSequence(3)],
+        "random_state": ["random_state"],
+    }
+    _parameter_hints = {
+        "image_size": "AlexNet's three max-poolings need it; smaller images are upsampled to "
+                      "image_size, so keep the default 224 or any value >= 63.",
+        "mean": "One value per RGB channel.",
+        "std": "One value per RGB channel.",
+    }
 
     def __init__(
         self,
@@ -243,28 +262,7 @@ class AlexNetFeaturizer(BaseFeaturizer):
         model.load_state_dict(state)
         return model, f"torchvision:{enum}"
 
-    def _validate_params(self):
-        self._validate_common()
-        layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
-        if not layers or not all(isinstance(layer, str) for layer in layers):
-            raise ValueError(f"layers must be a non-empty sequence of layer names; got {self.layers!r}.")
-        if len(set(layers)) != len(layers):
-            raise ValueError(f"layers contains duplicates: {layers!r}.")
-        check_int(self.image_size, "image_size", low=1)
-        if self.image_size < _MIN_IMAGE_SIZE:
-            raise ValueError(
-                f"image_size must be >= {_MIN_IMAGE_SIZE} (AlexNet's three max-poolings need it), "
-                f"got {self.image_size!r}; smaller images are upsampled to image_size, so keep "
-                "the default 224 or any value >= 63.")
-        if self.pca is not None:
-            check_int(self.pca, "pca", low=1)
-        if self.incremental_pca not in ("auto", True, False):
-            raise ValueError(f"incremental_pca must be 'auto', True or False; got {self.incremental_pca!r}.")
-        for name in ("mean", "std"):
-            if len(tuple(getattr(self, name))) != 3:
-                raise ValueError(f"{name} must have 3 values (one per RGB channel).")
-        return layers
-
+    @fit_context
     def fit(self, X=None, y=None):
         """Load AlexNet, check the layers and fit the per-layer PCA on ``X``.
 
@@ -282,6 +280,7 @@ class AlexNetFeaturizer(BaseFeaturizer):
         self._fit(X)
         return self
 
+    @fit_context
     def fit_transform(self, X, y=None):
         """Fit and return the features of ``X``, computing activations once.
 
@@ -298,7 +297,8 @@ class AlexNetFeaturizer(BaseFeaturizer):
         import torch
         from torchvision.models.feature_extraction import create_feature_extractor
 
-        layers = self._validate_params()
+        layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
+        self._resolve_device()
         if self.pca is not None and X is None:
             raise ValueError("fit needs images X when pca is set (the PCA is fitted on them).")
         items = as_image_items(X) if self.pca is not None else None

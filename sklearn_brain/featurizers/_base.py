@@ -1,4 +1,4 @@
-"""The featurizers' base class: validation, cached chunked featurization, pickling.
+"""The featurizers' base class: parameter table, cached chunked featurization, pickling.
 
 Everything here is private.  The featurizer classes in ``_clip.py``,
 ``_alexnet.py`` and ``_caption.py`` are thin: they load a model in ``fit`` and
@@ -13,17 +13,19 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import numbers
 import os
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from .._backend import resolve_device
 from .._io import UnreadableFileError
-from .._validation import check_int
-from ._batching import check_precision
+from .._validation import Range
+from ._batching import PRECISIONS
 from ._cache import ChunkCache, cache_chunk_size, inputs_fingerprint
 from ._inputs import load_image
 
@@ -46,15 +48,22 @@ class BaseFeaturizer(TransformerMixin, BaseEstimator):
     #: get_params keys that do not change the output and stay out of cache keys
     _cache_exempt_params = CACHE_EXEMPT_PARAMS
 
-    def _validate_common(self):
-        check_int(self.batch_size, "batch_size", low=1)
-        check_int(self.num_workers, "num_workers", low=0)
-        check_precision(self.precision)
+    #: the parameters every featurizer shares; subclasses extend this table, and their
+    #: ``fit`` is decorated with ``fit_context`` (the package's one validation path)
+    _parameter_constraints = {
+        "batch_size": [Range(numbers.Integral, 1, None, closed="left")],
+        "device": "no_validation",  # resolved (with its own messages) by _backend
+        "precision": [StrOptions(set(PRECISIONS))],
+        "num_workers": [Range(numbers.Integral, 0, None, closed="left")],
+        "memory": [None, str, HasMethods(["cache"])],
+        "verbose": ["verbose"],
+    }
+
+    def _resolve_device(self):
+        """``device_`` from ``device``; half precision (float16) needs a CUDA device."""
         self.device_ = str(resolve_device(self.device))
-        device_type = self.device_.split(":")[0]
-        if self.precision == "float16" and device_type == "cpu":
+        if self.precision == "float16" and self.device_.split(":")[0] == "cpu":
             raise ValueError("precision='float16' needs a CUDA device; use 'bfloat16' or 'float32' on CPU.")
-        check_memory(self.memory)
 
     def _model_identity(self):
         import torch

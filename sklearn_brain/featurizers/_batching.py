@@ -7,14 +7,8 @@ from contextlib import nullcontext
 import numpy as np
 
 _PRECISIONS = {"float32": None, "float16": "float16", "bfloat16": "bfloat16"}
-
-
-def check_precision(precision):
-    if precision not in _PRECISIONS:
-        raise ValueError(
-            f"precision must be one of {sorted(_PRECISIONS)}; got {precision!r}."
-        )
-    return precision
+#: the values of a featurizer's ``precision`` parameter
+PRECISIONS = tuple(_PRECISIONS)
 
 
 def _autocast(device, precision):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 
+import numbers
+
 import numpy as np
 
-from .._validation import check_int
+from .._validation import Range, fit_context
 from ._base import BaseFeaturizer
 from ._batching import iter_batches
 from ._inputs import as_image_items, ImageDataset
@@ -68,6 +70,12 @@ class ImageCaptioner(BaseFeaturizer):
     """
 
     _torch_attributes = ("model_",)
+    _parameter_constraints = {
+        **BaseFeaturizer._parameter_constraints,
+        "model": [str, os.PathLike],
+        "max_length": [Range(numbers.Integral, 1, None, closed="left")],
+        "num_beams": [Range(numbers.Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -92,6 +100,7 @@ class ImageCaptioner(BaseFeaturizer):
         self.memory = memory
         self.verbose = verbose
 
+    @fit_context
     def fit(self, X=None, y=None):
         """Load the processor and the model on ``device_``.
 
@@ -106,9 +115,7 @@ class ImageCaptioner(BaseFeaturizer):
         self : ImageCaptioner
         """
         transformers = import_optional("transformers", what="ImageCaptioner")
-        self._validate_common()
-        check_int(self.max_length, "max_length", low=1)
-        check_int(self.num_beams, "num_beams", low=1)
+        self._resolve_device()
         source = os.fspath(self.model)
 
         def load(local_files_only):

@@ -7,8 +7,10 @@ import logging
 import os
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._backend import seeded
+from .._validation import fit_context
 from ._base import BaseFeaturizer
 from ._batching import iter_batches
 from ._inputs import as_image_items, check_texts, ImageDataset, ListDataset
@@ -370,9 +372,18 @@ class CLIPFeaturizer(BaseFeaturizer):
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints = {
+        **BaseFeaturizer._parameter_constraints,
+        "model_name": [str, os.PathLike],
+        "pretrained": [str, os.PathLike, None],
+        "backend": [StrOptions({"auto", "open_clip", "hf"})],
+        "modality": [StrOptions({"image", "text"})],
+        "embedding": [StrOptions({"projected", "pooled"})],
+        "normalize": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
     def _resolve_backend(self):
-        if self.backend not in ("auto", "open_clip", "hf"):
-            raise ValueError(f"backend must be 'auto', 'open_clip' or 'hf'; got {self.backend!r}.")
         if self.backend != "auto":
             return self.backend
         name = os.fspath(self.model_name)
@@ -382,6 +393,7 @@ class CLIPFeaturizer(BaseFeaturizer):
             return "hf"
         return "open_clip"
 
+    @fit_context
     def fit(self, X=None, y=None):
         """Load the model (this is where weights are read) on ``device_``.
 
@@ -398,11 +410,7 @@ class CLIPFeaturizer(BaseFeaturizer):
         """
         import torch
 
-        self._validate_common()
-        if self.modality not in ("image", "text"):
-            raise ValueError(f"modality must be 'image' or 'text'; got {self.modality!r}.")
-        if self.embedding not in ("projected", "pooled"):
-            raise ValueError(f"embedding must be 'projected' or 'pooled'; got {self.embedding!r}.")
+        self._resolve_device()
         self.backend_ = self._resolve_backend()
         loader = _load_hf_clip if self.backend_ == "hf" else _load_open_clip
         model, self._image_transform, self._tokenize, self.weights_id_ = loader(

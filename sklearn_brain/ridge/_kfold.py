@@ -1,11 +1,10 @@
 """K-fold alpha selection by the validation Pearson r, one decomposition per fold."""
 
-import numbers
-
 import numpy as np
 import torch
 
 from .._backend import to_numpy, to_tensor
+from .._validation import is_int
 from ..metrics._encoding import pearson_columns  # the one Pearson r
 from ._chunks import Workspace, default_chunk_size, read_columns
 from ._factors import coef_weights, ridge, ridge_factorize
@@ -33,7 +32,7 @@ def resolve_splitter(cv, groups=None):
     """
     from sklearn.model_selection import GroupKFold, KFold, check_cv
 
-    if isinstance(cv, numbers.Integral) and not isinstance(cv, bool):
+    if is_int(cv):
         if cv < 2:
             raise ValueError(f"cv={cv}: need at least 2 folds.")
         return GroupKFold(n_splits=int(cv)) if groups is not None else KFold(n_splits=int(cv))
