@@ -14,6 +14,27 @@ __all__ = ["docdict", "fill_doc"]
 
 docdict = {}
 
+docdict["device"] = """\
+device : {"auto", "cpu", "cuda"} or str, default="auto"
+    Where the work runs.  ``"auto"`` is ``"cuda"`` when a CUDA device is
+    available, else ``"cpu"``.  Resolved in ``fit`` (into ``device_``), so
+    ``get_params`` and :func:`~sklearn.base.clone` keep the value given and an
+    unavailable device fails there, not in ``__init__``."""
+
+docdict["device_"] = """\
+device_ : torch.device
+    The resolved ``device``."""
+
+docdict["dtype"] = """\
+dtype : {"float32", "float64"}, default="float32"
+    Working precision of the ridge solver (its Gram matrix and
+    eigendecomposition are formed in float64 whenever that is cheap)."""
+
+docdict["precision"] = """\
+precision : {"float32", "float16", "bfloat16"}, default="float32"
+    Reduced precisions run the network under :func:`torch.autocast`
+    (``float16`` needs a CUDA device); outputs are float32."""
+
 docdict["device_fn"] = """\
 device : {"auto", "cpu", "cuda"} or str or torch.device, default="auto"
     Where the work runs.  ``"auto"`` is ``"cuda"`` when a CUDA device is

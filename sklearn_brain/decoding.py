@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, MultiOutputMixin, RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._docs import fill_doc
 from . import metrics as _metrics
 from ._backend import resolve_device
 from .metrics._encoding import pearson_columns
@@ -228,6 +229,7 @@ def _selection_score(scoring, groups, per_target):
     return score
 
 
+@fill_doc
 class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     """Ridge regression from brain responses to stimulus embeddings.
 
@@ -292,10 +294,8 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"loo"``: closed-form leave-one-out (leave-one-stimulus-out with
         ``stimulus_ids``).  An int: (grouped) K-fold.
     fit_intercept : bool, default=True
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        Where the ridge solver runs; ``"auto"`` is ``"cuda"`` when a CUDA
-        device is available, else ``"cpu"``.  Results are NumPy arrays.
-    dtype : {"float32", "float64"}, default="float32"
+    %(device)s
+    %(dtype)s
     verbose : int, default=0
 
     Attributes
@@ -317,8 +317,7 @@ class RidgeDecoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         ``"noise_variance"`` (given to ``fit``), ``"ncsnr"`` (given to
         ``fit``) or ``"test repeats (transductive)"`` (the unlabelled test
         inputs given to ``fit``); ``None`` when no noise was used.
-    device_ : torch.device
-        The resolved ``device``.
+    %(device_)s
     n_features_in_ : int
 
     Examples

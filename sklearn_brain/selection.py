@@ -10,6 +10,7 @@ from sklearn.feature_selection import SelectorMixin
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._docs import fill_doc
 from ._backend import resolve_device
 from ._parallel import Parallel, delayed
 from .ridge import ridge, ridge_cv, ridge_factorize
@@ -105,6 +106,7 @@ def _fit_one(selector, X, F, groups, alphas, n_voxels, subject=None):
     }
 
 
+@fill_doc
 class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator):
     """Keep the voxels best predicted by a ridge encoding model.
 
@@ -140,10 +142,8 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         An int or a splitter: K-fold (grouped by stimulus) validation r.
         ``"auto"`` is ``"gcv"``.
     fit_intercept : bool, default=True
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        Where the ridge solver runs; ``"auto"`` is ``"cuda"`` when a CUDA
-        device is available, else ``"cpu"``.  Results are NumPy arrays.
-    dtype : {"float32", "float64"}, default="float32"
+    %(device)s
+    %(dtype)s
     chunk_size : int, default=None
         Voxels per chunk (bounds peak memory); ``None`` picks ~256 MiB chunks.
     verbose : int, default=0
@@ -165,8 +165,7 @@ class EncodingVoxelSelector(SubjectTransformMixin, SelectorMixin, BaseEstimator)
         Subject ids seen in ``fit`` (multi-subject mode), else ``None``.
     n_invalid_voxels_ : int or ndarray of int
         Voxels excluded because they contain NaN/inf or are constant.
-    device_ : torch.device
-        The resolved ``device``.
+    %(device_)s
     n_features_in_ : int
 
     Notes

@@ -9,6 +9,7 @@ import os
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
+from .._docs import fill_doc
 from .._backend import seeded
 from .._validation import LayerNames, Range, RealSequence, check_int, fit_context
 from ._base import CACHE_EXEMPT_PARAMS, BaseFeaturizer
@@ -88,6 +89,7 @@ def _fit_layer_pcas(batches, slices, n_components, *, incremental, random_state)
 _MIN_IMAGE_SIZE = 63
 
 
+@fill_doc
 class AlexNetFeaturizer(BaseFeaturizer):
     """Activations of named torchvision AlexNet layers, flattened and concatenated.
 
@@ -122,10 +124,8 @@ class AlexNetFeaturizer(BaseFeaturizer):
     mean, std : tuple of 3 floats, default=ImageNet statistics
         Channel normalisation.
     batch_size : int, default=64
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        Resolved in :meth:`fit` (``"auto"``: CUDA when available).
-    precision : {"float32", "float16", "bfloat16"}, default="float32"
-        ``float16``/``bfloat16`` run under :func:`torch.autocast`.
+    %(device)s
+    %(precision)s
     num_workers : int, default=0
         DataLoader workers decoding images.
     memory : str, joblib.Memory or None, default=None

@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from .._docs import fill_doc
 from .._validation import Range, fit_context
 from ._base import BaseFeaturizer
 from ._batching import iter_batches
@@ -26,6 +27,7 @@ def _generate_captions(model, processor, pixel_values, *, max_length, num_beams)
     return [text.strip() for text in processor.batch_decode(ids, skip_special_tokens=True)]
 
 
+@fill_doc
 class ImageCaptioner(BaseFeaturizer):
     """Caption images with a transformers GIT model (``microsoft/git-base-coco``).
 
@@ -44,8 +46,8 @@ class ImageCaptioner(BaseFeaturizer):
     num_beams : int, default=1
         Beam width (1: greedy decoding, as in study 1).
     batch_size : int, default=32
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-    precision : {"float32", "float16", "bfloat16"}, default="float32"
+    %(device)s
+    %(precision)s
     num_workers : int, default=0
     memory : str, joblib.Memory or None, default=None
         Cache of the captions, keyed on the images and the model identity. One entry per batch (per 4 batches per

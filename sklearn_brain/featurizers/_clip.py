@@ -9,6 +9,7 @@ import os
 import numpy as np
 from sklearn.utils._param_validation import StrOptions
 
+from .._docs import fill_doc
 from .._backend import seeded
 from .._validation import fit_context
 from ._base import BaseFeaturizer
@@ -274,6 +275,7 @@ def _load_hf_clip(model_name, pretrained, random_state, verbose):
     return model, HFImageTransform(image_processor), _HFTokenize(tokenizer, max_length), weights_id
 
 
+@fill_doc
 class CLIPFeaturizer(BaseFeaturizer):
     """CLIP embeddings of images or texts, from open_clip or Hugging Face transformers.
 
@@ -307,10 +309,8 @@ class CLIPFeaturizer(BaseFeaturizer):
     normalize : bool, default=True
         L2-normalise each output row.
     batch_size : int, default=64
-    device : {"auto", "cpu", "cuda"} or str, default="auto"
-        Resolved in :meth:`fit`.
-    precision : {"float32", "float16", "bfloat16"}, default="float32"
-        Reduced precisions run under :func:`torch.autocast`.
+    %(device)s
+    %(precision)s
     num_workers : int, default=0
         DataLoader workers decoding images.
     memory : str, joblib.Memory or None, default=None
