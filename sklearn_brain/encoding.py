@@ -1000,7 +1000,10 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 A = X[:, slices[name]]
             if name in self.layer_pcas_:  # project onto the layer's PCA, then its ridge
                 A = _pca_scores(A, *self.layer_pcas_[name])
-            out[:, cols] = A @ coef + intercept
+            # the intercept added in float64: a strongly shrunk voxel's predictions vary
+            # by less than a float32 step of its mean, and keep that variation
+            out[:, cols] = A @ coef
+            out[:, cols] += intercept
         return out[:, 0] if self._y_1d else out
 
     def _layer_width(self, layer):

@@ -376,6 +376,22 @@ def test_encoder_keeps_pca_space_coefficients(dtype, rtol, layered, wide):
         enc.feature_coef("nope")
 
 
+def test_strongly_shrunk_voxels_keep_the_variation_of_their_predictions():
+    """At a large alpha, a voxel's predictions vary by less than a float32 step of its
+    mean: projecting the centred features and adding the intercept in float64 keeps
+    that variation (r as in float64), where the feature-space product in float32
+    (the coefficients kept before) loses it to cancellation (constant or noisy)."""
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(40, 400))) * 0.5 + 5.0  # ReLU-like: mean far from 0
+    Y = X[:, :5] @ rng.normal(size=(5, 6)) + rng.normal(size=(40, 6)) + 50.0
+    r = {}
+    for dtype in ("float64", "float32"):
+        enc = VoxelwiseEncoder(alphas=[1e7], n_components=10, cv=3, dtype=dtype, device="cpu")
+        enc.fit(X[:30].astype(dtype), Y[:30].astype(dtype))
+        r[dtype] = voxel_correlations(Y[30:], enc.predict(X[30:].astype(dtype)))
+    np.testing.assert_allclose(r["float32"], r["float64"], atol=1e-3)
+
+
 def test_encoder_without_pca_keeps_feature_space_coefficients():
     rng = np.random.default_rng(0)
     X, Y = rng.normal(size=(40, 6)), rng.normal(size=(40, 3))
