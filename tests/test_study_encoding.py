@@ -166,3 +166,23 @@ def test_tuned_network_activations_on_disk_equal_the_in_memory_features(tmp_path
     small = E._held_out_layer_files(net, d.images, held, tmp_path / "small", chunk_size=7)
     for name, sl in net.layer_slices_.items():
         np.testing.assert_allclose(small.layer(name), F[:, sl], rtol=1e-6, atol=1e-6)
+
+
+def test_contrastive_projection_widths_are_capped():
+    # study 2's fractions below the cap: nothing passed, the network's own 0.8 / 0.2 apply
+    assert E.capped_widths(1000, 2048) == {} and E.capped_widths(10**6, 0) == {}
+    # Algonauts 2023's 39,548 vertices: 31,638 hidden -> 2,048, the latent scaled alike
+    assert E.capped_widths(39548, 2048) == {"hidden_size": 2048, "latent_size": 512}
+    assert C.resolve_config("encoding")["tuning"]["max_hidden_size"] == 2048
+    with pytest.raises(C.ConfigError, match="max_hidden_size"):
+        C.resolve_config("encoding", overrides=["tuning.max_hidden_size=-1"])
+    c = _tiny_config(**{"features.alexnet_weights": "none"})
+    d = E._simulator(c, 0)
+    s = next(iter(d.subjects))
+    n_vox = d.subjects[s].X.shape[1]
+    net = E.tune_network(d.images, {s: d.subjects[s]}, d.tune_ids, objective="contrastive",
+                         layers=["classifier.5"], weights=None, image_size=64, max_epochs=1,
+                         batch_size=16, device="cpu", random_state=0, max_hidden_size=8)
+    proj = net.module_.fmri_projs[0]
+    assert (proj.in_features, proj.out_features) == (n_vox, 8)
+    assert net.module_.head[-1].num_features == round(0.2 * n_vox * 8 / (0.8 * n_vox))

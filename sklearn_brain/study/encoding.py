@@ -31,7 +31,7 @@ from .config import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_features", "run_encoding_study", "tune_network"]
+__all__ = ["capped_widths", "evaluate_features", "run_encoding_study", "tune_network"]
 
 #: networks evaluated as they start (no tuning); the baselines of the table's Δr columns
 UNTRAINED = ("untuned", "random-init")
@@ -222,7 +222,42 @@ def _rows(subject, ids):
     return np.flatnonzero(np.isin(subject.stimulus_ids, ids))
 
 
-def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
+def capped_widths(n_voxels, max_hidden_size, *, hidden_size=0.8, latent_size=0.2):
+    """Widths of CLTunedAlexNet's projections, the hidden one at most ``max_hidden_size``.
+
+    Study 2's widths are fractions of the voxels (hidden 0.8, latent 0.2),
+    so the fMRI projection and the head hold about ``0.96 * n_voxels**2``
+    weights: for Algonauts 2023's 39,548 vertices, 2.6 billion parameters,
+    41 GB to train (weights, gradients and Adam's two moments, 16 bytes
+    each).  Past ``max_hidden_size`` the hidden width is capped and the
+    latent width scaled alike (2,048 and 512 there: 149 million
+    parameters with AlexNet's, 2.4 GB).
+
+    Parameters
+    ----------
+    n_voxels : float
+        The (mean per-subject) voxel count.
+    max_hidden_size : int
+        ``0``: no cap (study 2's widths whatever the voxel count).
+    hidden_size, latent_size : float, default=0.8, 0.2
+        Fractions of the voxels.
+
+    Returns
+    -------
+    params : dict
+        ``hidden_size`` and ``latent_size`` (units) for
+        :class:`~sklearn_brain.CLTunedAlexNet` when the cap binds, else
+        ``{}`` (its fractions apply, as in study 2).
+    """
+    hidden = hidden_size * n_voxels
+    if not max_hidden_size or hidden <= max_hidden_size:
+        return {}
+    latent = latent_size * n_voxels * max_hidden_size / hidden
+    return {"hidden_size": int(max_hidden_size), "latent_size": max(2, int(round(latent)))}
+
+
+def tune_network(images, subjects, tune_ids, *, objective, layers, max_hidden_size=0,
+                 **params):
     """Fine-tune AlexNet on the ``tune_ids`` trials of one or several subjects.
 
     Parameters
@@ -236,6 +271,9 @@ def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
         Images used for tuning.
     objective : {"contrastive", "regression"}
     layers : sequence of str
+    max_hidden_size : int, default=0
+        Cap on the hidden width of the contrastive projections
+        (:func:`capped_widths`); ``0``: study 2's 0.8 x voxels.
     **params
         Other :class:`~sklearn_brain.CLTunedAlexNet` parameters.
 
@@ -256,7 +294,13 @@ def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
     shown_ids = np.concatenate([subjects[s].stimulus_ids[_rows(subjects[s], tune_ids)]
                                 for s in names])
     subj = np.concatenate([[s] * len(b) for s, b in zip(names, blocks)])
-    net = CLTunedAlexNet(tuple(layers), objective=objective, **params)
+    widths = {}
+    if objective == "contrastive":
+        widths = capped_widths(np.mean([b.shape[1] for b in blocks]), max_hidden_size)
+        if widths:
+            logger.info("projection widths capped at %(hidden_size)d hidden, %(latent_size)d "
+                        "latent (tuning.max_hidden_size)", widths)
+    net = CLTunedAlexNet(tuple(layers), objective=objective, **{**params, **widths})
     # repeats of an image (and one image seen by several subjects) are positives
     return net.fit(images[shown_ids], fmri, subjects=subj if len(names) > 1 else None,
                    stimulus_ids=shown_ids)
@@ -532,7 +576,8 @@ def _run_network(name, seed, sd, config, cache_dir):
               probe_layer=probe)
     tuning = dict(weights=weights, image_size=f["image_size"], lr=t["lr"],
                   max_epochs=t["max_epochs"], batch_size=t["batch_size"],
-                  temperature=t["temperature"], device=config["device"], random_state=seed)
+                  temperature=t["temperature"], max_hidden_size=t["max_hidden_size"],
+                  device=config["device"], random_state=seed)
     held_out = np.r_[d.enc_ids, d.test_ids]  # the images a tuned network may transform
     out, info = {}, {"start_weights": label}
     if start_info:
