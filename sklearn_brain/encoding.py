@@ -61,7 +61,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._backend import resolve_device, resolve_dtype
+from ._backend import resolve_device, resolve_dtype, to_numpy
 from ._fingerprints import find_near_duplicates, image_fingerprints, perceptual_hashes
 from ._layer_gram import gram_dtype, gram_fold_factors, layer_gram
 from ._layered import LayeredFeatures, read_rows
@@ -558,21 +558,40 @@ def _fold_layer_scores(X, Y, train, test, sl, alphas, n_components, *, fit_inter
 
 def _refit_layer(X, Y, alpha_per_voxel, k, *, fit_intercept, device, dtype, columns=None,
                  overwrite_x=False):
-    """PCA(k) + ridge at per-voxel alphas on all samples, as feature-space coefficients.
+    """PCA(k) + ridge at per-voxel alphas on all samples.
 
-    ``overwrite_x``: ``X`` is a copy that may be centred in place.
+    With a PCA (``k`` set), the coefficients are those on the PCA scores
+    ``(X - mean) @ components.T``: ``(k, n_voxels)``, not the
+    ``(n_features, n_voxels)`` of the feature space (a wide layer's width
+    times every voxel).  ``overwrite_x``: ``X`` is a copy that may be centred
+    in place.
 
     Returns
     -------
-    coef : ndarray of shape (n_features, n_voxels)
+    coef : ndarray of shape (k, n_voxels), or (n_features, n_voxels) when ``k`` is None
     intercept : ndarray of shape (n_voxels,)
+    pca : (ndarray of shape (n_features,), ndarray of shape (k, n_features)) or None
+        The PCA's mean and components (rows); ``None`` without a PCA.
     """
     dev, wdtype = resolve_device(device), resolve_dtype(dtype)
     f = _layer_factors(X, k, fit_intercept=fit_intercept, device=dev, dtype=wdtype,
                        overwrite_x=overwrite_x)
     # Y's columns are read chunk by chunk (memory-mapped Y is never copied whole)
-    return ridge(None, Y, alpha_per_voxel, fit_intercept=fit_intercept, factors=f,
-                 columns=columns)
+    coef, intercept = ridge(None, Y, alpha_per_voxel, fit_intercept=fit_intercept, factors=f,
+                            columns=columns, on_components=k is not None)
+    if k is None:
+        return coef, intercept, None
+    # components (k, n_features): a transposed view of V (n_features, k), never copied
+    return coef, intercept, (to_numpy(f.x_mean), to_numpy(f.V).T)
+
+
+def _pca_scores(A, mean, components, *, block=1024):
+    """``(A - mean) @ components.T``, centring ``block`` rows at a time (no copy of ``A``)."""
+    out = np.empty((A.shape[0], components.shape[0]),
+                   dtype=np.result_type(A.dtype, components.dtype))
+    for start in range(0, A.shape[0], block):
+        out[start:start + block] = (A[start:start + block] - mean) @ components.T
+    return out
 
 
 def roi_summary(values, rois, *, aggregate=np.nanmean):
@@ -791,9 +810,22 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
     roi_layers_ : dict of str to str
         Chosen layer of each ROI.
     coefs_ : dict of str to (ndarray, ndarray, ndarray)
-        For each used layer: voxel columns, coefficients (n_layer_features,
-        n_layer_voxels) in the original feature space (the PCA is folded in)
-        and intercepts.
+        For each used layer: its voxel columns (n_layer_voxels,), the ridge
+        coefficients and the intercepts (n_layer_voxels,).  With
+        ``n_components``, the coefficients are those of the layer's PCA
+        scores, of shape (n_layer_components, n_layer_voxels), and the
+        layer's predictions are ``(X_layer - mean) @ components.T @ coef +
+        intercept`` (``mean`` and ``components`` in ``layer_pcas_``): a wide
+        layer's fit holds components x voxels, not width x voxels.  Without
+        ``n_components``, they are of shape (n_layer_features,
+        n_layer_voxels) and the predictions ``X_layer @ coef + intercept``.
+        :meth:`feature_coef` gives a layer's coefficients in the feature
+        space in either case.
+    layer_pcas_ : dict of str to (ndarray, ndarray)
+        With ``n_components``, for each used layer: the mean (n_layer_features,)
+        and the components (n_layer_components, n_layer_features) of its
+        PCA, fitted on all samples (as scikit-learn's ``PCA.mean_`` and
+        ``PCA.components_``); empty without ``n_components``.
     n_factorizations_ : int
         Ridge decompositions computed during the search (n_layers x n_folds).
     device_ : torch.device
@@ -912,17 +944,20 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         self.cv_r_ = layer_r[voxel_layer, V]
         slices = (_layered_slices(X, self.layer_slices) if layered
                   else _normalize_slices(self.layer_slices, X.shape[1]))
-        self.coefs_ = {}
+        self.coefs_, self.layer_pcas_ = {}, {}
         for li, (name, sl) in enumerate(slices.items()):
             cols = np.flatnonzero(voxel_layer == li)
             if cols.size == 0:
                 continue
             k = _n_comp(self.n_components, X.shape[0], sl.stop - sl.start)
             # layered: a fresh copy of the layer, centred in place
-            self.coefs_[name] = (cols,) + _refit_layer(
+            coef, intercept, pca = _refit_layer(
                 X.layer(name) if layered else X[:, sl], Y2, self.best_alphas_[cols], k,
                 fit_intercept=self.fit_intercept, device=self.device_, dtype=self.dtype,
                 columns=cols, overwrite_x=layered)
+            self.coefs_[name] = (cols, coef, intercept)
+            if pca is not None:
+                self.layer_pcas_[name] = pca
         logger.info("VoxelwiseEncoder: layers per ROI %s", self.roi_layers_)
         return self
 
@@ -942,8 +977,9 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
         else:
             X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
             slices = _normalize_slices(self.layer_slices, X.shape[1])
-        wrong = {n: c.shape[0] for n, (_, c, _) in self.coefs_.items()
-                 if n not in slices or slices[n].stop - slices[n].start != c.shape[0]}
+        widths = {n: self._layer_width(n) for n in self.coefs_}
+        wrong = {n: w for n, w in widths.items()
+                 if n not in slices or slices[n].stop - slices[n].start != w}
         if wrong:
             raise ValueError(f"X lacks the fitted layers (name: width) {wrong}; its layers "
                              f"are {slices}.")
@@ -955,8 +991,54 @@ class VoxelwiseEncoder(MultiOutputMixin, RegressorMixin, BaseEstimator):
                 _check_finite(A, "X", columns_from=slices[name].start)
             else:
                 A = X[:, slices[name]]
-            out[:, cols] = A @ coef + intercept
+            if name in self.layer_pcas_:  # project onto the layer's PCA, then its ridge
+                A = _pca_scores(A, *self.layer_pcas_[name])
+            # the intercept added in float64: a strongly shrunk voxel's predictions vary
+            # by less than a float32 step of its mean, and keep that variation
+            out[:, cols] = A @ coef
+            out[:, cols] += intercept
         return out[:, 0] if self._y_1d else out
+
+    def _layer_width(self, layer):
+        if layer in self.layer_pcas_:
+            return self.layer_pcas_[layer][1].shape[1]
+        return self.coefs_[layer][1].shape[0]
+
+    def feature_coef(self, layer, *, chunk_size=1024):
+        """A layer's coefficients in the feature space, formed on demand.
+
+        Memory-heavy: the result holds the layer's width times its voxels
+        (a 190k-wide layer and 40k voxels in float32: 30 GB).  Predictions
+        are cheaper through :meth:`predict`, which never forms it.
+
+        Parameters
+        ----------
+        layer : str
+            A used layer (a key of ``coefs_``).
+        chunk_size : int, default=1024
+            Voxels formed per product (``components.T @ coef`` by column
+            blocks: no temporary beyond the result).
+
+        Returns
+        -------
+        coef : ndarray of shape (n_layer_features, n_layer_voxels)
+        intercept : ndarray of shape (n_layer_voxels,)
+            The layer's voxels (``coefs_[layer][0]``) are predicted as
+            ``X_layer @ coef + intercept``.
+        """
+        check_is_fitted(self)
+        if layer not in self.coefs_:
+            raise KeyError(f"{layer!r} is not a fitted layer; those are {list(self.coefs_)}.")
+        _, coef, intercept = self.coefs_[layer]
+        if layer not in self.layer_pcas_:
+            return coef.copy(), intercept.copy()
+        mean, components = self.layer_pcas_[layer]
+        full = np.empty((components.shape[1], coef.shape[1]),
+                        dtype=np.result_type(coef.dtype, components.dtype))
+        for start in range(0, coef.shape[1], chunk_size):
+            sl = slice(start, start + chunk_size)
+            full[:, sl] = components.T @ coef[:, sl]
+        return full, intercept - mean @ full
 
     def score_voxels(self, X, y, stimulus_ids=None, images=None):
         """Per-voxel Pearson r of the predictions of ``X`` with ``y``.

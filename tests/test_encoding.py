@@ -321,9 +321,11 @@ def test_encoder_on_layer_files_equals_the_concatenated_matrix(layered_data):
         np.testing.assert_array_equal(enc.voxel_layer_, ref.voxel_layer_)
         np.testing.assert_array_equal(enc.best_alphas_, ref.best_alphas_)
         assert enc.n_features_in_ == ref.n_features_in_ == 138
-        assert list(enc.coefs_) == list(ref.coefs_)
+        assert list(enc.coefs_) == list(ref.coefs_) == list(enc.layer_pcas_)
         for name in ref.coefs_:
             for a, b in zip(enc.coefs_[name], ref.coefs_[name]):
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+            for a, b in zip(enc.layer_pcas_[name], ref.layer_pcas_[name]):
                 np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(enc.predict(L.take(test)), ref.predict(F[test]),
                                    rtol=1e-6, atol=1e-6)
@@ -332,6 +334,72 @@ def test_encoder_on_layer_files_equals_the_concatenated_matrix(layered_data):
     # a model fitted on the concatenated matrix predicts from the files too
     np.testing.assert_allclose(ref.predict(L.take(test)), ref.predict(F[test]), rtol=1e-6,
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype, rtol", [("float32", 1e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("layered", [False, True])
+@pytest.mark.parametrize("wide", [True, False])  # the wide layer's search takes the Gram path
+def test_encoder_keeps_pca_space_coefficients(dtype, rtol, layered, wide):
+    from sklearn_brain._layered import LayeredFeatures
+
+    rng = np.random.default_rng(0)
+    slices = ({"wide": slice(0, 300), "mid": slice(300, 340), "narrow": slice(340, 350)} if wide
+              else {"mid": slice(0, 40), "narrow": slice(40, 50)})
+    width = max(sl.stop for sl in slices.values())
+    X = (rng.normal(size=(100, width)) + 3.0).astype(dtype)
+    Y = (X @ (rng.normal(size=(width, 12)) / 10) + rng.normal(size=(100, 12))).astype(dtype)
+    ids = np.arange(80)
+    enc = VoxelwiseEncoder(alphas=np.logspace(-1, 4, 6), n_components=20, cv=4,
+                           layer_selection="voxel", dtype=dtype, device="cpu")
+    if layered:
+        L = LayeredFeatures({n: np.ascontiguousarray(X[:, sl]) for n, sl in slices.items()})
+        enc.fit(L.take(ids), Y[:80], stimulus_ids=ids)
+        pred = enc.predict(L.take(np.arange(80, 100)))
+    else:
+        enc.set_params(layer_slices=slices).fit(X[:80], Y[:80], stimulus_ids=ids)
+        pred = enc.predict(X[80:])
+    if wide:
+        assert "wide" in enc.coefs_
+    expected = np.empty_like(pred)
+    for name, (cols, coef, intercept) in enc.coefs_.items():
+        sl = slices[name]
+        mean, components = enc.layer_pcas_[name]
+        k = min(20, sl.stop - sl.start)
+        assert coef.shape == (k, cols.size) and intercept.shape == (cols.size,)
+        assert mean.shape == (sl.stop - sl.start,) and components.shape == (k, mean.size)
+        full, full_intercept = enc.feature_coef(name, chunk_size=5)
+        assert full.shape == (mean.size, cols.size)
+        # the feature-space model (the coefficients kept before): the same predictions
+        expected[:, cols] = X[80:, sl] @ full + full_intercept
+    np.testing.assert_allclose(pred, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    with pytest.raises(KeyError, match="not a fitted layer"):
+        enc.feature_coef("nope")
+
+
+def test_strongly_shrunk_voxels_keep_the_variation_of_their_predictions():
+    """At a large alpha, a voxel's predictions vary by less than a float32 step of its
+    mean: projecting the centred features and adding the intercept in float64 keeps
+    that variation (r as in float64), where the feature-space product in float32
+    (the coefficients kept before) loses it to cancellation (constant or noisy)."""
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(40, 400))) * 0.5 + 5.0  # ReLU-like: mean far from 0
+    Y = X[:, :5] @ rng.normal(size=(5, 6)) + rng.normal(size=(40, 6)) + 50.0
+    r = {}
+    for dtype in ("float64", "float32"):
+        enc = VoxelwiseEncoder(alphas=[1e7], n_components=10, cv=3, dtype=dtype, device="cpu")
+        enc.fit(X[:30].astype(dtype), Y[:30].astype(dtype))
+        r[dtype] = voxel_correlations(Y[30:], enc.predict(X[30:].astype(dtype)))
+    np.testing.assert_allclose(r["float32"], r["float64"], atol=1e-3)
+
+
+def test_encoder_without_pca_keeps_feature_space_coefficients():
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(40, 6)), rng.normal(size=(40, 3))
+    enc = VoxelwiseEncoder(alphas=ALPHAS, cv=4).fit(X, Y)
+    assert enc.layer_pcas_ == {} and enc.coefs_["all"][1].shape == (6, 3)
+    coef, intercept = enc.feature_coef("all")
+    np.testing.assert_array_equal(coef, enc.coefs_["all"][1])
+    np.testing.assert_allclose(enc.predict(X), X @ coef + intercept)
 
 
 def test_encoder_on_layer_files_checks(layered_data):

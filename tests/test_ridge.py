@@ -479,3 +479,19 @@ def test_factors_carry_device_and_dtype():
         ridge_cv(X[:-1], Y[:-1], ALPHAS, factors=f64)
     coef, _ = ridge(None, Y, 3.0, factors=f64)
     np.testing.assert_allclose(coef, ridge(X, Y, 3.0, dtype="float64")[0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_ridge_on_components_is_the_feature_space_fit_before_its_last_product(fit_intercept):
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(30, 50)) + 2.0, rng.normal(size=(30, 7))
+    alpha = np.array([0.5, 3.0, 3.0, 10.0, 0.5, 1.0, 100.0])
+    f = ridge_factorize(X, fit_intercept=fit_intercept, dtype="float64", n_components=8)
+    coef, intercept = ridge(None, Y, alpha, factors=f, chunk_size=3)
+    on_pc, pc_intercept = ridge(None, Y, alpha, factors=f, chunk_size=3, on_components=True)
+    V, x_mean = f.V.numpy(), f.x_mean.numpy()
+    assert on_pc.shape == (8, 7)
+    np.testing.assert_allclose(V @ on_pc, coef, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(pc_intercept, Y.mean(axis=0) if fit_intercept else 0, atol=1e-14)
+    np.testing.assert_allclose((X - x_mean) @ V @ on_pc + pc_intercept, X @ coef + intercept,
+                               rtol=1e-12, atol=1e-12)

@@ -135,3 +135,54 @@ def test_evaluation_from_per_layer_files_equals_the_in_memory_features(tmp_path)
     assert got["roi_layer"] == ref["roi_layer"] and got["layer_cv_r"] == ref["layer_cv_r"]
     assert got["probe"] == ref["probe"] and got["noise_ceiling"] == ref["noise_ceiling"]
     assert got["roi_r"] == ref["roi_r"]
+
+
+def test_tuned_network_activations_on_disk_equal_the_in_memory_features(tmp_path):
+    """The tuned networks' held-out activations go to per-layer files, chunk by chunk:
+    the same activations as one in-memory transform, the same evaluation."""
+    c = _tiny_config(**{"features.alexnet_weights": "none"})
+    d = E._simulator(c, 0)
+    s = next(iter(d.subjects))
+    net = E.tune_network(d.images, {s: d.subjects[s]}, d.tune_ids, objective="contrastive",
+                         layers=c["features"]["layers"], weights=None, image_size=64,
+                         max_epochs=1, batch_size=16, device="cpu", random_state=0)
+    held = np.r_[d.enc_ids, d.test_ids]
+    F = np.full((len(d.images), net.layer_slices_["classifier.5"].stop), np.nan, np.float32)
+    F[np.unique(held)] = net.transform(d.images[np.unique(held)])  # in memory, one call
+    with E._tuned_activations(net, d.images, held, tmp_path) as L:
+        folder = next((tmp_path / "activations").iterdir())
+        assert L.shape == F.shape and L.layer_slices == net.layer_slices_
+        for name, sl in net.layer_slices_.items():  # the tune images: NaN, as in memory
+            np.testing.assert_array_equal(L.layer(name), F[:, sl])
+        kw = dict(n_components=5, cv=3)
+        ref = E.evaluate_features(F, net.layer_slices_, d.subjects[s], d.enc_ids, d.test_ids,
+                                  **kw)
+        got = E.evaluate_features(L, net.layer_slices_, d.subjects[s], d.enc_ids, d.test_ids,
+                                  **kw)
+    assert not folder.exists()  # a tuned network's files are removed after its evaluation
+    np.testing.assert_array_equal(got["r_voxels"], ref["r_voxels"])  # bit for bit
+    assert got["roi_layer"] == ref["roi_layer"] and got["layer_cv_r"] == ref["layer_cv_r"]
+    # several chunks (of 7 images): the same activations, to rounding
+    small = E._held_out_layer_files(net, d.images, held, tmp_path / "small", chunk_size=7)
+    for name, sl in net.layer_slices_.items():
+        np.testing.assert_allclose(small.layer(name), F[:, sl], rtol=1e-6, atol=1e-6)
+
+
+def test_contrastive_projection_widths_are_capped():
+    # study 2's fractions below the cap: nothing passed, the network's own 0.8 / 0.2 apply
+    assert E.capped_widths(1000, 2048) == {} and E.capped_widths(10**6, 0) == {}
+    # Algonauts 2023's 39,548 vertices: 31,638 hidden -> 2,048, the latent scaled alike
+    assert E.capped_widths(39548, 2048) == {"hidden_size": 2048, "latent_size": 512}
+    assert C.resolve_config("encoding")["tuning"]["max_hidden_size"] == 2048
+    with pytest.raises(C.ConfigError, match="max_hidden_size"):
+        C.resolve_config("encoding", overrides=["tuning.max_hidden_size=-1"])
+    c = _tiny_config(**{"features.alexnet_weights": "none"})
+    d = E._simulator(c, 0)
+    s = next(iter(d.subjects))
+    n_vox = d.subjects[s].X.shape[1]
+    net = E.tune_network(d.images, {s: d.subjects[s]}, d.tune_ids, objective="contrastive",
+                         layers=["classifier.5"], weights=None, image_size=64, max_epochs=1,
+                         batch_size=16, device="cpu", random_state=0, max_hidden_size=8)
+    proj = net.module_.fmri_projs[0]
+    assert (proj.in_features, proj.out_features) == (n_vox, 8)
+    assert net.module_.head[-1].num_features == round(0.2 * n_vox * 8 / (0.8 * n_vox))

@@ -190,7 +190,7 @@ def hat_diag(factors, d):
 
 @fill_doc
 def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", chunk_size=None,
-          factors=None, columns=None):
+          factors=None, columns=None, on_components=False):
     """Ridge regression at fixed alpha(s); numerically equal to sklearn's ``Ridge``.
 
     Parameters
@@ -212,10 +212,16 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", ch
     columns : array-like of int, default=None
         Fit only these columns of ``Y`` (read chunk by chunk, never copied
         whole); ``alpha`` and the outputs then follow ``columns``.
+    on_components : bool, default=False
+        Coefficients on the components' scores ``(X - x_mean) V`` (those of
+        a PCA when ``factors`` were truncated to ``n_components``), of shape
+        ``(rank, n_targets)``, with the mean of ``Y`` as intercept: the
+        feature-space coefficients are ``V @ coef`` (never formed, so a wide
+        ``X`` costs ``rank`` rows, not ``n_features``).
 
     Returns
     -------
-    coef : ndarray of shape (n_features, n_targets)
+    coef : ndarray of shape (n_features, n_targets) or (rank, n_targets)
     intercept : ndarray of shape (n_targets,)
     """
     if not hasattr(Y, "shape"):
@@ -232,7 +238,8 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", ch
     factors = resolve_factors(X, factors, fit_intercept=fit_intercept, device=device, dtype=dtype)
     U = factors.U
     chunk_size = chunk_size or default_chunk_size(U.shape[0], n_targets)
-    coef = np.empty((factors.V.shape[0], n_targets), dtype=to_numpy(U[:0]).dtype)
+    rows = factors.s.shape[0] if on_components else factors.V.shape[0]
+    coef = np.empty((rows, n_targets), dtype=to_numpy(U[:0]).dtype)
     intercept = np.empty(n_targets, dtype=coef.dtype)
     ws = Workspace.like(factors)
     for start in range(0, n_targets, chunk_size):
@@ -240,8 +247,13 @@ def ridge(X, Y, alpha, *, fit_intercept=True, device="auto", dtype="float32", ch
         Yk = read_columns(Y, sl if columns is None else columns[sl], ws)
         UtY = U.T @ Yk
         idx = torch.as_tensor(index[sl], device=factors.device)
-        Ck = ridge_coef_from_factors(factors, UtY, idx, alphas)
         y_mean = Yk.mean(dim=0) if factors.fit_intercept else torch.zeros_like(Yk[0])
+        if on_components:
+            Ck = UtY.mul_(coef_weights(factors.s, alphas, UtY.dtype)[idx].T)
+            coef[:, sl] = to_numpy(Ck)
+            intercept[sl] = to_numpy(y_mean)
+            continue
+        Ck = ridge_coef_from_factors(factors, UtY, idx, alphas)
         coef[:, sl] = to_numpy(Ck)
         intercept[sl] = to_numpy(y_mean - factors.x_mean @ Ck)
     return coef, intercept

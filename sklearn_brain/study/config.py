@@ -171,6 +171,10 @@ lr = 1e-4
 max_epochs = 6
 batch_size = 100
 temperature = 0.3
+max_hidden_size = 2048       # contrastive projections: hidden 0.8 x voxels, latent 0.2 x
+                             # voxels (study 2), the hidden width capped here and the latent
+                             # scaled alike; 0 = no cap (Algonauts' 39,548 vertices: 41 GB
+                             # to train, 2.4 GB capped)
 
 [pretrain]                   # simulator, alexnet_weights = "": the pretrained stand-in for
                              # ImageNet weights, AlexNet trained from scratch to classify the
@@ -572,6 +576,9 @@ def _validate_encoding(c):
                           f"got {c['data']['tune_fraction']}.")
     if not c["features"]["layers"]:
         raise ConfigError("config field 'features.layers' is empty.")
+    if c["tuning"]["max_hidden_size"] < 0:
+        raise ConfigError("config field 'tuning.max_hidden_size' must be >= 0 (0: no cap), "
+                          f"got {c['tuning']['max_hidden_size']}.")
     p = c["pretrain"]
     if p["n_images"] < 8 or p["max_epochs"] < 1 or p["batch_size"] < 2:
         raise ConfigError("config fields 'pretrain.n_images' must be >= 8, "

@@ -14,7 +14,10 @@ The evaluation (:func:`evaluate_features`) is the one of
 ``examples/encoding/plot_cltuned_alexnet.py``.
 """
 
+import itertools
 import logging
+import tempfile
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from .config import ConfigError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["evaluate_features", "run_encoding_study", "tune_network"]
+__all__ = ["capped_widths", "evaluate_features", "run_encoding_study", "tune_network"]
 
 #: networks evaluated as they start (no tuning); the baselines of the table's Δr columns
 UNTRAINED = ("untuned", "random-init")
@@ -219,7 +222,42 @@ def _rows(subject, ids):
     return np.flatnonzero(np.isin(subject.stimulus_ids, ids))
 
 
-def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
+def capped_widths(n_voxels, max_hidden_size, *, hidden_size=0.8, latent_size=0.2):
+    """Widths of CLTunedAlexNet's projections, the hidden one at most ``max_hidden_size``.
+
+    Study 2's widths are fractions of the voxels (hidden 0.8, latent 0.2),
+    so the fMRI projection and the head hold about ``0.96 * n_voxels**2``
+    weights: for Algonauts 2023's 39,548 vertices, 2.6 billion parameters,
+    41 GB to train (weights, gradients and Adam's two moments, 16 bytes
+    each).  Past ``max_hidden_size`` the hidden width is capped and the
+    latent width scaled alike (2,048 and 512 there: 149 million
+    parameters with AlexNet's, 2.4 GB).
+
+    Parameters
+    ----------
+    n_voxels : float
+        The (mean per-subject) voxel count.
+    max_hidden_size : int
+        ``0``: no cap (study 2's widths whatever the voxel count).
+    hidden_size, latent_size : float, default=0.8, 0.2
+        Fractions of the voxels.
+
+    Returns
+    -------
+    params : dict
+        ``hidden_size`` and ``latent_size`` (units) for
+        :class:`~sklearn_brain.CLTunedAlexNet` when the cap binds, else
+        ``{}`` (its fractions apply, as in study 2).
+    """
+    hidden = hidden_size * n_voxels
+    if not max_hidden_size or hidden <= max_hidden_size:
+        return {}
+    latent = latent_size * n_voxels * max_hidden_size / hidden
+    return {"hidden_size": int(max_hidden_size), "latent_size": max(2, int(round(latent)))}
+
+
+def tune_network(images, subjects, tune_ids, *, objective, layers, max_hidden_size=0,
+                 **params):
     """Fine-tune AlexNet on the ``tune_ids`` trials of one or several subjects.
 
     Parameters
@@ -233,6 +271,9 @@ def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
         Images used for tuning.
     objective : {"contrastive", "regression"}
     layers : sequence of str
+    max_hidden_size : int, default=0
+        Cap on the hidden width of the contrastive projections
+        (:func:`capped_widths`); ``0``: study 2's 0.8 x voxels.
     **params
         Other :class:`~sklearn_brain.CLTunedAlexNet` parameters.
 
@@ -253,23 +294,64 @@ def tune_network(images, subjects, tune_ids, *, objective, layers, **params):
     shown_ids = np.concatenate([subjects[s].stimulus_ids[_rows(subjects[s], tune_ids)]
                                 for s in names])
     subj = np.concatenate([[s] * len(b) for s, b in zip(names, blocks)])
-    net = CLTunedAlexNet(tuple(layers), objective=objective, **params)
+    widths = {}
+    if objective == "contrastive":
+        widths = capped_widths(np.mean([b.shape[1] for b in blocks]), max_hidden_size)
+        if widths:
+            logger.info("projection widths capped at %(hidden_size)d hidden, %(latent_size)d "
+                        "latent (tuning.max_hidden_size)", widths)
+    net = CLTunedAlexNet(tuple(layers), objective=objective, **{**params, **widths})
     # repeats of an image (and one image seen by several subjects) are positives
     return net.fit(images[shown_ids], fmri, subjects=subj if len(names) > 1 else None,
                    stimulus_ids=shown_ids)
 
 
-def _held_out_features(net, images, ids):
-    """Features of the images ``ids`` only (rows of other images stay NaN).
+#: images per ``transform`` call of a tuned network: CLTunedAlexNet's own batch
+#: (256), so the batches, and the activations, are those of one call on all images
+TRANSFORM_CHUNK = 256
+
+
+def _held_out_layer_files(net, images, ids, directory, *, chunk_size=TRANSFORM_CHUNK):
+    """Features of the images ``ids`` only, as one float32 ``.npy`` file per layer.
 
     A tuned network refuses to transform the images it was tuned on (the
-    leak guard); the encoding evaluation needs only the encoding and test images.
+    leak guard); the encoding evaluation needs only the encoding and test
+    images.  ``net.transform`` (any fitted network with ``transform`` and
+    ``layer_slices_``) runs on ``chunk_size`` images at a time and each chunk
+    goes to the files (:func:`~sklearn_brain._layered.write_layer_files`):
+    neither the activation matrix nor all the prepared images are ever in
+    memory.  The files hold the rows of ``ids`` and one NaN row, which every
+    other image maps to: an image outside ``ids`` has NaN features, which
+    the encoding model refuses.
+
+    Returns
+    -------
+    features : LayeredFeatures
+        One row per image of ``images``, columns ``net.layer_slices_``.
     """
+    from .._layered import LayeredFeatures, write_layer_files
+
     ids = np.unique(ids)
-    part = net.transform(images[ids])
-    features = np.full((len(images), part.shape[1]), np.nan, dtype=part.dtype)
-    features[ids] = part
-    return features
+    slices = net.layer_slices_
+    width = max(sl.stop for sl in slices.values())
+    chunks = (net.transform(images[ids[i:i + chunk_size]])
+              for i in range(0, len(ids), chunk_size))
+    nan_row = np.full((1, width), np.nan, dtype=np.float32)
+    files = write_layer_files(directory, "held-out", slices, len(ids) + 1,
+                              itertools.chain(chunks, [nan_row]))
+    rows = np.full(len(images), len(ids))
+    rows[ids] = np.arange(len(ids))
+    return LayeredFeatures(files.arrays, rows)
+
+
+@contextmanager
+def _tuned_activations(net, images, ids, cache_dir):
+    """:func:`_held_out_layer_files` in a folder of ``<cache_dir>/activations``,
+    removed on exit (a tuned network's activations are not reused)."""
+    root = Path(cache_dir) / "activations"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix="tuned-") as folder:
+        yield _held_out_layer_files(net, images, ids, folder)
 
 
 def evaluate_features(features, layer_slices, subject, enc_ids, test_ids, *, n_components=100,
@@ -494,7 +576,9 @@ def _run_network(name, seed, sd, config, cache_dir):
               probe_layer=probe)
     tuning = dict(weights=weights, image_size=f["image_size"], lr=t["lr"],
                   max_epochs=t["max_epochs"], batch_size=t["batch_size"],
-                  temperature=t["temperature"], device=config["device"], random_state=seed)
+                  temperature=t["temperature"], max_hidden_size=t["max_hidden_size"],
+                  device=config["device"], random_state=seed)
+    held_out = np.r_[d.enc_ids, d.test_ids]  # the images a tuned network may transform
     out, info = {}, {"start_weights": label}
     if start_info:
         info["pretrain"] = start_info
@@ -514,15 +598,17 @@ def _run_network(name, seed, sd, config, cache_dir):
     elif name == "cl-tuned-pooled":
         net = tune_network(d.images, d.subjects, d.tune_ids, objective="contrastive",
                            layers=layers, **tuning)
-        features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
         info["train_loss"] = [float(net.history[0, "train_loss"]),
                               float(net.history[-1, "train_loss"])]
         slices = net.layer_slices_
-        _release(net)
-        del net
-        for s, subj in d.subjects.items():
-            out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids, **ev)
-            _log_subject(name, seed, s, out, d.subjects)
+        # the held-out activations on disk, read one layer at a time (as the untuned ones)
+        with _tuned_activations(net, d.images, held_out, cache_dir) as features:
+            _release(net)
+            del net
+            for s, subj in d.subjects.items():
+                out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids,
+                                           **ev)
+                _log_subject(name, seed, s, out, d.subjects)
     else:
         objective = "regression" if name == "regression-tuned" else "contrastive"
         for s, subj in d.subjects.items():
@@ -530,11 +616,12 @@ def _run_network(name, seed, sd, config, cache_dir):
                                layers=layers, **tuning)
             info[f"train_loss_{s}"] = [float(net.history[0, "train_loss"]),
                                        float(net.history[-1, "train_loss"])]
-            features = _held_out_features(net, d.images, np.r_[d.enc_ids, d.test_ids])
             slices = net.layer_slices_
-            _release(net)  # one network in memory at a time
-            del net
-            out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids, **ev)
+            with _tuned_activations(net, d.images, held_out, cache_dir) as features:
+                _release(net)  # one network in memory at a time
+                del net
+                out[s] = evaluate_features(features, slices, subj, d.enc_ids, d.test_ids,
+                                           **ev)
             _log_subject(name, seed, s, out, d.subjects)
     info.update(n_tune_images=len(d.tune_ids), n_encoding_images=len(d.enc_ids),
                 n_test_images=len(d.test_ids))
