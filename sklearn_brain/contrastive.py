@@ -522,8 +522,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             cbs.append(("lr_schedule", LRScheduler(
                 policy=torch.optim.lr_scheduler.CosineAnnealingLR,
                 T_max=max(1, self._epoch_budget()))))
-        elif self.lr_schedule is not None:
-            raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         if self.checkpoint_dir is not None:
             monitor = "valid_top1_best" if has_valid else None
             dirname = os.fspath(self.checkpoint_dir)
@@ -781,10 +779,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             Early stopping is no interrupt: it ends training normally, with
             the best epoch's weights restored.
         """
-        check_params(self, hints={
-            "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
-            "patience": "0 or None turns early stopping off."})
-        check_int_sequence(self.hidden_dims, "hidden_dims", low=1)
+        self._check_params()
         if subjects is not None and len(np.asarray(subjects, dtype=object).ravel()) == 0:
             raise ValueError("subjects is empty.")
         if self.warm_start and self.__sklearn_is_fitted__():
@@ -804,7 +799,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         if n < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
-        self._check_training_params()
         is_synthetic = check_synthetic(synthetic, n)
         if stimulus_ids is None:
             stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
@@ -902,7 +896,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"{name} needs at least 2 samples, got n_samples = {n}.")
-        self._check_training_params()
         is_synthetic = check_synthetic(synthetic, n)
         if stimulus_ids is None:
             stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
@@ -1037,24 +1030,25 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                      "_warm", "_phase_epochs"):
             self.__dict__.pop(name, None)
 
-    def _check_training_params(self):
-        """Errors for training parameters that the constraints table cannot express."""
+    def _check_params(self):
+        """Check the parameters, once, at the start of ``fit``.
+
+        The constraints table (:func:`~sklearn_brain._validation.check_params`),
+        then what it cannot express: ``hidden_dims`` items, booleans where
+        ints or floats are expected, and ``ridge_anchor`` needing ``ridge_init``.
+        """
+        check_params(self, hints={
+            "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
+            "patience": "0 or None turns early stopping off."})
+        check_int_sequence(self.hidden_dims, "hidden_dims", low=1)
         for name, low in (("shared_dim", 1), ("max_epochs", 0), ("batch_size", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}.")
-        if not 0 <= self.valid_fraction < 1:
-            raise ValueError(f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}.")
-        if not 0 <= self.mixup_fraction <= 1:
-            raise ValueError(f"mixup_fraction must lie in [0, 1], got {self.mixup_fraction!r}.")
-        if isinstance(self.ridge_anchor, bool) or not float(self.ridge_anchor) >= 0:
+            if isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}.")
+        if isinstance(self.ridge_anchor, (bool, np.bool_)):
             raise ValueError(f"ridge_anchor must be a float >= 0, got {self.ridge_anchor!r}.")
         if self.ridge_anchor > 0 and not self.ridge_init:
             raise ValueError("ridge_anchor > 0 pulls the subject layers toward their ridge "
                              "initialisation: it needs ridge_init=True.")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
-                             f"got {self.activation!r}.")
 
     def _check_contrastive_data(self, Y, stimulus):
         """The contrastive weight; an error if the contrastive term has no negatives."""
