@@ -38,7 +38,6 @@ from skorch.history import History
 from skorch.utils import to_tensor
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
@@ -66,6 +65,7 @@ from .nn._base import NeuralEstimator, flush_denormal
 from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit
 from .nn._checkpoints import ResumableFitMixin
 from .nn._modules import ACTIVATIONS, MultiSubjectNet
+from .nn._split import StimulusGroupedSplit
 from .losses import (
     CONTRASTIVE_LOSSES,
     REGRESSION_LOSSES,
@@ -1103,22 +1103,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             None if self.ridge_alphas_ is None else np.asarray(self.ridge_alphas_).tolist())}
 
     def _split(self, stimulus, seed, synthetic=None):
-        """(train, valid) row indices, grouped by stimulus; valid holds real rows only.
-
-        Validation stimuli are drawn among the stimuli of real samples; a
-        synthetic sample of a validation stimulus is in neither split.
-        """
-        real = np.ones(stimulus.size, bool) if synthetic is None else ~synthetic
-        real_rows = np.flatnonzero(real)
-        n_stim = np.unique(stimulus[real_rows]).size
-        n_valid = int(round(self.valid_fraction * n_stim))
-        if self.valid_fraction == 0 or n_valid < 2 or n_stim - n_valid < 2:
-            return np.arange(stimulus.size), None
-        gss = GroupShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
-        _, valid = next(gss.split(real_rows, groups=stimulus[real_rows]))
-        valid = real_rows[valid]
-        train = np.flatnonzero(~np.isin(stimulus, stimulus[valid]))
-        return train, np.sort(valid)
+        """(train, valid) row indices: :class:`StimulusGroupedSplit` at ``valid_fraction``."""
+        return StimulusGroupedSplit(self.valid_fraction, random_state=seed).indices(
+            stimulus, synthetic)
 
     @property
     def partial_fit(self):
