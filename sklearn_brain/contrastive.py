@@ -62,7 +62,7 @@ from ._validation import (
 )
 from .decoding import check_synthetic
 from .nn._base import NeuralEstimator, flush_denormal
-from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit
+from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit, InitialWeights
 from .nn._checkpoints import ResumableFitMixin
 from .nn._modules import ACTIVATIONS, MultiSubjectNet
 from .nn._split import StimulusGroupedSplit
@@ -511,6 +511,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         has_valid = getattr(self, "_split_indices", (None, None))[1] is not None
         cbs = [(n, cb) for n, cb in self._default_callbacks
                if has_valid or n not in ("valid_top1", "valid_loss")]
+        if self.ridge_init and not self.__dict__.get("_warm"):
+            # first: every other callback's on_train_begin sees the initial network
+            cbs.insert(0, ("ridge_init", InitialWeights("_init_from_ridge")))
         if self.verbose > 1:
             cbs.append(("progress_bar", ProgressBar()))
         cbs += list(self.extra_callbacks or [])
@@ -548,8 +551,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 self.subject_columns_, self.n_targets_, shared_dim=self.shared_dim,
                 hidden_dims=tuple(self.hidden_dims), activation=self.activation,
                 dropout=self.dropout, residual=self.residual, **self.get_params_for("module")))
-        if self.ridge_init:
-            self._init_from_ridge(self.module_)
         return self
 
     def initialize_criterion(self):
@@ -695,9 +696,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             for i, layer in enumerate(module.subject_layers.values()):
                 layer.weight.zero_()
                 layer.bias.zero_()
-                layer.weight[:k] = torch.as_tensor((coefs[i] @ P).T, dtype=layer.weight.dtype)
+                layer.weight[:k] = torch.as_tensor((coefs[i] @ P).T, dtype=layer.weight.dtype,
+                                                   device=layer.weight.device)
                 layer.bias[:k] = torch.as_tensor((intercepts[i] - mean_intercept) @ P,
-                                                 dtype=layer.bias.dtype)
+                                                 dtype=layer.bias.dtype, device=layer.bias.device)
                 if self.ridge_anchor > 0:
                     # the anchor travels with the module (device, state dict)
                     module.register_buffer(f"anchor_{i}", layer.weight.detach().clone())
@@ -706,9 +708,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                     block.fc2.weight.zero_()
                     block.fc2.bias.zero_()
                 module.head.weight.zero_()
-                module.head.weight[:, :k] = torch.as_tensor(P, dtype=module.head.weight.dtype)
-                module.head.bias.copy_(torch.as_tensor(mean_intercept,
-                                                       dtype=module.head.bias.dtype))
+                head = module.head
+                head.weight[:, :k] = torch.as_tensor(P, dtype=head.weight.dtype,
+                                                     device=head.weight.device)
+                head.bias.copy_(torch.as_tensor(mean_intercept, dtype=head.bias.dtype,
+                                                device=head.bias.device))
 
     def _check_X(self, X, *, reset, subjects):
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
