@@ -556,7 +556,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
     def initialize_criterion(self):
         with self._dtype_context():
             self.criterion_ = self._in_dtype(DecodingLoss(
-                self._contrastive_weight, contrastive=self.contrastive,
+                self._contrastive_term_weight(), contrastive=self.contrastive,
                 regression=self.regression, temperature=self.temperature,
                 learnable_temperature=self.learnable_temperature,
                 **self.get_params_for("criterion")))
@@ -614,7 +614,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         y_true = to_tensor(y_true, device=self.device).to(y_pred.dtype)
         stim = to_tensor(x["stimulus"], device=self.device)
         positives = positives_from_ids(stim)
-        if self._contrastive_weight > 0 and (len(stim) < 2 or bool(positives.all())):
+        if self._contrastive_term_weight() > 0 and (len(stim) < 2 or bool(positives.all())):
             # contrastive term undefined for this batch: regression term only
             reg = mse_loss if self.regression == "mse" else cosine_loss
             return reg(y_pred, y_true)
@@ -812,7 +812,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         self.subjects_, codes = fit_subjects(subjects, n)
         self.subject_columns_ = subject_columns(X, codes, self.subjects_)
         self.n_targets_ = Y.shape[1]
-        self._contrastive_weight = weight if self.n_targets_ >= 2 else 0.0
         if self.n_targets_ < 2 and weight > 0:
             logger.info("single target: contrastive loss undefined, training with MSE only.")
         self._resolve_device()
@@ -1053,6 +1052,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         if self.ridge_anchor > 0 and not self.ridge_init:
             raise ValueError("ridge_anchor > 0 pulls the subject layers toward their ridge "
                              "initialisation: it needs ridge_init=True.")
+
+    def _contrastive_term_weight(self):
+        """The weight of the contrastive term: ``contrastive_weight``; 0 with one target."""
+        return self.contrastive_weight if self.n_targets_ >= 2 else 0.0
 
     def _check_contrastive_data(self, Y, stimulus):
         """The contrastive weight; an error if the contrastive term has no negatives."""
