@@ -63,7 +63,7 @@ from ._validation import (
 from .decoding import check_synthetic
 from .nn._base import NeuralEstimator, flush_denormal
 from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit, InitialWeights
-from .nn._checkpoints import ResumableFitMixin
+from .nn._checkpoints import ResumableFitMixin, ResumeFromCheckpoint
 from .nn._modules import ACTIVATIONS, MultiSubjectNet
 from .nn._split import StimulusGroupedSplit
 from .losses import (
@@ -533,6 +533,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             # every epoch, for resuming an interrupted fit
             cbs.append(("checkpoint_last", AtomicCheckpoint(
                 monitor=None, dirname=dirname, fn_prefix="last_", sink=logger.info)))
+            # last: continues an interrupted run once the others are set up
+            cbs.append(("resume", ResumeFromCheckpoint(dirname)))
         return cbs
 
     def _initial_valid_score(self, X, y):
@@ -1088,7 +1090,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 self._checkpoint_file("validation_history.json"))
         else:
             self._train(x, Y, seed, self._epoch_budget(),
-                        phase="validation" if has_valid else "train", progress=progress)
+                        phase="validation" if has_valid else "train")
             es = dict(self.callbacks_).get("early_stopping")
             self.best_epoch_ = None if es is None else int(es.best_epoch_)
             self.validation_history_ = self.history_
@@ -1099,7 +1101,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             self._ridge_alpha_cache = self.ridge_alphas_
             self._rng = np.random.default_rng(seed)
             self._generator = torch.Generator().manual_seed(seed)
-            self._train(x, Y, seed, n_epochs, phase="refit", progress=progress)
+            self._train(x, Y, seed, n_epochs, phase="refit")
 
     def _phase_record(self, phase):
         """The refit's resume record: the validation run's outcome."""
