@@ -244,7 +244,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         parameter, in ``**kwargs``, adds callbacks after them).  Built-in
         callbacks are addressed by name as in skorch
         (``callbacks__valid_top1=None`` removes one,
-        ``callbacks__print_log__sink=...`` sets a parameter).
+        ``callbacks__print_log__sink=...`` sets a parameter): first
+        ``ridge_init`` (the ridge initialisation,
+        :class:`~sklearn_brain.nn._callbacks.InitialWeights`), and after these
+        ``early_stopping``, ``lr_schedule``, ``checkpoint``,
+        ``checkpoint_last`` and ``resume`` (continues an interrupted fit,
+        :class:`~sklearn_brain.nn._checkpoints.ResumeFromCheckpoint`).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the network trains; ``"auto"`` is ``"cuda"`` when a CUDA
         device is available, else ``"cpu"``.  Resolved in ``fit`` (into
