@@ -488,7 +488,8 @@ class CLTunedAlexNet(NeuralEstimator):
         self.allow_tuning_overlap = allow_tuning_overlap
 
     # ----------------------------------------------------------- validation
-    def _validate_params(self):
+    def _check_params(self):
+        """Check the parameters (at the start of ``fit`` and ``initialize_for``); the layers."""
         if self.objective not in _OBJECTIVES:
             raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}.")
         if not (isinstance(self.temperature, numbers.Real) and self.temperature > 0):
@@ -552,7 +553,7 @@ class CLTunedAlexNet(NeuralEstimator):
         self : CLTunedAlexNet
         """
         self._setup(fmri, subjects)
-        self.layers_ = self._validate_params()
+        self.layers_ = self._check_params()
         self.initialize()
         self._probe_layers()
         return self
@@ -625,7 +626,7 @@ class CLTunedAlexNet(NeuralEstimator):
             raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")
         self._resolve_device()  # an unusable device fails here, before any work
         self._resolve_dtype()
-        layers = self._validate_params()
+        layers = self._check_params()
         images = _check_images(X)
         fmri, codes = self._setup(y, subjects)
         if len(images) != len(fmri):

@@ -38,7 +38,6 @@ from skorch.history import History
 from skorch.utils import to_tensor
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.model_selection import GroupShuffleSplit
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
@@ -63,9 +62,10 @@ from ._validation import (
 )
 from .decoding import check_synthetic
 from .nn._base import NeuralEstimator, flush_denormal
-from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit
-from .nn._checkpoints import ResumableFitMixin
+from .nn._callbacks import AtomicCheckpoint, EarlyStoppingFromInit, InitialWeights
+from .nn._checkpoints import ResumableFitMixin, ResumeFromCheckpoint
 from .nn._modules import ACTIVATIONS, MultiSubjectNet
+from .nn._split import StimulusGroupedSplit
 from .losses import (
     CONTRASTIVE_LOSSES,
     REGRESSION_LOSSES,
@@ -244,7 +244,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         parameter, in ``**kwargs``, adds callbacks after them).  Built-in
         callbacks are addressed by name as in skorch
         (``callbacks__valid_top1=None`` removes one,
-        ``callbacks__print_log__sink=...`` sets a parameter).
+        ``callbacks__print_log__sink=...`` sets a parameter): first
+        ``ridge_init`` (the ridge initialisation,
+        :class:`~sklearn_brain.nn._callbacks.InitialWeights`), and after these
+        ``early_stopping``, ``lr_schedule``, ``checkpoint``,
+        ``checkpoint_last`` and ``resume`` (continues an interrupted fit,
+        :class:`~sklearn_brain.nn._checkpoints.ResumeFromCheckpoint`).
     device : {"auto", "cpu", "cuda"} or str, default="auto"
         Where the network trains; ``"auto"`` is ``"cuda"`` when a CUDA
         device is available, else ``"cpu"``.  Resolved in ``fit`` (into
@@ -511,6 +516,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         has_valid = getattr(self, "_split_indices", (None, None))[1] is not None
         cbs = [(n, cb) for n, cb in self._default_callbacks
                if has_valid or n not in ("valid_top1", "valid_loss")]
+        if self.ridge_init and not self.__dict__.get("_warm"):
+            # first: every other callback's on_train_begin sees the initial network
+            cbs.insert(0, ("ridge_init", InitialWeights("_init_from_ridge")))
         if self.verbose > 1:
             cbs.append(("progress_bar", ProgressBar()))
         cbs += list(self.extra_callbacks or [])
@@ -522,8 +530,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             cbs.append(("lr_schedule", LRScheduler(
                 policy=torch.optim.lr_scheduler.CosineAnnealingLR,
                 T_max=max(1, self._epoch_budget()))))
-        elif self.lr_schedule is not None:
-            raise ValueError(f"lr_schedule must be 'cosine' or None, got {self.lr_schedule!r}.")
         if self.checkpoint_dir is not None:
             monitor = "valid_top1_best" if has_valid else None
             dirname = os.fspath(self.checkpoint_dir)
@@ -532,6 +538,8 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             # every epoch, for resuming an interrupted fit
             cbs.append(("checkpoint_last", AtomicCheckpoint(
                 monitor=None, dirname=dirname, fn_prefix="last_", sink=logger.info)))
+            # last: continues an interrupted run once the others are set up
+            cbs.append(("resume", ResumeFromCheckpoint(dirname)))
         return cbs
 
     def _initial_valid_score(self, X, y):
@@ -550,14 +558,12 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 self.subject_columns_, self.n_targets_, shared_dim=self.shared_dim,
                 hidden_dims=tuple(self.hidden_dims), activation=self.activation,
                 dropout=self.dropout, residual=self.residual, **self.get_params_for("module")))
-        if self.ridge_init:
-            self._init_from_ridge(self.module_)
         return self
 
     def initialize_criterion(self):
         with self._dtype_context():
             self.criterion_ = self._in_dtype(DecodingLoss(
-                self._contrastive_weight, contrastive=self.contrastive,
+                self._contrastive_term_weight(), contrastive=self.contrastive,
                 regression=self.regression, temperature=self.temperature,
                 learnable_temperature=self.learnable_temperature,
                 **self.get_params_for("criterion")))
@@ -615,7 +621,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         y_true = to_tensor(y_true, device=self.device).to(y_pred.dtype)
         stim = to_tensor(x["stimulus"], device=self.device)
         positives = positives_from_ids(stim)
-        if self._contrastive_weight > 0 and (len(stim) < 2 or bool(positives.all())):
+        if self._contrastive_term_weight() > 0 and (len(stim) < 2 or bool(positives.all())):
             # contrastive term undefined for this batch: regression term only
             reg = mse_loss if self.regression == "mse" else cosine_loss
             return reg(y_pred, y_true)
@@ -697,9 +703,10 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             for i, layer in enumerate(module.subject_layers.values()):
                 layer.weight.zero_()
                 layer.bias.zero_()
-                layer.weight[:k] = torch.as_tensor((coefs[i] @ P).T, dtype=layer.weight.dtype)
+                layer.weight[:k] = torch.as_tensor((coefs[i] @ P).T, dtype=layer.weight.dtype,
+                                                   device=layer.weight.device)
                 layer.bias[:k] = torch.as_tensor((intercepts[i] - mean_intercept) @ P,
-                                                 dtype=layer.bias.dtype)
+                                                 dtype=layer.bias.dtype, device=layer.bias.device)
                 if self.ridge_anchor > 0:
                     # the anchor travels with the module (device, state dict)
                     module.register_buffer(f"anchor_{i}", layer.weight.detach().clone())
@@ -708,9 +715,11 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                     block.fc2.weight.zero_()
                     block.fc2.bias.zero_()
                 module.head.weight.zero_()
-                module.head.weight[:, :k] = torch.as_tensor(P, dtype=module.head.weight.dtype)
-                module.head.bias.copy_(torch.as_tensor(mean_intercept,
-                                                       dtype=module.head.bias.dtype))
+                head = module.head
+                head.weight[:, :k] = torch.as_tensor(P, dtype=head.weight.dtype,
+                                                     device=head.weight.device)
+                head.bias.copy_(torch.as_tensor(mean_intercept, dtype=head.bias.dtype,
+                                                device=head.bias.device))
 
     def _check_X(self, X, *, reset, subjects):
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64],
@@ -781,10 +790,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             Early stopping is no interrupt: it ends training normally, with
             the best epoch's weights restored.
         """
-        check_params(self, hints={
-            "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
-            "patience": "0 or None turns early stopping off."})
-        check_int_sequence(self.hidden_dims, "hidden_dims", low=1)
+        self._check_params()
         if subjects is not None and len(np.asarray(subjects, dtype=object).ravel()) == 0:
             raise ValueError("subjects is empty.")
         if self.warm_start and self.__sklearn_is_fitted__():
@@ -804,7 +810,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         if n < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 samples, got n_samples = {n}.")
-        self._check_training_params()
         is_synthetic = check_synthetic(synthetic, n)
         if stimulus_ids is None:
             stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
@@ -814,7 +819,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         self.subjects_, codes = fit_subjects(subjects, n)
         self.subject_columns_ = subject_columns(X, codes, self.subjects_)
         self.n_targets_ = Y.shape[1]
-        self._contrastive_weight = weight if self.n_targets_ >= 2 else 0.0
         if self.n_targets_ < 2 and weight > 0:
             logger.info("single target: contrastive loss undefined, training with MSE only.")
         self._resolve_device()
@@ -902,7 +906,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"{name} needs at least 2 samples, got n_samples = {n}.")
-        self._check_training_params()
         is_synthetic = check_synthetic(synthetic, n)
         if stimulus_ids is None:
             stimulus = np.unique(Y, axis=0, return_inverse=True)[1].ravel()
@@ -1037,24 +1040,29 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                      "_warm", "_phase_epochs"):
             self.__dict__.pop(name, None)
 
-    def _check_training_params(self):
-        """Errors for training parameters that the constraints table cannot express."""
+    def _check_params(self):
+        """Check the parameters, once, at the start of ``fit``.
+
+        The constraints table (:func:`~sklearn_brain._validation.check_params`),
+        then what it cannot express: ``hidden_dims`` items, booleans where
+        ints or floats are expected, and ``ridge_anchor`` needing ``ridge_init``.
+        """
+        check_params(self, hints={
+            "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
+            "patience": "0 or None turns early stopping off."})
+        check_int_sequence(self.hidden_dims, "hidden_dims", low=1)
         for name, low in (("shared_dim", 1), ("max_epochs", 0), ("batch_size", 1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {v!r}.")
-        if not 0 <= self.valid_fraction < 1:
-            raise ValueError(f"valid_fraction must lie in [0, 1), got {self.valid_fraction!r}.")
-        if not 0 <= self.mixup_fraction <= 1:
-            raise ValueError(f"mixup_fraction must lie in [0, 1], got {self.mixup_fraction!r}.")
-        if isinstance(self.ridge_anchor, bool) or not float(self.ridge_anchor) >= 0:
+            if isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}.")
+        if isinstance(self.ridge_anchor, (bool, np.bool_)):
             raise ValueError(f"ridge_anchor must be a float >= 0, got {self.ridge_anchor!r}.")
         if self.ridge_anchor > 0 and not self.ridge_init:
             raise ValueError("ridge_anchor > 0 pulls the subject layers toward their ridge "
                              "initialisation: it needs ridge_init=True.")
-        if self.activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, "
-                             f"got {self.activation!r}.")
+
+    def _contrastive_term_weight(self):
+        """The weight of the contrastive term: ``contrastive_weight``; 0 with one target."""
+        return self.contrastive_weight if self.n_targets_ >= 2 else 0.0
 
     def _check_contrastive_data(self, Y, stimulus):
         """The contrastive weight; an error if the contrastive term has no negatives."""
@@ -1087,7 +1095,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 self._checkpoint_file("validation_history.json"))
         else:
             self._train(x, Y, seed, self._epoch_budget(),
-                        phase="validation" if has_valid else "train", progress=progress)
+                        phase="validation" if has_valid else "train")
             es = dict(self.callbacks_).get("early_stopping")
             self.best_epoch_ = None if es is None else int(es.best_epoch_)
             self.validation_history_ = self.history_
@@ -1098,7 +1106,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             self._ridge_alpha_cache = self.ridge_alphas_
             self._rng = np.random.default_rng(seed)
             self._generator = torch.Generator().manual_seed(seed)
-            self._train(x, Y, seed, n_epochs, phase="refit", progress=progress)
+            self._train(x, Y, seed, n_epochs, phase="refit")
 
     def _phase_record(self, phase):
         """The refit's resume record: the validation run's outcome."""
@@ -1109,22 +1117,9 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             None if self.ridge_alphas_ is None else np.asarray(self.ridge_alphas_).tolist())}
 
     def _split(self, stimulus, seed, synthetic=None):
-        """(train, valid) row indices, grouped by stimulus; valid holds real rows only.
-
-        Validation stimuli are drawn among the stimuli of real samples; a
-        synthetic sample of a validation stimulus is in neither split.
-        """
-        real = np.ones(stimulus.size, bool) if synthetic is None else ~synthetic
-        real_rows = np.flatnonzero(real)
-        n_stim = np.unique(stimulus[real_rows]).size
-        n_valid = int(round(self.valid_fraction * n_stim))
-        if self.valid_fraction == 0 or n_valid < 2 or n_stim - n_valid < 2:
-            return np.arange(stimulus.size), None
-        gss = GroupShuffleSplit(n_splits=1, test_size=n_valid, random_state=seed)
-        _, valid = next(gss.split(real_rows, groups=stimulus[real_rows]))
-        valid = real_rows[valid]
-        train = np.flatnonzero(~np.isin(stimulus, stimulus[valid]))
-        return train, np.sort(valid)
+        """(train, valid) row indices: :class:`StimulusGroupedSplit` at ``valid_fraction``."""
+        return StimulusGroupedSplit(self.valid_fraction, random_state=seed).indices(
+            stimulus, synthetic)
 
     @property
     def partial_fit(self):

@@ -6,6 +6,8 @@ the network train on NaN weights and predict NaN.  :class:`AtomicCheckpoint`
 is skorch's ``Checkpoint`` whose files are never left half-written.
 :class:`EarlyStoppingFromInit` is skorch's ``EarlyStopping`` whose first
 candidate is the untrained (e.g. ridge-initialised) network.
+:class:`InitialWeights` sets data-dependent initial weights (e.g. from ridge
+decoders) when training begins, like skorch's ``Initializer``.
 
 skorch ends training on a :class:`KeyboardInterrupt`, the exception its
 ``EarlyStopping`` raises to stop and the one Ctrl-C raises.  The package tells
@@ -24,8 +26,8 @@ from skorch.callbacks import Callback, Checkpoint, EarlyStopping
 
 from .._io import atomic_path
 
-__all__ = ["AtomicCheckpoint", "DivergenceCheck", "EarlyStoppingFromInit", "StopTraining",
-           "early_stopping_fired"]
+__all__ = ["AtomicCheckpoint", "DivergenceCheck", "EarlyStoppingFromInit", "InitialWeights",
+           "StopTraining", "early_stopping_fired"]
 
 
 class StopTraining(KeyboardInterrupt):
@@ -152,3 +154,34 @@ class EarlyStoppingFromInit(EarlyStopping):
             self.best_epoch_ = 0
             self.best_model_weights_ = deepcopy(net.module_.state_dict())
             self.initial_score_ = score
+
+
+class InitialWeights(Callback):
+    """Set the network's initial weights from the training data when training begins.
+
+    The data-dependent set-up of a network (e.g. per-subject ridge decoders
+    as its first layers), in the manner of skorch's ``Initializer`` and
+    ``InputShapeSetter``: the net's ``method`` (a name, so that the callback
+    pickles without the net) is called with the freshly built ``module_``
+    once per ``initialize``, before the other callbacks' ``on_train_begin``
+    read the network (place it first).  A resumed run, which calls
+    ``on_train_begin`` again after loading its checkpoint, keeps the loaded
+    weights (like skorch's ``LoadInitState``, it acts once).
+
+    Parameters
+    ----------
+    method : str
+        Name of the net's method, called as ``getattr(net, method)(net.module_)``.
+    """
+
+    def __init__(self, method):
+        self.method = method
+
+    def initialize(self):
+        self.done_ = False
+        return self
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if not self.done_:
+            self.done_ = True
+            getattr(net, self.method)(net.module_)

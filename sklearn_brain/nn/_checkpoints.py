@@ -6,7 +6,8 @@
 callbacks (``params.pt``..., and ``last_*`` files every epoch), with a
 ``progress.json`` record of the phase; ``on_existing_checkpoint="resume"``
 continues an interrupted fit from its last saved epoch, restoring the callbacks'
-state (scorers, learning-rate schedule, early stopping).
+state (scorers, learning-rate schedule, early stopping): the net's ``resume``
+callback, :class:`ResumeFromCheckpoint` (skorch's ``LoadInitState`` role).
 
 Early stopping (:class:`~sklearn_brain.nn._callbacks.StopTraining`) ends a run
 normally.  A user's :class:`KeyboardInterrupt` (Ctrl-C) propagates: the run's
@@ -23,13 +24,14 @@ import warnings
 from copy import deepcopy
 
 import torch
+from skorch.callbacks import Callback
 
 from .._io import atomic_open, check_writable
 from ._callbacks import StopTraining
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResumableFitMixin"]
+__all__ = ["ResumableFitMixin", "ResumeFromCheckpoint"]
 
 
 class ResumableFitMixin:
@@ -39,18 +41,22 @@ class ResumableFitMixin:
     ``on_existing_checkpoint``, and may override :meth:`_phase_record`.
     """
 
-    def _train(self, x, Y, seed, n_epochs, phase="train", progress=None):
-        """One training run (``phase``: "train", "validation" or "refit"), resumable."""
+    def _train(self, x, Y, seed, n_epochs, phase="train"):
+        """One training run (``phase``: "train", "validation" or "refit"), resumable.
+
+        The ``resume`` callback (:class:`ResumeFromCheckpoint`) continues the
+        run from its last saved epoch when ``progress.json`` records it as
+        interrupted; otherwise the phase is recorded as started.
+        """
         torch.manual_seed(seed)
         self.initialize()
-        self.notify("on_train_begin", X=x, y=Y)
+        self.notify("on_train_begin", X=x, y=Y, phase=phase)
+        resume = dict(self.callbacks_).get("resume")
         stopped = False
-        if self.checkpoint_dir is not None:
-            if (progress is not None and progress.get("phase") == phase
-                    and os.path.exists(self._checkpoint_file("last_history.json"))):
-                stopped = self._resume_from_last_checkpoint(x, Y)
-            else:
-                self._start_phase(phase)
+        if resume is not None and resume.loaded_:
+            stopped = resume.stopped_
+        elif self.checkpoint_dir is not None:
+            self._start_phase(phase)
         try:
             remaining = n_epochs - len(self.history_)
             if remaining > 0 and not stopped:
@@ -165,28 +171,86 @@ class ResumableFitMixin:
                     os.remove(os.path.join(d, name))
         return progress
 
-    def _resume_from_last_checkpoint(self, x, Y):
-        """Load the last saved epoch; restore the callbacks' state. True if training had stopped."""
-        d = os.fspath(self.checkpoint_dir)
+
+
+class ResumeFromCheckpoint(Callback):
+    """Continue an interrupted run from its last saved epoch (skorch's ``LoadInitState`` role).
+
+    Placed after every other callback of the net's defaults.  When a run
+    begins (``on_train_begin`` with its ``phase``) and ``progress.json`` in
+    ``dirname`` records that phase as the run in progress, with its
+    ``last_*`` files, it loads the network, optimizer, criterion and
+    history, then restores the other callbacks' state: their
+    ``on_train_begin`` again (scorers' best so far, the learning-rate
+    schedule's position), and early stopping replayed over the saved epochs
+    from its initial state.  Like ``LoadInitState``, it acts once per
+    ``initialize``.
+
+    Parameters
+    ----------
+    dirname : str
+        The checkpoint folder (``checkpoint_dir``).
+
+    Attributes
+    ----------
+    loaded_ : bool
+        Whether the run continues from a saved epoch.
+    stopped_ : bool
+        Whether early stopping had already ended the loaded run.
+    """
+
+    def __init__(self, dirname):
+        self.dirname = dirname
+
+    def initialize(self):
+        self.done_ = False
+        self.loaded_ = False
+        self.stopped_ = False
+        return self
+
+    def _file(self, name):
+        return os.path.join(os.fspath(self.dirname), name)
+
+    def _in_progress(self, phase):
         try:
-            self.load_params(f_params=self._checkpoint_file("last_params.pt"),
-                             f_optimizer=self._checkpoint_file("last_optimizer.pt"),
-                             f_criterion=self._checkpoint_file("last_criterion.pt"),
-                             f_history=self._checkpoint_file("last_history.json"))
+            with open(self._file("progress.json")) as f:
+                progress = json.load(f)
+        except (OSError, ValueError):
+            return False
+        return (isinstance(progress, dict) and progress.get("phase") == phase
+                and os.path.exists(self._file("last_history.json")))
+
+    def on_train_begin(self, net, X=None, y=None, phase=None, **kwargs):
+        if self.done_:
+            return
+        self.done_ = True
+        if phase is None or not self._in_progress(phase):
+            return
+        self.loaded_ = True
+        self.stopped_ = self._resume(net, X, y)
+
+    def _resume(self, net, X, y):
+        """Load the last saved epoch; restore the callbacks' state. True if training had stopped."""
+        d = os.fspath(self.dirname)
+        try:
+            net.load_params(f_params=self._file("last_params.pt"),
+                            f_optimizer=self._file("last_optimizer.pt"),
+                            f_criterion=self._file("last_criterion.pt"),
+                            f_history=self._file("last_history.json"))
         except Exception as exc:
             raise ValueError(
                 f"Could not resume from the checkpoint in {d!r}: {type(exc).__name__}: {exc}. "
                 "It was written for other data or settings, or is damaged; use "
                 "on_existing_checkpoint='overwrite' to start again.") from exc
-        logger.info("resuming from epoch %d of the checkpoint in %r", len(self.history_), d)
-        for name, cb in self.callbacks_:
+        logger.info("resuming from epoch %d of the checkpoint in %r", len(net.history_), d)
+        for name, cb in net.callbacks_:
             if name != "early_stopping":  # scorers' best so far, LR schedule position
-                cb.on_train_begin(self, X=x, y=Y)
-        es = dict(self.callbacks_).get("early_stopping")
+                cb.on_train_begin(net, X=X, y=y)
+        es = dict(net.callbacks_).get("early_stopping")
         if es is None:
             return False
         # replay early stopping over the saved epochs (from its initial state)
-        for row in self.history_:
+        for row in net.history_:
             score = row.get(es.monitor)
             if score is None:
                 continue
@@ -196,9 +260,9 @@ class ResumableFitMixin:
                 es.best_epoch_ = row["epoch"]
             else:
                 es.misses_ += 1
-        if es.best_epoch_ == len(self.history_):
-            es.best_model_weights_ = deepcopy(self.module_.state_dict())
+        if es.best_epoch_ == len(net.history_):
+            es.best_model_weights_ = deepcopy(net.module_.state_dict())
         elif es.best_epoch_ > 0:  # the best epoch's weights are params.pt
-            es.best_model_weights_ = torch.load(self._checkpoint_file("params.pt"),
-                                                map_location=self.device_, weights_only=True)
+            es.best_model_weights_ = torch.load(self._file("params.pt"),
+                                                map_location=net.device_, weights_only=True)
         return es.misses_ >= es.patience
