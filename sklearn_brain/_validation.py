@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Constraint", "IntSequence", "LayerNames", "ParamRule", "Range", "RealSequence", "as_float",
            "check_alpha_grid", "check_alphas", "check_ids", "check_int", "check_int_sequence",
-           "check_params", "check_stimulus_ids", "factorize_ids", "fit_context",
+           "check_stimulus_ids", "factorize_ids", "fit_context",
            "infer_stimulus_ids", "is_int", "valid_voxels", "validate_params"]
 
 
@@ -345,9 +345,6 @@ def validate_params(estimator, *, hints=None):
         if not rule.holds(params):
             raise InvalidParameterError(f"{caller}: {rule.message.format(**params)}")
 
-
-#: transitional name of validate_params, for callers not yet on fit_context
-check_params = validate_params
 
 _in_fit = threading.local()
 

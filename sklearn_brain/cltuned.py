@@ -45,6 +45,7 @@ import numbers
 import numpy as np
 import torch
 from skorch import NeuralNetClassifier
+from sklearn.utils._param_validation import StrOptions
 from torch import nn
 
 from ._backend import resolve_device, seeded
@@ -54,9 +55,13 @@ from .featurizers._alexnet import IMAGENET_MEAN, IMAGENET_STD, alexnet_valid_lay
 from .featurizers._batching import iter_batches
 from .featurizers._inputs import as_image_items, ListDataset, load_image
 from ._validation import (
+    LayerNames,
+    Range,
     check_ids,
     check_stimulus_ids,
     factorize_ids,
+    fit_context,
+    validate_params,
 )
 from .losses import info_nce_loss, positives_from_ids
 from .nn._base import NeuralEstimator
@@ -437,6 +442,18 @@ class CLTunedAlexNet(NeuralEstimator):
 
     __metadata_request__fit = {"subjects": True, "stimulus_ids": True}
 
+    # the estimator's own parameters (skorch's are checked by skorch)
+    _parameter_constraints = {
+        "objective": [StrOptions(set(_OBJECTIVES))],
+        "temperature": [Range(numbers.Real, 0, None, closed="neither")],
+        "image_size": [Range(numbers.Integral, 63, None, closed="left")],
+        "layers": [LayerNames()],
+    }
+    _parameter_hints = {
+        "image_size": "AlexNet's three max-poolings need it; smaller images are upsampled "
+                      "to image_size.",
+    }
+
     def __init__(
         self,
         layers=("classifier.5",),
@@ -488,22 +505,9 @@ class CLTunedAlexNet(NeuralEstimator):
         self.allow_tuning_overlap = allow_tuning_overlap
 
     # ----------------------------------------------------------- validation
-    def _check_params(self):
-        """Check the parameters (at the start of ``fit`` and ``initialize_for``); the layers."""
-        if self.objective not in _OBJECTIVES:
-            raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}.")
-        if not (isinstance(self.temperature, numbers.Real) and self.temperature > 0):
-            raise ValueError(f"temperature must be a positive float, got {self.temperature!r}.")
-        if (isinstance(self.image_size, bool) or not isinstance(self.image_size, numbers.Integral)
-                or self.image_size < 63):
-            raise ValueError(
-                f"image_size must be an int >= 63 (AlexNet's pooling needs it), got "
-                f"{self.image_size!r}; small images are upsampled to image_size."
-            )
-        layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
-        if not layers or not all(isinstance(l, str) for l in layers) or len(set(layers)) != len(layers):
-            raise ValueError(f"layers must be distinct layer names, got {self.layers!r}.")
-        return layers
+    def _layers(self):
+        """``layers`` as a tuple of names (validated by :func:`validate_params`)."""
+        return (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
 
     def _setup(self, fmri, subjects):
         """Data-derived state: subjects, their finite voxel columns, widths."""
@@ -552,8 +556,9 @@ class CLTunedAlexNet(NeuralEstimator):
         -------
         self : CLTunedAlexNet
         """
+        validate_params(self)
         self._setup(fmri, subjects)
-        self.layers_ = self._check_params()
+        self.layers_ = self._layers()
         self.initialize()
         self._probe_layers()
         return self
@@ -582,6 +587,7 @@ class CLTunedAlexNet(NeuralEstimator):
                          stimulus=X["stimulus"])
 
     # ------------------------------------------------------------------ fit
+    @fit_context
     def fit(self, X, y=None, subjects=None, stimulus_ids=None, **fit_params):
         """Fine-tune AlexNet on ``images`` and their ``fmri`` responses.
 
@@ -626,7 +632,7 @@ class CLTunedAlexNet(NeuralEstimator):
             raise ValueError("CLTunedAlexNet.fit needs fMRI responses y (n_samples, n_voxels).")
         self._resolve_device()  # an unusable device fails here, before any work
         self._resolve_dtype()
-        layers = self._check_params()
+        layers = self._layers()
         images = _check_images(X)
         fmri, codes = self._setup(y, subjects)
         if len(images) != len(fmri):

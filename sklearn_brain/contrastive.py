@@ -38,7 +38,7 @@ from skorch.history import History
 from skorch.utils import to_tensor
 from sklearn.base import RegressorMixin
 from sklearn.metrics import r2_score
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, Subset
 
@@ -55,10 +55,12 @@ from ._subjects import (
     subject_name,
 )
 from ._validation import (
+    IntSequence,
+    ParamRule,
+    Range,
     check_alphas,
-    check_int_sequence,
-    check_params,
     check_stimulus_ids,
+    fit_context,
 )
 from .decoding import check_synthetic
 from .nn._base import NeuralEstimator, flush_denormal
@@ -385,44 +387,53 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
     __metadata_request__score = {"subjects": True, "stimulus_ids": True, "sample_weight": None}
 
     _parameter_constraints = {
-        "shared_dim": [Interval(numbers.Integral, 1, None, closed="left")],
-        "hidden_dims": "no_validation",  # a sequence of ints >= 1: check_int_sequence
+        "shared_dim": [Range(numbers.Integral, 1, None, closed="left")],
+        "hidden_dims": [IntSequence(1, example=(256,))],
         "activation": [StrOptions(set(_ACTIVATIONS))],
-        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "dropout": [Range(numbers.Real, 0, 1, closed="left")],
         "residual": ["boolean"],
-        "contrastive_weight": [Interval(numbers.Real, 0, 1, closed="both")],
+        "contrastive_weight": [Range(numbers.Real, 0, 1, closed="both")],
         "contrastive": [StrOptions(set(CONTRASTIVE_LOSSES))],
         "regression": [StrOptions(set(REGRESSION_LOSSES))],
-        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "temperature": [Range(numbers.Real, 0, None, closed="neither")],
         "learnable_temperature": ["boolean"],
-        "mixup_fraction": [Interval(numbers.Real, 0, 1, closed="both")],
-        "mixup_beta": [Interval(numbers.Real, 0, None, closed="neither")],
+        "mixup_fraction": [Range(numbers.Real, 0, 1, closed="both")],
+        "mixup_beta": [Range(numbers.Real, 0, None, closed="neither")],
         "ridge_init": ["boolean"],
         "ridge_alphas": ["array-like", None],
-        "ridge_anchor": [Interval(numbers.Real, 0, None, closed="left")],
-        "ridge_test_repeats": [Interval(numbers.Integral, 1, None, closed="left"),
+        "ridge_anchor": [Range(numbers.Real, 0, None, closed="left")],
+        "ridge_test_repeats": [Range(numbers.Integral, 1, None, closed="left"),
                                StrOptions({"auto"})],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "lr": [Range(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Range(numbers.Real, 0, None, closed="left")],
         "optimizer": [callable],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Range(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Range(numbers.Integral, 1, None, closed="left")],
         "lr_schedule": [StrOptions({"cosine"}), None],
-        "valid_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
-        "patience": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "valid_fraction": [Range(numbers.Real, 0, 1, closed="left")],
+        "patience": [Range(numbers.Integral, 0, None, closed="left"), None],
         "refit": ["boolean"],
         "checkpoint_dir": "no_validation",
         "on_existing_checkpoint": [StrOptions({"error", "overwrite", "resume"})],
         "extra_callbacks": [list, tuple, None],
         "device": "no_validation",  # resolved (with its own messages) by _backend
-        "adapt_epochs": [Interval(numbers.Integral, 0, None, closed="left"), None],
-        "finetune_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "finetune_lr_factor": [Interval(numbers.Real, 0, None, closed="neither")],
+        "adapt_epochs": [Range(numbers.Integral, 0, None, closed="left"), None],
+        "finetune_epochs": [Range(numbers.Integral, 0, None, closed="left")],
+        "finetune_lr_factor": [Range(numbers.Real, 0, None, closed="neither")],
         "on_fitted_subject": [StrOptions({"error", "overwrite"})],
         "warm_start": ["boolean"],
         "dtype": [StrOptions({"float32", "float64"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+    }
+    _parameter_rules = (
+        ParamRule(lambda p: p["ridge_anchor"] == 0 or p["ridge_init"],
+                  "ridge_anchor > 0 pulls the subject layers toward their ridge "
+                  "initialisation: it needs ridge_init=True."),
+    )
+    _parameter_hints = {
+        "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
+        "patience": "0 or None turns early stopping off.",
     }
 
     def __init__(self, shared_dim=256, *, hidden_dims=(256,), activation="gelu", dropout=0.1,
@@ -745,6 +756,7 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                 "subject": codes, "stimulus": stimulus}
 
     # ------------------------------------------------------------------- API
+    @fit_context
     def fit(self, X, y, *, subjects=None, stimulus_ids=None, synthetic=None):
         """Fit the network, or (``warm_start=True``, fitted) add the samples' subjects to it.
 
@@ -790,7 +802,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
             Early stopping is no interrupt: it ends training normally, with
             the best epoch's weights restored.
         """
-        self._check_params()
         if subjects is not None and len(np.asarray(subjects, dtype=object).ravel()) == 0:
             raise ValueError("subjects is empty.")
         if self.warm_start and self.__sklearn_is_fitted__():
@@ -1039,26 +1050,6 @@ class MultiSubjectContrastiveDecoder(RegressorMixin, ResumableFitMixin, NeuralEs
                      "_rng", "_generator", "_ridge_alpha_cache", "_progress_signature",
                      "_warm", "_phase_epochs"):
             self.__dict__.pop(name, None)
-
-    def _check_params(self):
-        """Check the parameters, once, at the start of ``fit``.
-
-        The constraints table (:func:`~sklearn_brain._validation.check_params`),
-        then what it cannot express: ``hidden_dims`` items, booleans where
-        ints or floats are expected, and ``ridge_anchor`` needing ``ridge_init``.
-        """
-        check_params(self, hints={
-            "optimizer": "Pass a torch.optim.Optimizer class, e.g. torch.optim.AdamW.",
-            "patience": "0 or None turns early stopping off."})
-        check_int_sequence(self.hidden_dims, "hidden_dims", low=1)
-        for name, low in (("shared_dim", 1), ("max_epochs", 0), ("batch_size", 1)):
-            if isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"{name} must be an int >= {low}, got {getattr(self, name)!r}.")
-        if isinstance(self.ridge_anchor, (bool, np.bool_)):
-            raise ValueError(f"ridge_anchor must be a float >= 0, got {self.ridge_anchor!r}.")
-        if self.ridge_anchor > 0 and not self.ridge_init:
-            raise ValueError("ridge_anchor > 0 pulls the subject layers toward their ridge "
-                             "initialisation: it needs ridge_init=True.")
 
     def _contrastive_term_weight(self):
         """The weight of the contrastive term: ``contrastive_weight``; 0 with one target."""

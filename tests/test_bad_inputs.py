@@ -405,7 +405,8 @@ CASES = [
     Case("parameters", "cltuned-image_size-16",
          lambda: CLTunedAlexNet(weights=None, image_size=16).fit(
              np.zeros((4, 64, 64, 3), np.uint8), X[:4]),
-         raises(ValueError, "image_size must be an int >= 63")),
+         raises(ValueError, r"image_size must be an int in the range \[63, inf\), got 16 "
+                            r"\(CLTunedAlexNet\)\. AlexNet's three max-poolings need it")),
     Case("parameters", "simulator-n_voxels-float",
          lambda: make_bold5000_like(preset="tiny", n_voxels=100.0),
          raises(ValueError, r"n_voxels must be an int >= 1 .*use n_voxels=100")),
