@@ -127,10 +127,11 @@ def select_subjects(X, subjects, is_test, features, stimulus_ids, *, n_voxels, d
                                                return_n_finite=True)
         stats[s] = (local_train, mean, scale)
         n_valid[s] = int(np.count_nonzero(n_finite == local_train.size))
-    n_vox = min(n_voxels, min(n_valid.values()))
+    fewest = min(n_valid, key=n_valid.get)
+    n_vox = min(n_voxels, n_valid[fewest])
     if n_vox < n_voxels:
-        logger.warning("data.n_voxels=%d but a subject has %d valid voxels: keeping %d",
-                       n_voxels, min(n_valid.values()), n_vox)
+        logger.warning("data.n_voxels=%d exceeds the %d valid voxels of subject %s: keeping %d "
+                       "per subject", n_voxels, n_vox, fewest, n_vox)
     logger.info("%d subjects: training statistics in %.1f s [peak RSS %.2f GB]; selecting %d "
                 "voxels per subject (ridge encoding model CLIP image -> voxel)", len(names),
                 time.perf_counter() - t, peak_rss_gb(), n_vox)
