@@ -21,8 +21,6 @@ from . import __version__
 from ._io import atomic_open, atomic_path, check_writable
 from .study.demo import DEMO_MODALITIES
 
-logger = logging.getLogger("sklearn_brain")
-
 DEFAULT_N_VOXELS = 1000  # the decoding study's data.n_voxels
 
 
