@@ -210,7 +210,7 @@ def column_chunks(n_columns, n_rows, *, chunk_values=None):
 
 
 def column_moments(X, rows, *, with_mean=True, with_std=True, chunk_values=None,
-                   return_n_finite=False):
+                   return_n_finite=False, return_constant=False):
     """:func:`nan_moments` of ``X[rows]``, read a chunk of voxels at a time.
 
     ``X`` may be memory-mapped or any array-like whose ``X[rows, a:b]``
@@ -228,12 +228,17 @@ def column_moments(X, rows, *, with_mean=True, with_std=True, chunk_values=None,
         Values per chunk; ``None``: 2**24 (64 MiB in float32).
     return_n_finite : bool, default=False
         Also return the number of finite values of every column.
+    return_constant : bool, default=False
+        Also return which columns are constant over their finite values (or
+        have none): the voxels a selector cannot use.
 
     Returns
     -------
     mean, scale : ndarray of shape (n_voxels,), float64
     n_finite : ndarray of int of shape (n_voxels,)
         Only with ``return_n_finite``.
+    constant : ndarray of bool of shape (n_voxels,)
+        Only with ``return_constant``.
 
     Examples
     --------
@@ -245,7 +250,7 @@ def column_moments(X, rows, *, with_mean=True, with_std=True, chunk_values=None,
     ([3.0, 4.0, 5.0], [3.0, 3.0, 3.0])
     """
     rows = np.asarray(rows)
-    means, scales, counts = [], [], []
+    means, scales, counts, constant = [], [], [], []
     for cols in column_chunks(X.shape[1], rows.size, chunk_values=chunk_values):
         block = np.asarray(X[rows, cols])
         m, s = nan_moments(block, with_mean=with_mean, with_std=with_std)
@@ -253,8 +258,17 @@ def column_moments(X, rows, *, with_mean=True, with_std=True, chunk_values=None,
         scales.append(s)
         if return_n_finite:
             counts.append(np.count_nonzero(np.isfinite(block), axis=0))
-    out = np.concatenate(means), np.concatenate(scales)
-    return (*out, np.concatenate(counts)) if return_n_finite else out
+        if return_constant:
+            with warnings.catch_warnings():  # all-NaN padding columns
+                warnings.simplefilter("ignore", RuntimeWarning)
+                spread = np.nanmax(block, axis=0) - np.nanmin(block, axis=0)
+            constant.append(~(spread > 0))
+    out = [np.concatenate(means), np.concatenate(scales)]
+    if return_n_finite:
+        out.append(np.concatenate(counts))
+    if return_constant:
+        out.append(np.concatenate(constant))
+    return tuple(out)
 
 
 def standardize_rows(X, rows, mean, scale, *, block_values=None):

@@ -502,7 +502,7 @@ CASES = [
          lambda: _cli(["--n-voxels", "1000000", "--preset", "tiny", "--subjects", "CSI4",
                        "--modalities", "image", "--n-boot", "0", "--no-figure", "--quiet"],
                       run=True),
-         warns(UserWarning, r"--n-voxels 1000000 exceeds the \d+ valid voxels of subject CSI4")),
+         warns(UserWarning, r"n_voxels=1000000 exceeds the \d+ valid voxels of subject CSI4")),
 ]
 
 

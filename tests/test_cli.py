@@ -7,6 +7,12 @@ import sys
 import pytest
 
 from sklearn_brain.cli import main
+from sklearn_brain.study import resolve_config
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 
 def test_demo_tiny_writes_results_and_figure(tmp_path, capsys):
@@ -30,6 +36,46 @@ def test_demo_tiny_writes_results_and_figure(tmp_path, capsys):
     assert (out / "results.png").stat().st_size > 1000
     # the voxel selector finds the simulator's responsive voxels
     assert res["subjects"]["CSI1"]["fit"]["image"]["selected_truly_responsive"] > 0.6
+    # the demo ran the decoding study: its folder, with the 'demo' preset's configuration
+    study = out / "study"
+    for name in ("config.toml", "provenance.json", "results.csv", "results.json", "figure.png"):
+        assert (study / name).stat().st_size > 0, name
+    assert sorted(p.name for p in (study / "units").iterdir()) == [
+        "ridge-image__seed-0.json", "ridge-multi__seed-0.json", "ridge-text__seed-0.json"]
+    config = tomllib.loads((study / "config.toml").read_text())
+    assert config == resolve_config("decoding", preset="demo", overrides=[
+        "data.preset='tiny'", "data.n_voxels=60", "protocol.n_boot=50",
+        "data.subjects=['CSI1', 'CSI4']"])
+
+
+def test_demo_is_the_study_demo_preset(tmp_path):
+    """``demo`` and ``study decoding --preset demo`` give the same per-subject numbers.
+
+    The demo fits ridge-text too, so its ridge-multi reuses the fitted image and text
+    ridges; the study's, without ridge-text, fits its BlockwiseDecoder: the same numbers.
+    """
+    assert main(["demo", "--preset", "tiny", "--n-voxels", "40", "--n-boot", "20",
+                 "--no-figure", "--quiet", "--subjects", "CSI2",
+                 "--output", str(tmp_path / "demo")]) == 0
+    assert main(["study", "decoding", "--preset", "demo", "--set", "data.preset='tiny'",
+                 "--set", "data.n_voxels=40", "--set", "protocol.n_boot=20",
+                 "--set", "models=['ridge-image', 'ridge-multi']",
+                 "--set", "data.subjects=['CSI2']", "--no-figure", "--quiet",
+                 "--output", str(tmp_path / "study")]) == 0
+    demo = json.loads((tmp_path / "demo" / "results.json").read_text())
+    study = json.loads((tmp_path / "study" / "results.json").read_text())
+    assert len(study["per_subject"]) == 2
+    for row in study["per_subject"]:
+        scores = demo["subjects"][row["subject"]][row["model"].removeprefix("ridge-")]
+        for metric in ("top1", "top5", "identification"):
+            assert scores[metric] == row[metric]
+    for row in study["rows"]:
+        assert demo["mean"][row["model"].removeprefix("ridge-")]["top1"] == row["top1"]
+    # the units (with the bootstrap intervals) are the same files' contents
+    for name in ("ridge-image__seed-0.json", "ridge-multi__seed-0.json"):
+        a = json.loads((tmp_path / "demo" / "study" / "units" / name).read_text())
+        b = json.loads((tmp_path / "study" / "units" / name).read_text())
+        assert a["fingerprint"] == b["fingerprint"] and a["subjects"] == b["subjects"]
 
 
 def test_demo_is_deterministic(tmp_path):

@@ -400,7 +400,8 @@ def test_cli_overwrite_replaces_earlier_results(tmp_path):
     assert main(_demo(tmp_path, "--output", str(out), "--overwrite", "--no-figure")) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["subjects"]["CSI1"]["image"]["n_candidates"] > 0
-    assert sorted(p.name for p in out.iterdir()) == ["results.json"]  # no temporary left
+    # no temporary left; the study's folder beside the results
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "study"]
 
 
 # --------------------------------------------------------------------------

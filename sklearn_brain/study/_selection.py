@@ -101,7 +101,7 @@ def select_subjects(X, subjects, is_test, features, stimulus_ids, *, n_voxels, d
     stimulus_ids : ndarray of shape (n_trials,)
     n_voxels : int
         Voxels to keep per subject; lowered (with a warning) to the fewest
-        valid voxels (finite on every training trial) of a subject.
+        valid voxels (finite on every training trial and not constant) of a subject.
     device : str, default="cpu"
     chunk_values : int, default=None
         Values per block read; ``None``: :data:`CHUNK_VALUES`.
@@ -123,14 +123,17 @@ def select_subjects(X, subjects, is_test, features, stimulus_ids, *, n_voxels, d
     t = time.perf_counter()
     for s in names:
         local_train = np.flatnonzero(train[rows[s]])
-        mean, scale, n_finite = column_moments(X[s], local_train, chunk_values=chunk_values,
-                                               return_n_finite=True)
+        mean, scale, n_finite, constant = column_moments(
+            X[s], local_train, chunk_values=chunk_values, return_n_finite=True,
+            return_constant=True)
         stats[s] = (local_train, mean, scale)
-        n_valid[s] = int(np.count_nonzero(n_finite == local_train.size))
-    n_vox = min(n_voxels, min(n_valid.values()))
+        # the voxels a selector can use: finite on every training trial, not constant
+        n_valid[s] = int(np.count_nonzero((n_finite == local_train.size) & ~constant))
+    fewest = min(n_valid, key=n_valid.get)
+    n_vox = min(n_voxels, n_valid[fewest])
     if n_vox < n_voxels:
-        logger.warning("data.n_voxels=%d but a subject has %d valid voxels: keeping %d",
-                       n_voxels, min(n_valid.values()), n_vox)
+        logger.warning("data.n_voxels=%d exceeds the %d valid voxels of subject %s: keeping %d "
+                       "per subject", n_voxels, n_vox, fewest, n_vox)
     logger.info("%d subjects: training statistics in %.1f s [peak RSS %.2f GB]; selecting %d "
                 "voxels per subject (ridge encoding model CLIP image -> voxel)", len(names),
                 time.perf_counter() - t, peak_rss_gb(), n_vox)

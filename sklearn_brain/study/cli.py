@@ -54,7 +54,11 @@ def add_study_parser(subparsers):
                        help="override one config field, e.g. --set seeds=[0,1] "
                             "--set data.n_voxels=500 (repeatable)")
         p.add_argument("--preset", choices=list(PRESETS[name]), default="default",
-                       help="'tiny': a seconds-long run of the whole pipeline (CI)")
+                       help="'tiny': a seconds-long run of the whole pipeline (CI)"
+                            + ("; 'demo': what 'sklearn-brain demo' runs (ridge-image, "
+                               "ridge-text, ridge-multi on one seed, a bootstrap interval "
+                               "of every Top-1; its per-subject numbers are the demo's)"
+                               if "demo" in PRESETS[name] else ""))
         p.add_argument("--print-config", action="store_true",
                        help="print the documented default config (or, with --config / --set / "
                             "--preset, the resolved one) and exit")

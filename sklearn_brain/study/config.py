@@ -83,9 +83,13 @@ cache_dir = ""               # "" = <output>/cache
 repeats = "averaged"         # "averaged" (test repeats averaged, MindEye) or "single-trial"
 n_way = 0                    # candidates per draw; 0 = all test stimuli of the subject
 n_draws = 30                 # random candidate sets when n_way > 0
+n_boot = 0                   # bootstrap resamples of the test stimuli for a 95% interval of
+                             # each subject's Top-1 (top1_ci95 in the units); 0 = none;
+                             # needs n_way = 0
 
 [ridge]
 alphas = [1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0]   # chosen per subject by held-out top-1
+                             # ([] = RidgeDecoder's grid, logspace(-1, 7, 25))
                              # at the test protocol's noise level: test_repeats = the number of
                              # trials a test query averages (harmonic mean over the subject's test
                              # stimuli; 1 for single-trial), from the split, never from training
@@ -270,6 +274,14 @@ PRESETS = {
             "augmentation": {"n_extra": 40},
             "search": {"cv": 2, "space": {"lr": [1e-3, 1e-4], "hidden_dims": [[32], [32, 16]]}},
         },
+        # ``sklearn-brain demo``: per-subject ridge decoders of the image, caption and both
+        # embeddings on one simulated dataset, with a bootstrap interval of each Top-1
+        "demo": {
+            "models": ["ridge-image", "ridge-text", "ridge-multi"],
+            "seeds": [0],
+            "protocol": {"n_boot": 1000},
+            "ridge": {"alphas": []},
+        },
     },
     "encoding": {
         "default": {},
@@ -417,6 +429,10 @@ def _validate_decoding(c):
     _choice(c["ridge"]["noise_source"], ("training", "transductive"), "ridge.noise_source")
     _choice(c["protocol"]["repeats"], ("averaged", "single-trial"), "protocol.repeats")
     _choice(c["augmentation"]["noise"], ("gaussian", "residuals"), "augmentation.noise")
+    if c["protocol"]["n_boot"] < 0 or (c["protocol"]["n_boot"] and c["protocol"]["n_way"]):
+        raise ConfigError("config field 'protocol.n_boot' must be >= 0, and 0 when "
+                          f"protocol.n_way > 0; got n_boot={c['protocol']['n_boot']}, "
+                          f"n_way={c['protocol']['n_way']}.")
     if c["protocol"]["n_way"] == 1 or c["protocol"]["n_way"] < 0:
         raise ConfigError("config field 'protocol.n_way' must be 0 (all test stimuli) or >= 2, "
                           f"got {c['protocol']['n_way']}.")
@@ -688,7 +704,9 @@ def resolve_config(study, *, preset="default", user=None, overrides=()):
     Parameters
     ----------
     study : {"decoding", "encoding", "new-subject"}
-    preset : {"default", "tiny"}, default="default"
+    preset : str, default="default"
+        A name in ``PRESETS[study]``: ``"default"``, ``"tiny"`` (seconds, CI) or, for the
+        decoding study, ``"demo"`` (what ``sklearn-brain demo`` runs).
     user : dict or None
         Parsed config file.
     overrides : sequence of str or dict

@@ -85,7 +85,8 @@ def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None, fit_para
     Returns
     -------
     predict : callable
-        ``predict(X, subjects)`` -> ndarray of shape (n_queries, n_targets).
+        ``predict(X, subjects)`` -> ndarray of shape (n_queries, n_targets); its
+        attribute ``estimators`` maps each subject to its fitted decoder.
     """
     fitted = {}
     for s in np.unique(subjects):
@@ -99,6 +100,7 @@ def fit_per_subject(make, X, Y, stimulus_ids, subjects, synthetic=None, fit_para
         for s in np.unique(sq):
             out[sq == s] = fitted[s].predict(Xq[sq == s])
         return out
+    predict.estimators = fitted
     return predict
 
 
@@ -122,7 +124,7 @@ def blockwise(make, block_sizes):
 
 
 def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_way=0, n_draws=30,
-                       random_state=0):
+                       random_state=0, n_boot=0):
     """Top-1 / Top-5 / identification of one subject's test predictions, with chance levels.
 
     Parameters
@@ -138,14 +140,20 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
     n_draws : int, default=30
         Random candidate sets when ``n_way`` > 0.
     random_state : int, default=0
+        Seed of the candidate draws and of the bootstrap.
+    n_boot : int, default=0
+        Bootstrap resamples of the test stimuli for the 95% interval of Top-1
+        (:func:`~sklearn_brain.metrics.bootstrap_ci`); 0: none.  Only with
+        ``n_way=0``.
 
     Returns
     -------
     scores : dict
-        ``top1``, ``top5``, ``identification``, their ``chance_*`` levels,
-        ``n_candidates``, ``n_queries``, ``n_averaged`` (queries that average
-        more than one trial; 0 for single trials) and ``min_repeats`` /
-        ``max_repeats`` (trials of those queries, 1 when none).
+        ``top1``, ``top5``, ``identification``, ``top1_image_to_brain``, their
+        ``chance_*`` levels, ``n_candidates``, ``n_queries``, ``n_averaged``
+        (queries that average more than one trial; 0 for single trials),
+        ``min_repeats`` / ``max_repeats`` (trials of those queries, 1 when
+        none) and, with ``n_boot``, ``top1_ci95`` ``[low, high]``.
 
     Examples
     --------
@@ -155,7 +163,7 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
     >>> s["top1"], s["chance_top1"], s["identification"]
     (1.0, 0.16666666666666666, 1.0)
     """
-    from ..metrics import average_repeats, identification_accuracy, top_k_accuracy
+    from ..metrics import average_repeats, bootstrap_ci, identification_accuracy, top_k_accuracy
 
     if repeats == "averaged":
         P, T, ids = average_repeats(Y_pred, stimulus_ids, Y_true)
@@ -172,15 +180,22 @@ def evaluate_retrieval(Y_true, Y_pred, stimulus_ids, *, repeats="averaged", n_wa
     kw = dict(stimulus_ids=ids, n_candidates=n_way or None, n_draws=n_draws,
               random_state=random_state)
     k5 = min(5, m)
-    return {
+    scores = {
         "top1": top_k_accuracy(T, P, k=1, **kw),
         "top5": top_k_accuracy(T, P, k=k5, **kw),
         "identification": identification_accuracy(T, P, **kw),
+        "top1_image_to_brain": top_k_accuracy(T, P, k=1, direction="image_to_brain", **kw),
         "chance_top1": 1 / m, "chance_top5": k5 / m, "chance_identification": 0.5,
         "n_candidates": m, "n_queries": int(len(T)), "n_averaged": int(len(multi)),
         "min_repeats": int(multi.min()) if multi.size else 1,
         "max_repeats": int(multi.max()) if multi.size else 1,
     }
+    if n_boot:
+        if n_way:
+            raise ConfigError("protocol.n_boot needs protocol.n_way=0 (all test stimuli).")
+        ci = bootstrap_ci(T, P, n_boot=n_boot, stimulus_ids=ids, random_state=random_state)
+        scores["top1_ci95"] = [ci.low, ci.high]
+    return scores
 
 
 # --------------------------------------------------------------------------
@@ -213,7 +228,11 @@ def _simulator_data(config, seed):
              for m, e in (("image", ds.image_embeddings), ("text", ds.text_embeddings))}
     return Bunch(X=X, subjects=subj, stimulus_ids=stim, is_test=is_test,
                  embeddings={"image": ds.image_embeddings, "text": ds.text_embeddings},
-                 extra=extra, description=ds.DESCR)
+                 extra=extra, description=ds.DESCR,
+                 # the simulator's truth: each subject's own voxels (X is NaN-padded) and
+                 # which of them respond to the stimuli
+                 n_voxels={s: ds.data[s].X.shape[1] for s in subjects},
+                 responsive={s: ds.data[s].responsive for s in subjects})
 
 
 def _clip(config, weights, modality, cache_dir):
@@ -351,6 +370,9 @@ class _SeedData:
         models = [DECODING_MODELS[m] for m in config["models"]]
         self.need_text = any(m["modality"] != "image" for m in models)
         self.need_extra = any(m["augmentation"] for m in models)
+        #: modality -> ``predict`` of the per-subject ridges fitted in this run (ridge-image
+        #: and ridge-text), which ridge-multi reuses (see :func:`_ridge_multi`)
+        self.ridge = {}
 
     @cached_property
     def data(self):
@@ -502,7 +524,7 @@ def _ridge_factories(config, sd, subjects, info):
     make, fit_params, sources = {}, {}, {}
     for s in subjects:
         repeats = sd.test_repeats(s)
-        make[s] = partial(RidgeDecoder, alphas=r["alphas"], device=config["device"],
+        make[s] = partial(RidgeDecoder, alphas=r["alphas"] or None, device=config["device"],
                           test_repeats=repeats)
         if repeats == 1:
             sources[str(s)] = None
@@ -577,13 +599,19 @@ def _fit_model(name, seed, sd, config, n_jobs):
                                                                   "cv_top1": score}
 
         make = {g: partial(MultiSubjectContrastiveDecoder, **p) for g, p in params.items()}
-    if spec["modality"] == "multi":
-        sizes = (d.embeddings["image"].shape[1], d.embeddings["text"].shape[1])
-        make = blockwise(make, sizes)
-    fit = fit_cross_subject if spec["subjects"] == "cross" else fit_per_subject
-    with quiet_fmri_warnings():
-        predict = fit(make, X, Y, stim, subj, syn, **({"fit_params": fit_params}
-                                                       if fit_params else {}))
+    plain_ridge = spec["model_type"] == "linear" and not spec["augmentation"]
+    if plain_ridge and spec["modality"] == "multi" and {"image", "text"} <= set(sd.ridge):
+        predict = _ridge_multi(sd.ridge["image"], sd.ridge["text"])
+    else:
+        if spec["modality"] == "multi":
+            sizes = (d.embeddings["image"].shape[1], d.embeddings["text"].shape[1])
+            make = blockwise(make, sizes)
+        fit = fit_cross_subject if spec["subjects"] == "cross" else fit_per_subject
+        with quiet_fmri_warnings():
+            predict = fit(make, X, Y, stim, subj, syn, **({"fit_params": fit_params}
+                                                           if fit_params else {}))
+        if plain_ridge and spec["modality"] != "multi":
+            sd.ridge[spec["modality"]] = predict
     scores = {}
     prot = config["protocol"]
     for s in np.unique(d.subjects):
@@ -593,8 +621,59 @@ def _fit_model(name, seed, sd, config, n_jobs):
         scores[str(s)] = evaluate_retrieval(
             sd.target(spec["modality"], d.stimulus_ids[q]), pred, d.stimulus_ids[q],
             repeats=prot["repeats"], n_way=prot["n_way"], n_draws=prot["n_draws"],
-            random_state=seed)
+            random_state=seed, n_boot=prot["n_boot"])
+    info["per_subject"] = _subject_info(sd, getattr(predict, "estimators", {}))
     return {"subjects": scores, "info": info}
+
+
+def _ridge_multi(predict_image, predict_text):
+    """ridge-multi from the fitted ridge-image and ridge-text of the same seed.
+
+    ridge-multi is a :class:`~sklearn_brain.multimodal.BlockwiseDecoder` of two
+    per-subject ridges, fitted on the same voxels, trials, alphas and test
+    protocol as ridge-image and ridge-text: the same decoders, so their
+    predictions are reused (row-normalised and concatenated, as the
+    BlockwiseDecoder does) instead of fitting them again; the numbers are the
+    same bit for bit.
+    """
+    def predict(Xq, sq):
+        return np.hstack([unit_rows(predict_image(Xq, sq)), unit_rows(predict_text(Xq, sq))])
+
+    predict.estimators = {s: (predict_image.estimators[s], predict_text.estimators[s])
+                          for s in predict_image.estimators}
+    return predict
+
+
+def _alpha(estimator):
+    """A fitted ridge's alpha; a list for a BlockwiseDecoder or a pair of ridges."""
+    if isinstance(estimator, tuple):
+        return [_alpha(e) for e in estimator]
+    if hasattr(estimator, "alpha_"):
+        return estimator.alpha_
+    return [e.alpha_ for e in estimator.estimators_]
+
+
+def _subject_info(sd, estimators):
+    """Per subject: trials, voxels, the selected voxels' held-out r, a ridge's alpha.
+
+    ``selected_truly_responsive`` (the simulator only): the fraction of the
+    selected voxels that respond to the stimuli in the simulation.
+    """
+    d, p = sd.data, sd.prepared
+    out = {}
+    for s in np.unique(d.subjects):
+        rows, sel = d.subjects == s, p.selectors[s]
+        idx = sel.selected_indices_
+        entry = {"n_train_trials": int((rows & ~d.is_test).sum()),
+                 "n_test_trials": int((rows & d.is_test).sum()),
+                 "n_voxels_total": int(d.get("n_voxels", {}).get(s, d.X[s].shape[1])),
+                 "median_selected_voxel_r": float(np.median(sel.scores_[idx]))}
+        if "responsive" in d:
+            entry["selected_truly_responsive"] = float(d.responsive[s][idx].mean())
+        if s in estimators:
+            entry["alpha"] = _alpha(estimators[s])
+        out[str(s)] = entry
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -825,9 +904,11 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     -------
     summary : dict
         ``rows`` (the table), ``subject_rows``, ``n_computed``, ``n_skipped``,
-        ``elapsed_s``, ``output`` and ``skipped_models`` (model -> why it cannot
+        ``elapsed_s``, ``output``, ``skipped_models`` (model -> why it cannot
         run on the configured real data; see
-        :func:`~sklearn_brain.study.config.decoding_models_to_skip`).
+        :func:`~sklearn_brain.study.config.decoding_models_to_skip`) and
+        ``units`` (every finished (model, seed) result: per-subject scores and
+        ``info``).
     """
     runnable, skipped = runnable_decoding_models(config)  # before the output folder exists
     run = StudyRun("decoding", config, output, verbose=verbose, argv=argv)
@@ -841,6 +922,8 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
     cache_dir = Path(config["features"]["cache_dir"] or run.output / "cache")
     seeds = {s: _SeedData(config, s, cache_dir) for s in config["seeds"]}
     shared = {k: config[k] for k in ("data", "features", "protocol", "ridge")}
+    if not config["protocol"]["n_boot"]:  # the fingerprints of the runs before the field
+        shared["protocol"] = {k: v for k, v in config["protocol"].items() if k != "n_boot"}
     shared["device"] = fingerprint_device(config["device"])
     shared["features"] = dict(config["features"], cache_dir="")  # the cache's place is no input
     units = []  # model by model, so that an interrupted run leaves complete rows
@@ -873,8 +956,9 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
         fig = plotting.results_bars(
             rows, metrics=METRICS, labels=("Top-1", "Top-5", "Identification"), error="ci",
             title=textwrap.fill(f"Decoding CLIP embeddings ({config['data']['dataset']}; "
-                                f"{protocol}; mean over subjects, 95% CI over "
-                                f"{len(config['seeds'])} seeds)", 120))
+                                f"{protocol}; mean over subjects, "
+                                + (f"95% CI over {len(config['seeds'])} seeds)"
+                                   if len(config["seeds"]) > 1 else "one seed)"), 120))
         fig.savefig(out / "figure.png", dpi=100)
         import matplotlib.pyplot as plt
 
@@ -885,4 +969,4 @@ def run_decoding_study(config, output, *, scheduler=None, figure=True, verbose=1
                                                for m, why in skipped.items()))
     return {"rows": rows, "subject_rows": subject_rows, "n_computed": run.n_computed,
             "n_skipped": run.n_skipped, "elapsed_s": elapsed, "output": out,
-            "skipped_models": skipped}
+            "skipped_models": skipped, "units": results}
