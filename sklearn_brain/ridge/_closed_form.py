@@ -34,18 +34,20 @@ from ._result import RidgeCVResult
 class _HeldoutTables(NamedTuple):
     """Per-alpha row tables of the exact held-out r (:func:`_heldout_r_at`).
 
-    ``h`` and ``w`` are indexed ``[row, alpha]`` so that a chunk gathers the
-    column of each target's own alpha in one ``index_select``; both are zero on
-    the rows of repeated stimuli, which ``repeats`` or ``groups`` handle.
+    ``hw`` stacks the leverage ``h`` and the weight ``w = 1 / (1 - h)`` of
+    every row and alpha, indexed ``[row, alpha]`` and ``[row, n_alphas +
+    alpha]``, so that a chunk gathers both at each target's own alpha in one
+    ``index_select``.  On the rows of a repeated stimulus (identical rows)
+    they hold the stimulus's leverage ``eta`` and ``omega = 1 / (1 - m eta)``
+    (see :func:`_heldout_tables`); on the rows of other groups, zero.
     """
 
-    h: torch.Tensor  # leverages                               (n, A), working dtype
-    w: torch.Tensor  # 1 / (1 - h)                              (n, A), working dtype
+    hw: torch.Tensor  # (n, 2 A), working dtype
     ones: torch.Tensor  # (1, n), for column sums as one product
-    flat: torch.Tensor  # rows of all groups of repeats, group after group (or None)
-    repeats: tuple  # groups of identical rows: (first row, group of each flat row,
-    #                 size, eta (n_groups, A), omega (n_groups, A)) float64; or None
-    groups: list  # otherwise (n_groups, size, (I - H_gg)^{-1} (n_groups, m, m, A)) float64
+    centred: bool  # targets centred (fit_intercept): their column sums are zero
+    flat: torch.Tensor  # rows of all groups, group after group (or None)
+    repeats: tuple  # groups of identical rows: (n_groups, group of each row of flat); or None
+    groups: list  # other groups: (n_groups, size, (I - H_gg)^{-1}) float64, see below
 
 
 _GATHER_MAX_SIZE = 16  # larger groups: one batched solve per alpha instead of a gather
@@ -58,39 +60,38 @@ def _identical_rows(U, blocks):
     return all(float((U[index] - U[index[:, :1]]).abs().max()) <= tol for index, _ in blocks)
 
 
-def _heldout_tables(U, h, blocks, dtype):
+def _heldout_tables(U, h, blocks, dtype, centred):
     """:class:`_HeldoutTables` from ``U``, the leverages ``h`` (A, n) and :func:`block_inverses`.
 
     When the rows of a group are identical (a stimulus shown several times:
-    same features), ``H_gg = eta 1 1^T`` with ``eta`` the leverage of the
-    stimulus, and by Sherman-Morrison the held-out prediction of every row of
-    the group is the same, ``omega (F_g - eta sum_g Yc)`` with ``omega = 1 /
-    (1 - m eta)``: the singleton formula for the group as a whole, with no
-    ``m x m`` solve.
+    same features), ``H_gg = eta 1 1^T`` with ``eta`` the stimulus's leverage
+    (with the intercept's ``1 / n``), and by Sherman-Morrison every row of the
+    group has the same held-out prediction ``omega (F_g - eta sum_g Yc)``
+    with ``omega = 1 / (1 - m eta)``: the formula of an unrepeated row, with
+    ``Yc`` summed over the group, and no ``m x m`` solve.  Groups of other
+    rows keep their ``(I - H_gg)^{-1}`` (float64), as ``(n_groups, m, m, A)``
+    for a per-target gather, or ``(n_groups, A, m, m)`` above
+    ``_GATHER_MAX_SIZE`` rows.
     """
     w = 1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)  # float64 (A, n)
-    eta = h
     h = h.clone()
-    for index, _ in blocks:
-        h[:, index.reshape(-1)] = 0
-        w[:, index.reshape(-1)] = 0
     flat = torch.cat([index.reshape(-1) for index, _ in blocks]) if blocks else None
     repeats, groups = None, []
     if blocks and _identical_rows(U, blocks):
-        first = torch.cat([index[:, 0] for index, _ in blocks])
-        sizes = torch.cat([torch.full((index.shape[0],), index.shape[1], dtype=torch.float64,
-                                      device=U.device) for index, _ in blocks])
-        gid = torch.repeat_interleave(torch.arange(first.numel(), device=U.device),
-                                      sizes.long())
-        eta = eta[:, first].T.contiguous()  # (n_groups, A)
-        omega = 1.0 / (1.0 - sizes[:, None] * eta).clamp_min(torch.finfo(dtype).eps)
-        repeats = (first, gid, sizes, eta, omega)
+        sizes = torch.cat([torch.full((index.shape[0],), index.shape[1], dtype=h.dtype,
+                                      device=h.device) for index, _ in blocks])
+        repeats = (sizes.numel(), torch.repeat_interleave(
+            torch.arange(sizes.numel(), device=h.device), sizes.long()))
+        m = sizes[repeats[1]]  # group size of each row of flat
+        w[:, flat] = 1.0 / (1.0 - m * h[:, flat]).clamp_min(torch.finfo(dtype).eps)
     elif blocks:
+        h[:, flat] = 0
+        w[:, flat] = 0
         groups = [(M.shape[0], M.shape[-1], M.permute(0, 2, 3, 1).contiguous() if
                    M.shape[-1] <= _GATHER_MAX_SIZE else M) for _, M in blocks]
     ones = torch.ones((1, h.shape[1]), dtype=dtype, device=h.device)
-    return _HeldoutTables(h.T.to(dtype).contiguous(), w.T.to(dtype).contiguous(), ones,
-                          flat, repeats, groups)
+    hw = torch.cat([h, w]).T.to(dtype).contiguous()
+    return _HeldoutTables(hw, ones, centred, flat, repeats, groups)
 
 
 def _group_heldout_residuals(groups, R, best_k):
@@ -120,15 +121,18 @@ def _heldout_r_at(U, Yc, ysq, UtY, d, best_k, tables, ws):
     On the rows of unrepeated stimuli the held-out prediction minus the
     training mean is ``P = w (F - h Yc)`` with the fit ``F = U (d * U^T Y)``,
     leverage ``h`` and ``w = 1 / (1 - h)`` at the target's alpha; on each
-    group of repeats it is ``P_g = Yc_g - (I - H_gg)^{-1} (Yc_g - F_g)``
-    (float64).  ``F - h Yc`` comes out of the one product ``U (d * U^T Y)``
+    group of repeats it is ``P_g = Yc_g - (I - H_gg)^{-1} (Yc_g - F_g)``.
+    ``F - h Yc`` comes out of the one product ``U (d * U^T Y)``
     (accumulated onto ``-h Yc``), with ``h`` and ``w`` gathered at each
     target's alpha, so the held-out predictions are formed once, whatever
     the number of alphas, and have the size of ``P`` itself (heavily shrunk
     targets keep their precision).  A group of repeats of one stimulus
-    (identical rows) has one held-out prediction, the same formula for the
-    group as a whole (:func:`_heldout_tables`); other groups solve
-    ``(I - H_gg) e_g = r_g`` in float64.
+    (identical rows) has one held-out prediction, the same formula with
+    ``Yc`` summed over the group (:func:`_heldout_tables`), in the same pass;
+    other groups solve ``(I - H_gg) e_g = r_g`` in float64.  Column sums are
+    products with a row of ones (reductions over rows are several times
+    slower); the buffers are two ``(n_samples, c)`` and one ``(n_samples,
+    2 c)``.
 
     Parameters
     ----------
@@ -150,28 +154,24 @@ def _heldout_r_at(U, Yc, ysq, UtY, d, best_k, tables, ws):
     """
     n, c = Yc.shape
     ones = tables.ones
-    G = torch.mul(Yc, torch.index_select(tables.h, 1, best_k, out=ws.get("hw", n, c)),
-                  out=ws.get("g", n, c))
-    G.addmm_(U, UtY * d[best_k].T, beta=-1)  # F - h Yc (the fit F on repeated rows)
-    if tables.repeats is not None:  # the fit of each repeated stimulus
-        Fg = G.index_select(0, tables.repeats[0]).double()
-    elif tables.flat is not None:
+    n_alphas = tables.hw.shape[1] // 2
+    hw = torch.index_select(tables.hw, 1, torch.cat([best_k, best_k + n_alphas]),
+                            out=ws.get("hw", n, 2 * c))
+    G = torch.mul(Yc, hw[:, :c], out=ws.get("g", n, c))  # h Yc
+    if tables.repeats is not None:  # eta sum_g Yc on every row of a repeated stimulus
+        n_groups, gid = tables.repeats
+        S = torch.zeros((n_groups, c), dtype=G.dtype, device=G.device)
+        S.index_add_(0, gid, G.index_select(0, tables.flat))
+        G.index_copy_(0, tables.flat, S.index_select(0, gid))
+    G.addmm_(U, UtY * d[best_k].T, beta=-1)  # F - h Yc (the fit F on other groups' rows)
+    if tables.groups:
         Fg = G.index_select(0, tables.flat).double()
-    G.mul_(torch.index_select(tables.w, 1, best_k, out=ws.get("hw", n, c)))  # P, 0 on repeats
+    G.mul_(hw[:, c:])  # the held-out predictions P (zero on other groups' rows)
     s_p = colsum(G, ones).double()
-    s_py = colsum(torch.mul(G, Yc, out=ws.get("hw", n, c)), ones).double()
+    s_py = colsum(torch.mul(G, Yc, out=hw[:, :c]), ones).double()
     s_pp = colsum(G.mul_(G), ones).double()
-    s_y = colsum(Yc, ones).double()
-    if tables.repeats is not None:
-        first, gid, sizes, eta, omega = tables.repeats
-        Ys = torch.zeros((first.numel(), c), dtype=torch.float64, device=Yc.device)
-        Ys.index_add_(0, gid, Yc.index_select(0, tables.flat).double())  # sum_g Yc
-        # one held-out prediction per group, shared by its rows
-        Pg = omega.index_select(1, best_k) * (Fg - eta.index_select(1, best_k) * Ys)
-        s_p += (sizes[:, None] * Pg).sum(dim=0)
-        s_py += (Pg * Ys).sum(dim=0)
-        s_pp += (sizes[:, None] * Pg * Pg).sum(dim=0)
-    elif tables.flat is not None:
+    s_y = torch.zeros_like(s_p) if tables.centred else colsum(Yc, ones).double()
+    if tables.groups:
         Yg = Yc.index_select(0, tables.flat).double()
         Pg = Yg - _group_heldout_residuals(tables.groups, Yg - Fg, best_k)
         s_p += Pg.sum(dim=0)
@@ -277,7 +277,8 @@ def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True
 
     ws = Workspace.like(factors)
     ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
-    tables = _heldout_tables(U, h.double(), blocks, wdtype) if exact_r else None
+    tables = (_heldout_tables(U, h.double(), blocks, wdtype, fit_intercept)
+              if exact_r else None)
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
         # read-only from here on: a view of Y, or Y's columns read into a buffer
