@@ -19,13 +19,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
-from ._chunks import (
-    Workspace,
-    colsum,
-    colsum_prod,
-    default_chunk_size,
-    read_columns,
-)
+from ._chunks import Workspace, colsum, colsum_prod, default_chunk_size, read_columns
 from ._factors import hat_diag, resolve_factors, ridge_coef_from_factors, shrinkage
 from ._leave_out import block_inverses, closed_form_residuals, group_blocks
 from ._result import RidgeCVResult
@@ -47,7 +41,7 @@ class _HeldoutTables(NamedTuple):
     centred: bool  # targets centred (fit_intercept): their column sums are zero
     flat: torch.Tensor  # rows of all groups, group after group (or None)
     repeats: list  # groups of identical rows: (n_groups, size) of each size; or None
-    groups: list  # other groups: (n_groups, size, (I - H_gg)^{-1}) float64, see below
+    groups: list  # other groups: (n_groups, size, (I - H_gg)^{-1}) float64
 
 
 _GATHER_MAX_SIZE = 16  # larger groups: one batched solve per alpha instead of a gather
@@ -295,7 +289,7 @@ def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True
         # constant when X is centred); sums of squares through a reused buffer
         UtY1 = U1.T @ Yk
         if exact_r:
-            # centred targets and their squares, kept for the held-out sums
+            # centred targets, kept for the held-out sums, and their sums of squares
             UtY = UtY1[:-1] if fit_intercept else UtY1
             y_mean = UtY1[-1] / n if fit_intercept else torch.zeros(c, dtype=wdtype, device=dev)
             Yc = torch.sub(Yk, y_mean[None, :], out=ws.get("yc", n, c))
