@@ -101,6 +101,36 @@ def test_heldout_r_matches_brute_force(cv, grouped):
         assert res.heldout_r[j] == pytest.approx(pearsonr(pred, Y[:, j])[0], abs=1e-9)
 
 
+@pytest.mark.parametrize("identical", [True, False])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_leave_one_stimulus_out_r_matches_refit_per_group(identical, fit_intercept):
+    # groups of 1 to 5 rows, and one of 20 (past the per-target gather of block
+    # inverses), scattered over the rows; identical rows (repeats of a stimulus:
+    # one held-out prediction per group) or distinct rows (m x m solves)
+    rng = np.random.default_rng(11)
+    sizes = [1] * 12 + [2] * 6 + [3] * 4 + [5] * 2 + [20]
+    groups = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    X, Y = _data(len(groups), 8, n_targets=7, seed=11)
+    if identical:
+        X = X[[np.flatnonzero(groups == g)[0] for g in groups]]
+        Y = Y + 3 * rng.standard_normal((len(sizes), Y.shape[1]))[groups]  # shared signal
+    res = ridge_cv(X, Y, ALPHAS, cv="gcv", groups=groups, return_heldout_r=True,
+                   fit_intercept=fit_intercept, dtype="float64")
+    assert len(np.unique(res.best_alphas)) >= 2
+    for j in range(Y.shape[1]):
+        pred = np.empty(len(X))
+        for g in np.unique(groups):
+            m = groups == g
+            model = Ridge(alpha=res.best_alphas[j], fit_intercept=fit_intercept)
+            pred[m] = model.fit(X[~m], Y[~m, j]).predict(X[m])
+        assert res.heldout_r[j] == pytest.approx(pearsonr(pred, Y[:, j])[0], abs=1e-9)
+    # float32 work, the default, stays close
+    res32 = ridge_cv(X, Y, ALPHAS, cv="gcv", groups=groups, return_heldout_r=True,
+                     fit_intercept=fit_intercept)
+    same = res32.best_alphas == res.best_alphas
+    np.testing.assert_allclose(res32.heldout_r[same], res.heldout_r[same], atol=1e-4)
+
+
 def test_gcv_heldout_r_formula_and_closeness_to_loo():
     X, Y = _data(200, 10, seed=4)
     res = ridge_cv(X, Y, ALPHAS, cv="gcv", return_heldout_r=True, dtype="float64")

@@ -21,120 +21,166 @@ import torch
 from .._backend import to_numpy
 from ._chunks import Workspace, colsum, colsum_prod, default_chunk_size, read_columns
 from ._factors import hat_diag, resolve_factors, ridge_coef_from_factors, shrinkage
-from ._leave_out import (
-    alpha_runs,
-    block_inverses,
-    closed_form_residuals,
-    flat_blocks,
-    group_blocks,
-)
+from ._leave_out import block_inverses, closed_form_residuals, group_blocks
 from ._result import RidgeCVResult
 
 
-class _SingletonWeights(NamedTuple):
-    """Per-alpha row weights of the closed-form held-out sums (zero on repeated rows).
+class _HeldoutTables(NamedTuple):
+    """Per-alpha row tables of the exact held-out r (:func:`_heldout_r_at`).
 
-    With leverage ``h`` and ``w = 1 / (1 - h)``, the held-out prediction of
-    an unrepeated row, minus the training mean, is ``P = w (F - h Yc)``
-    (``F`` the centred in-sample fit, ``Yc`` the centred target).  Each
-    attribute stacks the weights that turn a column sum over rows into one
-    term of ``sum P``, ``sum P Yc`` or ``sum P^2``, for every alpha at once.
+    ``hw`` stacks the leverage ``h`` and the weight ``w = 1 / (1 - h)`` of
+    every row and alpha, indexed ``[row, alpha]`` and ``[row, n_alphas +
+    alpha]``, so that a chunk gathers both at each target's own alpha in one
+    ``index_select``.  On the rows of a repeated stimulus (identical rows)
+    they hold the stimulus's leverage ``eta`` and ``omega = 1 / (1 - m eta)``
+    (see :func:`_heldout_tables`); on the rows of other groups, zero.
     """
 
-    on_F: torch.Tensor  # w                                 (A, n)
-    on_FY: torch.Tensor  # [w ; w^2 h]                      (2A, n)
-    on_F2: torch.Tensor  # w^2                               (A, n)
-    on_Y2: torch.Tensor  # [w h ; w^2 h^2]                   (2A, n)
-    on_Y: torch.Tensor  # [w h ; 1]                          (A + 1, n)
+    hw: torch.Tensor  # (n, 2 A), working dtype
+    ones: torch.Tensor  # (1, n), for column sums as one product
+    centred: bool  # targets centred (fit_intercept): their column sums are zero
+    flat: torch.Tensor  # rows of all groups, group after group (or None)
+    repeats: list  # groups of identical rows: (n_groups, size) of each size; or None
+    groups: list  # other groups: (n_groups, size, (I - H_gg)^{-1}) float64
 
 
-def _singleton_weights(h, blocks, dtype):
+_GATHER_MAX_SIZE = 16  # larger groups: one batched solve per alpha instead of a gather
+_GATHER_COLUMNS = 256  # targets per gather of block inverses (bounds its memory)
+
+
+def _identical_rows(U, blocks):
+    """Whether every group's rows of ``U`` are equal (repeats of one stimulus), to rounding."""
+    tol = 64 * torch.finfo(U.dtype).eps * float(U.abs().max())
+    return all(float((U[index] - U[index[:, :1]]).abs().max()) <= tol for index, _ in blocks)
+
+
+def _heldout_tables(U, h, blocks, dtype, centred):
+    """:class:`_HeldoutTables` from ``U``, the leverages ``h`` (A, n) and :func:`block_inverses`.
+
+    When the rows of a group are identical (a stimulus shown several times:
+    same features), ``H_gg = eta 1 1^T`` with ``eta`` the stimulus's leverage
+    (with the intercept's ``1 / n``), and by Sherman-Morrison every row of the
+    group has the same held-out prediction ``omega (F_g - eta sum_g Yc)``
+    with ``omega = 1 / (1 - m eta)``: the formula of an unrepeated row, with
+    ``Yc`` summed over the group, and no ``m x m`` solve.  Groups of other
+    rows keep their ``(I - H_gg)^{-1}`` (float64), as ``(n_groups, m, m, A)``
+    for a per-target gather, or ``(n_groups, A, m, m)`` above
+    ``_GATHER_MAX_SIZE`` rows.
+    """
     w = 1.0 / (1.0 - h).clamp_min(torch.finfo(dtype).eps)  # float64 (A, n)
-    for flat, _ in blocks:
-        w[:, flat] = 0  # rows of repeated stimuli are handled by their blocks
-    wh, w2 = w * h, w * w
-    ones = torch.ones((1, h.shape[1]), dtype=h.dtype, device=h.device)
-    return _SingletonWeights(*(t.to(dtype) for t in (
-        w, torch.cat([w, w2 * h]), w2, torch.cat([wh, w2 * h * h]), torch.cat([wh, ones]))))
+    h = h.clone()
+    flat = torch.cat([index.reshape(-1) for index, _ in blocks]) if blocks else None
+    repeats, groups = None, []
+    if blocks and _identical_rows(U, blocks):
+        sizes = torch.cat([torch.full((index.shape[0],), index.shape[1], dtype=h.dtype,
+                                      device=h.device) for index, _ in blocks])
+        repeats = [(index.shape[0], index.shape[1]) for index, _ in blocks]
+        m = torch.repeat_interleave(sizes, sizes.long())  # group size of each row of flat
+        w[:, flat] = 1.0 / (1.0 - m * h[:, flat]).clamp_min(torch.finfo(dtype).eps)
+    elif blocks:
+        h[:, flat] = 0
+        w[:, flat] = 0
+        groups = [(M.shape[0], M.shape[-1], M.permute(0, 2, 3, 1).contiguous() if
+                   M.shape[-1] <= _GATHER_MAX_SIZE else M) for _, M in blocks]
+    ones = torch.ones((1, h.shape[1]), dtype=dtype, device=h.device)
+    hw = torch.cat([h, w]).T.to(dtype).contiguous()
+    return _HeldoutTables(hw, ones, centred, flat, repeats, groups)
 
 
-def _heldout_r_at(U, Yc, Y2, UtY, d, best_k, weights, blocks, ws):
+def _sum_rows(A):
+    """``A.sum(dim=1)`` of a ``(b, m, c)`` tensor as ``(b, 1, c)``, by one batched product
+    (a reduction over a middle dimension is several times slower)."""
+    return torch.matmul(torch.ones((1, A.shape[1]), dtype=A.dtype, device=A.device), A)
+
+
+def _group_heldout_residuals(groups, R, best_k):
+    """``e_g = (I - H_gg)^{-1} r_g`` of every group, each target at its own alpha (float64)."""
+    c = R.shape[1]
+    E = torch.empty_like(R)
+    off = 0
+    for b, m, M in groups:
+        Rg, Eg = R[off:off + b * m].view(b, m, c), E[off:off + b * m].view(b, m, c)
+        off += b * m
+        if m <= _GATHER_MAX_SIZE:
+            # each target's block inverses gathered, (b, m, m, cols): no sort, no loop
+            for j in range(0, c, _GATHER_COLUMNS):
+                cols = slice(j, j + _GATHER_COLUMNS)
+                Mg = M.index_select(3, best_k[cols])
+                Eg[:, :, cols] = Mg.mul_(Rg[:, None, :, cols]).sum(dim=2)
+        else:
+            for a in torch.unique(best_k).tolist():
+                cols = torch.nonzero(best_k == a)[:, 0]
+                Eg[:, :, cols] = torch.matmul(M[:, a], Rg[:, :, cols])
+    return E
+
+
+def _heldout_r_at(U, Yc, ysq, UtY, d, best_k, tables, ws):
     """Pearson r of exact held-out predictions, each target at its own alpha.
 
     On the rows of unrepeated stimuli the held-out prediction minus the
     training mean is ``P = w (F - h Yc)`` with the fit ``F = U (d * U^T Y)``,
     leverage ``h`` and ``w = 1 / (1 - h)`` at the target's alpha; on each
-    group of repeats it is ``P_g = Yc_g - (I - H_gg)^{-1} (Yc_g - F_g)``
-    (float64).  Pearson r needs ``sum P``, ``sum P Yc`` and ``sum P^2``; on
-    the unrepeated rows these are sums of ``F``, ``F Yc``, ``F^2``, ``Yc`` and
-    ``Yc^2`` weighted per alpha (:class:`_SingletonWeights`), products with
-    a few rows per alpha, tiny next to ``U (d * U^T Y)``.  So the cost is that
-    one product and two passes over the chunk, whatever the number of alphas;
-    the terms have the size of ``P`` itself, so heavily shrunk targets (nearly
-    constant predictions) keep their precision.  Only the rows of repeated
-    stimuli are sorted by alpha, for one small batched product per alpha.
+    group of repeats it is ``P_g = Yc_g - (I - H_gg)^{-1} (Yc_g - F_g)``.
+    ``F - h Yc`` comes out of the one product ``U (d * U^T Y)``
+    (accumulated onto ``-h Yc``), with ``h`` and ``w`` gathered at each
+    target's alpha, so the held-out predictions are formed once, whatever
+    the number of alphas, and have the size of ``P`` itself (heavily shrunk
+    targets keep their precision).  A group of repeats of one stimulus
+    (identical rows) has one held-out prediction, the same formula with
+    ``Yc`` summed over the group (:func:`_heldout_tables`), in the same pass;
+    other groups solve ``(I - H_gg) e_g = r_g`` in float64.  Column sums are
+    products with a row of ones (reductions over rows are several times
+    slower); the buffers are two ``(n_samples, c)`` and one ``(n_samples,
+    2 c)``.
 
     Parameters
     ----------
     U : tensor of shape (n_samples, rank)
     Yc : tensor of shape (n_samples, c)
         Centred targets (uncentred without intercept).
-    Y2 : tensor of shape (n_samples, c)
-        ``Yc ** 2``.
+    ysq : tensor of shape (c,)
+        ``sum(Yc ** 2)`` of each target.
     UtY : tensor of shape (rank, c)
     d : tensor of shape (n_alphas, rank)
         Shrinkage factors.
     best_k : tensor of shape (c,)
         Alpha index of each target.
-    weights : _SingletonWeights
-    blocks : list
-        :func:`flat_blocks` of the groups of repeats.
+    tables : _HeldoutTables
 
     Returns
     -------
     r : tensor of shape (c,), float64
     """
     n, c = Yc.shape
-    n_alphas = d.shape[0]
-    Fit = torch.mm(U, UtY * d[best_k].T, out=ws.get("fit", n, c))
-    tmp = torch.mul(Fit, Yc, out=ws.get("tmp", n, c))
-    n_grouped = sum(int(flat.numel()) for flat, _ in blocks)
-    if n_grouped:  # the fit on the repeated rows, before squaring it in place
-        flat_all = torch.cat([flat for flat, _ in blocks])
-        Fg_all = Fit.index_select(0, flat_all).double()
-    k = torch.arange(c, device=Yc.device)
-
-    def pick(M, i=0):  # row ``i * n_alphas + best_k[j]`` of each column j
-        return M[i * n_alphas + best_k, k].double()
-
-    on_F = weights.on_F @ Fit
-    on_FY = weights.on_FY @ tmp
-    on_F2 = weights.on_F2 @ Fit.mul_(Fit)
-    on_Y2 = weights.on_Y2 @ Y2
-    on_Y = weights.on_Y @ Yc
-    s_y = on_Y[-1].double()
-    s_p = pick(on_F) - pick(on_Y)
-    s_py = pick(on_FY) - pick(on_Y2)
-    s_pp = pick(on_F2) - 2 * pick(on_FY, 1) + pick(on_Y2, 1)
-    y_sq = colsum(Y2, weights.on_Y[-1:]).double()
-    if n_grouped:
-        order, runs = alpha_runs(best_k, n_alphas)
-        off = 0
-        for flat, M in blocks:
-            b, m = M.shape[0], M.shape[-1]
-            Yg = Yc.index_select(0, flat).index_select(1, order).double()
-            Rg = (Yg - Fg_all[off:off + b * m].index_select(1, order)).view(b, m, c)
+    ones = tables.ones
+    n_alphas = tables.hw.shape[1] // 2
+    hw = torch.index_select(tables.hw, 1, torch.cat([best_k, best_k + n_alphas]),
+                            out=ws.get("hw", n, 2 * c))
+    G = torch.mul(Yc, hw[:, :c], out=ws.get("g", n, c))  # h Yc
+    if tables.repeats is not None:  # eta sum_g Yc on every row of a repeated stimulus
+        Gg, off = G.index_select(0, tables.flat), 0
+        for b, m in tables.repeats:
+            Gm = Gg[off:off + b * m].view(b, m, c)
             off += b * m
-            for a, sl in runs:
-                # e_g = (I - H_gg)^{-1} r_g at the run's alpha
-                Rg[:, :, sl] = torch.matmul(M[:, a], Rg[:, :, sl])
-            Pg = Yg - Rg.view(b * m, c)  # held-out predictions of the repeated rows
-            s_p[order] += Pg.sum(dim=0)
-            s_py[order] += (Pg * Yg).sum(dim=0)
-            s_pp[order] += (Pg * Pg).sum(dim=0)
+            Gm.copy_(_sum_rows(Gm))
+        G.index_copy_(0, tables.flat, Gg)
+    G.addmm_(U, UtY * d[best_k].T, beta=-1)  # F - h Yc (the fit F on other groups' rows)
+    if tables.groups:
+        Fg = G.index_select(0, tables.flat).double()
+    G.mul_(hw[:, c:])  # the held-out predictions P (zero on other groups' rows)
+    s_p = colsum(G, ones).double()
+    s_py = colsum(torch.mul(G, Yc, out=hw[:, :c]), ones).double()
+    s_pp = colsum(G.mul_(G), ones).double()
+    s_y = torch.zeros_like(s_p) if tables.centred else colsum(Yc, ones).double()
+    if tables.groups:
+        Yg = Yc.index_select(0, tables.flat).double()
+        Pg = Yg - _group_heldout_residuals(tables.groups, Yg - Fg, best_k)
+        s_p += Pg.sum(dim=0)
+        s_py += (Pg * Yg).sum(dim=0)
+        s_pp += (Pg * Pg).sum(dim=0)
     cov = s_py - s_p * s_y / n
     var_p = (s_pp - s_p * s_p / n).clamp_min(0)
-    var_y = (y_sq - s_y * s_y / n).clamp_min(0)
+    var_y = (ysq.double() - s_y * s_y / n).clamp_min(0)
     den = torch.sqrt(var_p * var_y)
     r = (cov / den).clamp(-1.0, 1.0)
     r[den <= 1e-12 * var_y] = float("nan")
@@ -200,8 +246,9 @@ def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True
     if columns is not None:
         columns = np.asarray(columns, dtype=np.intp)
     n_targets = Y.shape[1] if columns is None else len(columns)
-    chunk_size = chunk_size or default_chunk_size(n, n_targets, U.element_size())
     blocks = group_blocks(groups, n)
+    exact_r = return_heldout_r and (bool(blocks) or criterion != "gcv")
+    chunk_size = chunk_size or default_chunk_size(n, n_targets, U.element_size())
     d = shrinkage(s, alphas, wdtype)  # (A, r)
     h = hat_diag(factors, d)  # (A, n)
     blocks = block_inverses(factors, d, blocks)
@@ -231,8 +278,8 @@ def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True
 
     ws = Workspace.like(factors)
     ones_row = torch.ones((1, n), dtype=wdtype, device=dev)
-    sorted_blocks = flat_blocks(blocks)
-    weights = _singleton_weights(h.double(), sorted_blocks, wdtype)
+    tables = (_heldout_tables(U, h.double(), blocks, wdtype, fit_intercept)
+              if exact_r else None)
     for start in range(0, n_targets, chunk_size):
         sl = slice(start, min(start + chunk_size, n_targets))
         # read-only from here on: a view of Y, or Y's columns read into a buffer
@@ -241,14 +288,12 @@ def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True
         # one GEMM gives U^T Y and the column sums (U is orthogonal to the
         # constant when X is centred); sums of squares through a reused buffer
         UtY1 = U1.T @ Yk
-        exact_r = return_heldout_r and (bool(blocks) or criterion != "gcv")
         if exact_r:
-            # centred targets and their squares, kept for the held-out sums
+            # centred targets, kept for the held-out sums, and their sums of squares
             UtY = UtY1[:-1] if fit_intercept else UtY1
             y_mean = UtY1[-1] / n if fit_intercept else torch.zeros(c, dtype=wdtype, device=dev)
             Yc = torch.sub(Yk, y_mean[None, :], out=ws.get("yc", n, c))
-            Y2 = torch.mul(Yc, Yc, out=ws.get("y2", n, c))
-            ysq = colsum(Y2, ones_row).double()
+            ysq = colsum(torch.mul(Yc, Yc, out=ws.get("g", n, c)), ones_row).double()
         else:
             sq = colsum_prod(Yk, Yk, ws, ones_row).double()
             if fit_intercept:
@@ -278,7 +323,7 @@ def solve_closed_form(X, Y, alphas, *, cv="gcv", groups=None, fit_intercept=True
             heldout_r[sl] = to_numpy(_gcv_heldout_r(d, UtY, ysq, best_k, gcv_gamma))
         elif return_heldout_r:
             # exact held-out r at each target's own alpha, computed once
-            r = _heldout_r_at(U, Yc, Y2, UtY, d, best_k, weights, sorted_blocks, ws)
+            r = _heldout_r_at(U, Yc, ysq, UtY, d, best_k, tables, ws)
             heldout_r[sl] = to_numpy(r)
         if return_coef:
             Ck = ridge_coef_from_factors(factors, UtY, best_k, alphas)
