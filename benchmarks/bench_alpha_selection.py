@@ -44,6 +44,24 @@ Usage::
 ``--params`` lists RidgeDecoder settings compared on the same voxel
 selection; ``{"test_repeats": 1}`` is the single-trial criterion (the
 selection of versions before ``test_repeats`` existed).
+
+``--n-voxels N`` keeps ``min(N, valid voxels)`` per subject: a subject with at
+most ``N`` valid (finite, non-constant) voxels is decoded from all of them
+without a selection (the ``bold5000`` preset's CSI1 has exactly 10,000, CSI2
+8,700, CSI3 11,300, CSI4 7,800: ``--n-voxels 10000`` decodes CSI1 and CSI3 from
+10,000 voxels, CSI2 and CSI4 from all of theirs); every row of the JSON and
+the tables state the counts.  ``--subjects`` restricts the run to some
+subjects.
+
+One decomposition of the training inputs per subject and seed serves every
+alpha of the reference grid and every ``RidgeDecoder`` setting: the decoder's
+own selection (its noise source, ``test_repeats``, input shift and retrieval
+criterion, all from the library) is run through
+``sklearn_brain.ridge.ridge_cv(..., factors=...)``, and the chosen alpha's
+predictions are the grid's (the decoder refits on all training trials from
+the same decomposition).  ``--refit-per-setting`` fits a ``RidgeDecoder`` per
+setting instead (the older path, one decomposition each, slower: it checks
+the shared path, which supports the ``test_repeats`` parameter only).
 """
 
 import argparse
@@ -81,7 +99,84 @@ def _halves(ids, seed):
     return np.isin(ids, perm[: stim.size // 2]), np.isin(ids, perm[stim.size // 2:])
 
 
-def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
+def grid_predictions(factors, Y_train, alphas, X):
+    """Predictions of ``X`` by the ridge of every alpha, from one decomposition.
+
+    ``(X - x_mean) V diag(s / (s^2 + alpha)) U^T (Y - y_mean) + y_mean``: the
+    predictions of ``sklearn_brain.ridge.ridge(..., factors=factors)`` at each
+    alpha, without forming the (n_voxels, n_targets) coefficients.
+    """
+    import torch
+
+    U, V, dtype = factors.U, factors.V, factors.dtype
+    Yt = torch.as_tensor(np.asarray(Y_train), dtype=dtype, device=factors.device)
+    y_mean = Yt.mean(dim=0)
+    UtY = U.T @ (Yt - y_mean)
+    XV = (torch.as_tensor(np.asarray(X), dtype=dtype, device=factors.device)
+          - factors.x_mean) @ V
+    s = factors.s
+    out = []
+    for a in alphas:
+        w = (s / (s ** 2 + float(a))).to(dtype)
+        out.append(((XV * w) @ UtY + y_mean).cpu().numpy())
+    return out
+
+
+def decoder_selection(params, factors, X, Y, stimulus_ids, fit_kw):
+    """The alpha ``RidgeDecoder(**params).fit(X, Y, stimulus_ids=..., **fit_kw)`` chooses.
+
+    The same steps as ``RidgeDecoder.fit`` (noise source, ``test_repeats``,
+    trial-noise input shift, retrieval criterion over closed-form
+    leave-one-stimulus-out predictions), reading the held-out predictions
+    from the decomposition ``factors`` of ``X`` shared by every setting
+    instead of decomposing ``X`` again; the refit is left out (the bench
+    takes the chosen alpha's predictions from the grid).  Only the
+    ``test_repeats`` parameter is supported (``--refit-per-setting`` for
+    others).
+    """
+    from sklearn.utils import Bunch
+
+    from sklearn_brain import RidgeDecoder
+    from sklearn_brain.decoding import (
+        DEFAULT_DECODER_ALPHAS,
+        NOISE_SOURCES,
+        _selection_score,
+        check_test_repeats,
+        resolve_noise_variance,
+    )
+    from sklearn_brain.ridge import ridge_cv, trial_noise_shift
+
+    if set(params) - {"test_repeats"}:
+        raise ValueError(f"the shared decomposition supports test_repeats only, got {params}; "
+                         "use --refit-per-setting")
+    dec = RidgeDecoder(**params)
+    groups = np.unique(stimulus_ids, return_inverse=True)[1].ravel()
+    real = np.ones(len(X), dtype=bool)
+    test_inputs, test_groups = fit_kw.get("test_inputs"), None
+    if test_inputs is not None:
+        test_inputs = np.asarray(test_inputs, dtype=np.float64)
+        test_groups = np.unique(fit_kw["test_stimulus_ids"], return_inverse=True)[1].ravel()
+    ncsnr = fit_kw.get("ncsnr")
+    noise, source = resolve_noise_variance(
+        ncsnr=None if ncsnr is None else np.asarray(ncsnr, dtype=np.float64),
+        test_inputs=test_inputs, test_groups=test_groups, X=X)
+    test_repeats = check_test_repeats(dec.test_repeats, groups, real, test_groups=test_groups,
+                                      noise_source=source)
+    alphas = DEFAULT_DECODER_ALPHAS
+    shift = noise_source = None
+    if test_repeats > 1:
+        shift, _ = trial_noise_shift(X, Y, groups, real, test_repeats, noise_variance=noise,
+                                     device=factors.device, dtype=dec.dtype)
+        noise_source = source or NOISE_SOURCES[0]
+    res = ridge_cv(X, Y, alphas, cv="loo", groups=groups,
+                   score_func=_selection_score("top1", groups, False), local_alpha=False,
+                   shift=shift, score_mask=real, return_coef=False, factors=factors)
+    return Bunch(alpha_=float(res.best_alphas[0]), test_repeats_=test_repeats,
+                 noise_source_=noise_source)
+
+
+def run(seed, sim, param_sets, n_voxels, modalities, oracle=False, subjects=None,
+        refit=False):
     from sklearn.preprocessing import StandardScaler
 
     from sklearn_brain import EncodingVoxelSelector, RidgeDecoder
@@ -91,11 +186,13 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
     from sklearn_brain.metrics import average_repeats, identification_accuracy, top_k_accuracy
 
     data = make_bold5000_like(random_state=seed, **sim)
+    for subject in [] if subjects is None else set(data.subjects) - set(subjects):
+        del data.data[subject]  # free the other subjects' responses
     step = np.log10(DEFAULT_DECODER_ALPHAS[1] / DEFAULT_DECODER_ALPHAS[0])
     alphas = DEFAULT_DECODER_ALPHAS
     rows = []
     for modality in modalities:
-        for subject in data.subjects:
+        for subject in data.subjects if subjects is None else subjects:
             X, Y, ids, is_test = subject_arrays(data, subject, modality=modality)
             tr, te = ~is_test, is_test
             if oracle:  # the simulator's truly responsive voxels: no selection cost
@@ -107,10 +204,17 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
                     warnings.simplefilter("ignore")
                     scaler = StandardScaler().fit(X[tr])
                     Xs_tr, Xs_te = scaler.transform(X[tr]), scaler.transform(X[te])
-                    selector = EncodingVoxelSelector(n_voxels=n_voxels).fit(
-                        Xs_tr, Y[tr], stimulus_ids=ids[tr])
-                X_tr, X_te = selector.transform(Xs_tr), selector.transform(Xs_te)
-                keep = selector.selected_indices_
+                valid = np.flatnonzero(np.all(np.isfinite(Xs_tr), axis=0)
+                                       & (np.ptp(Xs_tr, axis=0) > 0))
+                if n_voxels >= valid.size:  # all valid voxels: selecting them all is no choice
+                    keep = valid
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        selector = EncodingVoxelSelector(n_voxels=n_voxels).fit(
+                            Xs_tr, Y[tr], stimulus_ids=ids[tr])
+                    keep = selector.selected_indices_
+                X_tr, X_te = Xs_tr[:, keep], Xs_te[:, keep]
             ncsnr = true_ncsnr(data.data[subject], data.params)[keep]
             X_avg, Y_avg, ids_avg = average_repeats(X_te, ids[te], Y[te])
             halves = _halves(ids_avg, seed)
@@ -123,23 +227,35 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
                 return (top_k_accuracy(Y_avg, pred_avg),
                         top_k_accuracy(Y[te], pred_trials, stimulus_ids=ids[te]))
 
+            t0 = time.perf_counter()
             factors = ridge_factorize(X_tr)
+            factorize_s = time.perf_counter() - t0
+            if refit:  # the older path: one ridge per alpha, one RidgeDecoder fit per setting
+                grid = []
+                for a in alphas:
+                    coef, icpt = ridge(X_tr, Y[tr], a, factors=factors)
+                    grid.append((X_avg @ coef + icpt, X_te @ coef + icpt))
+            else:  # every alpha's predictions from the one decomposition
+                grid = list(zip(grid_predictions(factors, Y[tr], alphas, X_avg),
+                                grid_predictions(factors, Y[tr], alphas, X_te)))
             fixed, fixed_half = [], []
-            for a in alphas:
-                coef, icpt = ridge(X_tr, Y[tr], a, factors=factors)
-                fixed.append(scores(X_avg @ coef + icpt, X_te @ coef + icpt))
-                fixed_half.append(half_scores(X_avg @ coef + icpt))
+            for pred_avg, pred_trials in grid:
+                fixed.append(scores(pred_avg, pred_trials))
+                fixed_half.append(half_scores(pred_avg))
             fixed = np.array(fixed)
             fixed_half = np.array(fixed_half)  # (n_alphas, 2 halves, (top1, identification))
             # reference of each half: best Top-1 there, ties by identification
             ref = [int(np.lexsort((fixed_half[:, h, 1], fixed_half[:, h, 0]))[-1])
                    for h in range(2)]
             row = dict(seed=seed, subject=subject, modality=modality, n_test=int(len(Y_avg)),
-                       n_voxels=int(X_tr.shape[1]),
+                       n_voxels=int(X_tr.shape[1]), n_valid_voxels=int(len(keep)
+                                                                       if oracle else valid.size),
+                       n_train_trials=int(X_tr.shape[0]), factorize_s=factorize_s,
                        fixed_avg=fixed[:, 0].tolist(), fixed_single=fixed[:, 1].tolist(),
                        half_ref_alphas=[float(alphas[i]) for i in ref],
                        fixed_half_top1=fixed_half[:, :, 0].T.tolist(), settings=[])
-            msg = (f"seed {seed} {subject} {modality}: best fixed avg {fixed[:, 0].max():.3f} "
+            msg = (f"seed {seed} {subject} {modality} ({X_tr.shape[1]} voxels, "
+                   f"decomposed in {factorize_s:.0f}s): best fixed avg {fixed[:, 0].max():.3f} "
                    f"at {alphas[fixed[:, 0].argmax()]:.3g}, single {fixed[:, 1].max():.3f} at "
                    f"{alphas[fixed[:, 1].argmax()]:.3g}")
             for params in param_sets:
@@ -149,10 +265,14 @@ def run(seed, sim, param_sets, n_voxels, modalities, oracle=False):
                           "test": dict(test_inputs=X_te, test_stimulus_ids=ids[te]),
                           None: {}}[noise]
                 t0 = time.perf_counter()
-                dec = RidgeDecoder(**params).fit(X_tr, Y[tr], stimulus_ids=ids[tr], **fit_kw)
+                if refit:
+                    dec = RidgeDecoder(**params).fit(X_tr, Y[tr], stimulus_ids=ids[tr], **fit_kw)
+                    pred_avg, pred_trials = dec.predict(X_avg), dec.predict(X_te)
+                else:
+                    dec = decoder_selection(params, factors, X_tr, Y[tr], ids[tr], fit_kw)
+                    pred_avg, pred_trials = grid[int(np.argmin(np.abs(alphas - dec.alpha_)))]
                 fit_s = time.perf_counter() - t0
-                pred_avg = dec.predict(X_avg)
-                avg, single = scores(pred_avg, dec.predict(X_te))
+                avg, single = scores(pred_avg, pred_trials)
                 mine = half_scores(pred_avg)
                 # half h picked the reference; it is judged on the other half
                 steps = [float(np.log10(dec.alpha_ / alphas[ref[h]]) / step) for h in range(2)]
@@ -248,6 +368,11 @@ def main():
                         help="decode from the simulator's truly responsive voxels instead of "
                              "selecting --n-voxels with EncodingVoxelSelector (faster)")
     parser.add_argument("--modalities", nargs="+", default=["image", "text"])
+    parser.add_argument("--subjects", nargs="+", default=None,
+                        help="only these subjects (e.g. CSI1); default: all")
+    parser.add_argument("--refit-per-setting", action="store_true",
+                        help="fit a RidgeDecoder per setting and a ridge per grid alpha (the "
+                             "older, slower path) instead of sharing one decomposition")
     parser.add_argument("--combine", type=Path, nargs="+", default=None,
                         help="print and write the tables of earlier outputs of this script "
                              "(e.g. one per seed, run in parallel) instead of running")
@@ -268,8 +393,15 @@ def main():
         args.n_voxels = runs[0]["args"]["n_voxels"]
         args.design = runs[0]["args"].get("design")
     for seed in [] if args.combine else args.seeds:
-        rows += run(seed, sim, param_sets, args.n_voxels, args.modalities, args.oracle_voxels)
+        rows += run(seed, sim, param_sets, args.n_voxels, args.modalities, args.oracle_voxels,
+                    args.subjects, args.refit_per_setting)
     summary = summarise(rows, args.modalities, len(param_sets))
+    counts = {}
+    for row in rows:
+        counts.setdefault(row["subject"], set()).add(
+            f"{row['n_voxels']:,} of {row.get('n_valid_voxels', row['n_voxels']):,}")
+    print("\nvoxels decoded (of valid): " + "; ".join(
+        f"{subject} {', '.join(sorted(c))}" for subject, c in sorted(counts.items())))
     print(f"\nTest Top-1, {rows[0]['n_test']}-way, mean of "
           f"{len({r['subject'] for r in rows})} subjects and {len(args.seeds)} seeds; "
           "ratio: to the best fixed alpha (one for all subjects, chosen with hindsight on the "
@@ -302,7 +434,10 @@ def main():
                                                      design=args.design,
                                                      params=param_sets,
                                                      n_voxels=args.n_voxels,
-                                                     oracle_voxels=args.oracle_voxels),
+                                                     oracle_voxels=args.oracle_voxels,
+                                                     subjects=sorted(counts),
+                                                     refit_per_setting=bool(
+                                                         args.refit_per_setting)),
                                            summary=summary, rows=rows), indent=1))
 
 
