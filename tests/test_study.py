@@ -841,3 +841,27 @@ def test_npy_blocks_equals_numpy_indexing_without_a_memory_map(tmp_path, shape, 
                                   A[np.array([n - 1, 0]), np.array([p - 1, 0])])
     with pytest.raises(IndexError):
         B[np.array([n]), :]
+
+
+def test_per_subject_info_of_models_with_and_without_an_alpha(tmp_path):
+    """Per-subject contrastive networks (alone or blockwise) have no ridge alpha.
+
+    The per-subject details name a ridge's alpha and leave it out for the
+    networks, instead of failing after the fit (the default config's
+    ``contrastive-single-image`` did).
+    """
+    out = tmp_path / "dec"
+    config = C.resolve_config("decoding", preset="tiny", overrides=[
+        "models=['ridge-image', 'ridge-multi', 'contrastive-single-image', "
+        "'contrastive-single-multi']", "seeds=[0]"])
+    run_decoding_study(config, out, figure=False, verbose=0)
+    unit = {m: json.loads((out / "units" / f"{m}__seed-0.json").read_text())
+            for m in ("ridge-image", "ridge-multi", "contrastive-single-image",
+                      "contrastive-single-multi")}
+    for s, entry in unit["ridge-image"]["info"]["per_subject"].items():
+        assert entry["alpha"] > 0
+        assert unit["ridge-multi"]["info"]["per_subject"][s]["alpha"][0] == entry["alpha"]
+    for m in ("contrastive-single-image", "contrastive-single-multi"):
+        per_subject = unit[m]["info"]["per_subject"]
+        assert set(per_subject) == set(unit["ridge-image"]["info"]["per_subject"])
+        assert all("alpha" not in e and e["n_train_trials"] > 0 for e in per_subject.values())

@@ -645,12 +645,18 @@ def _ridge_multi(predict_image, predict_text):
 
 
 def _alpha(estimator):
-    """A fitted ridge's alpha; a list for a BlockwiseDecoder or a pair of ridges."""
-    if isinstance(estimator, tuple):
-        return [_alpha(e) for e in estimator]
+    """A fitted ridge's alpha; a list for a BlockwiseDecoder or a pair of ridges.
+
+    ``None`` for a model without one (a per-subject contrastive network, or a
+    BlockwiseDecoder of them).
+    """
+    if isinstance(estimator, (tuple, list)):
+        alphas = [_alpha(e) for e in estimator]
+        return None if any(a is None for a in alphas) else alphas
     if hasattr(estimator, "alpha_"):
         return estimator.alpha_
-    return [e.alpha_ for e in estimator.estimators_]
+    inner = getattr(estimator, "estimators_", None)
+    return None if inner is None else _alpha(list(inner))
 
 
 def _subject_info(sd, estimators):
@@ -670,8 +676,9 @@ def _subject_info(sd, estimators):
                  "median_selected_voxel_r": float(np.median(sel.scores_[idx]))}
         if "responsive" in d:
             entry["selected_truly_responsive"] = float(d.responsive[s][idx].mean())
-        if s in estimators:
-            entry["alpha"] = _alpha(estimators[s])
+        alpha = _alpha(estimators[s]) if s in estimators else None
+        if alpha is not None:
+            entry["alpha"] = alpha
         out[str(s)] = entry
     return out
 
